@@ -1,0 +1,116 @@
+# mailproxyd: works with GNU make and BSD make (bmake).  No conditionals,
+# no pattern rules, no GNU functions: only suffix rules and "!=".
+
+PREFIX?=	/usr/local
+SBINDIR?=	${PREFIX}/sbin
+MANDIR?=	${PREFIX}/share/man
+SYSCONFDIR?=	/etc
+DESTDIR?=
+CC?=		cc
+PKG_CONFIG?=	pkg-config
+INSTALL?=	install
+
+WARNINGS=	-Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes \
+		-Wshadow -Wpointer-arith -Wcast-qual -Wsign-compare
+CFLAGS?=	-O2 -g
+# SANITIZE=1 in the environment builds with ASan and UBSan (.ci/run).
+SAN_FLAGS!=	[ -n "$${SANITIZE:-}" ] && \
+		echo "-fsanitize=address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=undefined" || true
+PKG_CFLAGS!=	${PKG_CONFIG} --cflags libbsd-overlay libevent openssl \
+		2>/dev/null || true
+PKG_LIBS!=	${PKG_CONFIG} --libs libbsd-overlay libevent openssl \
+		2>/dev/null || echo "-levent -lssl -lcrypto"
+CHECK_CFLAGS!=	${PKG_CONFIG} --cflags check 2>/dev/null || true
+CHECK_LIBS!=	${PKG_CONFIG} --libs check 2>/dev/null || echo "-lcheck"
+
+MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd \
+		-DSYSCONFDIR=\"${SYSCONFDIR}\" -D_GNU_SOURCE
+MP_LDFLAGS=	${SAN_FLAGS}
+MP_LIBS=	${PKG_LIBS} -lcdb -lcrypt
+
+LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o
+DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
+		bin/mailproxyd/parent.o bin/mailproxyd/proc.o \
+		bin/mailproxyd/listen.o bin/mailproxyd/worker.o \
+		bin/mailproxyd/auth.o bin/mailproxyd/sandbox.o \
+		bin/mailproxyd/notify.o
+DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
+DAEMON=		bin/mailproxyd/mailproxyd
+LIBMP=		lib/libmailproxy.a
+LIBMPD=		bin/mailproxyd/libmailproxyd.a
+
+UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config
+HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
+		bin/mailproxyd/mailproxyd.h
+MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5
+
+.SUFFIXES: .c .o
+
+all: ${DAEMON}
+
+.c.o:
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} -c $< -o $@
+
+${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN}: ${HEADERS}
+
+${LIBMP}: ${LIB_OBJS}
+	rm -f $@
+	ar rcs $@ ${LIB_OBJS}
+
+${LIBMPD}: ${DAEMON_OBJS}
+	rm -f $@
+	ar rcs $@ ${DAEMON_OBJS}
+
+${DAEMON}: ${DAEMON_MAIN} ${LIBMPD} ${LIBMP}
+	${CC} ${MP_LDFLAGS} ${LDFLAGS} -o $@ ${DAEMON_MAIN} ${LIBMPD} \
+	    ${LIBMP} ${MP_LIBS}
+
+tests/unit/test_imsg: tests/unit/test_imsg.c ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_imsg.c \
+	    ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_log: tests/unit/test_log.c ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_log.c \
+	    ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_config: tests/unit/test_config.c ${LIBMPD} ${LIBMP} \
+    ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_config.c \
+	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+# Every suite prints its own counts; tests/run-all sums them up and
+# ends with the "N passed, N failed" line.
+check: all ${UNIT_TESTS}
+	sh tests/run-all ${UNIT_TESTS}
+
+lint:
+	@out=`mandoc -T lint -W warning ${MANPAGES} 2>&1`; \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	echo "mandoc -T lint: clean"
+
+install: all
+	${INSTALL} -d ${DESTDIR}${SBINDIR} ${DESTDIR}${MANDIR}/man5 \
+	    ${DESTDIR}${MANDIR}/man8
+	${INSTALL} -m 0555 ${DAEMON} ${DESTDIR}${SBINDIR}/mailproxyd
+	${INSTALL} -m 0444 man/mailproxyd.8 ${DESTDIR}${MANDIR}/man8/
+	${INSTALL} -m 0444 man/mailproxyd.conf.5 ${DESTDIR}${MANDIR}/man5/
+	[ -f ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf ] || { \
+	    ${INSTALL} -d ${DESTDIR}${SYSCONFDIR}; \
+	    ${INSTALL} -m 0644 etc/mailproxyd.conf \
+	    ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf; }
+
+demo:
+	@echo "make demo: the end-to-end demonstration (real Dovecot behind"
+	@echo "mailproxyd with the embedded cdb auth) arrives with the IMAP/POP3"
+	@echo "proxying issue; this build only runs the daemon foundation."
+
+clean:
+	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
+	    ${LIBMPD} ${UNIT_TESTS}
+	rm -rf tests/tmp
+
+.PHONY: all check lint install demo clean

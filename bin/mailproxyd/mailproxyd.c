@@ -1,0 +1,251 @@
+/*
+ * mailproxyd: command line.  nginx's options (-c -e -g -p -q -s -t -T
+ * -v -V) and the OpenBSD daemons' habits (-d -f -n).  The hidden -R
+ * flag starts a re-executed child in its role.
+ */
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event.h>
+#include <openssl/opensslv.h>
+#include <openssl/crypto.h>
+
+#include "mailproxyd.h"
+
+enum proc_role	 mp_role = PROC_PARENT;
+int		 mp_debug;
+int		 mp_verbose;
+
+extern char	**environ;
+
+static int	 signal_daemon(struct mailproxyd_conf *, const char *);
+static char	*self_path(const char *);
+
+__dead void
+usage(void)
+{
+	fprintf(stderr, "usage: %s [-dnqTtVv] [-c file] [-e file] [-f file] "
+	    "[-g directives]\n\t[-p prefix] [-s signal]\n", MAILPROXYD_NAME);
+	exit(1);
+}
+
+static int
+signal_daemon(struct mailproxyd_conf *conf, const char *name)
+{
+	static const struct {
+		const char	*name;
+		int		 sig;
+	} sigs[] = {
+		{ "stop",	SIGTERM },
+		{ "quit",	SIGQUIT },
+		{ "reload",	SIGHUP },
+		{ "reopen",	SIGUSR1 }
+	};
+	const char	*errstr;
+	char		 buf[32];
+	FILE		*fp;
+	size_t		 i;
+	long long	 pid;
+
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (strcmp(sigs[i].name, name) == 0)
+			break;
+	if (i == sizeof(sigs) / sizeof(sigs[0])) {
+		log_msg(LOG_LVL_EMERG, "invalid option: \"-s %s\"", name);
+		return 1;
+	}
+	if ((fp = fopen(conf->c_pid, "r")) == NULL) {
+		log_msg(LOG_LVL_ERR, "open() \"%s\" failed (%d: %s)",
+		    conf->c_pid, errno, strerror(errno));
+		return 1;
+	}
+	if (fgets(buf, sizeof(buf), fp) == NULL) {
+		fclose(fp);
+		log_msg(LOG_LVL_ERR, "invalid PID number \"\" in \"%s\"",
+		    conf->c_pid);
+		return 1;
+	}
+	fclose(fp);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	pid = strtonum(buf, 1, INT_MAX, &errstr);
+	if (errstr != NULL) {
+		log_msg(LOG_LVL_ERR, "invalid PID number \"%s\" in \"%s\"",
+		    buf, conf->c_pid);
+		return 1;
+	}
+	if (kill((pid_t)pid, sigs[i].sig) == -1) {
+		log_msg(LOG_LVL_ERR, "kill(%lld, %d) failed (%d: %s)", pid,
+		    sigs[i].sig, errno, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* The binary to re-execute for children. */
+static char *
+self_path(const char *argv0)
+{
+	char	buf[PATH_MAX];
+	ssize_t	n;
+
+#ifdef __linux__
+	if ((n = readlink("/proc/self/exe", buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		return strdup(buf);
+	}
+#else
+	(void)n;
+#endif
+	if (strchr(argv0, '/') != NULL && realpath(argv0, buf) != NULL)
+		return strdup(buf);
+	fatalx("cannot find my own binary: start me with a path");
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct mailproxyd_conf	*conf;
+	struct log_target	 lt;
+	const char		*file = MAILPROXYD_CONF, *prefix = NULL;
+	const char		*gdir = NULL, *sig = NULL, *errlog = NULL;
+	const char		*role = NULL;
+	char			 path[PATH_MAX], err[256], *self;
+	int			 ch, test = 0, dump = 0, quiet = 0;
+
+	compat_proctitle_init(argc, argv, environ);
+	log_init(MAILPROXYD_NAME, LOG_LVL_NOTICE);
+
+	while ((ch = getopt(argc, argv, "c:de:f:g:np:qR:s:TtVv")) != -1) {
+		switch (ch) {
+		case 'c':
+		case 'f':
+			file = optarg;
+			break;
+		case 'd':
+			mp_debug = 1;
+			mp_verbose++;
+			break;
+		case 'e':
+			errlog = optarg;
+			break;
+		case 'g':
+			gdir = optarg;
+			break;
+		case 'n':
+		case 't':
+			test = 1;
+			break;
+		case 'p':
+			prefix = optarg;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'R':
+			role = optarg;
+			break;
+		case 's':
+			sig = optarg;
+			break;
+		case 'T':
+			test = dump = 1;
+			break;
+		case 'V':
+			fprintf(stderr, "%s version: %s/%s\n", MAILPROXYD_NAME,
+			    MAILPROXYD_NAME, MAILPROXYD_VERSION);
+			fprintf(stderr, "built with %s\n",
+			    OPENSSL_VERSION_TEXT);
+			fprintf(stderr, "running with %s, libevent %s\n",
+			    OpenSSL_version(OPENSSL_VERSION),
+			    event_get_version());
+			fprintf(stderr, "configuration file: %s\n",
+			    MAILPROXYD_CONF);
+			exit(0);
+		case 'v':
+			fprintf(stderr, "%s version: %s/%s\n", MAILPROXYD_NAME,
+			    MAILPROXYD_NAME, MAILPROXYD_VERSION);
+			exit(0);
+		default:
+			usage();
+		}
+	}
+	if (argc != optind)
+		usage();
+
+	if (role != NULL) {
+		if (strcmp(role, "worker") == 0)
+			mp_role = PROC_WORKER;
+		else if (strcmp(role, "auth") == 0)
+			mp_role = PROC_AUTH;
+		else
+			usage();
+		log_procname(role);
+		if (mp_role == PROC_WORKER)
+			worker_main();
+		auth_main();
+	}
+
+	if (quiet)
+		log_init(MAILPROXYD_NAME, LOG_LVL_WARN);
+	if (errlog != NULL && strcmp(errlog, "stderr") != 0) {
+		if (log_target_parse(&lt, errlog, "notice", err,
+		    sizeof(err)) == -1)
+			fatalx("-e %s: %s", errlog, err);
+		if (log_target_open(&lt) == -1)
+			fatal("could not open error log \"%s\"", errlog);
+		log_set_targets(&lt, 1);
+	}
+
+	/* nginx resolves a relative -c against the prefix. */
+	if (prefix != NULL && file[0] != '/') {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", prefix,
+		    file) >= sizeof(path))
+			fatalx("configuration path too long");
+		file = path;
+	}
+	if (!test && sig == NULL && file[0] != '/') {
+		/* A reload must find the file again after we detach. */
+		if (realpath(file, path) == NULL)
+			fatal("realpath(\"%s\") failed", file);
+		file = path;
+	}
+
+	conf = conf_parse_file(file, prefix, gdir);
+	if (test) {
+		if (conf == NULL) {
+			fprintf(stderr, "%s: configuration file %s test "
+			    "failed\n", MAILPROXYD_NAME, file);
+			exit(1);
+		}
+		if (dump && conf_dump(stdout, conf) == -1)
+			fatal("could not write the configuration");
+		if (!quiet)
+			fprintf(stderr, "%s: configuration file %s test is "
+			    "successful\n", MAILPROXYD_NAME, file);
+		conf_free(conf);
+		exit(0);
+	}
+	if (conf == NULL)
+		exit(1);
+	if (sig != NULL)
+		exit(signal_daemon(conf, sig));
+	if (conf->c_worker_processes < 1 ||
+	    conf->c_worker_processes > MAILPROXYD_WORKERS_MAX)
+		fatalx("worker_processes must be between 1 and %d",
+		    MAILPROXYD_WORKERS_MAX);
+
+	self = self_path(argv[0]);
+	notify_init();
+	if ((file = strdup(file)) == NULL)
+		fatal("strdup");
+	parent_set_paths(file, prefix, gdir);
+	parent_main(conf, self, argc);
+}

@@ -1,0 +1,839 @@
+/*
+ * The privileged parent.  It parses the configuration, binds every
+ * listener, opens the logs, and runs generations of children: one
+ * auth process and worker_processes workers per generation.  A reload
+ * starts a new generation next to the old one, which drains.  The
+ * parent never reads a byte a client sent.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mailproxyd.h"
+
+#define CRASH_HISTORY		8
+#define CRASH_WINDOW		10	/* seconds */
+#define CRASH_THRESHOLD		4	/* crashes in the window */
+#define RESPAWN_DELAY_MAX	10000	/* ms */
+#define STOP_GRACE		1	/* seconds before SIGKILL */
+
+struct generation;
+
+struct child {
+	TAILQ_ENTRY(child)	 c_entry;
+	struct generation	*c_gen;
+	enum proc_role		 c_role;
+	int			 c_slot;
+	pid_t			 c_pid;
+	int			 c_ready;
+	struct imsgev		 c_iev;
+};
+TAILQ_HEAD(childhead, child);
+
+struct generation {
+	TAILQ_ENTRY(generation)	 g_entry;
+	uint32_t		 g_id;
+	struct mailproxyd_conf	*g_conf;
+	char			*g_text;
+	size_t			 g_textlen;
+	struct child		*g_auth;
+	struct child		*g_workers[MAILPROXYD_WORKERS_MAX];
+	int			 g_nworkers;
+	int			 g_draining;
+	int			 g_live;	/* processes not yet reaped */
+	int			 g_announced;	/* all ready once */
+	struct cfg_done		 g_cd;		/* who the children become */
+};
+TAILQ_HEAD(generationhead, generation);
+
+struct respawn {
+	struct event		 r_ev;
+	uint32_t		 r_gen;
+	enum proc_role		 r_role;
+	int			 r_slot;
+};
+
+static struct {
+	const char		*p_self;	/* our binary, for re-exec */
+	const char		*p_file;	/* configuration file */
+	const char		*p_prefix;
+	const char		*p_gdirectives;
+	struct generationhead	 p_gens;
+	struct childhead	 p_children;
+	struct listenerhead	 p_listeners;
+	struct log_target	 p_logs[LOG_TARGETS_MAX];
+	size_t			 p_nlogs;
+	uint32_t		 p_genid;
+	time_t			 p_crashes[CRASH_HISTORY];
+	size_t			 p_ncrash;
+	int			 p_stopping;	/* 1 quit, 2 terminate */
+	char			 p_pidfile[PATH_MAX];
+	struct event		 p_ev_hup, p_ev_quit, p_ev_term, p_ev_int,
+				 p_ev_usr1, p_ev_chld, p_ev_kill;
+} parent;
+
+static int	parent_check_conf(struct mailproxyd_conf *, struct cfg_done *);
+static int	parent_open_logs(struct mailproxyd_conf *,
+		    struct log_target *, size_t *);
+static void	parent_close_logs(struct log_target *, size_t);
+static struct generation *gen_start(struct mailproxyd_conf *,
+		    const struct cfg_done *);
+static struct generation *gen_find(uint32_t);
+static void	gen_drain(struct generation *);
+static void	gen_maybe_free(struct generation *);
+static struct child *child_start(struct generation *, enum proc_role, int);
+static void	child_send_logs(struct child *);
+static void	child_wire(struct generation *, struct child *,
+		    struct child *);
+static struct child *child_find(pid_t);
+static void	child_reaped(struct child *, int);
+static void	child_dispatch(struct imsgev *, struct imsg *);
+static void	child_closed(struct imsgev *);
+static void	child_respawn_later(struct generation *, enum proc_role, int);
+static void	child_respawn_cb(int, short, void *);
+static long	crash_delay(void);
+static void	parent_reload(void);
+static void	parent_reopen(void);
+static void	parent_shutdown(int);
+static void	parent_maybe_exit(void);
+static void	parent_sig(int, short, void *);
+static void	parent_kill_cb(int, short, void *);
+static void	parent_daemonize(void);
+static void	parent_write_pid(void);
+
+/*
+ * The parent's view of a configuration: the user to become and the
+ * chroot to enter must exist.  Fills in what the children are told.
+ */
+static int
+parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
+{
+	struct passwd	*pw;
+	struct group	*gr;
+	struct stat	 st;
+
+	memset(cd, 0, sizeof(*cd));
+	cd->cd_uid = cd->cd_gid = -1;
+	cd->cd_debug = mp_debug;
+	if (geteuid() != 0) {
+		log_notice("not running as root: children keep uid %d and "
+		    "are not chrooted", (int)geteuid());
+		return 0;
+	}
+	if ((pw = getpwnam(conf->c_user)) == NULL) {
+		log_msg(LOG_LVL_EMERG, "getpwnam(\"%s\") failed: no such "
+		    "user (see the \"user\" directive)", conf->c_user);
+		return -1;
+	}
+	if ((gr = getgrnam(conf->c_group)) == NULL) {
+		log_msg(LOG_LVL_EMERG, "getgrnam(\"%s\") failed: no such "
+		    "group (see the \"user\" directive)", conf->c_group);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		log_msg(LOG_LVL_EMERG, "user \"%s\" is root: the children "
+		    "must run unprivileged", conf->c_user);
+		return -1;
+	}
+	cd->cd_uid = (int32_t)pw->pw_uid;
+	cd->cd_gid = (int32_t)gr->gr_gid;
+	if (conf->c_chroot[0] != '\0') {
+		if (stat(conf->c_chroot, &st) == -1) {
+			log_msg(LOG_LVL_EMERG, "chroot directory \"%s\": %s",
+			    conf->c_chroot, strerror(errno));
+			return -1;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			log_msg(LOG_LVL_EMERG, "chroot directory \"%s\" is "
+			    "not a directory", conf->c_chroot);
+			return -1;
+		}
+		if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+			log_msg(LOG_LVL_EMERG, "chroot directory \"%s\" must "
+			    "be owned by root and not writable by others",
+			    conf->c_chroot);
+			return -1;
+		}
+		if (strlcpy(cd->cd_chroot, conf->c_chroot,
+		    sizeof(cd->cd_chroot)) >= sizeof(cd->cd_chroot)) {
+			log_msg(LOG_LVL_EMERG, "chroot path too long");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+parent_open_logs(struct mailproxyd_conf *conf, struct log_target *lt,
+    size_t *n)
+{
+	size_t	i;
+
+	*n = 0;
+	for (i = 0; i < conf->c_nerror_log; i++) {
+		lt[i] = conf->c_error_log[i];
+		lt[i].lt_fd = -1;
+		if (log_target_open(&lt[i]) == -1) {
+			log_warn("could not open error log \"%s\"",
+			    lt[i].lt_spec);
+			parent_close_logs(lt, i);
+			return -1;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+static void
+parent_close_logs(struct log_target *lt, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		log_target_close(&lt[i]);
+}
+
+void
+parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
+{
+	struct cfg_done	 cd;
+
+	(void)argc0;
+	parent.p_self = self;
+	TAILQ_INIT(&parent.p_gens);
+	TAILQ_INIT(&parent.p_children);
+	TAILQ_INIT(&parent.p_listeners);
+
+	if (parent_check_conf(conf, &cd) == -1)
+		exit(1);
+	if (listen_plan(conf, &parent.p_listeners) == -1 ||
+	    listen_open(&parent.p_listeners, NULL) == -1)
+		exit(1);
+	if (parent_open_logs(conf, parent.p_logs, &parent.p_nlogs) == -1)
+		exit(1);
+	if (!mp_debug && conf->c_daemon)
+		parent_daemonize();
+	if (!mp_debug)
+		log_set_targets(parent.p_logs, parent.p_nlogs);
+	(void)strlcpy(parent.p_pidfile, conf->c_pid, sizeof(parent.p_pidfile));
+	parent_write_pid();
+	setproctitle("parent");
+	log_procname("parent");
+
+	event_init();
+	signal(SIGPIPE, SIG_IGN);
+	signal_set(&parent.p_ev_hup, SIGHUP, parent_sig, NULL);
+	signal_set(&parent.p_ev_quit, SIGQUIT, parent_sig, NULL);
+	signal_set(&parent.p_ev_term, SIGTERM, parent_sig, NULL);
+	signal_set(&parent.p_ev_int, SIGINT, parent_sig, NULL);
+	signal_set(&parent.p_ev_usr1, SIGUSR1, parent_sig, NULL);
+	signal_set(&parent.p_ev_chld, SIGCHLD, parent_sig, NULL);
+	signal_add(&parent.p_ev_hup, NULL);
+	signal_add(&parent.p_ev_quit, NULL);
+	signal_add(&parent.p_ev_term, NULL);
+	signal_add(&parent.p_ev_int, NULL);
+	signal_add(&parent.p_ev_usr1, NULL);
+	signal_add(&parent.p_ev_chld, NULL);
+
+	if (gen_start(conf, &cd) == NULL)
+		fatalx("could not start the worker processes");
+	log_notice("%s/%s started, %d worker process%s", MAILPROXYD_NAME,
+	    MAILPROXYD_VERSION, conf->c_worker_processes,
+	    conf->c_worker_processes == 1 ? "" : "es");
+	event_dispatch();
+	fatalx("event loop ended");
+}
+
+/* Set by mailproxyd.c before parent_main. */
+void
+parent_set_paths(const char *file, const char *prefix, const char *gdir)
+{
+	parent.p_file = file;
+	parent.p_prefix = prefix;
+	parent.p_gdirectives = gdir;
+}
+
+static struct generation *
+gen_start(struct mailproxyd_conf *conf, const struct cfg_done *cd)
+{
+	struct generation	*g;
+	int			 i;
+
+	if ((g = calloc(1, sizeof(*g))) == NULL)
+		fatal("calloc");
+	g->g_id = ++parent.p_genid;
+	g->g_conf = conf;
+	g->g_nworkers = conf->c_worker_processes;
+	g->g_cd = *cd;
+	if ((g->g_text = conf_dump_string(conf, &g->g_textlen)) == NULL)
+		fatalx("could not serialise the configuration");
+	TAILQ_INSERT_TAIL(&parent.p_gens, g, g_entry);
+
+	if ((g->g_auth = child_start(g, PROC_AUTH, 0)) == NULL)
+		goto fail;
+	for (i = 0; i < g->g_nworkers; i++) {
+		if ((g->g_workers[i] = child_start(g, PROC_WORKER, i)) ==
+		    NULL)
+			goto fail;
+	}
+	return g;
+ fail:
+	gen_drain(g);
+	return NULL;
+}
+
+static struct generation *
+gen_find(uint32_t id)
+{
+	struct generation	*g;
+
+	TAILQ_FOREACH(g, &parent.p_gens, g_entry)
+		if (g->g_id == id)
+			return g;
+	return NULL;
+}
+
+/* Ask every child of the generation to finish its sessions and exit. */
+static void
+gen_drain(struct generation *g)
+{
+	struct child	*c;
+
+	g->g_draining = 1;
+	TAILQ_FOREACH(c, &parent.p_children, c_entry) {
+		if (c->c_gen != g)
+			continue;
+		imsgev_compose(&c->c_iev, IMSG_CTL_DRAIN, 0, -1, NULL, 0);
+	}
+	gen_maybe_free(g);
+}
+
+static void
+gen_maybe_free(struct generation *g)
+{
+	if (!g->g_draining || g->g_live > 0)
+		return;
+	TAILQ_REMOVE(&parent.p_gens, g, g_entry);
+	log_info("generation %u has ended", g->g_id);
+	conf_free(g->g_conf);
+	free(g->g_text);
+	free(g);
+	parent_maybe_exit();
+}
+
+static struct child *
+child_start(struct generation *g, enum proc_role role, int slot)
+{
+	struct child		*c;
+	struct listener		*ls;
+	struct cfg_listener	 cl;
+	struct cfg_done		 cd;
+	size_t			 off, len;
+	int			 fd, lfd, i;
+
+	cd = g->g_cd;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("calloc");
+	c->c_gen = g;
+	c->c_role = role;
+	c->c_slot = slot;
+	if ((c->c_pid = proc_spawn(parent.p_self, role, mp_debug, &fd)) ==
+	    -1) {
+		free(c);
+		return NULL;
+	}
+	imsgev_init(&c->c_iev, fd, child_dispatch, child_closed, c);
+	TAILQ_INSERT_TAIL(&parent.p_children, c, c_entry);
+	g->g_live++;
+
+	for (off = 0; off < g->g_textlen; off += len) {
+		len = g->g_textlen - off;
+		if (len > IMSG_MAXPAYLOAD)
+			len = IMSG_MAXPAYLOAD;
+		imsgev_compose(&c->c_iev, IMSG_CFG_TEXT, 0, -1,
+		    g->g_text + off, len);
+	}
+	child_send_logs(c);
+	if (role == PROC_WORKER) {
+		TAILQ_FOREACH(ls, &parent.p_listeners, ls_entry) {
+			if (ls->ls_worker != -1 && ls->ls_worker != slot)
+				continue;
+			if ((lfd = fcntl(ls->ls_fd, F_DUPFD_CLOEXEC, 0)) ==
+			    -1)
+				fatal("dup");
+			memset(&cl, 0, sizeof(cl));
+			cl.cl_nidx = (uint32_t)ls->ls_nidx;
+			for (i = 0; i < (int)ls->ls_nidx; i++)
+				cl.cl_idx[i] = ls->ls_idx[i];
+			imsgev_compose(&c->c_iev, IMSG_CFG_LISTENER, 0, lfd,
+			    &cl, sizeof(cl));
+		}
+		if (g->g_auth != NULL)
+			child_wire(g, c, g->g_auth);
+	}
+	cd.cd_generation = g->g_id;
+	cd.cd_slot = slot;
+	imsgev_compose(&c->c_iev, IMSG_CFG_DONE, 0, -1, &cd, sizeof(cd));
+	if (role == PROC_AUTH) {
+		/* A replacement auth process needs every live worker. */
+		for (i = 0; i < g->g_nworkers; i++)
+			if (g->g_workers[i] != NULL)
+				child_wire(g, g->g_workers[i], c);
+	}
+	log_info("started %s process %ld (generation %u)",
+	    role == PROC_AUTH ? "auth" : "worker", (long)c->c_pid, g->g_id);
+	return c;
+}
+
+/* Every error_log target's descriptor; stderr is inherited. */
+static void
+child_send_logs(struct child *c)
+{
+	struct cfg_log	 lg;
+	size_t		 i;
+	int		 fd;
+
+	for (i = 0; i < parent.p_nlogs; i++) {
+		fd = -1;
+		if (parent.p_logs[i].lt_fd != -1 &&
+		    parent.p_logs[i].lt_type != LOG_TARGET_STDERR &&
+		    (fd = fcntl(parent.p_logs[i].lt_fd, F_DUPFD_CLOEXEC,
+		    0)) == -1)
+			fatal("dup");
+		lg.lg_index = (int32_t)i;
+		imsgev_compose(&c->c_iev, IMSG_CFG_LOG, 0, fd, &lg,
+		    sizeof(lg));
+	}
+}
+
+/* A socketpair between a worker and the auth process. */
+static void
+child_wire(struct generation *g, struct child *w, struct child *a)
+{
+	struct cfg_peer	 cp;
+	int		 sp[2];
+
+	(void)g;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		fatal("socketpair");
+	cp.cp_worker = w->c_slot;
+	imsgev_compose(&w->c_iev, IMSG_CFG_PEER, 0, sp[0], &cp, sizeof(cp));
+	imsgev_compose(&a->c_iev, IMSG_CFG_PEER, 0, sp[1], &cp, sizeof(cp));
+}
+
+static struct child *
+child_find(pid_t pid)
+{
+	struct child	*c;
+
+	TAILQ_FOREACH(c, &parent.p_children, c_entry)
+		if (c->c_pid == pid)
+			return c;
+	return NULL;
+}
+
+/* Children's messages are treated as hostile: exact types and sizes. */
+static void
+child_dispatch(struct imsgev *iev, struct imsg *imsg)
+{
+	struct child		*c = iev->iev_arg;
+	struct generation	*g = c->c_gen, *o;
+	struct child		*w;
+	int			 i, all;
+
+	switch (imsg->hdr.type) {
+	case IMSG_CHILD_READY:
+		if (imsg->datalen != 0 || c->c_ready) {
+			log_warnx("bad READY from process %ld",
+			    (long)c->c_pid);
+			kill(c->c_pid, SIGKILL);
+			return;
+		}
+		c->c_ready = 1;
+		if (g->g_announced || g->g_draining)
+			return;
+		all = g->g_auth != NULL && g->g_auth->c_ready;
+		for (i = 0; i < g->g_nworkers; i++) {
+			w = g->g_workers[i];
+			if (w == NULL || !w->c_ready)
+				all = 0;
+		}
+		if (!all)
+			return;
+		g->g_announced = 1;
+		/* The new generation serves: the older ones may drain. */
+		TAILQ_FOREACH(o, &parent.p_gens, g_entry)
+			if (o != g && !o->g_draining)
+				gen_drain(o);
+		if (g->g_id > 1)
+			log_notice("reconfiguring done, generation %u "
+			    "serving", g->g_id);
+		notify_send("READY=1");
+		break;
+	default:
+		log_warnx("unexpected message type %u from process %ld",
+		    imsg->hdr.type, (long)c->c_pid);
+		kill(c->c_pid, SIGKILL);
+		break;
+	}
+}
+
+static void
+child_closed(struct imsgev *iev)
+{
+	(void)iev;
+	/* The process is reaped through SIGCHLD. */
+}
+
+/*
+ * A child ended.  One that did not ask to (current generation, not
+ * stopping) is replaced; crashes in quick succession slow that down.
+ */
+static void
+child_reaped(struct child *c, int status)
+{
+	struct generation	*g = c->c_gen;
+	const char		*role;
+	int			 crashed = 0;
+
+	role = c->c_role == PROC_AUTH ? "auth" : "worker";
+	if (WIFSIGNALED(status)) {
+		log_msg(LOG_LVL_ALERT, "%s process %ld exited on signal %d%s",
+		    role, (long)c->c_pid, WTERMSIG(status),
+		    WCOREDUMP(status) ? " (core dumped)" : "");
+		crashed = 1;
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+		log_msg(LOG_LVL_ALERT, "%s process %ld exited with fatal "
+		    "code %d", role, (long)c->c_pid, WEXITSTATUS(status));
+		crashed = 1;
+	} else
+		log_notice("%s process %ld exited with code 0", role,
+		    (long)c->c_pid);
+
+	imsgev_clear(&c->c_iev);
+	TAILQ_REMOVE(&parent.p_children, c, c_entry);
+	if (c->c_role == PROC_AUTH && g->g_auth == c)
+		g->g_auth = NULL;
+	else if (c->c_role == PROC_WORKER && g->g_workers[c->c_slot] == c)
+		g->g_workers[c->c_slot] = NULL;
+	g->g_live--;
+
+	if (!g->g_draining && !parent.p_stopping) {
+		if (!crashed)
+			log_warnx("%s process %ld exited unexpectedly",
+			    role, (long)c->c_pid);
+		child_respawn_later(g, c->c_role, c->c_slot);
+	}
+	free(c);
+	gen_maybe_free(g);
+}
+
+static long
+crash_delay(void)
+{
+	time_t	now = time(NULL);
+	size_t	i, recent = 0;
+	long	delay;
+
+	parent.p_crashes[parent.p_ncrash++ % CRASH_HISTORY] = now;
+	for (i = 0; i < CRASH_HISTORY && i < parent.p_ncrash; i++)
+		if (now - parent.p_crashes[i] < CRASH_WINDOW)
+			recent++;
+	if (recent < CRASH_THRESHOLD)
+		return 0;
+	delay = 250L << (recent - CRASH_THRESHOLD);
+	return delay > RESPAWN_DELAY_MAX ? RESPAWN_DELAY_MAX : delay;
+}
+
+static void
+child_respawn_later(struct generation *g, enum proc_role role, int slot)
+{
+	struct respawn	*r;
+	struct timeval	 tv;
+	long		 delay;
+
+	delay = crash_delay();
+	if (delay > 0)
+		log_warnx("children are crashing in a loop: respawning the "
+		    "%s process in %ld ms", role == PROC_AUTH ? "auth" :
+		    "worker", delay);
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("calloc");
+	r->r_gen = g->g_id;
+	r->r_role = role;
+	r->r_slot = slot;
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_set(&r->r_ev, child_respawn_cb, r);
+	evtimer_add(&r->r_ev, &tv);
+}
+
+static void
+child_respawn_cb(int fd, short events, void *arg)
+{
+	struct respawn		*r = arg;
+	struct generation	*g;
+	struct child		*c;
+
+	(void)fd;
+	(void)events;
+	g = gen_find(r->r_gen);
+	if (g != NULL && !g->g_draining && !parent.p_stopping) {
+		c = child_start(g, r->r_role, r->r_slot);
+		if (c == NULL)
+			child_respawn_later(g, r->r_role, r->r_slot);
+		else if (r->r_role == PROC_AUTH)
+			g->g_auth = c;
+		else
+			g->g_workers[r->r_slot] = c;
+	}
+	free(r);
+}
+
+/*
+ * SIGHUP: a new configuration, or the old one kept if it has errors.
+ */
+static void
+parent_reload(void)
+{
+	struct mailproxyd_conf	*conf;
+	struct listenerhead	 newls;
+	struct log_target	 logs[LOG_TARGETS_MAX];
+	struct cfg_done		 cd;
+	size_t			 nlogs;
+
+	if (parent.p_stopping)
+		return;
+	notify_send("RELOADING=1");
+	log_notice("reconfiguring: reading %s", parent.p_file);
+	conf = conf_parse_file(parent.p_file, parent.p_prefix,
+	    parent.p_gdirectives);
+	if (conf == NULL)
+		goto keep;
+	if (parent_check_conf(conf, &cd) == -1)
+		goto keepconf;
+	if (listen_plan(conf, &newls) == -1)
+		goto keepconf;
+	if (listen_open(&newls, &parent.p_listeners) == -1) {
+		listen_close_all(&newls);
+		goto keepconf;
+	}
+	if (parent_open_logs(conf, logs, &nlogs) == -1) {
+		listen_close_all(&newls);
+		goto keepconf;
+	}
+	/* Sockets the new configuration does not name close here. */
+	listen_close_all(&parent.p_listeners);
+	TAILQ_CONCAT(&parent.p_listeners, &newls, ls_entry);
+	parent_close_logs(parent.p_logs, parent.p_nlogs);
+	memcpy(parent.p_logs, logs, sizeof(logs));
+	parent.p_nlogs = nlogs;
+	if (!mp_debug)
+		log_set_targets(parent.p_logs, parent.p_nlogs);
+	if (strcmp(conf->c_pid, parent.p_pidfile) != 0) {
+		(void)unlink(parent.p_pidfile);
+		(void)strlcpy(parent.p_pidfile, conf->c_pid,
+		    sizeof(parent.p_pidfile));
+		parent_write_pid();
+	}
+	if (gen_start(conf, &cd) == NULL) {
+		log_msg(LOG_LVL_ALERT, "could not start the new generation; "
+		    "the old one keeps serving");
+		notify_send("READY=1");
+	}
+	return;
+ keepconf:
+	conf_free(conf);
+ keep:
+	log_msg(LOG_LVL_ERR, "reconfiguring failed: the old configuration "
+	    "stays in use");
+	notify_send("READY=1");
+}
+
+/* SIGUSR1: reopen the log files here and in every child. */
+static void
+parent_reopen(void)
+{
+	struct child	*c;
+	size_t		 i;
+
+	log_notice("reopening logs");
+	for (i = 0; i < parent.p_nlogs; i++) {
+		if (parent.p_logs[i].lt_type != LOG_TARGET_FILE)
+			continue;
+		log_target_close(&parent.p_logs[i]);
+		if (log_target_open(&parent.p_logs[i]) == -1)
+			log_warn("could not reopen \"%s\"",
+			    parent.p_logs[i].lt_spec);
+	}
+	if (!mp_debug)
+		log_set_targets(parent.p_logs, parent.p_nlogs);
+	TAILQ_FOREACH(c, &parent.p_children, c_entry) {
+		child_send_logs(c);
+		imsgev_compose(&c->c_iev, IMSG_CTL_LOG_REOPEN, 0, -1, NULL,
+		    0);
+	}
+}
+
+/* how: 1 graceful (QUIT), 2 fast (TERM, INT). */
+static void
+parent_shutdown(int how)
+{
+	struct generation	*g;
+	struct child		*c;
+	struct timeval		 tv = { STOP_GRACE, 0 };
+
+	if (parent.p_stopping >= how)
+		return;
+	parent.p_stopping = how;
+	notify_send("STOPPING=1");
+	log_notice("%s shutting down", how == 1 ? "gracefully" : "fast");
+	/* No new connections: the children hold the last copies. */
+	listen_close_all(&parent.p_listeners);
+	if (how == 1) {
+		TAILQ_FOREACH(g, &parent.p_gens, g_entry)
+			if (!g->g_draining)
+				gen_drain(g);
+	} else {
+		TAILQ_FOREACH(c, &parent.p_children, c_entry)
+			imsgev_compose(&c->c_iev, IMSG_CTL_STOP, 0, -1, NULL,
+			    0);
+		TAILQ_FOREACH(g, &parent.p_gens, g_entry)
+			g->g_draining = 1;
+		evtimer_set(&parent.p_ev_kill, parent_kill_cb, NULL);
+		evtimer_add(&parent.p_ev_kill, &tv);
+	}
+	parent_maybe_exit();
+}
+
+static void
+parent_kill_cb(int fd, short events, void *arg)
+{
+	struct child	*c;
+
+	(void)fd;
+	(void)events;
+	(void)arg;
+	TAILQ_FOREACH(c, &parent.p_children, c_entry) {
+		log_warnx("%s process %ld did not stop: killing it",
+		    c->c_role == PROC_AUTH ? "auth" : "worker",
+		    (long)c->c_pid);
+		kill(c->c_pid, SIGKILL);
+	}
+}
+
+static void
+parent_maybe_exit(void)
+{
+	struct listener	*ls;
+
+	if (!parent.p_stopping || !TAILQ_EMPTY(&parent.p_children))
+		return;
+	TAILQ_FOREACH(ls, &parent.p_listeners, ls_entry)
+		if (ls->ls_conf.l_ss.ss_family == AF_UNIX)
+			(void)unlink(((struct sockaddr_un *)
+			    &ls->ls_conf.l_ss)->sun_path);
+	listen_close_all(&parent.p_listeners);
+	if (parent.p_pidfile[0] != '\0' && unlink(parent.p_pidfile) == -1)
+		log_warn("unlink(\"%s\") failed", parent.p_pidfile);
+	log_notice("exit");
+	exit(0);
+}
+
+static void
+parent_sig(int sig, short events, void *arg)
+{
+	struct child	*c;
+	pid_t		 pid;
+	int		 status;
+
+	(void)events;
+	(void)arg;
+	switch (sig) {
+	case SIGHUP:
+		parent_reload();
+		break;
+	case SIGQUIT:
+		parent_shutdown(1);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		parent_shutdown(2);
+		break;
+	case SIGUSR1:
+		parent_reopen();
+		break;
+	case SIGCHLD:
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			if ((c = child_find(pid)) != NULL)
+				child_reaped(c, status);
+		}
+		parent_maybe_exit();
+		break;
+	}
+}
+
+static void
+parent_daemonize(void)
+{
+	int	fd;
+
+	switch (fork()) {
+	case -1:
+		fatal("fork() failed");
+	case 0:
+		break;
+	default:
+		_exit(0);
+	}
+	if (setsid() == -1)
+		fatal("setsid() failed");
+	if ((fd = open("/dev/null", O_RDWR)) == -1)
+		fatal("open(\"/dev/null\") failed");
+	(void)dup2(fd, STDIN_FILENO);
+	(void)dup2(fd, STDOUT_FILENO);
+	if (parent.p_nlogs > 0 && parent.p_logs[0].lt_type ==
+	    LOG_TARGET_FILE)
+		(void)dup2(parent.p_logs[0].lt_fd, STDERR_FILENO);
+	else
+		(void)dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+static void
+parent_write_pid(void)
+{
+	FILE	*fp;
+	int	 fd;
+
+	if (parent.p_pidfile[0] == '\0')
+		return;
+	fd = open(parent.p_pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644);
+	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
+		log_warn("could not write the pid file \"%s\"",
+		    parent.p_pidfile);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	if (fclose(fp) == EOF)
+		log_warn("could not write the pid file \"%s\"",
+		    parent.p_pidfile);
+}

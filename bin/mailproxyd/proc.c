@@ -1,0 +1,380 @@
+/*
+ * Process wiring: spawning a child by fork and re-exec, the libevent
+ * glue around imsg channels, the child's side of the configuration
+ * hand-over, and the privilege drop every child performs.
+ */
+
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailproxyd.h"
+
+static void	imsgev_dispatch(int, short, void *);
+
+void
+imsgev_init(struct imsgev *iev, int fd,
+    void (*handler)(struct imsgev *, struct imsg *),
+    void (*closed)(struct imsgev *), void *arg)
+{
+	memset(iev, 0, sizeof(*iev));
+	if (imsg_init(&iev->iev_ibuf, fd) == -1)
+		fatal("imsg_init");
+	iev->iev_handler = handler;
+	iev->iev_closed = closed;
+	iev->iev_arg = arg;
+	iev->iev_active = 1;
+	iev->iev_events = EV_READ;
+	event_set(&iev->iev_ev, fd, iev->iev_events, imsgev_dispatch, iev);
+	event_add(&iev->iev_ev, NULL);
+}
+
+/* Re-register for writing while output is queued. */
+void
+imsgev_update(struct imsgev *iev)
+{
+	short	events = EV_READ;
+
+	if (!iev->iev_active)
+		return;
+	if (imsg_queued(&iev->iev_ibuf) > 0)
+		events |= EV_WRITE;
+	if (events == iev->iev_events)
+		return;
+	event_del(&iev->iev_ev);
+	iev->iev_events = events;
+	event_set(&iev->iev_ev, iev->iev_ibuf.fd, events, imsgev_dispatch,
+	    iev);
+	event_add(&iev->iev_ev, NULL);
+}
+
+int
+imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	if (!iev->iev_active) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (imsg_compose(&iev->iev_ibuf, type, peerid, getpid(), fd, data,
+	    len) == -1)
+		return -1;
+	imsgev_update(iev);
+	return 0;
+}
+
+/* Stop watching the channel and close it. */
+void
+imsgev_clear(struct imsgev *iev)
+{
+	if (!iev->iev_active)
+		return;
+	iev->iev_active = 0;
+	event_del(&iev->iev_ev);
+	imsg_clear(&iev->iev_ibuf);
+	close(iev->iev_ibuf.fd);
+	iev->iev_ibuf.fd = -1;
+}
+
+static void
+imsgev_dispatch(int fd, short events, void *arg)
+{
+	struct imsgev	*iev = arg;
+	struct imsg	 imsg;
+	ssize_t		 n;
+	int		 r;
+
+	(void)fd;
+	if (events & EV_WRITE) {
+		if (imsg_write(&iev->iev_ibuf) == -1 && errno != EAGAIN)
+			goto closed;
+	}
+	if (events & EV_READ) {
+		n = imsg_read(&iev->iev_ibuf);
+		if (n == 0 || (n == -1 && errno != EAGAIN))
+			goto closed;
+		for (;;) {
+			if ((r = imsg_get(&iev->iev_ibuf, &imsg)) == -1)
+				fatalx("malformed message from peer");
+			if (r == 0)
+				break;
+			iev->iev_handler(iev, &imsg);
+			imsg_free(&imsg);
+			if (!iev->iev_active)
+				return;
+		}
+	}
+	imsgev_update(iev);
+	return;
+
+ closed:
+	imsgev_clear(iev);
+	if (iev->iev_closed != NULL)
+		iev->iev_closed(iev);
+}
+
+/*
+ * Take over the channel proc_child_setup() read from, with whatever it
+ * already buffered beyond IMSG_CFG_DONE.
+ */
+void
+imsgev_adopt(struct imsgev *iev, struct imsgbuf *ibuf,
+    void (*handler)(struct imsgev *, struct imsg *),
+    void (*closed)(struct imsgev *), void *arg)
+{
+	if (fcntl(ibuf->fd, F_SETFL, O_NONBLOCK) == -1)
+		fatal("fcntl(O_NONBLOCK)");
+	memset(iev, 0, sizeof(*iev));
+	iev->iev_ibuf = *ibuf;
+	TAILQ_INIT(&iev->iev_ibuf.outq);
+	memset(ibuf, 0, sizeof(*ibuf));
+	ibuf->fd = -1;
+	iev->iev_handler = handler;
+	iev->iev_closed = closed;
+	iev->iev_arg = arg;
+	iev->iev_active = 1;
+	iev->iev_events = EV_READ;
+	event_set(&iev->iev_ev, iev->iev_ibuf.fd, iev->iev_events,
+	    imsgev_dispatch, iev);
+	event_add(&iev->iev_ev, NULL);
+	if (iev->iev_ibuf.rlen > 0)
+		event_active(&iev->iev_ev, EV_READ, 1);
+}
+
+/*
+ * Start a child: a socketpair to it, fork, and in the child re-execute
+ * the daemon's own binary with the role flag, so each child has a fresh
+ * address space layout.  Returns the child's pid and our end in *fdp.
+ */
+pid_t
+proc_spawn(const char *path, enum proc_role role, int debug, int *fdp)
+{
+	char	*argv[6];
+	int	 sp[2], argc = 0;
+	pid_t	 pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_warn("socketpair() failed");
+		return -1;
+	}
+	switch (pid = fork()) {
+	case -1:
+		log_warn("fork() failed");
+		close(sp[0]);
+		close(sp[1]);
+		return -1;
+	case 0:
+		break;
+	default:
+		close(sp[1]);
+		if (fcntl(sp[0], F_SETFL, O_NONBLOCK) == -1)
+			fatal("fcntl(O_NONBLOCK)");
+		*fdp = sp[0];
+		return pid;
+	}
+
+	/* Child. */
+	if (sp[1] != PROC_PARENT_FD) {
+		if (dup2(sp[1], PROC_PARENT_FD) == -1)
+			_exit(1);
+	} else if (fcntl(sp[1], F_SETFD, 0) == -1)
+		_exit(1);
+	closefrom(PROC_PARENT_FD + 1);
+	signal(SIGPIPE, SIG_DFL);
+	argv[argc++] = (char *)(uintptr_t)MAILPROXYD_NAME;
+	argv[argc++] = (char *)(uintptr_t)"-R";
+	argv[argc++] = (char *)(uintptr_t)(role == PROC_AUTH ? "auth" :
+	    "worker");
+	if (debug)
+		argv[argc++] = (char *)(uintptr_t)"-d";
+	argv[argc] = NULL;
+	unsetenv("NOTIFY_SOCKET");
+	execv(path, argv);
+	fprintf(stderr, "%s: execv(%s) failed: %s\n", MAILPROXYD_NAME, path,
+	    strerror(errno));
+	_exit(1);
+}
+
+/*
+ * The child's side of the hand-over: read configuration text and
+ * descriptors from the parent until IMSG_CFG_DONE, blocking.  Messages
+ * other than the text and DONE go to the role's callback.
+ */
+int
+proc_child_setup(int fd, struct child_setup *cs,
+    void (*cb)(struct imsg *, void *), void *arg)
+{
+	struct imsgbuf	*ibufp;
+	struct imsg	 imsg;
+	struct pollfd	 pfd;
+	ssize_t		 n;
+	int		 r, done = 0;
+	char		*p;
+
+	memset(cs, 0, sizeof(*cs));
+	ibufp = &cs->cs_ibuf;
+	if (imsg_init(ibufp, fd) == -1)
+		fatal("imsg_init");
+	while (!done) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		if ((n = imsg_read(ibufp)) == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			fatal("imsg_read");
+		}
+		if (n == 0)
+			fatalx("parent went away during setup");
+		while (!done && (r = imsg_get(ibufp, &imsg)) != 0) {
+			if (r == -1)
+				fatalx("malformed setup message");
+			switch (imsg.hdr.type) {
+			case IMSG_CFG_TEXT:
+				if (imsg.datalen == 0 ||
+				    cs->cs_textlen + imsg.datalen > 64 * 1024 *
+				    1024)
+					fatalx("bad configuration text");
+				p = realloc(cs->cs_text, cs->cs_textlen +
+				    imsg.datalen + 1);
+				if (p == NULL)
+					fatal("realloc");
+				memcpy(p + cs->cs_textlen, imsg.data,
+				    imsg.datalen);
+				cs->cs_text = p;
+				cs->cs_textlen += imsg.datalen;
+				p[cs->cs_textlen] = '\0';
+				break;
+			case IMSG_CFG_DONE:
+				if (imsg_get_data(&imsg, &cs->cs_done,
+				    sizeof(cs->cs_done)) == -1)
+					fatalx("bad IMSG_CFG_DONE");
+				cs->cs_done.cd_chroot[sizeof(
+				    cs->cs_done.cd_chroot) - 1] = '\0';
+				done = 1;
+				break;
+			default:
+				cb(&imsg, arg);
+				break;
+			}
+			imsg_free(&imsg);
+		}
+	}
+	/* What follows DONE stays buffered for imsgev_adopt(). */
+	if (cs->cs_text == NULL)
+		fatalx("no configuration received");
+	cs->cs_conf = conf_parse_buffer("(parent)", cs->cs_text,
+	    cs->cs_textlen);
+	if (cs->cs_conf == NULL)
+		fatalx("configuration from parent does not parse");
+	return 0;
+}
+
+/*
+ * Give up root, in the order DESIGN.md section 2 gives: file limits,
+ * chroot, process title, groups and ids (verified), then the sandbox.
+ */
+int
+proc_drop_privileges(const struct cfg_done *cd, const char *title)
+{
+	struct rlimit	rl;
+	uid_t		ruid, euid, suid;
+	gid_t		rgid, egid, sgid, gid;
+
+	if (cd->cd_chroot[0] != '\0') {
+		if (chroot(cd->cd_chroot) == -1)
+			fatal("chroot(\"%s\") failed", cd->cd_chroot);
+		if (chdir("/") == -1)
+			fatal("chdir(\"/\") failed");
+	}
+	setproctitle("%s", title);
+	if (cd->cd_uid != -1) {
+		gid = (gid_t)cd->cd_gid;
+		if (setgroups(1, &gid) == -1)
+			fatal("setgroups() failed");
+		if (setresgid(gid, gid, gid) == -1)
+			fatal("setresgid(%d) failed", cd->cd_gid);
+		if (setresuid((uid_t)cd->cd_uid, (uid_t)cd->cd_uid,
+		    (uid_t)cd->cd_uid) == -1)
+			fatal("setresuid(%d) failed", cd->cd_uid);
+		if (getresuid(&ruid, &euid, &suid) == -1 ||
+		    getresgid(&rgid, &egid, &sgid) == -1)
+			fatal("getresuid() failed");
+		if (ruid != (uid_t)cd->cd_uid || euid != ruid ||
+		    suid != ruid || rgid != gid || egid != gid ||
+		    sgid != gid)
+			fatalx("privileges were not dropped");
+		if (cd->cd_uid != 0 && (setuid(0) != -1 || setgid(0) != -1))
+			fatalx("privileges could be regained");
+	}
+	/* A compromised child must not be able to start processes. */
+	rl.rlim_cur = rl.rlim_max = 0;
+	if (cd->cd_uid > 0 && setrlimit(RLIMIT_NPROC, &rl) == -1)
+		log_warn("setrlimit(RLIMIT_NPROC) failed");
+	return sandbox_child(mp_role);
+}
+
+/*
+ * Error log descriptors a child receives: IMSG_CFG_LOG carries one
+ * target's descriptor (none for stderr, which the child inherited);
+ * proc_child_logs_apply() then switches to the configured targets.
+ */
+static int		child_logfd[LOG_TARGETS_MAX] = { -1, -1, -1, -1, -1,
+			    -1, -1, -1 };
+static struct log_target child_logs[LOG_TARGETS_MAX];
+static size_t		child_nlogs;
+
+void
+proc_child_logfd(struct imsg *imsg)
+{
+	struct cfg_log	lg;
+	int		fd;
+
+	fd = imsg_get_fd(imsg);
+	if (imsg_get_data(imsg, &lg, sizeof(lg)) == -1 ||
+	    lg.lg_index < 0 || lg.lg_index >= LOG_TARGETS_MAX)
+		fatalx("bad IMSG_CFG_LOG");
+	if (child_logfd[lg.lg_index] != -1)
+		close(child_logfd[lg.lg_index]);
+	child_logfd[lg.lg_index] = fd;
+}
+
+void
+proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
+{
+	size_t	i;
+
+	for (i = 0; i < child_nlogs; i++)
+		if (child_logs[i].lt_type != LOG_TARGET_STDERR &&
+		    child_logs[i].lt_fd != -1)
+			close(child_logs[i].lt_fd);
+	child_nlogs = 0;
+	for (i = 0; i < conf->c_nerror_log && i < LOG_TARGETS_MAX; i++) {
+		child_logs[i] = conf->c_error_log[i];
+		if (child_logs[i].lt_type == LOG_TARGET_STDERR)
+			child_logs[i].lt_fd = STDERR_FILENO;
+		else
+			child_logs[i].lt_fd = child_logfd[i];
+		child_logfd[i] = -1;
+		child_nlogs++;
+	}
+	/* With -d everything stays on stderr, as in the parent. */
+	if (!debug)
+		log_set_targets(child_logs, child_nlogs);
+}

@@ -1,0 +1,400 @@
+/*
+ * A worker: accepts client connections on the sockets the parent
+ * handed it, inside its chroot and without privileges.  Protocol
+ * sessions arrive with the IMAP, POP3 and SMTP work; until then a
+ * connection is logged with the server it reached and closed.
+ */
+
+#include <sys/types.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailproxyd.h"
+
+#define ACCEPT_PAUSE	1	/* seconds without accepting after EMFILE */
+
+struct worker_listener {
+	TAILQ_ENTRY(worker_listener)	 wl_entry;
+	int				 wl_fd;
+	struct event			 wl_ev;
+	size_t				 wl_nlistens;
+	struct conf_listen		*wl_listens[CFG_LISTENER_MAXIDX];
+	struct cfg_listener		 wl_cfg;
+};
+
+static struct {
+	struct mailproxyd_conf		*w_conf;
+	struct child_setup		 w_setup;
+	struct imsgev			 w_parent;
+	struct imsgev			 w_auth;
+	int				 w_authfd;	/* until adopted */
+	TAILQ_HEAD(, worker_listener)	 w_listeners;
+	int				 w_draining;
+	int				 w_paused;
+	unsigned int			 w_sessions;	/* open now */
+	uint64_t			 w_nextsid;
+	struct event			 w_pause_ev;
+	struct event			 w_shutdown_ev;
+} w;
+
+static void	worker_setup_imsg(struct imsg *, void *);
+static void	worker_parent_imsg(struct imsgev *, struct imsg *);
+static void	worker_parent_closed(struct imsgev *);
+static void	worker_auth_imsg(struct imsgev *, struct imsg *);
+static void	worker_auth_closed(struct imsgev *);
+static void	worker_set_auth(int);
+static void	worker_resolve_listeners(void);
+static void	worker_accept(int, short, void *);
+static void	worker_accept_pause(void);
+static void	worker_accept_resume(int, short, void *);
+static void	worker_connection(struct worker_listener *, int,
+		    struct sockaddr_storage *, socklen_t);
+static void	worker_drain(void);
+static void	worker_shutdown_timeout(int, short, void *);
+static void	worker_maybe_exit(void);
+
+static void
+worker_setup_imsg(struct imsg *imsg, void *arg)
+{
+	struct worker_listener	*wl;
+	int			 fd;
+
+	(void)arg;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_LISTENER:
+		if ((wl = calloc(1, sizeof(*wl))) == NULL)
+			fatal("calloc");
+		wl->wl_fd = imsg_get_fd(imsg);
+		if (wl->wl_fd == -1 || imsg_get_data(imsg, &wl->wl_cfg,
+		    sizeof(wl->wl_cfg)) == -1 || wl->wl_cfg.cl_nidx == 0 ||
+		    wl->wl_cfg.cl_nidx > CFG_LISTENER_MAXIDX)
+			fatalx("bad IMSG_CFG_LISTENER");
+		TAILQ_INSERT_TAIL(&w.w_listeners, wl, wl_entry);
+		break;
+	case IMSG_CFG_LOG:
+		proc_child_logfd(imsg);
+		break;
+	case IMSG_CFG_PEER:
+		if ((fd = imsg_get_fd(imsg)) == -1 ||
+		    imsg->datalen != sizeof(struct cfg_peer))
+			fatalx("bad IMSG_CFG_PEER");
+		worker_set_auth(fd);
+		break;
+	default:
+		fatalx("unexpected message type %u during setup",
+		    imsg->hdr.type);
+	}
+}
+
+/* A (new) channel to the auth process; before the event loop, kept. */
+static void
+worker_set_auth(int fd)
+{
+	if (w.w_parent.iev_active == 0) {
+		if (w.w_authfd != -1)
+			close(w.w_authfd);
+		w.w_authfd = fd;
+		return;
+	}
+	imsgev_clear(&w.w_auth);
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
+		fatal("fcntl(O_NONBLOCK)");
+	imsgev_init(&w.w_auth, fd, worker_auth_imsg, worker_auth_closed,
+	    NULL);
+}
+
+/* Map each socket's listen indexes to the configuration's listens. */
+static void
+worker_resolve_listeners(void)
+{
+	struct worker_listener	*wl;
+	struct conf_listen	*l;
+	uint32_t		 i;
+
+	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry) {
+		for (i = 0; i < wl->wl_cfg.cl_nidx; i++) {
+			TAILQ_FOREACH(l, &w.w_conf->c_listens, l_entry)
+				if (l->l_index == wl->wl_cfg.cl_idx[i])
+					break;
+			if (l == NULL)
+				fatalx("listener index %d not in the "
+				    "configuration", wl->wl_cfg.cl_idx[i]);
+			wl->wl_listens[wl->wl_nlistens++] = l;
+		}
+	}
+}
+
+__dead void
+worker_main(void)
+{
+	struct worker_listener	*wl;
+	struct rlimit		 rl;
+	struct mailproxyd_conf	*conf;
+
+	TAILQ_INIT(&w.w_listeners);
+	w.w_authfd = -1;
+	proc_child_setup(PROC_PARENT_FD, &w.w_setup, worker_setup_imsg, NULL);
+	conf = w.w_conf = w.w_setup.cs_conf;
+	mp_debug = w.w_setup.cs_done.cd_debug;
+	worker_resolve_listeners();
+	w.w_nextsid = (uint64_t)w.w_setup.cs_done.cd_slot + 1;
+
+	if (conf->c_worker_rlimit_nofile != CONF_UNSET) {
+		rl.rlim_cur = rl.rlim_max =
+		    (rlim_t)conf->c_worker_rlimit_nofile;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit(RLIMIT_NOFILE, %ld) failed",
+			    conf->c_worker_rlimit_nofile);
+	}
+	proc_child_logs_apply(conf, mp_debug);
+	event_init();
+	proc_drop_privileges(&w.w_setup.cs_done, "worker process");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+
+	imsgev_adopt(&w.w_parent, &w.w_setup.cs_ibuf, worker_parent_imsg,
+	    worker_parent_closed, NULL);
+	if (w.w_authfd != -1) {
+		worker_set_auth(w.w_authfd);
+		w.w_authfd = -1;
+	}
+	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry) {
+		event_set(&wl->wl_ev, wl->wl_fd, EV_READ | EV_PERSIST,
+		    worker_accept, wl);
+		event_add(&wl->wl_ev, NULL);
+	}
+	evtimer_set(&w.w_pause_ev, worker_accept_resume, NULL);
+	evtimer_set(&w.w_shutdown_ev, worker_shutdown_timeout, NULL);
+	imsgev_compose(&w.w_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
+	log_debug("worker %d ready, generation %u",
+	    w.w_setup.cs_done.cd_slot, w.w_setup.cs_done.cd_generation);
+	event_dispatch();
+	fatalx("event loop ended");
+}
+
+static void
+worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
+{
+	int	fd;
+
+	(void)iev;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_LOG:
+		proc_child_logfd(imsg);
+		break;
+	case IMSG_CTL_LOG_REOPEN:
+		proc_child_logs_apply(w.w_conf, mp_debug);
+		break;
+	case IMSG_CFG_PEER:
+		if ((fd = imsg_get_fd(imsg)) == -1 ||
+		    imsg->datalen != sizeof(struct cfg_peer))
+			fatalx("bad IMSG_CFG_PEER");
+		worker_set_auth(fd);
+		break;
+	case IMSG_CTL_DRAIN:
+		worker_drain();
+		break;
+	case IMSG_CTL_STOP:
+		exit(0);
+	default:
+		fatalx("unexpected message type %u from the parent",
+		    imsg->hdr.type);
+	}
+}
+
+/* Without the parent there is nobody to answer to: leave at once. */
+static void
+worker_parent_closed(struct imsgev *iev)
+{
+	(void)iev;
+	exit(0);
+}
+
+static void
+worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	fatalx("unexpected message type %u from the auth process",
+	    imsg->hdr.type);
+}
+
+static void
+worker_auth_closed(struct imsgev *iev)
+{
+	(void)iev;
+	if (!w.w_draining)
+		log_warnx("the auth process went away; waiting for its "
+		    "replacement");
+}
+
+static void
+worker_accept(int fd, short events, void *arg)
+{
+	struct worker_listener	*wl = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	int			 s;
+
+	(void)events;
+	for (;;) {
+		len = sizeof(ss);
+		s = accept4(fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+			case EINTR:
+			case ECONNABORTED:
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				log_warn("accept4() failed");
+				worker_accept_pause();
+				return;
+			default:
+				log_warn("accept4() failed");
+				return;
+			}
+		}
+		worker_connection(wl, s, &ss, len);
+		if (!w.w_conf->c_multi_accept || w.w_draining)
+			return;
+	}
+}
+
+/* Out of descriptors: stop accepting for a moment instead of spinning. */
+static void
+worker_accept_pause(void)
+{
+	struct worker_listener	*wl;
+	struct timeval		 tv = { ACCEPT_PAUSE, 0 };
+
+	if (w.w_paused)
+		return;
+	w.w_paused = 1;
+	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry)
+		event_del(&wl->wl_ev);
+	evtimer_add(&w.w_pause_ev, &tv);
+}
+
+static void
+worker_accept_resume(int fd, short events, void *arg)
+{
+	struct worker_listener	*wl;
+
+	(void)fd;
+	(void)events;
+	(void)arg;
+	w.w_paused = 0;
+	if (w.w_draining)
+		return;
+	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry)
+		event_add(&wl->wl_ev, NULL);
+}
+
+/*
+ * Pick the server by the local address as nginx does: the listen of
+ * the exact address first, the wildcard of the same port last.
+ */
+static void
+worker_connection(struct worker_listener *wl, int s,
+    struct sockaddr_storage *ss, socklen_t sslen)
+{
+	struct sockaddr_storage	 local;
+	struct conf_listen	*l = NULL, *cand;
+	socklen_t		 llen = sizeof(local);
+	char			 peer[CONF_LISTEN_NAME_MAX];
+	size_t			 i;
+	uint64_t		 sid;
+
+	sid = w.w_nextsid;
+	w.w_nextsid += (uint64_t)w.w_conf->c_worker_processes;
+	if (wl->wl_nlistens == 1)
+		l = wl->wl_listens[0];
+	else if (getsockname(s, (struct sockaddr *)&local, &llen) == 0) {
+		for (i = 0; i < wl->wl_nlistens; i++) {
+			cand = wl->wl_listens[i];
+			if (cand->l_wildcard) {
+				if (l == NULL)
+					l = cand;
+				continue;
+			}
+			if (cand->l_sslen == llen &&
+			    memcmp(&cand->l_ss, &local, llen) == 0) {
+				l = cand;
+				break;
+			}
+		}
+	}
+	if (l == NULL)
+		l = wl->wl_listens[0];
+	log_session(LOG_LVL_INFO, sid, "client %s connected to %s",
+	    sockaddr_text((struct sockaddr *)ss, sslen, peer, sizeof(peer)),
+	    l->l_name);
+	log_session(LOG_LVL_INFO, sid, "closing: %s sessions are not "
+	    "served by this release", conf_protocol_name(
+	    l->l_server->s_protocol));
+	close(s);
+}
+
+/*
+ * Stop accepting; the sockets stay open in the parent and the new
+ * generation's workers, so no connection is refused.
+ */
+static void
+worker_drain(void)
+{
+	struct worker_listener	*wl;
+	struct timeval		 tv;
+
+	if (w.w_draining)
+		return;
+	w.w_draining = 1;
+	while ((wl = TAILQ_FIRST(&w.w_listeners)) != NULL) {
+		TAILQ_REMOVE(&w.w_listeners, wl, wl_entry);
+		event_del(&wl->wl_ev);
+		close(wl->wl_fd);
+		free(wl);
+	}
+	if (w.w_conf->c_worker_shutdown_timeout > 0) {
+		tv.tv_sec = w.w_conf->c_worker_shutdown_timeout / 1000;
+		tv.tv_usec = (w.w_conf->c_worker_shutdown_timeout % 1000) *
+		    1000;
+		evtimer_add(&w.w_shutdown_ev, &tv);
+	}
+	log_debug("gracefully shutting down, %u session(s) open",
+	    w.w_sessions);
+	worker_maybe_exit();
+}
+
+static void
+worker_shutdown_timeout(int fd, short events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	(void)arg;
+	log_notice("shutdown timeout: closing %u session(s)", w.w_sessions);
+	exit(0);
+}
+
+static void
+worker_maybe_exit(void)
+{
+	if (w.w_draining && w.w_sessions == 0)
+		exit(0);
+}

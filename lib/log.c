@@ -1,0 +1,823 @@
+/*
+ * Logging in nginx's error_log format; see log.h.
+ *
+ * Every line is built in one buffer and written with one write(2) (one
+ * datagram for syslog), so lines from several processes sharing a log
+ * file never interleave.  The message text only ever reaches a format
+ * string through the callers' own format; nothing logged is used as a
+ * format again.
+ */
+
+#include "compat.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_LINE_MAX		8192	/* one line, newline included */
+#define LOG_ERRNO_ROOM		64	/* kept free for " (errno: text)" */
+#define LOG_SYSLOG_HEAD_MAX	(sizeof("<191>Jan 01 00:00:00 ") + \
+				    LOG_HOST_MAX + 1 + 32 + 2)
+#define LOG_HOST_MAX		256
+#define LOG_PROCNAME_MAX	64
+#define LOG_TAG_MAX		32
+#define LOG_SYSLOG_PORT		514
+#define LOG_SYSLOG_TAG		"mailproxyd"
+#define LOG_SYSLOG_FACILITY	23	/* local7 */
+#define LOG_SYSLOG_SEVERITY	6	/* info */
+
+/* A parsed "syslog:" value. */
+struct log_syslog {
+	int	 ls_unix;
+	char	 ls_host[LOG_SPEC_MAX];		/* or the socket path */
+	int	 ls_port;
+	int	 ls_facility;			/* code, not shifted */
+	int	 ls_severity;
+	int	 ls_nohostname;
+	int	 ls_tagset;
+	char	 ls_tag[LOG_TAG_MAX + 1];
+};
+
+static const char *const log_levels[] = {
+	NULL, "emerg", "alert", "crit", "error", "warn", "notice", "info",
+	"debug"
+};
+
+/* nginx's facility names, indexed by facility code. */
+static const char *const log_facilities[] = {
+	"kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news",
+	"uucp", "clock", "authpriv", "ftp", "ntp", "audit", "alert", "cron",
+	"local0", "local1", "local2", "local3", "local4", "local5", "local6",
+	"local7"
+};
+
+static const char *const log_months[] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+};
+
+static char		 log_name[LOG_PROCNAME_MAX] = "mailproxyd";
+static int		 log_stderr_level = LOG_LVL_NOTICE;
+static int		 log_quiet;
+static int		 log_targets_set;
+static struct log_target log_targets[LOG_TARGETS_MAX];
+static size_t		 log_ntargets;
+static char		 log_hostname[LOG_HOST_MAX];
+
+static int	 log_err(char *, size_t, const char *, ...)
+		    __attribute__((__format__ (printf, 3, 4)));
+static int	 log_syslog_parse(struct log_syslog *, const char *, char *,
+		    size_t);
+static int	 log_syslog_server(struct log_syslog *, const char *, char *,
+		    size_t);
+static int	 log_syslog_connect(const struct log_syslog *);
+static int	 log_wanted(int);
+static int	 log_clamp(int);
+static void	 log_emit(int, int, uint64_t, int, const char *, va_list)
+		    __attribute__((__format__ (printf, 5, 0)));
+static size_t	 log_body(char *, size_t, int, const char *, va_list)
+		    __attribute__((__format__ (printf, 4, 0)));
+static void	 log_write(int, const char *, size_t);
+static void	 log_send_syslog(const struct log_target *, int, const char *,
+		    size_t, const struct tm *);
+static void	 log_load_hostname(void);
+
+int
+log_level_parse(const char *name)
+{
+	int	 i;
+
+	if (name == NULL)
+		return (-1);
+	for (i = LOG_LVL_EMERG; i <= LOG_LVL_DEBUG; i++) {
+		if (strcmp(name, log_levels[i]) == 0)
+			return (i);
+	}
+	return (-1);
+}
+
+const char *
+log_level_name(int level)
+{
+	if (level < LOG_LVL_EMERG || level > LOG_LVL_DEBUG)
+		return (NULL);
+	return (log_levels[level]);
+}
+
+int
+log_target_parse(struct log_target *lt, const char *value, const char *level,
+    char *err, size_t errlen)
+{
+	struct log_syslog	 ls;
+	int			 lvl;
+
+	memset(lt, 0, sizeof(*lt));
+	lt->lt_fd = -1;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (level == NULL)
+		lvl = LOG_LVL_ERR;
+	else if ((lvl = log_level_parse(level)) == -1)
+		return (log_err(err, errlen, "invalid log level \"%s\"",
+		    level));
+	lt->lt_level = lvl;
+
+	if (value == NULL || *value == '\0')
+		return (log_err(err, errlen, "empty error_log target"));
+	if (strlen(value) >= sizeof(lt->lt_spec))
+		return (log_err(err, errlen, "error_log target too long"));
+
+	if (strcmp(value, "stderr") == 0) {
+		lt->lt_type = LOG_TARGET_STDERR;
+	} else if (strncmp(value, "syslog:", 7) == 0) {
+		if (log_syslog_parse(&ls, value + 7, err, errlen) == -1)
+			return (-1);
+		lt->lt_type = LOG_TARGET_SYSLOG;
+		lt->lt_facility = ls.ls_facility << 3;
+		lt->lt_severity = ls.ls_severity;
+		lt->lt_nohostname = ls.ls_nohostname;
+		strlcpy(lt->lt_tag, ls.ls_tag, sizeof(lt->lt_tag));
+	} else if (strncmp(value, "memory:", 7) == 0) {
+		return (log_err(err, errlen,
+		    "error_log \"memory:\" buffers are not supported"));
+	} else {
+		lt->lt_type = LOG_TARGET_FILE;
+	}
+	strlcpy(lt->lt_spec, value, sizeof(lt->lt_spec));
+	return (0);
+}
+
+/*
+ * Open a target.  A target that is already open keeps its descriptor
+ * until the new one is ready, so a failed reopen loses nothing.
+ */
+int
+log_target_open(struct log_target *lt)
+{
+	struct log_syslog	 ls;
+	char			 err[LOG_SPEC_MAX + 64];
+	int			 fd;
+
+	switch (lt->lt_type) {
+	case LOG_TARGET_STDERR:
+		lt->lt_fd = STDERR_FILENO;
+		return (0);
+	case LOG_TARGET_FILE:
+		fd = open(lt->lt_spec, O_WRONLY | O_APPEND | O_CREAT |
+		    O_CLOEXEC, 0644);
+		break;
+	case LOG_TARGET_SYSLOG:
+		if (strncmp(lt->lt_spec, "syslog:", 7) != 0 ||
+		    log_syslog_parse(&ls, lt->lt_spec + 7, err,
+		    sizeof(err)) == -1) {
+			errno = EINVAL;
+			return (-1);
+		}
+		fd = log_syslog_connect(&ls);
+		break;
+	default:
+		errno = EINVAL;
+		return (-1);
+	}
+	if (fd == -1)
+		return (-1);
+	log_target_close(lt);
+	lt->lt_fd = fd;
+	return (0);
+}
+
+void
+log_target_close(struct log_target *lt)
+{
+	if (lt->lt_fd != -1 && lt->lt_fd != STDERR_FILENO)
+		close(lt->lt_fd);
+	lt->lt_fd = -1;
+}
+
+void
+log_init(const char *procname, int level)
+{
+	log_procname(procname);
+	log_stderr_level = level;
+	log_quiet = 0;
+	log_targets_set = 0;
+	log_ntargets = 0;
+	/* Load the zone while /etc/localtime is still reachable. */
+	tzset();
+}
+
+void
+log_procname(const char *procname)
+{
+	if (procname == NULL)
+		procname = "mailproxyd";
+	strlcpy(log_name, procname, sizeof(log_name));
+}
+
+void
+log_set_quiet(int quiet)
+{
+	log_quiet = quiet != 0;
+}
+
+void
+log_set_level(int level)
+{
+	log_stderr_level = level;
+}
+
+int
+log_get_level(void)
+{
+	size_t	 i;
+	int	 level = 0;
+
+	if (!log_targets_set) {
+		level = log_stderr_level;
+		if (log_quiet && level > LOG_LVL_WARN)
+			level = LOG_LVL_WARN;
+		return (level);
+	}
+	for (i = 0; i < log_ntargets; i++) {
+		if (log_targets[i].lt_fd != -1 &&
+		    log_targets[i].lt_level > level)
+			level = log_targets[i].lt_level;
+	}
+	return (level);
+}
+
+void
+log_set_targets(const struct log_target *targets, size_t n)
+{
+	if (n > LOG_TARGETS_MAX)
+		n = LOG_TARGETS_MAX;
+	if (n > 0)
+		memcpy(log_targets, targets, n * sizeof(*targets));
+	log_ntargets = n;
+	log_targets_set = 1;
+	tzset();
+	log_load_hostname();
+}
+
+void
+log_msg(int level, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(level, 0, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_vmsg(int level, int errnum, const char *fmt, va_list ap)
+{
+	log_emit(level, 0, 0, errnum, fmt, ap);
+}
+
+void
+log_session(int level, uint64_t sid, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(level, 1, sid, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_vsession(int level, uint64_t sid, int errnum, const char *fmt,
+    va_list ap)
+{
+	log_emit(level, 1, sid, errnum, fmt, ap);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved_errno = errno;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_ERR, 0, 0, saved_errno, fmt, ap);
+	va_end(ap);
+	errno = saved_errno;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_ERR, 0, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_INFO, 0, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_notice(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_NOTICE, 0, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_DEBUG, 0, 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 saved_errno = errno;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_EMERG, 0, 0, saved_errno, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_LVL_EMERG, 0, 0, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+char *
+log_escape(char *dst, size_t dstsize, const void *src, size_t srclen)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	const unsigned char	*s = src;
+	char			 seq[4];
+	size_t			 i, o = 0, n;
+
+	if (dstsize == 0)
+		return (dst);
+	for (i = 0; i < srclen; i++) {
+		if (s[i] == '\\' || s[i] == '"') {
+			seq[0] = '\\';
+			seq[1] = s[i];
+			n = 2;
+		} else if (s[i] >= 0x20 && s[i] < 0x7f) {
+			seq[0] = s[i];
+			n = 1;
+		} else {
+			seq[0] = '\\';
+			seq[1] = 'x';
+			seq[2] = hex[s[i] >> 4];
+			seq[3] = hex[s[i] & 0x0f];
+			n = 4;
+		}
+		/* Whole sequences only, and room for the NUL. */
+		if (n >= dstsize - o)
+			break;
+		memcpy(dst + o, seq, n);
+		o += n;
+	}
+	dst[o] = '\0';
+	return (dst);
+}
+
+static int
+log_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (err != NULL && errlen > 0) {
+		va_start(ap, fmt);
+		(void)vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return (-1);
+}
+
+/* Parse the parameters after "syslog:" as nginx does. */
+static int
+log_syslog_parse(struct log_syslog *ls, const char *params, char *err,
+    size_t errlen)
+{
+	char		 buf[LOG_SPEC_MAX], *p, *next;
+	const char	*v;
+	size_t		 i, len;
+	int		 server = 0, facility = 0, severity = 0;
+
+	memset(ls, 0, sizeof(*ls));
+	ls->ls_facility = LOG_SYSLOG_FACILITY;
+	ls->ls_severity = LOG_SYSLOG_SEVERITY;
+	strlcpy(ls->ls_tag, LOG_SYSLOG_TAG, sizeof(ls->ls_tag));
+
+	if (strlcpy(buf, params, sizeof(buf)) >= sizeof(buf))
+		return (log_err(err, errlen, "error_log target too long"));
+
+	for (next = buf; next != NULL; ) {
+		p = strsep(&next, ",");
+		if (strncmp(p, "server=", 7) == 0) {
+			if (server++)
+				return (log_err(err, errlen,
+				    "duplicate syslog \"server\""));
+			if (log_syslog_server(ls, p + 7, err, errlen) == -1)
+				return (-1);
+		} else if (strncmp(p, "facility=", 9) == 0) {
+			if (facility++)
+				return (log_err(err, errlen,
+				    "duplicate syslog \"facility\""));
+			v = p + 9;
+			for (i = 0; i < nitems(log_facilities); i++) {
+				if (strcmp(v, log_facilities[i]) == 0)
+					break;
+			}
+			if (i == nitems(log_facilities))
+				return (log_err(err, errlen,
+				    "unknown syslog facility \"%s\"", v));
+			ls->ls_facility = i;
+		} else if (strncmp(p, "severity=", 9) == 0) {
+			if (severity++)
+				return (log_err(err, errlen,
+				    "duplicate syslog \"severity\""));
+			v = p + 9;
+			if (log_level_parse(v) == -1)
+				return (log_err(err, errlen,
+				    "unknown syslog severity \"%s\"", v));
+			ls->ls_severity = log_level_parse(v) - 1;
+		} else if (strncmp(p, "tag=", 4) == 0) {
+			if (ls->ls_tagset++)
+				return (log_err(err, errlen,
+				    "duplicate syslog \"tag\""));
+			v = p + 4;
+			if ((len = strlen(v)) > LOG_TAG_MAX)
+				return (log_err(err, errlen,
+				    "syslog tag length exceeds %d",
+				    LOG_TAG_MAX));
+			for (i = 0; i < len; i++) {
+				if (!isalnum((unsigned char)v[i]) &&
+				    v[i] != '_')
+					return (log_err(err, errlen,
+					    "syslog \"tag\" only allows "
+					    "alphanumeric characters and "
+					    "underscore"));
+			}
+			strlcpy(ls->ls_tag, v, sizeof(ls->ls_tag));
+		} else if (strcmp(p, "nohostname") == 0) {
+			ls->ls_nohostname = 1;
+		} else {
+			return (log_err(err, errlen,
+			    "unknown syslog parameter \"%s\"", p));
+		}
+	}
+	if (!server)
+		return (log_err(err, errlen, "no syslog server specified"));
+	return (0);
+}
+
+/*
+ * server=unix:/path, server=host[:port] or server=[v6addr][:port].  A
+ * host name is kept as given and resolved when the target is opened.
+ */
+static int
+log_syslog_server(struct log_syslog *ls, const char *v, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	struct in6_addr		 in6;
+	char			 host[LOG_SPEC_MAX];
+	const char		*port = NULL, *end, *errstr;
+	size_t			 hostlen, i;
+
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] == '\0')
+			return (log_err(err, errlen, "no path in the unix "
+			    "domain socket in syslog server \"%s\"", v));
+		if (strlen(v + 5) >= sizeof(sun.sun_path))
+			return (log_err(err, errlen, "too long path in the "
+			    "unix domain socket in syslog server \"%s\"", v));
+		ls->ls_unix = 1;
+		strlcpy(ls->ls_host, v + 5, sizeof(ls->ls_host));
+		return (0);
+	}
+
+	if (v[0] == '[') {
+		if ((end = strchr(v, ']')) == NULL)
+			return (log_err(err, errlen, "invalid IPv6 address "
+			    "in syslog server \"%s\"", v));
+		hostlen = end - (v + 1);
+		memcpy(host, v + 1, hostlen);
+		host[hostlen] = '\0';
+		if (inet_pton(AF_INET6, host, &in6) != 1)
+			return (log_err(err, errlen, "invalid IPv6 address "
+			    "in syslog server \"%s\"", v));
+		if (end[1] == ':')
+			port = end + 2;
+		else if (end[1] != '\0')
+			return (log_err(err, errlen, "invalid host in "
+			    "syslog server \"%s\"", v));
+	} else {
+		if ((end = strchr(v, ':')) != NULL) {
+			if (strchr(end + 1, ':') != NULL)
+				return (log_err(err, errlen, "invalid host in "
+				    "syslog server \"%s\" (IPv6 addresses "
+				    "need [brackets])", v));
+			hostlen = end - v;
+			port = end + 1;
+		} else
+			hostlen = strlen(v);
+		memcpy(host, v, hostlen);
+		host[hostlen] = '\0';
+		if (hostlen == 0)
+			return (log_err(err, errlen, "no host in syslog "
+			    "server \"%s\"", v));
+		for (i = 0; i < hostlen; i++) {
+			if (!isalnum((unsigned char)host[i]) &&
+			    host[i] != '.' && host[i] != '-' &&
+			    host[i] != '_')
+				return (log_err(err, errlen, "invalid host "
+				    "in syslog server \"%s\"", v));
+		}
+	}
+
+	ls->ls_port = LOG_SYSLOG_PORT;
+	if (port != NULL) {
+		ls->ls_port = strtonum(port, 1, 65535, &errstr);
+		if (errstr != NULL)
+			return (log_err(err, errlen, "invalid port in syslog "
+			    "server \"%s\"", v));
+	}
+	strlcpy(ls->ls_host, host, sizeof(ls->ls_host));
+	return (0);
+}
+
+/* A connected, non-blocking datagram socket: a full syslog drops lines. */
+static int
+log_syslog_connect(const struct log_syslog *ls)
+{
+	struct sockaddr_un	 sun;
+	struct addrinfo		 hints, *res, *ai;
+	char			 port[8];
+	int			 fd = -1, saved_errno, rv;
+
+	if (ls->ls_unix) {
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (strlcpy(sun.sun_path, ls->ls_host, sizeof(sun.sun_path)) >=
+		    sizeof(sun.sun_path)) {
+			errno = ENAMETOOLONG;
+			return (-1);
+		}
+		if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0)) == -1)
+			return (-1);
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+			saved_errno = errno;
+			close(fd);
+			errno = saved_errno;
+			return (-1);
+		}
+		return (fd);
+	}
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	(void)snprintf(port, sizeof(port), "%d", ls->ls_port);
+	if ((rv = getaddrinfo(ls->ls_host, port, &hints, &res)) != 0) {
+		if (rv != EAI_SYSTEM)
+			errno = EADDRNOTAVAIL;
+		return (-1);
+	}
+	saved_errno = EADDRNOTAVAIL;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1) {
+			saved_errno = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		saved_errno = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd == -1)
+		errno = saved_errno;
+	return (fd);
+}
+
+static int
+log_clamp(int level)
+{
+	if (level < LOG_LVL_EMERG)
+		return (LOG_LVL_EMERG);
+	if (level > LOG_LVL_DEBUG)
+		return (LOG_LVL_DEBUG);
+	return (level);
+}
+
+/* Would anything be written at this level? */
+static int
+log_wanted(int level)
+{
+	size_t	 i;
+
+	if (!log_targets_set) {
+		if (log_quiet && level > LOG_LVL_WARN)
+			return (0);
+		return (level <= log_stderr_level);
+	}
+	for (i = 0; i < log_ntargets; i++) {
+		if (log_targets[i].lt_fd != -1 &&
+		    level <= log_targets[i].lt_level)
+			return (1);
+	}
+	return (0);
+}
+
+/*
+ * Format the message text, then " (errno: strerror)" when errnum is
+ * set; a long text is cut with "..." to leave the error visible, as
+ * nginx does.  Returns the length, the buffer is NUL-terminated.
+ */
+static size_t
+log_body(char *buf, size_t size, int errnum, const char *fmt, va_list ap)
+{
+	size_t	 len;
+	int	 n;
+
+	if (fmt == NULL || (n = vsnprintf(buf, size, fmt, ap)) < 0) {
+		buf[0] = '\0';
+		n = 0;
+	}
+	len = (size_t)n < size ? (size_t)n : size - 1;
+	if (errnum != 0) {
+		if (size > LOG_ERRNO_ROOM && len > size - LOG_ERRNO_ROOM) {
+			len = size - LOG_ERRNO_ROOM;
+			memcpy(buf + len, "...", 3);
+			len += 3;
+		}
+		n = snprintf(buf + len, size - len, " (%d: %s)", errnum,
+		    strerror(errnum));
+		if (n > 0)
+			len += (size_t)n < size - len ? (size_t)n :
+			    size - len - 1;
+	}
+	return (len);
+}
+
+static void
+log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
+    va_list ap)
+{
+	char			 line[LOG_LINE_MAX];
+	const struct log_target	*lt;
+	struct tm		 tm;
+	time_t			 now;
+	size_t			 len, i;
+	int			 saved_errno = errno, n;
+
+	level = log_clamp(level);
+	if (!log_wanted(level))
+		return;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!log_targets_set) {
+		n = snprintf(line, sizeof(line), "%s: [%s] ", log_name,
+		    log_levels[level]);
+	} else {
+		now = time(NULL);
+		(void)localtime_r(&now, &tm);
+		n = snprintf(line, sizeof(line),
+		    "%04d/%02d/%02d %02d:%02d:%02d [%s] %ld#0: ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec, log_levels[level], (long)getpid());
+		if (has_sid && n > 0 && (size_t)n < sizeof(line))
+			n += snprintf(line + n, sizeof(line) - n,
+			    "*%" PRIu64 " ", sid);
+	}
+	len = n > 0 ? (size_t)n : 0;
+	if (len > sizeof(line) / 2)
+		len = sizeof(line) / 2;
+
+	/* The text; its NUL makes room for the newline. */
+	len += log_body(line + len, sizeof(line) - len, errnum, fmt, ap);
+	line[len++] = '\n';
+
+	if (!log_targets_set) {
+		log_write(STDERR_FILENO, line, len);
+		errno = saved_errno;
+		return;
+	}
+
+	for (i = 0; i < log_ntargets; i++) {
+		lt = &log_targets[i];
+		if (lt->lt_fd == -1 || level > lt->lt_level)
+			continue;
+		if (lt->lt_type == LOG_TARGET_SYSLOG)
+			log_send_syslog(lt, level, line, len - 1, &tm);
+		else
+			log_write(lt->lt_fd, line, len);
+	}
+	errno = saved_errno;
+}
+
+static void
+log_write(int fd, const char *buf, size_t len)
+{
+	ssize_t	 n;
+
+	do {
+		n = write(fd, buf, len);
+	} while (n == -1 && errno == EINTR);
+}
+
+/*
+ * RFC 3164 as nginx sends it: "<PRI>Mmm dd hh:mm:ss HOST TAG: " and the
+ * error_log line without its newline.  The severity follows the line's
+ * level; severity= only matters to nginx's access_log.
+ */
+static void
+log_send_syslog(const struct log_target *lt, int level, const char *line,
+    size_t len, const struct tm *tm)
+{
+	char	 msg[LOG_SYSLOG_HEAD_MAX + LOG_LINE_MAX];
+	size_t	 head;
+	ssize_t	 n;
+	int	 m;
+
+	if (lt->lt_nohostname || log_hostname[0] == '\0')
+		m = snprintf(msg, sizeof(msg), "<%d>%s %2d %02d:%02d:%02d %s: ",
+		    lt->lt_facility + level - 1, log_months[tm->tm_mon % 12],
+		    tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec,
+		    lt->lt_tag);
+	else
+		m = snprintf(msg, sizeof(msg),
+		    "<%d>%s %2d %02d:%02d:%02d %s %s: ",
+		    lt->lt_facility + level - 1, log_months[tm->tm_mon % 12],
+		    tm->tm_mday, tm->tm_hour, tm->tm_min, tm->tm_sec,
+		    log_hostname, lt->lt_tag);
+	if (m < 0)
+		return;
+	head = (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
+	if (len > sizeof(msg) - head)
+		len = sizeof(msg) - head;
+	memcpy(msg + head, line, len);
+
+	do {
+		n = send(lt->lt_fd, msg, head + len, 0);
+	} while (n == -1 && errno == EINTR);
+}
+
+static void
+log_load_hostname(void)
+{
+	char	*p;
+
+	if (gethostname(log_hostname, sizeof(log_hostname)) == -1) {
+		log_hostname[0] = '\0';
+		return;
+	}
+	log_hostname[sizeof(log_hostname) - 1] = '\0';
+	for (p = log_hostname; *p != '\0'; p++)
+		*p = tolower((unsigned char)*p);
+}

@@ -1,0 +1,134 @@
+/*
+ * Logging in nginx's error_log format:
+ *
+ *	2026/11/23 12:00:00 [info] 4242#0: *17 client logged in, user="bob"
+ *
+ * Levels are nginx's (debug, info, notice, warn, error, crit, alert,
+ * emerg).  Targets are a file (opened by the parent and passed to the
+ * children as a descriptor), stderr, or syslog: (nginx's syntax,
+ * server=unix:/path or server=addr[:port], facility=, tag=, severity=,
+ * nohostname).  Lines about a session carry "*<id> " after the pid, as
+ * nginx prints its connection number.  Strings a client supplied are
+ * escaped with log_escape() before they reach a format.
+ */
+
+#ifndef MP_LOG_H
+#define MP_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level {
+	LOG_LVL_EMERG = 1,
+	LOG_LVL_ALERT,
+	LOG_LVL_CRIT,
+	LOG_LVL_ERR,
+	LOG_LVL_WARN,
+	LOG_LVL_NOTICE,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG
+};
+
+enum log_target_type {
+	LOG_TARGET_STDERR,
+	LOG_TARGET_FILE,
+	LOG_TARGET_SYSLOG
+};
+
+#define LOG_TARGETS_MAX		8
+#define LOG_SPEC_MAX		1024
+
+struct log_target {
+	enum log_target_type	 lt_type;
+	int			 lt_level;	/* most verbose level written */
+	int			 lt_fd;		/* -1 until opened */
+	char			 lt_spec[LOG_SPEC_MAX];	/* path, syslog:... */
+	/*
+	 * syslog: lt_severity is nginx's severity= (0 emerg .. 7 debug).
+	 * It is parsed and kept, but as in nginx's error_log every
+	 * datagram's severity is its own line's level.
+	 */
+	int			 lt_facility;	/* LOG_LOCAL7 etc. (syslog.h) */
+	int			 lt_severity;
+	int			 lt_nohostname;
+	char			 lt_tag[33];
+};
+
+/* Name of a level ("info") or -1 / NULL. */
+int		 log_level_parse(const char *);
+const char	*log_level_name(int);
+
+/*
+ * Parse an error_log value ("stderr", "/path", "syslog:server=...")
+ * and an optional level name (NULL means nginx's default, error).
+ * Returns 0, or -1 with a message in err.
+ */
+int	 log_target_parse(struct log_target *, const char *, const char *,
+	    char *, size_t);
+/*
+ * Open the target (stderr: fd 2; file: O_APPEND|O_CREAT 0644; syslog: a
+ * connected non-blocking datagram socket): 0 or -1 with errno.  An open
+ * target keeps its descriptor if the reopen fails.
+ */
+int	 log_target_open(struct log_target *);
+void	 log_target_close(struct log_target *);
+
+/*
+ * Start logging for this process (procname, level).  Until
+ * log_set_targets is called, messages go to stderr as nginx prints
+ * them, "procname: [level] text", up to the given level (0: nowhere).
+ * log_set_quiet(1) (-q) then suppresses everything below LOG_LVL_WARN.
+ * log_set_level changes that stderr level; log_get_level returns the
+ * most verbose level anything is written at now (the stderr level, or
+ * after log_set_targets the highest open target's).
+ */
+void	 log_init(const char *, int);
+void	 log_procname(const char *);
+void	 log_set_quiet(int);
+void	 log_set_level(int);
+int	 log_get_level(void);
+/* Targets are copied; their descriptors are used as they are. */
+void	 log_set_targets(const struct log_target *, size_t);
+
+void	 log_msg(int, const char *, ...)
+	    __attribute__((__format__ (printf, 2, 3)));
+/* (level, errno to append or 0, format, args) */
+void	 log_vmsg(int, int, const char *, va_list)
+	    __attribute__((__format__ (printf, 3, 0)));
+/* Per-session line: "*<sid> " follows the pid. */
+void	 log_session(int, uint64_t, const char *, ...)
+	    __attribute__((__format__ (printf, 3, 4)));
+/* (level, session id, errno to append or 0, format, args) */
+void	 log_vsession(int, uint64_t, int, const char *, va_list)
+	    __attribute__((__format__ (printf, 4, 0)));
+
+/*
+ * log_warn and log_warnx write at [error], log_info at [info], log_notice
+ * at [notice], log_debug at [debug]; fatal and fatalx write at [emerg]
+ * and exit(1).  log_warn and fatal append " (errno: strerror)" like nginx.
+ */
+void	 log_warn(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2)));
+void	 log_warnx(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2)));
+void	 log_info(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2)));
+void	 log_notice(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2)));
+void	 log_debug(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2)));
+void	 fatal(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2), __noreturn__));
+void	 fatalx(const char *, ...)
+	    __attribute__((__format__ (printf, 1, 2), __noreturn__));
+
+/*
+ * Escape untrusted bytes for a log line: printable ASCII except '\\'
+ * and '"' kept, everything else as \xHH, '\\' and '"' backslashed.
+ * Always NUL-terminates; returns dst.  Truncates at a character
+ * boundary when dst is too small.
+ */
+char	*log_escape(char *, size_t, const void *, size_t);
+
+#endif /* MP_LOG_H */

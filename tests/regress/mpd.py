@@ -1,0 +1,264 @@
+"""Helpers for the end-to-end tests: a mailproxyd instance started on
+loopback ports picked here, inspected from outside through /proc, and
+stopped by PID.  Python standard library only."""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A TCP port nobody listens on right now."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, step=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(step)
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict, or None when the process is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            out = {}
+            for line in f:
+                k, _, v = line.partition(":")
+                out[k] = v.strip()
+            return out
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def alive(pid):
+    st = proc_status(pid)
+    return st is not None and not st.get("State", "").startswith("Z")
+
+
+def children(ppid):
+    """Live children of ppid: {pid: cmdline}."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = proc_status(int(d))
+        if st is None or st.get("PPid") != str(ppid):
+            continue
+        if st.get("State", "").startswith("Z"):
+            continue
+        out[int(d)] = proc_cmdline(int(d)) or ""
+    return out
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+SYS_pidfd_open = 434
+SYS_pidfd_getfd = 438
+
+
+def steal_fd(pid, fd):
+    """A duplicate of another process's descriptor (pidfd_getfd(2))."""
+    pidfd = _libc.syscall(SYS_pidfd_open, pid, 0)
+    if pidfd < 0:
+        raise OSError(ctypes.get_errno(), "pidfd_open")
+    try:
+        nfd = _libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+        if nfd < 0:
+            raise OSError(ctypes.get_errno(), "pidfd_getfd")
+        return nfd
+    finally:
+        os.close(pidfd)
+
+
+def socket_inodes(pid):
+    """{inode: fd} of the sockets a process holds."""
+    out = {}
+    d = "/proc/%d/fd" % pid
+    for fd in os.listdir(d):
+        try:
+            t = os.readlink(os.path.join(d, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            out[int(t[8:-1])] = int(fd)
+    return out
+
+
+def listening_inodes(port):
+    """Inodes of TCP sockets listening on port (v4 and v6)."""
+    inodes = []
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    lport = int(p[1].rsplit(":", 1)[1], 16)
+                    if lport == port and p[3] == "0A":
+                        inodes.append(int(p[9]))
+        except FileNotFoundError:
+            pass
+    return inodes
+
+
+def listener_sockets(pid, port):
+    """socket objects duplicated from pid's listening sockets on port."""
+    held = socket_inodes(pid)
+    out = []
+    for ino in listening_inodes(port):
+        if ino in held:
+            out.append(socket.socket(fileno=steal_fd(pid, held[ino])))
+    return out
+
+
+class Daemon:
+    """One mailproxyd with its own directory, config, log and pid file."""
+
+    def __init__(self, binary, body, workers=2, main_extra="", name="t"):
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="mpd-" + name + "-",
+                                    dir=os.path.join(TOP, "tests", "tmp"))
+        os.chmod(self.dir, 0o755)
+        self.chroot = os.path.join(self.dir, "empty")
+        os.mkdir(self.chroot, 0o755)
+        self.conf = os.path.join(self.dir, "mailproxyd.conf")
+        self.log = os.path.join(self.dir, "error.log")
+        self.pidfile = os.path.join(self.dir, "mailproxyd.pid")
+        self.workers = workers
+        self.main_extra = main_extra
+        self.write(body)
+        self.proc = None
+        self.pid = None
+
+    def text(self, body):
+        return ("user nobody nogroup;\n"
+                "worker_processes %d;\n"
+                "error_log %s info;\n"
+                "pid %s;\n"
+                "chroot %s;\n"
+                "daemon off;\n%s\n"
+                "mail {\n    server_name mx.test;\n"
+                "    auth_http 127.0.0.1:9/auth;\n%s\n}\n"
+                % (self.workers, self.log, self.pidfile, self.chroot,
+                   self.main_extra, body))
+
+    def write(self, body, raw=None):
+        with open(self.conf, "w") as f:
+            f.write(raw if raw is not None else self.text(body))
+
+    def start(self, args=(), env=None, wait=True):
+        e = dict(os.environ)
+        # LeakSanitizer cannot stop the world in a non-dumpable,
+        # chrooted child; leaks are checked by the unit suites.
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        if env:
+            e.update(env)
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", self.conf] + list(args), env=e,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if wait:
+            self.wait_ready()
+        return self.proc
+
+    def wait_ready(self, n=None):
+        n = self.workers if n is None else n
+        self.pid = wait_for(self.read_pid, what="pid file")
+        wait_for(lambda: len(self.workers_now()) == n and
+                 len(self.auth_now()) == 1, what="children")
+        # READY is announced once every child dropped privileges.
+        wait_for(lambda: all(self.dropped(p) for p in children(self.pid)),
+                 what="privilege drop")
+        return self.pid
+
+    def dropped(self, pid):
+        st = proc_status(pid)
+        return st is not None and st["Uid"].split()[0] != "0"
+
+    def read_pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def workers_now(self):
+        return sorted(p for p, c in children(self.pid).items()
+                      if "worker process" in c)
+
+    def auth_now(self):
+        return sorted(p for p, c in children(self.pid).items()
+                      if "auth process" in c)
+
+    def logtext(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle, timeout=10.0):
+        return wait_for(lambda: needle in self.logtext(), timeout=timeout,
+                        what="log line %r" % needle)
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def stop(self):
+        """Stop by PID, whatever state the test left it in."""
+        pids = []
+        if self.pid:
+            pids = [self.pid] + list(children(self.pid))
+        if self.pid and alive(self.pid):
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        for p in pids:
+            if alive(p):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def connect_and_read(port, host="127.0.0.1", family=socket.AF_INET,
+                     timeout=5.0):
+    """Connect, read until the proxy closes; returns the bytes."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return data
+            data += chunk

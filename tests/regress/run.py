@@ -1,0 +1,555 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the daemon foundation: the process family, the
+privilege drop, the listening sockets, signals and reload.  Run as root
+(privilege separation is what is tested).  Usage: run.py DAEMON [name...]
+
+Ends with the line "N passed, M failed"."""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpd import (Daemon, TOP, alive, children, connect_and_read,  # noqa
+                 free_port, listener_sockets, proc_status, wait_for)
+
+BINARY = None
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def imap_server(port, extra=""):
+    return ("    server {\n        listen 127.0.0.1:%d%s;\n"
+            "        protocol imap;\n    }\n" % (port, extra))
+
+
+@test
+def process_tree_and_privilege_drop():
+    """One parent, N workers, one auth; children unprivileged, chrooted,
+    NoNewPrivs, no capabilities."""
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), workers=3, name="tree")
+    try:
+        d.start()
+        kids = children(d.pid)
+        assert len(kids) == 4, kids
+        assert len(d.workers_now()) == 3, kids
+        assert len(d.auth_now()) == 1, kids
+        assert "mailproxyd: parent" in (open("/proc/%d/cmdline" % d.pid,
+                                             "rb").read().decode(
+                                                 errors="replace")
+                                        .replace("\0", " "))
+        nobody = int(subprocess.check_output(["id", "-u", "nobody"]))
+        nogroup = int(subprocess.check_output(["getent", "group",
+                                               "nogroup"]).split(b":")[2])
+        for pid in kids:
+            st = proc_status(pid)
+            uids = [int(x) for x in st["Uid"].split()]
+            gids = [int(x) for x in st["Gid"].split()]
+            assert uids == [nobody] * 4, (pid, uids)
+            assert gids == [nogroup] * 4, (pid, gids)
+            assert st["Groups"].split() == [str(nogroup)], st["Groups"]
+            assert st["NoNewPrivs"] == "1", st["NoNewPrivs"]
+            assert int(st["CapEff"], 16) == 0, st["CapEff"]
+            assert os.readlink("/proc/%d/root" % pid) == d.chroot
+            assert os.readlink("/proc/%d/cwd" % pid) == d.chroot
+        # The parent stays root and unconfined.
+        st = proc_status(d.pid)
+        assert st["Uid"].split()[0] == "0"
+        assert os.readlink("/proc/%d/root" % d.pid) == "/"
+    finally:
+        d.stop()
+
+
+@test
+def connection_is_logged_with_its_server():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="conn")
+    try:
+        d.start()
+        data = connect_and_read(port)
+        assert data == b"", data
+        d.wait_log("connected to 127.0.0.1:%d" % port)
+        log = d.logtext()
+        line = [x for x in log.splitlines() if "connected to" in x][0]
+        # nginx's error_log shape: date time [level] pid#0: *sid text
+        import re
+        assert re.match(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[info\] "
+                        r"\d+#0: \*\d+ client 127\.0\.0\.1:\d+ connected "
+                        r"to 127\.0\.0\.1:%d$" % port, line), line
+    finally:
+        d.stop()
+
+
+@test
+def listen_parameters_on_the_socket():
+    """Every listen parameter is visible on the parent's sockets."""
+    import socket as S
+    p1, p2, p3, p4 = free_port(), free_port(), free_port(), free_port()
+    p6 = free_port(S.AF_INET6, "::1")
+    sock = os.path.join(TOP, "tests", "tmp", "mpd-%d.sock" % os.getpid())
+    body = ("    server {\n"
+            "        listen 127.0.0.1:%d backlog=17 rcvbuf=64k sndbuf=32k"
+            " so_keepalive=2m:15s:4;\n"
+            "        listen 127.0.0.1:%d so_keepalive=off;\n"
+            "        listen [::1]:%d ipv6only=off;\n"
+            "        listen unix:%s;\n"
+            "        protocol pop3;\n    }\n"
+            "    server {\n"
+            "        listen 127.0.0.1:%d reuseport so_keepalive=on;\n"
+            "        listen 127.0.0.1:%d bind;\n"
+            "        protocol smtp;\n    }\n"
+            % (p1, p2, p6, sock, p3, p4))
+    d = Daemon(BINARY, body, workers=2, name="listen")
+    try:
+        d.start()
+        (s1,) = listener_sockets(d.pid, p1)
+        assert s1.getsockopt(S.SOL_SOCKET, S.SO_KEEPALIVE) == 1
+        assert s1.getsockopt(S.IPPROTO_TCP, S.TCP_KEEPIDLE) == 120
+        assert s1.getsockopt(S.IPPROTO_TCP, S.TCP_KEEPINTVL) == 15
+        assert s1.getsockopt(S.IPPROTO_TCP, S.TCP_KEEPCNT) == 4
+        # Linux doubles the requested buffer sizes.
+        assert s1.getsockopt(S.SOL_SOCKET, S.SO_RCVBUF) == 2 * 65536
+        assert s1.getsockopt(S.SOL_SOCKET, S.SO_SNDBUF) == 2 * 32768
+        assert s1.getsockopt(S.SOL_SOCKET, S.SO_REUSEPORT) == 0
+        out = subprocess.check_output(["ss", "-Hltn", "sport = :%d" % p1])
+        assert out.split()[2] == b"17", out     # Send-Q is the backlog
+        (s2,) = listener_sockets(d.pid, p2)
+        assert s2.getsockopt(S.SOL_SOCKET, S.SO_KEEPALIVE) == 0
+        out = subprocess.check_output(["ss", "-Hltn", "sport = :%d" % p2])
+        assert out.split()[2] == b"511", out    # nginx's default
+        (s6,) = listener_sockets(d.pid, p6)
+        assert s6.family == S.AF_INET6
+        assert s6.getsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY) == 0
+        s3 = listener_sockets(d.pid, p3)
+        assert len(s3) == 2, "reuseport: one socket per worker"
+        for s in s3:
+            assert s.getsockopt(S.SOL_SOCKET, S.SO_REUSEPORT) == 1
+            assert s.getsockopt(S.SOL_SOCKET, S.SO_KEEPALIVE) == 1
+        # Each worker holds exactly one of the reuseport sockets.
+        for w in d.workers_now():
+            assert len(listener_sockets(w, p3)) == 1
+        (s4,) = listener_sockets(d.pid, p4)
+        st = os.stat(sock)
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == \
+            0o666, oct(st.st_mode)
+        # All of them accept and the worker logs which server it was.
+        for port in (p1, p2, p3, p4):
+            assert connect_and_read(port) == b""
+        assert connect_and_read(p6, "::1", S.AF_INET6) == b""
+        with S.socket(S.AF_UNIX, S.SOCK_STREAM) as u:
+            u.settimeout(5)
+            u.connect(sock)
+            assert u.recv(10) == b""
+        d.wait_log("connected to unix:%s" % sock)
+        d.wait_log("connected to [::1]:%d" % p6)
+        for x in (s1, s2, s6, s4) + tuple(s3):
+            x.close()
+        d.signal(signal.SIGQUIT)
+        wait_for(lambda: not alive(d.pid), what="exit")
+        assert not os.path.exists(sock), "unix socket removed at exit"
+    finally:
+        d.stop()
+
+
+def mptcp_enabled():
+    try:
+        with open("/proc/sys/net/mptcp/enabled") as f:
+            return f.read().strip() == "1"
+    except FileNotFoundError:
+        return False
+
+
+@test
+def listen_multipath():
+    """MPTCP where the kernel has it, a clear error where it has not."""
+    import socket as S
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port, " multipath"), name="mptcp")
+    try:
+        if mptcp_enabled():
+            d.start()
+            (s,) = listener_sockets(d.pid, port)
+            assert s.getsockopt(S.SOL_SOCKET, S.SO_PROTOCOL) == 262
+            s.close()
+            assert connect_and_read(port) == b""
+        else:
+            p = d.start(wait=False)
+            rc = p.wait(timeout=10)
+            err = p.stderr.read().decode()
+            assert rc == 1 and "multipath (MPTCP) is not supported" in \
+                err, (rc, err)
+    finally:
+        d.stop()
+
+
+@test
+def wildcard_shares_socket_and_picks_server():
+    """127.0.0.1:P without bind rides on *:P; the worker picks the
+    exact server by local address (nginx's rule)."""
+    port = free_port()
+    body = ("    server {\n        listen *:%d;\n        protocol imap;\n"
+            "    }\n    server {\n        listen 127.0.0.1:%d;\n"
+            "        protocol pop3;\n    }\n" % (port, port))
+    d = Daemon(BINARY, body, name="wild")
+    try:
+        d.start()
+        assert len(listener_sockets(d.pid, port)) == 1
+        connect_and_read(port)
+        d.wait_log("connected to 127.0.0.1:%d" % port)
+        d.wait_log("pop3 sessions are not served")
+    finally:
+        d.stop()
+
+
+@test
+def bind_failure_is_a_clear_startup_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        d = Daemon(BINARY, imap_server(port), name="busy")
+        try:
+            p = d.start(wait=False)
+            rc = p.wait(timeout=10)
+            err = p.stderr.read().decode()
+            assert rc == 1, rc
+            assert "bind() to 127.0.0.1:%d failed (98: Address already " \
+                "in use)" % port in err, err
+            assert not os.path.exists(d.pidfile)
+        finally:
+            d.stop()
+
+
+@test
+def reload_refuses_no_connection():
+    """A client loop on an unchanged port during HUP reloads sees no
+    refused connection; the workers are replaced."""
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), workers=2, name="reload")
+    stop = threading.Event()
+    stats = {"ok": 0, "refused": 0, "other": []}
+
+    def loop():
+        while not stop.is_set():
+            try:
+                connect_and_read(port, timeout=5)
+                stats["ok"] += 1
+            except ConnectionRefusedError:
+                stats["refused"] += 1
+            except Exception as e:  # noqa
+                stats["other"].append(repr(e))
+
+    try:
+        d.start()
+        old = set(d.workers_now())
+        t = threading.Thread(target=loop)
+        t.start()
+        try:
+            for i in range(5):
+                before = set(d.workers_now()) | set(d.auth_now())
+                d.signal(signal.SIGHUP)
+                wait_for(lambda: not (set(d.workers_now()) & before) and
+                         len(d.workers_now()) == 2 and
+                         len(d.auth_now()) == 1, what="new generation")
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            t.join()
+        assert stats["refused"] == 0, stats
+        assert stats["other"] == [], stats
+        assert stats["ok"] > 20, stats
+        assert not (set(d.workers_now()) & old)
+        d.wait_log("reconfiguring done, generation 6 serving")
+    finally:
+        d.stop()
+
+
+@test
+def reload_with_broken_config_keeps_old():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="badreload")
+    try:
+        d.start()
+        before = d.workers_now() + d.auth_now()
+        d.write(imap_server(port) + "    bogus_directive on;\n")
+        d.signal(signal.SIGHUP)
+        d.wait_log('unknown directive "bogus_directive" in %s:' % d.conf)
+        d.wait_log("reconfiguring failed: the old configuration stays")
+        time.sleep(0.3)
+        assert d.workers_now() + d.auth_now() == before
+        assert connect_and_read(port) == b""
+        # A good file afterwards is taken.
+        newport = free_port()
+        d.write(imap_server(newport))
+        d.signal(signal.SIGHUP)
+        d.wait_log("generation 2 serving")
+        assert connect_and_read(newport) == b""
+        wait_for(lambda: not any(alive(p) for p in before),
+                 what="old children gone")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+            assert False, "old port still listening"
+        except ConnectionRefusedError:
+            pass
+    finally:
+        d.stop()
+
+
+@test
+def crashed_worker_is_replaced():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), workers=2, name="segv")
+    try:
+        d.start()
+        victim = d.workers_now()[0]
+        os.kill(victim, signal.SIGSEGV)
+        wait_for(lambda: victim not in d.workers_now() and
+                 len(d.workers_now()) == 2, what="replacement")
+        d.wait_log("worker process %d exited on signal 11" % victim)
+        assert connect_and_read(port) == b""
+        # The auth process too; the workers get a new channel to it.
+        auth = d.auth_now()[0]
+        os.kill(auth, signal.SIGSEGV)
+        wait_for(lambda: d.auth_now() and d.auth_now()[0] != auth,
+                 what="auth replacement")
+        d.wait_log("auth process %d exited on signal 11" % auth)
+        assert "waiting for its replacement" in d.logtext()
+        assert alive(d.pid)
+    finally:
+        d.stop()
+
+
+@test
+def crash_loop_is_slowed_down():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), workers=1, name="loop")
+    try:
+        d.start()
+        for i in range(6):
+            w = wait_for(lambda: d.workers_now(), what="a worker")[0]
+            wait_for(lambda: d.dropped(w), what="drop")
+            os.kill(w, signal.SIGKILL)
+            wait_for(lambda: w not in d.workers_now(), what="reaped")
+        d.wait_log("children are crashing in a loop")
+        # It still comes back.
+        wait_for(lambda: len(d.workers_now()) == 1, timeout=15,
+                 what="worker back")
+    finally:
+        d.stop()
+
+
+@test
+def quit_is_graceful_and_removes_pid_file():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="quit")
+    try:
+        d.start()
+        kids = list(children(d.pid))
+        d.signal(signal.SIGQUIT)
+        rc = d.proc.wait(timeout=10)
+        assert rc == 0, rc
+        assert not os.path.exists(d.pidfile)
+        assert not any(alive(p) for p in kids)
+        d.wait_log("gracefully shutting down")
+    finally:
+        d.stop()
+
+
+@test
+def term_is_fast():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="term")
+    try:
+        d.start()
+        kids = list(children(d.pid))
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=5) == 0
+        assert time.monotonic() - t0 < 2.0
+        assert not os.path.exists(d.pidfile)
+        assert not any(alive(p) for p in kids)
+    finally:
+        d.stop()
+
+
+@test
+def parent_death_ends_children():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="orphan")
+    try:
+        d.start()
+        kids = list(children(d.pid))
+        os.kill(d.pid, signal.SIGKILL)
+        d.proc.wait(timeout=5)
+        wait_for(lambda: not any(alive(p) for p in kids), timeout=3,
+                 what="children to exit")
+    finally:
+        d.stop()
+
+
+@test
+def usr1_reopens_logs():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="reopen")
+    try:
+        d.start()
+        os.rename(d.log, d.log + ".1")
+        d.signal(signal.SIGUSR1)
+        wait_for(lambda: os.path.exists(d.log), what="new log file")
+        time.sleep(0.3)
+        connect_and_read(port)
+        d.wait_log("connected to 127.0.0.1:%d" % port)
+        assert "reopening logs" in open(d.log + ".1").read()
+    finally:
+        d.stop()
+
+
+@test
+def dash_s_signals_through_pid_file():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="dashs")
+    try:
+        d.start()
+        first = d.workers_now()
+        subprocess.run([BINARY, "-c", d.conf, "-s", "reload"], check=True,
+                       timeout=10)
+        wait_for(lambda: d.workers_now() and
+                 not set(d.workers_now()) & set(first), what="reload")
+        subprocess.run([BINARY, "-c", d.conf, "-s", "quit"], check=True,
+                       timeout=10)
+        assert d.proc.wait(timeout=10) == 0
+        r = subprocess.run([BINARY, "-c", d.conf, "-s", "reload"],
+                           capture_output=True, timeout=10)
+        assert r.returncode == 1
+        assert b"open() \"%s\" failed" % d.pidfile.encode() in r.stderr
+        r = subprocess.run([BINARY, "-c", d.conf, "-s", "bogus"],
+                           capture_output=True, timeout=10)
+        assert r.returncode == 1 and b'invalid option: "-s bogus"' in \
+            r.stderr, r.stderr
+    finally:
+        d.stop()
+
+
+@test
+def daemonizes_and_writes_pid():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="daemon")
+    try:
+        d.write(None, raw=d.text(imap_server(port)).replace(
+            "daemon off;", "daemon on;"))
+        r = subprocess.run([BINARY, "-c", d.conf], timeout=10)
+        assert r.returncode == 0
+        d.wait_ready()
+        assert alive(d.pid)
+        st = proc_status(d.pid)
+        assert st["PPid"] != str(os.getpid())   # detached
+        assert connect_and_read(port) == b""
+        os.kill(d.pid, signal.SIGQUIT)
+        wait_for(lambda: not alive(d.pid), what="exit")
+        assert not os.path.exists(d.pidfile)
+    finally:
+        d.stop()
+
+
+@test
+def systemd_notify_protocol():
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="notify")
+    path = os.path.join(d.dir, "notify.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.settimeout(10)
+    try:
+        d.start(env={"NOTIFY_SOCKET": path})
+        assert ns.recv(512) == b"READY=1"
+        # The children never see the variable.
+        for pid in children(d.pid):
+            env = open("/proc/%d/environ" % pid, "rb").read()
+            assert b"NOTIFY_SOCKET" not in env
+        d.signal(signal.SIGHUP)
+        msg = ns.recv(512).decode()
+        assert msg.startswith("RELOADING=1\nMONOTONIC_USEC="), msg
+        assert ns.recv(512) == b"READY=1"
+        d.signal(signal.SIGQUIT)
+        assert ns.recv(512) == b"STOPPING=1"
+        d.proc.wait(timeout=10)
+    finally:
+        ns.close()
+        d.stop()
+
+
+@test
+def example_config_passes_t():
+    r = subprocess.run([BINARY, "-t", "-c",
+                        os.path.join(TOP, "etc", "mailproxyd.conf")],
+                       capture_output=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.decode().endswith("test is successful\n"), r.stderr
+
+
+@test
+def usage_matches_man_synopsis():
+    r = subprocess.run([BINARY, "-x"], capture_output=True, timeout=10)
+    assert r.returncode == 1
+    usage = " ".join(r.stderr.decode().split("usage:", 1)[1].split())
+    man = subprocess.run(["mandoc", "-T", "ascii",
+                          os.path.join(TOP, "man", "mailproxyd.8")],
+                         capture_output=True, timeout=10).stdout.decode()
+    man = man.replace("\b", "")
+    syn = man.split("SYNOPSIS", 1)[1].split("DESCRIPTION", 1)[0]
+    # Strip overstrike from mandoc's ascii output and compare words.
+    import re
+    syn = re.sub(r".\x08", "", syn)
+    assert " ".join(syn.split()) == usage, (syn, usage)
+
+
+@test
+def version_flags():
+    r = subprocess.run([BINARY, "-v"], capture_output=True, timeout=10)
+    assert r.returncode == 0
+    assert r.stderr.startswith(b"mailproxyd version: mailproxyd/")
+    r = subprocess.run([BINARY, "-V"], capture_output=True, timeout=10)
+    assert r.returncode == 0 and b"built with OpenSSL" in r.stderr
+
+
+def main():
+    global BINARY
+    BINARY = os.path.abspath(sys.argv[1])
+    only = sys.argv[2:]
+    os.makedirs(os.path.join(TOP, "tests", "tmp"), exist_ok=True)
+    passed = failed = 0
+    if os.geteuid() != 0:
+        print("FAIL: the regress suite checks privilege separation and "
+              "must run as root")
+        print("0 passed, 1 failed")
+        return 1
+    for fn in TESTS:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception:  # noqa
+            failed += 1
+            print("FAIL %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+            traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
