@@ -5,6 +5,7 @@ PREFIX?=	/usr/local
 SBINDIR?=	${PREFIX}/sbin
 MANDIR?=	${PREFIX}/share/man
 SYSCONFDIR?=	/etc
+PIDFILE?=	/run/mailproxyd.pid
 DESTDIR?=
 CC?=		cc
 PKG_CONFIG?=	pkg-config
@@ -21,13 +22,16 @@ PKG_CFLAGS!=	${PKG_CONFIG} --cflags libbsd-overlay libevent openssl \
 		2>/dev/null || true
 PKG_LIBS!=	${PKG_CONFIG} --libs libbsd-overlay libevent openssl \
 		2>/dev/null || echo "-levent -lssl -lcrypto"
+# OpenBSD has crypt(3) in libc.
+CRYPT_LIBS!=	[ "`uname -s`" = OpenBSD ] || echo "-lcrypt"
 CHECK_CFLAGS!=	${PKG_CONFIG} --cflags check 2>/dev/null || true
 CHECK_LIBS!=	${PKG_CONFIG} --libs check 2>/dev/null || echo "-lcheck"
 
 MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd \
-		-DSYSCONFDIR=\"${SYSCONFDIR}\" -D_GNU_SOURCE
+		-DSYSCONFDIR=\"${SYSCONFDIR}\" -DMAILPROXYD_PID=\"${PIDFILE}\" \
+		-D_GNU_SOURCE
 MP_LDFLAGS=	${SAN_FLAGS}
-MP_LIBS=	${PKG_LIBS} -lcdb -lcrypt
+MP_LIBS=	${PKG_LIBS} -lcdb ${CRYPT_LIBS}
 
 LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o
 DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \

@@ -361,7 +361,10 @@ listen_close_all(struct listenerhead *head)
 	}
 }
 
-/* "127.0.0.1:25", "[::1]:25" or "unix:" as nginx writes addresses. */
+/*
+ * "127.0.0.1:25", "[::1]:25" or "unix:" as nginx writes addresses; an
+ * IPv4-mapped IPv6 address is written as the IPv4 address it is.
+ */
 const char *
 sockaddr_text(const struct sockaddr *sa, socklen_t len, char *buf,
     size_t size)
@@ -385,6 +388,15 @@ sockaddr_text(const struct sockaddr *sa, socklen_t len, char *buf,
 		if (len < sizeof(*sin6))
 			break;
 		sin6 = (const struct sockaddr_in6 *)sa;
+		/* A v4 client on a dual-stack socket is a v4 client. */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			if (inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
+			    host, sizeof(host)) == NULL)
+				break;
+			(void)snprintf(buf, size, "%s:%u", host,
+			    ntohs(sin6->sin6_port));
+			return buf;
+		}
 		if (inet_ntop(AF_INET6, &sin6->sin6_addr, host,
 		    sizeof(host)) == NULL)
 			break;

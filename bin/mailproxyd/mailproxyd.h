@@ -26,7 +26,9 @@
 #define SYSCONFDIR		"/etc"
 #endif
 #define MAILPROXYD_CONF		SYSCONFDIR "/mailproxyd.conf"
+#ifndef MAILPROXYD_PID
 #define MAILPROXYD_PID		"/run/mailproxyd.pid"
+#endif
 #define MAILPROXYD_USER		"_mailproxyd"
 #define MAILPROXYD_CHROOT	"/var/empty"
 #define MAILPROXYD_WORKERS_MAX	256
@@ -137,7 +139,8 @@ void	 imsgev_update(struct imsgev *);
 int	 imsgev_compose(struct imsgev *, uint32_t, uint32_t, int,
 	    const void *, size_t);
 void	 imsgev_clear(struct imsgev *);
-pid_t	 proc_spawn(const char *, enum proc_role, int, int *);
+pid_t	 proc_spawn(const char *, enum proc_role, int,
+	    const struct mailproxyd_conf *, int *);
 int	 proc_child_setup(int, struct child_setup *,
 	    void (*)(struct imsg *, void *), void *);
 int	 proc_drop_privileges(const struct cfg_done *, const char *);

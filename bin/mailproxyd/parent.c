@@ -110,6 +110,7 @@ static void	parent_reload(void);
 static void	parent_reopen(void);
 static void	parent_shutdown(int);
 static void	parent_maybe_exit(void);
+static void	parent_unlink_sockets(void);
 static void	parent_sig(int, short, void *);
 static void	parent_kill_cb(int, short, void *);
 static void	parent_daemonize(void);
@@ -351,7 +352,8 @@ child_start(struct generation *g, enum proc_role role, int slot)
 	c->c_gen = g;
 	c->c_role = role;
 	c->c_slot = slot;
-	if ((c->c_pid = proc_spawn(parent.p_self, role, mp_debug, &fd)) ==
+	if ((c->c_pid = proc_spawn(parent.p_self, role, mp_debug,
+	    g->g_conf, &fd)) ==
 	    -1) {
 		free(c);
 		return NULL;
@@ -703,6 +705,7 @@ parent_shutdown(int how)
 	notify_send("STOPPING=1");
 	log_notice("%s shutting down", how == 1 ? "gracefully" : "fast");
 	/* No new connections: the children hold the last copies. */
+	parent_unlink_sockets();
 	listen_close_all(&parent.p_listeners);
 	if (how == 1) {
 		TAILQ_FOREACH(g, &parent.p_gens, g_entry)
@@ -736,17 +739,23 @@ parent_kill_cb(int fd, short events, void *arg)
 	}
 }
 
+/* The socket files of unix: listeners go with the daemon. */
 static void
-parent_maybe_exit(void)
+parent_unlink_sockets(void)
 {
 	struct listener	*ls;
 
-	if (!parent.p_stopping || !TAILQ_EMPTY(&parent.p_children))
-		return;
 	TAILQ_FOREACH(ls, &parent.p_listeners, ls_entry)
 		if (ls->ls_conf.l_ss.ss_family == AF_UNIX)
 			(void)unlink(((struct sockaddr_un *)
 			    &ls->ls_conf.l_ss)->sun_path);
+}
+
+static void
+parent_maybe_exit(void)
+{
+	if (!parent.p_stopping || !TAILQ_EMPTY(&parent.p_children))
+		return;
 	listen_close_all(&parent.p_listeners);
 	if (parent.p_pidfile[0] != '\0' && unlink(parent.p_pidfile) == -1)
 		log_warn("unlink(\"%s\") failed", parent.p_pidfile);

@@ -22,6 +22,7 @@
 #include "mailproxyd.h"
 
 static void	imsgev_dispatch(int, short, void *);
+static char	**proc_child_env(const struct mailproxyd_conf *);
 
 void
 imsgev_init(struct imsgev *iev, int fd,
@@ -154,14 +155,58 @@ imsgev_adopt(struct imsgev *iev, struct imsgbuf *ibuf,
 }
 
 /*
+ * The environment a child gets, as nginx gives its workers: TZ and
+ * what the "env" directive names (NAME keeps our value, NAME=value sets
+ * one).  The sanitizers' own settings pass too, so that instrumented
+ * builds behave alike in every process.
+ */
+static char **
+proc_child_env(const struct mailproxyd_conf *conf)
+{
+	static const char	*keep[] = { "TZ", "ASAN_OPTIONS",
+				    "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+	const struct conf_env	*e;
+	char			**envp, *v, *s;
+	size_t			 n = 0, max, i;
+
+	max = nitems(keep) + 1;
+	TAILQ_FOREACH(e, &conf->c_env, e_entry)
+		max++;
+	if ((envp = calloc(max, sizeof(*envp))) == NULL)
+		_exit(1);
+	for (i = 0; i < nitems(keep); i++) {
+		if ((v = getenv(keep[i])) == NULL)
+			continue;
+		if (asprintf(&s, "%s=%s", keep[i], v) == -1)
+			_exit(1);
+		envp[n++] = s;
+	}
+	TAILQ_FOREACH(e, &conf->c_env, e_entry) {
+		if (strchr(e->e_text, '=') != NULL)
+			s = strdup(e->e_text);
+		else if ((v = getenv(e->e_text)) == NULL)
+			continue;
+		else if (asprintf(&s, "%s=%s", e->e_text, v) == -1)
+			s = NULL;
+		if (s == NULL)
+			_exit(1);
+		envp[n++] = s;
+	}
+	envp[n] = NULL;
+	return envp;
+}
+
+/*
  * Start a child: a socketpair to it, fork, and in the child re-execute
  * the daemon's own binary with the role flag, so each child has a fresh
  * address space layout.  Returns the child's pid and our end in *fdp.
  */
 pid_t
-proc_spawn(const char *path, enum proc_role role, int debug, int *fdp)
+proc_spawn(const char *path, enum proc_role role, int debug,
+    const struct mailproxyd_conf *conf, int *fdp)
 {
 	char	*argv[6];
+	char	**envp;
 	int	 sp[2], argc = 0;
 	pid_t	 pid;
 
@@ -193,15 +238,21 @@ proc_spawn(const char *path, enum proc_role role, int debug, int *fdp)
 		_exit(1);
 	closefrom(PROC_PARENT_FD + 1);
 	signal(SIGPIPE, SIG_DFL);
-	argv[argc++] = (char *)(uintptr_t)MAILPROXYD_NAME;
+	/*
+	 * argv[0] is already the process title: setproctitle() can only
+	 * reuse the space exec gave us, and the environment is small.
+	 */
+	argv[argc++] = (char *)(uintptr_t)(role == PROC_AUTH ?
+	    MAILPROXYD_NAME ": auth process" :
+	    MAILPROXYD_NAME ": worker process");
 	argv[argc++] = (char *)(uintptr_t)"-R";
 	argv[argc++] = (char *)(uintptr_t)(role == PROC_AUTH ? "auth" :
 	    "worker");
 	if (debug)
 		argv[argc++] = (char *)(uintptr_t)"-d";
 	argv[argc] = NULL;
-	unsetenv("NOTIFY_SOCKET");
-	execv(path, argv);
+	envp = proc_child_env(conf);
+	execve(path, argv, envp);
 	fprintf(stderr, "%s: execv(%s) failed: %s\n", MAILPROXYD_NAME, path,
 	    strerror(errno));
 	_exit(1);
@@ -303,7 +354,7 @@ proc_drop_privileges(const struct cfg_done *cd, const char *title)
 		if (chdir("/") == -1)
 			fatal("chdir(\"/\") failed");
 	}
-	setproctitle("%s", title);
+	setproctitle("-%s: %s", MAILPROXYD_NAME, title);
 	if (cd->cd_uid != -1) {
 		gid = (gid_t)cd->cd_gid;
 		if (setgroups(1, &gid) == -1)

@@ -105,10 +105,11 @@ def socket_inodes(pid):
     return out
 
 
-def listening_inodes(port):
-    """Inodes of TCP sockets listening on port (v4 and v6)."""
+def listening_inodes(port, pid="self"):
+    """Inodes of TCP sockets listening on port (v4 and v6) in the network
+    namespace of pid."""
     inodes = []
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for path in ("/proc/%s/net/tcp" % pid, "/proc/%s/net/tcp6" % pid):
         try:
             with open(path) as f:
                 next(f)
@@ -126,7 +127,7 @@ def listener_sockets(pid, port):
     """socket objects duplicated from pid's listening sockets on port."""
     held = socket_inodes(pid)
     out = []
-    for ino in listening_inodes(port):
+    for ino in listening_inodes(port, pid):
         if ino in held:
             out.append(socket.socket(fileno=steal_fd(pid, held[ino])))
     return out
@@ -167,7 +168,7 @@ class Daemon:
         with open(self.conf, "w") as f:
             f.write(raw if raw is not None else self.text(body))
 
-    def start(self, args=(), env=None, wait=True):
+    def start(self, args=(), env=None, wait=True, wrap=()):
         e = dict(os.environ)
         # LeakSanitizer cannot stop the world in a non-dumpable,
         # chrooted child; leaks are checked by the unit suites.
@@ -175,7 +176,7 @@ class Daemon:
         if env:
             e.update(env)
         self.proc = subprocess.Popen(
-            [self.binary, "-c", self.conf] + list(args), env=e,
+            list(wrap) + [self.binary, "-c", self.conf] + list(args), env=e,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if wait:
             self.wait_ready()
@@ -248,6 +249,36 @@ class Daemon:
                     os.kill(p, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+# Run a command in a network namespace of its own with only "lo" up, so
+# that wildcard addresses stay on this machine.
+NETNS_WRAP = ("unshare", "--net", "sh", "-c",
+              'ip link set lo up && exec "$0" "$@"')
+CLONE_NEWNET = 0x40000000
+
+
+def netns_socket(pid, family):
+    """A socket created inside the network namespace of pid."""
+    out = {}
+
+    def run():
+        # setns changes only this thread, which then ends.
+        fd = os.open("/proc/%d/ns/net" % pid, os.O_RDONLY)
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                out["err"] = OSError(ctypes.get_errno(), "setns")
+                return
+            out["sock"] = socket.socket(family, socket.SOCK_STREAM)
+        finally:
+            os.close(fd)
+    import threading
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "err" in out:
+        raise out["err"]
+    return out["sock"]
 
 
 def connect_and_read(port, host="127.0.0.1", family=socket.AF_INET,

@@ -102,7 +102,7 @@ def listen_parameters_on_the_socket():
             "        listen 127.0.0.1:%d backlog=17 rcvbuf=64k sndbuf=32k"
             " so_keepalive=2m:15s:4;\n"
             "        listen 127.0.0.1:%d so_keepalive=off;\n"
-            "        listen [::1]:%d ipv6only=off;\n"
+            "        listen [::1]:%d;\n"
             "        listen unix:%s;\n"
             "        protocol pop3;\n    }\n"
             "    server {\n"
@@ -130,7 +130,6 @@ def listen_parameters_on_the_socket():
         assert out.split()[2] == b"511", out    # nginx's default
         (s6,) = listener_sockets(d.pid, p6)
         assert s6.family == S.AF_INET6
-        assert s6.getsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY) == 0
         s3 = listener_sockets(d.pid, p3)
         assert len(s3) == 2, "reuseport: one socket per worker"
         for s in s3:
@@ -158,6 +157,43 @@ def listen_parameters_on_the_socket():
         d.signal(signal.SIGQUIT)
         wait_for(lambda: not alive(d.pid), what="exit")
         assert not os.path.exists(sock), "unix socket removed at exit"
+    finally:
+        d.stop()
+
+
+@test
+def listen_ipv6only_on_wildcards():
+    """[::]:P binds v6 only by default, so *:P can coexist; ipv6only=off
+    takes v4 clients too.  Run in a network namespace of its own, so the
+    wildcard addresses reach no real interface."""
+    import socket as S
+    from mpd import NETNS_WRAP, netns_socket
+    p1, p2 = free_port(), free_port()
+    body = ("    server {\n        listen [::]:%d;\n        listen *:%d;\n"
+            "        protocol imap;\n    }\n"
+            "    server {\n        listen [::]:%d ipv6only=off;\n"
+            "        protocol pop3;\n    }\n" % (p1, p1, p2))
+    d = Daemon(BINARY, body, name="v6only")
+    try:
+        d.start(wrap=NETNS_WRAP)
+        socks = listener_sockets(d.pid, p1)
+        fams = sorted(s.family for s in socks)
+        assert fams == [S.AF_INET, S.AF_INET6], fams
+        for s in socks:
+            if s.family == S.AF_INET6:
+                assert s.getsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY) == 1
+        (s2,) = listener_sockets(d.pid, p2)
+        assert s2.getsockopt(S.IPPROTO_IPV6, S.IPV6_V6ONLY) == 0
+        # A v4 client reaches the dual-stack socket inside the namespace.
+        c = netns_socket(d.pid, S.AF_INET)
+        c.settimeout(5)
+        c.connect(("127.0.0.1", p2))
+        assert c.recv(10) == b""
+        c.close()
+        d.wait_log("client 127.0.0.1:")
+        d.wait_log("pop3 sessions are not served")
+        for s in socks + [s2]:
+            s.close()
     finally:
         d.stop()
 
@@ -506,11 +542,10 @@ def usage_matches_man_synopsis():
     man = subprocess.run(["mandoc", "-T", "ascii",
                           os.path.join(TOP, "man", "mailproxyd.8")],
                          capture_output=True, timeout=10).stdout.decode()
-    man = man.replace("\b", "")
-    syn = man.split("SYNOPSIS", 1)[1].split("DESCRIPTION", 1)[0]
     # Strip overstrike from mandoc's ascii output and compare words.
     import re
-    syn = re.sub(r".\x08", "", syn)
+    man = re.sub(r".\x08", "", man)
+    syn = man.split("SYNOPSIS", 1)[1].split("DESCRIPTION", 1)[0]
     assert " ".join(syn.split()) == usage, (syn, usage)
 
 
