@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "compat.h"
+#include "auth_http.h"
 #include "config.h"
 #include "imsg.h"
 #include "log.h"
@@ -50,6 +51,7 @@ enum imsg_type {
 	IMSG_CFG_LISTENER,	/* fd + struct cfg_listener */
 	IMSG_CFG_LOG,		/* fd + struct cfg_log */
 	IMSG_CFG_PEER,		/* fd + struct cfg_peer: worker <-> auth */
+	IMSG_CFG_CDB,		/* fd + struct cfg_cdb: an auth_cdb table */
 	IMSG_CFG_DONE,		/* struct cfg_done: start serving */
 
 	/* child -> parent */
@@ -60,10 +62,40 @@ enum imsg_type {
 	IMSG_CTL_LOG_REOPEN,	/* empty: IMSG_CFG_LOG follow, then this */
 	IMSG_CTL_STOP,		/* empty: fast stop */
 
-	/* worker <-> auth (the auth issue fills these in) */
-	IMSG_AUTH_REQUEST,
-	IMSG_AUTH_RESULT,
-	IMSG_AUTH_CANCEL
+	/*
+	 * worker <-> auth.  Requests are independent; the worker may
+	 * cancel one (the client went away) and then gets no result.
+	 * Each answer carries the request's session id.
+	 */
+	IMSG_AUTH_REQUEST,	/* struct auth_request */
+	IMSG_AUTH_RESULT,	/* struct auth_result */
+	IMSG_AUTH_CANCEL,	/* struct auth_cancel */
+	IMSG_AUTH_RESOLVE,	/* struct auth_resolve: FCrDNS of a client */
+	IMSG_AUTH_RESOLVED	/* struct auth_resolved */
+};
+
+/* IMSG_CFG_CDB: the descriptor of the auth_cdb file of this path. */
+struct cfg_cdb {
+	char		 cc_path[PATH_MAX];
+};
+
+/* IMSG_AUTH_CANCEL */
+struct auth_cancel {
+	uint64_t	 ac_id;		/* rq_id of the request */
+};
+
+/* IMSG_AUTH_RESOLVE: the client name for Client-Host and XCLIENT NAME. */
+struct auth_resolve {
+	uint64_t		 ar_id;
+	int32_t			 ar_server;	/* conf_server.s_index */
+	uint32_t		 ar_sslen;
+	struct sockaddr_storage	 ar_ss;		/* the client */
+};
+
+/* IMSG_AUTH_RESOLVED: a host name, "[UNAVAILABLE]" or "[TEMPUNAVAIL]". */
+struct auth_resolved {
+	uint64_t	 ad_id;
+	char		 ad_host[AUTH_HOST_MAX];
 };
 
 /* IMSG_CFG_LISTENER: one listening socket and the listens it serves. */

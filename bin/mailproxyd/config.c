@@ -1,0 +1,2412 @@
+/*
+ * Configuration values: nginx's value syntax, the value types the
+ * directive table in parse.c is built from, defaults and inheritance,
+ * the checks nginx makes once everything is read, and the canonical
+ * dump that -T prints and the parent sends its children.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "mailproxyd.h"
+
+/* nginx's minimum for a shared session cache: eight pages. */
+#define CONF_SCACHE_MIN		(8 * 4096)
+#define CONF_DEFAULT_ARGS	8
+
+static int	conf_parse_time(const char *, int, long *);
+static int	conf_dup(struct conf_parser *, const struct conf_directive *);
+static int	conf_bounds_check(struct conf_parser *,
+		    const struct conf_directive *, long long,
+		    const struct conf_bounds *);
+static void	conf_list_add(struct conf_list *, const char *, const char *);
+static int	conf_log_target(struct conf_parser *, struct log_target *,
+		    int, char **);
+static int	conf_resolver_addr(const char *);
+static int	conf_default(struct conf_parser *,
+		    const struct conf_directive *, void *);
+static int	conf_default_hostname(struct conf_parser *,
+		    const struct conf_directive *, void *);
+static int	conf_merge(struct conf_parser *, struct conf_server *);
+static int	conf_check_protocol(struct conf_server *,
+		    const struct mailproxyd_conf *);
+static int	conf_check_ssl(struct conf_server *,
+		    const struct mailproxyd_conf *);
+static int	conf_listen_portnum(const struct conf_listen *);
+
+static void	dump_begin(FILE *, int, const char *);
+static void	dump_word(FILE *, const char *);
+static void	dump_end(FILE *);
+static const char *fmt_time(char *, size_t, long, int);
+static const char *fmt_size(char *, size_t, long);
+static void	dump_rows(FILE *, int, int, enum conf_base, const void *);
+static void	dump_listen(FILE *, const struct conf_listen *);
+static void	dump_server(FILE *, const struct mailproxyd_conf *,
+		    const struct conf_server *);
+
+/*
+ * Value syntax.
+ */
+
+/*
+ * Digits only, as nginx's ngx_atoi: strtonum(3) would also take a sign
+ * and leading blanks.
+ */
+int
+conf_parse_number(const char *s, long long min, long long max,
+    long long *out)
+{
+	long long	 v = 0;
+
+	if (*s == '\0')
+		return (-1);
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return (-1);
+		if (v > (LLONG_MAX - (*s - '0')) / 10)
+			return (-1);
+		v = v * 10 + (*s - '0');
+	}
+	if (v < min || v > max)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+int
+conf_parse_size(const char *s, long *out)
+{
+	long long	 v = 0, scale = 1;
+	size_t		 len = strlen(s), i;
+
+	if (len == 0)
+		return (-1);
+	switch (s[len - 1]) {
+	case 'k':
+	case 'K':
+		scale = 1024LL;
+		break;
+	case 'm':
+	case 'M':
+		scale = 1024LL * 1024;
+		break;
+	case 'g':
+	case 'G':
+		scale = 1024LL * 1024 * 1024;
+		break;
+	}
+	if (scale != 1)
+		len--;
+	if (len == 0)
+		return (-1);
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return (-1);
+		if (v > (LLONG_MAX - (s[i] - '0')) / 10)
+			return (-1);
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v > LONG_MAX / scale)
+		return (-1);
+	*out = (long)(v * scale);
+	return (0);
+}
+
+/*
+ * "1h 30m", "500ms", "30": units in strictly decreasing order, spaces
+ * only after a unit, a bare trailing number in seconds.
+ */
+static int
+conf_parse_time(const char *s, int msec, long *out)
+{
+	static const struct {
+		const char	*u_name;
+		long long	 u_ms;
+	} units[] = {
+		/* Longest names first; the index is the rank. */
+		{ "ms", 1LL },
+		{ "s", 1000LL },
+		{ "m", 60 * 1000LL },
+		{ "h", 60 * 60 * 1000LL },
+		{ "d", 24 * 60 * 60 * 1000LL },
+		{ "w", 7 * 24 * 60 * 60 * 1000LL },
+		{ "M", 30 * 24 * 60 * 60 * 1000LL },
+		{ "y", 365 * 24 * 60 * 60 * 1000LL }
+	};
+	const int	 nunits = sizeof(units) / sizeof(units[0]);
+	long long	 total = 0, value = 0, scale;
+	int		 digits = 0, rank = nunits, u;
+
+	if (*s == '\0')
+		return (-1);
+	while (*s != '\0') {
+		if (*s >= '0' && *s <= '9') {
+			if (value > (LLONG_MAX - (*s - '0')) / 10)
+				return (-1);
+			value = value * 10 + (*s - '0');
+			digits = 1;
+			s++;
+			continue;
+		}
+		if (!digits)
+			return (-1);
+		if (s[0] == 'm' && s[1] == 's')
+			u = 0;
+		else {
+			for (u = 1; u < nunits; u++)
+				if (*s == units[u].u_name[0])
+					break;
+			if (u == nunits)
+				return (-1);
+		}
+		if (u >= rank || (u == 0 && !msec))
+			return (-1);
+		rank = u;
+		scale = msec ? units[u].u_ms : units[u].u_ms / 1000;
+		if (value > LLONG_MAX / scale)
+			return (-1);
+		value *= scale;
+		if (total > LLONG_MAX - value)
+			return (-1);
+		total += value;
+		value = 0;
+		digits = 0;
+		s += strlen(units[u].u_name);
+		while (*s == ' ')
+			s++;
+	}
+	if (digits) {
+		/* Seconds: only after a larger unit. */
+		if (rank <= 1)
+			return (-1);
+		scale = msec ? 1000 : 1;
+		if (value > LLONG_MAX / scale)
+			return (-1);
+		value *= scale;
+		if (total > LLONG_MAX - value)
+			return (-1);
+		total += value;
+	}
+	if (total > LONG_MAX)
+		return (-1);
+	*out = (long)total;
+	return (0);
+}
+
+int
+conf_parse_msec(const char *s, long *out)
+{
+	return (conf_parse_time(s, 1, out));
+}
+
+int
+conf_parse_sec(const char *s, long *out)
+{
+	return (conf_parse_time(s, 0, out));
+}
+
+int
+conf_parse_flag(const char *s, int *out)
+{
+	if (strcasecmp(s, "on") == 0)
+		*out = 1;
+	else if (strcasecmp(s, "off") == 0)
+		*out = 0;
+	else
+		return (-1);
+	return (0);
+}
+
+int
+conf_cidr_parse(const char *s, struct conf_cidr *c)
+{
+	char		 buf[INET6_ADDRSTRLEN + 8], *slash;
+	long long	 bits;
+	int		 max, i, hostbits = 0;
+	unsigned char	 m;
+
+	memset(c, 0, sizeof(*c));
+	if (strcmp(s, "unix:") == 0) {
+		c->cc_family = AF_UNIX;
+		return (0);
+	}
+	if (strlcpy(buf, s, sizeof(buf)) >= sizeof(buf))
+		return (-1);
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, c->cc_addr) == 1) {
+		c->cc_family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->cc_addr) == 1) {
+		c->cc_family = AF_INET6;
+		max = 128;
+	} else
+		return (-1);
+	bits = max;
+	if (slash != NULL && conf_parse_number(slash, 0, max, &bits) == -1)
+		return (-1);
+	c->cc_bits = (int)bits;
+	for (i = 0; i < max / 8; i++) {
+		if (bits >= (i + 1) * 8)
+			m = 0xff;
+		else if (bits <= i * 8)
+			m = 0;
+		else
+			m = (unsigned char)(0xff << (8 - bits % 8));
+		if (c->cc_addr[i] & ~m)
+			hostbits = 1;
+		c->cc_addr[i] &= m;
+	}
+	return (hostbits);
+}
+
+const char *
+conf_protocol_name(enum mail_protocol proto)
+{
+	switch (proto) {
+	case PROTO_IMAP:
+		return ("imap");
+	case PROTO_POP3:
+		return ("pop3");
+	case PROTO_SMTP:
+		return ("smtp");
+	default:
+		return ("none");
+	}
+}
+
+/*
+ * Printing.  A word is quoted only when it must be: when empty or when
+ * it holds a separator, a quote, "#", a brace or a backslash.
+ */
+
+static void
+dump_begin(FILE *fp, int indent, const char *name)
+{
+	fprintf(fp, "%*s%s", indent * 4, "", name);
+}
+
+static void
+dump_word(FILE *fp, const char *s)
+{
+	if (*s != '\0' && strpbrk(s, " \t\r\n;{}#\"'\\") == NULL) {
+		fprintf(fp, " %s", s);
+		return;
+	}
+	fputs(" \"", fp);
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '"':
+			fputs("\\\"", fp);
+			break;
+		case '\\':
+			fputs("\\\\", fp);
+			break;
+		case '\n':
+			fputs("\\n", fp);
+			break;
+		case '\r':
+			fputs("\\r", fp);
+			break;
+		case '\t':
+			fputs("\\t", fp);
+			break;
+		default:
+			fputc(*s, fp);
+			break;
+		}
+	}
+	fputc('"', fp);
+}
+
+static void
+dump_end(FILE *fp)
+{
+	fputs(";\n", fp);
+}
+
+/* A time in its largest exact unit of d, h, m, s and ms; 0 as "0s". */
+static const char *
+fmt_time(char *buf, size_t len, long v, int msec)
+{
+	static const struct {
+		const char	*u_name;
+		long		 u_ms;
+	} units[] = {
+		{ "d", 24 * 60 * 60 * 1000L },
+		{ "h", 60 * 60 * 1000L },
+		{ "m", 60 * 1000L },
+		{ "s", 1000L },
+		{ "ms", 1L }
+	};
+	size_t	 i;
+	long	 scale;
+
+	(void)snprintf(buf, len, "0s");
+	for (i = 0; v != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+		scale = msec ? units[i].u_ms : units[i].u_ms / 1000;
+		if (scale > 0 && v % scale == 0) {
+			(void)snprintf(buf, len, "%ld%s", v / scale,
+			    units[i].u_name);
+			break;
+		}
+	}
+	return (buf);
+}
+
+/* A size in its largest exact unit of g, m and k. */
+static const char *
+fmt_size(char *buf, size_t len, long v)
+{
+	static const struct {
+		char	 u_name;
+		long	 u_bytes;
+	} units[] = {
+		{ 'g', 1024L * 1024 * 1024 },
+		{ 'm', 1024L * 1024 },
+		{ 'k', 1024L }
+	};
+	size_t	 i;
+
+	for (i = 0; v != 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+		if (v % units[i].u_bytes == 0) {
+			(void)snprintf(buf, len, "%ld%c", v / units[i].u_bytes,
+			    units[i].u_name);
+			return (buf);
+		}
+	}
+	(void)snprintf(buf, len, "%ld", v);
+	return (buf);
+}
+
+/*
+ * Types.  Setters refuse a second occurrence of a single-valued
+ * directive at the same level ("is duplicate"), as nginx's slots do;
+ * lists and bitmasks accumulate.
+ */
+
+static int
+conf_dup(struct conf_parser *p, const struct conf_directive *d)
+{
+	conf_error(p, "\"%s\" directive is duplicate", d->d_name);
+	return (-1);
+}
+
+static int
+conf_bounds_check(struct conf_parser *p, const struct conf_directive *d,
+    long long v, const struct conf_bounds *b)
+{
+	if (v < b->cb_min) {
+		conf_error(p, "\"%s\" directive value must be equal to or "
+		    "greater than %lld", d->d_name, b->cb_min);
+		return (-1);
+	}
+	if (v > b->cb_max) {
+		conf_error(p, "\"%s\" directive value must be equal to or "
+		    "less than %lld", d->d_name, b->cb_max);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+int_isset(const void *f)
+{
+	return (*(const int *)f != CONF_UNSET);
+}
+
+static void
+int_copy(void *dst, const void *src)
+{
+	*(int *)dst = *(const int *)src;
+}
+
+static void
+int_clear(void *f)
+{
+	*(int *)f = CONF_UNSET;
+}
+
+static int
+long_isset(const void *f)
+{
+	return (*(const long *)f != CONF_UNSET);
+}
+
+static void
+long_copy(void *dst, const void *src)
+{
+	*(long *)dst = *(const long *)src;
+}
+
+static void
+long_clear(void *f)
+{
+	*(long *)f = CONF_UNSET;
+}
+
+static int
+str_isset(const void *f)
+{
+	return (*(char *const *)f != NULL);
+}
+
+static void
+str_copy(void *dst, const void *src)
+{
+	if ((*(char **)dst = strdup(*(char *const *)src)) == NULL)
+		fatal("strdup");
+}
+
+static void
+str_clear(void *f)
+{
+	free(*(char **)f);
+	*(char **)f = NULL;
+}
+
+static int
+buf_isset(const void *f)
+{
+	return (*(const char *)f != '\0');
+}
+
+static void
+buf_clear(void *f)
+{
+	*(char *)f = '\0';
+}
+
+/* flag: on | off */
+static int
+set_flag(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	int	*v = f;
+
+	(void)argc;
+	if (*v != CONF_UNSET)
+		return (conf_dup(p, d));
+	if (conf_parse_flag(argv[0], v) == -1) {
+		conf_error(p, "invalid value \"%s\" in \"%s\" directive, it "
+		    "must be \"on\" or \"off\"", argv[0], d->d_name);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+dump_flag(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, *(const int *)f ? "on" : "off");
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_flag = {
+	set_flag, int_isset, int_copy, int_clear, dump_flag
+};
+
+/* master_process: accepted; we always run the whole family. */
+static int
+set_master(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	if (set_flag(p, d, f, argc, argv) == -1)
+		return (-1);
+	if (*(int *)f == 0)
+		conf_log(p, LOG_LVL_NOTICE, "\"master_process off\" is "
+		    "ignored: mailproxyd always runs its parent, worker and "
+		    "auth processes");
+	return (0);
+}
+
+const struct conf_type conf_type_master = {
+	set_master, int_isset, int_copy, int_clear, dump_flag
+};
+
+/* num: a non-negative int within d_post's bounds */
+static int
+set_num(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	static const struct conf_bounds	 dflt = { 0, INT_MAX };
+	const struct conf_bounds	*b = d->d_post ? d->d_post : &dflt;
+	long long			 v;
+
+	(void)argc;
+	if (*(int *)f != CONF_UNSET)
+		return (conf_dup(p, d));
+	if (conf_parse_number(argv[0], 0, LLONG_MAX, &v) == -1) {
+		conf_error(p, "\"%s\" directive invalid number", d->d_name);
+		return (-1);
+	}
+	if (conf_bounds_check(p, d, v, b) == -1)
+		return (-1);
+	*(int *)f = (int)v;
+	return (0);
+}
+
+static void
+dump_num(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	dump_begin(fp, indent, d->d_name);
+	fprintf(fp, " %d", *(const int *)f);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_num = {
+	set_num, int_isset, int_copy, int_clear, dump_num
+};
+
+/* lnum: the same in a long */
+static int
+set_lnum(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	static const struct conf_bounds	 dflt = { 0, LONG_MAX };
+	const struct conf_bounds	*b = d->d_post ? d->d_post : &dflt;
+	long long			 v;
+
+	(void)argc;
+	if (*(long *)f != CONF_UNSET)
+		return (conf_dup(p, d));
+	if (conf_parse_number(argv[0], 0, LLONG_MAX, &v) == -1) {
+		conf_error(p, "\"%s\" directive invalid number", d->d_name);
+		return (-1);
+	}
+	if (conf_bounds_check(p, d, v, b) == -1)
+		return (-1);
+	*(long *)f = (long)v;
+	return (0);
+}
+
+static void
+dump_lnum(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	dump_begin(fp, indent, d->d_name);
+	fprintf(fp, " %ld", *(const long *)f);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_lnum = {
+	set_lnum, long_isset, long_copy, long_clear, dump_lnum
+};
+
+/* size: N, Nk, Nm, Ng */
+static int
+set_size(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	long	 v;
+
+	(void)argc;
+	if (*(long *)f != CONF_UNSET)
+		return (conf_dup(p, d));
+	if (conf_parse_size(argv[0], &v) == -1) {
+		conf_error(p, "\"%s\" directive invalid value", d->d_name);
+		return (-1);
+	}
+	if (d->d_post != NULL && conf_bounds_check(p, d, v, d->d_post) == -1)
+		return (-1);
+	*(long *)f = v;
+	return (0);
+}
+
+static void
+dump_sizeval(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	char	 buf[32];
+
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, fmt_size(buf, sizeof(buf), *(const long *)f));
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_size = {
+	set_size, long_isset, long_copy, long_clear, dump_sizeval
+};
+
+/* msec and sec: times */
+static int
+set_time(struct conf_parser *p, const struct conf_directive *d, void *f,
+    char **argv, int msec)
+{
+	long	 v;
+
+	if (*(long *)f != CONF_UNSET)
+		return (conf_dup(p, d));
+	if (conf_parse_time(argv[0], msec, &v) == -1) {
+		conf_error(p, "\"%s\" directive invalid value", d->d_name);
+		return (-1);
+	}
+	*(long *)f = v;
+	return (0);
+}
+
+static int
+set_msec(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	(void)argc;
+	return (set_time(p, d, f, argv, 1));
+}
+
+static int
+set_sec(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	(void)argc;
+	return (set_time(p, d, f, argv, 0));
+}
+
+static void
+dump_msec(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	char	 buf[32];
+
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, fmt_time(buf, sizeof(buf), *(const long *)f, 1));
+	dump_end(fp);
+}
+
+static void
+dump_sec(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	char	 buf[32];
+
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, fmt_time(buf, sizeof(buf), *(const long *)f, 0));
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_msec = {
+	set_msec, long_isset, long_copy, long_clear, dump_msec
+};
+
+const struct conf_type conf_type_sec = {
+	set_sec, long_isset, long_copy, long_clear, dump_sec
+};
+
+/* str: one word; path: a file name made absolute */
+static int
+set_str(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	(void)argc;
+	if (*(char **)f != NULL)
+		return (conf_dup(p, d));
+	if ((*(char **)f = strdup(argv[0])) == NULL)
+		fatal("strdup");
+	return (0);
+}
+
+static int
+set_path(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	(void)argc;
+	if (*(char **)f != NULL)
+		return (conf_dup(p, d));
+	*(char **)f = conf_full_path(p, argv[0], 0);
+	return (0);
+}
+
+static void
+dump_str(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, *(char *const *)f);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_str = {
+	set_str, str_isset, str_copy, str_clear, dump_str
+};
+
+const struct conf_type conf_type_path = {
+	set_path, str_isset, str_copy, str_clear, dump_str
+};
+
+/* enum: one of d_post's names, any case */
+static int
+set_enum(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	const struct conf_enum	*e;
+
+	(void)argc;
+	if (*(int *)f != CONF_UNSET)
+		return (conf_dup(p, d));
+	for (e = d->d_post; e->ce_name != NULL; e++) {
+		if (strcasecmp(e->ce_name, argv[0]) == 0) {
+			*(int *)f = e->ce_value;
+			return (0);
+		}
+	}
+	conf_error(p, "invalid value \"%s\" in \"%s\" directive", argv[0],
+	    d->d_name);
+	return (-1);
+}
+
+static void
+dump_enum(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_enum	*e;
+
+	for (e = d->d_post; e->ce_name != NULL; e++)
+		if (e->ce_value == *(const int *)f)
+			break;
+	if (e->ce_name == NULL)
+		fatalx("%s: %s %d", __func__, d->d_name, *(const int *)f);
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, e->ce_name);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_enum = {
+	set_enum, int_isset, int_copy, int_clear, dump_enum
+};
+
+/* mask: some of d_post's names; 0 is unset */
+static int
+set_mask(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	const struct conf_enum	*e;
+	int			 i;
+
+	for (i = 0; i < argc; i++) {
+		for (e = d->d_post; e->ce_name != NULL; e++)
+			if (strcasecmp(e->ce_name, argv[i]) == 0)
+				break;
+		if (e->ce_name == NULL) {
+			conf_error(p, "invalid value \"%s\" in \"%s\" "
+			    "directive", argv[i], d->d_name);
+			return (-1);
+		}
+		if (*(int *)f & e->ce_value)
+			conf_log(p, LOG_LVL_WARN, "duplicate value \"%s\" in "
+			    "\"%s\" directive", argv[i], d->d_name);
+		*(int *)f |= e->ce_value;
+	}
+	return (0);
+}
+
+static int
+mask_isset(const void *f)
+{
+	return (*(const int *)f != 0);
+}
+
+static void
+mask_clear(void *f)
+{
+	*(int *)f = 0;
+}
+
+static void
+dump_mask(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_enum	*e;
+
+	dump_begin(fp, indent, d->d_name);
+	for (e = d->d_post; e->ce_name != NULL; e++)
+		if (*(const int *)f & e->ce_value)
+			dump_word(fp, e->ce_name);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_mask = {
+	set_mask, mask_isset, int_copy, mask_clear, dump_mask
+};
+
+/*
+ * Lists.  words: every argument an item, printed on one line; files:
+ * one file per directive; pairs: name and value per directive; cidrs:
+ * one address or network per directive.
+ */
+static void
+conf_list_add(struct conf_list *l, const char *s, const char *v)
+{
+	struct conf_item	*n;
+
+	if ((n = reallocarray(l->cl_item, l->cl_n + 1, sizeof(*n))) == NULL)
+		fatal("reallocarray");
+	l->cl_item = n;
+	n = &l->cl_item[l->cl_n];
+	if ((n->ci_str = strdup(s)) == NULL)
+		fatal("strdup");
+	n->ci_val = NULL;
+	if (v != NULL && (n->ci_val = strdup(v)) == NULL)
+		fatal("strdup");
+	l->cl_n++;
+}
+
+static int
+list_isset(const void *f)
+{
+	return (((const struct conf_list *)f)->cl_n > 0);
+}
+
+static void
+list_copy(void *dst, const void *src)
+{
+	const struct conf_list	*s = src;
+	size_t			 i;
+
+	for (i = 0; i < s->cl_n; i++)
+		conf_list_add(dst, s->cl_item[i].ci_str, s->cl_item[i].ci_val);
+}
+
+static void
+list_clear(void *f)
+{
+	struct conf_list	*l = f;
+	size_t			 i;
+
+	for (i = 0; i < l->cl_n; i++) {
+		free(l->cl_item[i].ci_str);
+		free(l->cl_item[i].ci_val);
+	}
+	free(l->cl_item);
+	l->cl_item = NULL;
+	l->cl_n = 0;
+}
+
+static int
+set_words(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	int	 i;
+
+	(void)p;
+	(void)d;
+	for (i = 0; i < argc; i++)
+		conf_list_add(f, argv[i], NULL);
+	return (0);
+}
+
+static void
+dump_words(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_list	*l = f;
+	size_t			 i;
+
+	dump_begin(fp, indent, d->d_name);
+	for (i = 0; i < l->cl_n; i++)
+		dump_word(fp, l->cl_item[i].ci_str);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_words = {
+	set_words, list_isset, list_copy, list_clear, dump_words
+};
+
+/* Certificates and keys may be "data:", "engine:" or "store:". */
+static int
+set_files(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	char	*path;
+
+	(void)d;
+	(void)argc;
+	if (strncmp(argv[0], "data:", 5) == 0 ||
+	    strncmp(argv[0], "engine:", 7) == 0 ||
+	    strncmp(argv[0], "store:", 6) == 0) {
+		conf_list_add(f, argv[0], NULL);
+		return (0);
+	}
+	path = conf_full_path(p, argv[0], 0);
+	conf_list_add(f, path, NULL);
+	free(path);
+	return (0);
+}
+
+static void
+dump_items(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_list	*l = f;
+	size_t			 i;
+
+	for (i = 0; i < l->cl_n; i++) {
+		dump_begin(fp, indent, d->d_name);
+		dump_word(fp, l->cl_item[i].ci_str);
+		if (l->cl_item[i].ci_val != NULL)
+			dump_word(fp, l->cl_item[i].ci_val);
+		dump_end(fp);
+	}
+}
+
+const struct conf_type conf_type_files = {
+	set_files, list_isset, list_copy, list_clear, dump_items
+};
+
+static int
+set_pairs(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	(void)p;
+	(void)d;
+	(void)argc;
+	conf_list_add(f, argv[0], argv[1]);
+	return (0);
+}
+
+const struct conf_type conf_type_pairs = {
+	set_pairs, list_isset, list_copy, list_clear, dump_items
+};
+
+/*
+ * set_real_ip_from: "unix:", an address, a network, or (not in a dump)
+ * a host name standing for its addresses.  Stored in canonical form.
+ */
+static int
+set_cidrs(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	struct conf_cidr	 c;
+	struct addrinfo		 hints, *res, *ai;
+	char			 ntop[INET6_ADDRSTRLEN];
+	char			 text[INET6_ADDRSTRLEN + 8];
+	const char		*a = argv[0];
+	int			 rc, n = 0;
+
+	(void)argc;
+	if ((rc = conf_cidr_parse(a, &c)) != -1) {
+		if (rc == 1)
+			conf_log(p, LOG_LVL_WARN, "low address bits of %s are "
+			    "meaningless", a);
+		if (c.cc_family == AF_UNIX)
+			(void)strlcpy(text, "unix:", sizeof(text));
+		else {
+			(void)inet_ntop(c.cc_family, c.cc_addr, ntop,
+			    sizeof(ntop));
+			if (c.cc_bits == (c.cc_family == AF_INET ? 32 : 128))
+				(void)strlcpy(text, ntop, sizeof(text));
+			else
+				(void)snprintf(text, sizeof(text), "%s/%d",
+				    ntop, c.cc_bits);
+		}
+		conf_list_add(f, text, NULL);
+		return (0);
+	}
+	if (p->p_fromdump || strpbrk(a, "/:") != NULL) {
+		conf_error(p, "invalid parameter \"%s\" in \"%s\" directive", a,
+		    d->d_name);
+		return (-1);
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(a, NULL, &hints, &res) != 0)
+		res = NULL;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET)
+			(void)inet_ntop(AF_INET, &((struct sockaddr_in *)
+			    ai->ai_addr)->sin_addr, ntop, sizeof(ntop));
+		else if (ai->ai_family == AF_INET6)
+			(void)inet_ntop(AF_INET6, &((struct sockaddr_in6 *)
+			    ai->ai_addr)->sin6_addr, ntop, sizeof(ntop));
+		else
+			continue;
+		conf_list_add(f, ntop, NULL);
+		n++;
+	}
+	if (res != NULL)
+		freeaddrinfo(res);
+	if (n == 0) {
+		conf_error(p, "host not found in %s \"%s\"", d->d_name, a);
+		return (-1);
+	}
+	return (0);
+}
+
+const struct conf_type conf_type_cidrs = {
+	set_cidrs, list_isset, list_copy, list_clear, dump_items
+};
+
+/*
+ * error_log target [level], in main, mail and server context.  A file
+ * name is taken from the prefix.
+ */
+static int
+conf_log_target(struct conf_parser *p, struct log_target *lt, int argc,
+    char **argv)
+{
+	char	 err[LOG_SPEC_MAX + 128], *spec;
+	int	 rc;
+
+	if (strcmp(argv[0], "stderr") == 0 ||
+	    strncmp(argv[0], "syslog:", 7) == 0 ||
+	    strncmp(argv[0], "memory:", 7) == 0) {
+		if ((spec = strdup(argv[0])) == NULL)
+			fatal("strdup");
+	} else
+		spec = conf_full_path(p, argv[0], 1);
+	rc = log_target_parse(lt, spec, argc > 1 ? argv[1] : NULL, err,
+	    sizeof(err));
+	free(spec);
+	if (rc == -1) {
+		conf_error(p, "%s", err);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+dump_log_target(FILE *fp, int indent, const struct log_target *lt)
+{
+	const char	*level;
+
+	if ((level = log_level_name(lt->lt_level)) == NULL)
+		fatalx("%s: level %d", __func__, lt->lt_level);
+	dump_begin(fp, indent, "error_log");
+	dump_word(fp, lt->lt_spec);
+	dump_word(fp, level);
+	dump_end(fp);
+}
+
+static int
+set_logs(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	struct conf_logs	*lg = f;
+	struct log_target	*n;
+
+	if (lg->lg_n >= LOG_TARGETS_MAX) {
+		conf_error(p, "more than %d \"%s\" directives",
+		    LOG_TARGETS_MAX, d->d_name);
+		return (-1);
+	}
+	if ((n = reallocarray(lg->lg_target, lg->lg_n + 1,
+	    sizeof(*n))) == NULL)
+		fatal("reallocarray");
+	lg->lg_target = n;
+	if (conf_log_target(p, &lg->lg_target[lg->lg_n], argc, argv) == -1)
+		return (-1);
+	lg->lg_n++;
+	return (0);
+}
+
+static int
+logs_isset(const void *f)
+{
+	return (((const struct conf_logs *)f)->lg_n > 0);
+}
+
+static void
+logs_copy(void *dst, const void *src)
+{
+	struct conf_logs	*d = dst;
+	const struct conf_logs	*s = src;
+
+	if ((d->lg_target = reallocarray(NULL, s->lg_n,
+	    sizeof(*d->lg_target))) == NULL)
+		fatal("reallocarray");
+	memcpy(d->lg_target, s->lg_target, s->lg_n * sizeof(*d->lg_target));
+	d->lg_n = s->lg_n;
+}
+
+static void
+logs_clear(void *f)
+{
+	struct conf_logs	*lg = f;
+
+	free(lg->lg_target);
+	lg->lg_target = NULL;
+	lg->lg_n = 0;
+}
+
+static void
+dump_logs(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_logs	*lg = f;
+	size_t			 i;
+
+	(void)d;
+	for (i = 0; i < lg->lg_n; i++)
+		dump_log_target(fp, indent, &lg->lg_target[i]);
+}
+
+const struct conf_type conf_type_logs = {
+	set_logs, logs_isset, logs_copy, logs_clear, dump_logs
+};
+
+static int
+set_main_log(struct conf_parser *p, const struct conf_directive *d,
+    void *f, int argc, char **argv)
+{
+	struct mailproxyd_conf	*conf = f;
+
+	if (conf->c_nerror_log >= LOG_TARGETS_MAX) {
+		conf_error(p, "more than %d \"%s\" directives",
+		    LOG_TARGETS_MAX, d->d_name);
+		return (-1);
+	}
+	if (conf_log_target(p, &conf->c_error_log[conf->c_nerror_log], argc,
+	    argv) == -1)
+		return (-1);
+	conf->c_nerror_log++;
+	return (0);
+}
+
+static int
+main_log_isset(const void *f)
+{
+	return (((const struct mailproxyd_conf *)f)->c_nerror_log > 0);
+}
+
+static void
+main_log_clear(void *f)
+{
+	((struct mailproxyd_conf *)f)->c_nerror_log = 0;
+}
+
+static void
+dump_main_log(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct mailproxyd_conf	*conf = f;
+	size_t				 i;
+
+	(void)d;
+	for (i = 0; i < conf->c_nerror_log; i++)
+		dump_log_target(fp, indent, &conf->c_error_log[i]);
+}
+
+const struct conf_type conf_type_main_log = {
+	set_main_log, main_log_isset, NULL, main_log_clear, dump_main_log
+};
+
+/*
+ * resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off]
+ * [status_zone=zone] | off.  Addresses are kept as given
+ * (address, address:port, [v6] or [v6]:port).
+ */
+static int
+conf_resolver_addr(const char *a)
+{
+	struct in6_addr	 in6;
+	char		 buf[INET6_ADDRSTRLEN + 8], *end;
+	const char	*colon;
+	long long	 port;
+
+	if (a[0] == '[') {
+		if (strlcpy(buf, a + 1, sizeof(buf)) >= sizeof(buf) ||
+		    (end = strchr(buf, ']')) == NULL)
+			return (-1);
+		*end++ = '\0';
+		if (inet_pton(AF_INET6, buf, &in6) != 1)
+			return (-1);
+		if (*end == '\0')
+			return (0);
+		return (*end == ':' &&
+		    conf_parse_number(end + 1, 1, 65535, &port) == 0 ? 0 : -1);
+	}
+	if ((colon = strchr(a, ':')) != NULL && strchr(colon + 1, ':') != NULL)
+		return (inet_pton(AF_INET6, a, &in6) == 1 ? 0 : -1);
+	if (colon == a || a[0] == '\0')
+		return (-1);
+	if (strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789.-_") != (size_t)(colon != NULL ? colon - a :
+	    (ptrdiff_t)strlen(a)))
+		return (-1);
+	if (colon != NULL &&
+	    conf_parse_number(colon + 1, 1, 65535, &port) == -1)
+		return (-1);
+	return (0);
+}
+
+static int
+set_resolver(struct conf_parser *p, const struct conf_directive *d,
+    void *f, int argc, char **argv)
+{
+	struct conf_resolver	*r = f;
+	const char		*a;
+	int			 i, *flag;
+
+	if (r->rs_mode != CONF_UNSET)
+		return (conf_dup(p, d));
+	if (strcmp(argv[0], "off") == 0) {
+		if (argc > 1) {
+			conf_error(p, "invalid parameter \"%s\" in \"%s\" "
+			    "directive", argv[1], d->d_name);
+			return (-1);
+		}
+		r->rs_mode = 0;
+		return (0);
+	}
+	r->rs_ipv4 = r->rs_ipv6 = 1;
+	r->rs_valid = CONF_UNSET;
+	for (i = 0; i < argc; i++) {
+		a = argv[i];
+		flag = NULL;
+		if (strncmp(a, "valid=", 6) == 0) {
+			if (conf_parse_sec(a + 6, &r->rs_valid) == -1)
+				goto invalid;
+			continue;
+		} else if (strncmp(a, "ipv4=", 5) == 0)
+			flag = &r->rs_ipv4;
+		else if (strncmp(a, "ipv6=", 5) == 0)
+			flag = &r->rs_ipv6;
+		else if (strncmp(a, "status_zone=", 12) == 0) {
+			if (a[12] == '\0' || r->rs_status_zone != NULL)
+				goto invalid;
+			if ((r->rs_status_zone = strdup(a + 12)) == NULL)
+				fatal("strdup");
+			continue;
+		} else if (conf_resolver_addr(a) == 0) {
+			conf_list_add(&r->rs_addr, a, NULL);
+			continue;
+		} else {
+			conf_error(p, "invalid address \"%s\" in \"%s\" "
+			    "directive", a, d->d_name);
+			return (-1);
+		}
+		if (strcmp(a + 5, "on") == 0)
+			*flag = 1;
+		else if (strcmp(a + 5, "off") == 0)
+			*flag = 0;
+		else
+			goto invalid;
+	}
+	if (r->rs_addr.cl_n == 0) {
+		conf_error(p, "no address in \"%s\" directive", d->d_name);
+		return (-1);
+	}
+	if (!r->rs_ipv4 && !r->rs_ipv6) {
+		conf_error(p, "\"ipv4\" and \"ipv6\" cannot both be \"off\"");
+		return (-1);
+	}
+	r->rs_mode = 1;
+	return (0);
+
+ invalid:
+	conf_error(p, "invalid parameter \"%s\" in \"%s\" directive", a,
+	    d->d_name);
+	return (-1);
+}
+
+static int
+resolver_isset(const void *f)
+{
+	return (((const struct conf_resolver *)f)->rs_mode != CONF_UNSET);
+}
+
+static void
+resolver_copy(void *dst, const void *src)
+{
+	struct conf_resolver		*d = dst;
+	const struct conf_resolver	*s = src;
+
+	d->rs_mode = s->rs_mode;
+	list_copy(&d->rs_addr, &s->rs_addr);
+	d->rs_valid = s->rs_valid;
+	d->rs_ipv4 = s->rs_ipv4;
+	d->rs_ipv6 = s->rs_ipv6;
+	if (s->rs_status_zone != NULL)
+		str_copy(&d->rs_status_zone, &s->rs_status_zone);
+}
+
+static void
+resolver_clear(void *f)
+{
+	struct conf_resolver	*r = f;
+
+	list_clear(&r->rs_addr);
+	str_clear(&r->rs_status_zone);
+	r->rs_mode = CONF_UNSET;
+	r->rs_valid = CONF_UNSET;
+	r->rs_ipv4 = r->rs_ipv6 = 1;
+}
+
+static void
+dump_resolver(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_resolver	*r = f;
+	size_t				 i;
+	char				*zone, buf[32];
+
+	dump_begin(fp, indent, d->d_name);
+	if (r->rs_mode == 0)
+		dump_word(fp, "off");
+	for (i = 0; r->rs_mode == 1 && i < r->rs_addr.cl_n; i++)
+		dump_word(fp, r->rs_addr.cl_item[i].ci_str);
+	if (r->rs_mode == 1 && r->rs_valid != CONF_UNSET)
+		fprintf(fp, " valid=%s", fmt_time(buf, sizeof(buf),
+		    r->rs_valid, 0));
+	if (r->rs_mode == 1 && !r->rs_ipv4)
+		dump_word(fp, "ipv4=off");
+	if (r->rs_mode == 1 && !r->rs_ipv6)
+		dump_word(fp, "ipv6=off");
+	if (r->rs_mode == 1 && r->rs_status_zone != NULL) {
+		if (asprintf(&zone, "status_zone=%s", r->rs_status_zone) == -1)
+			fatal("asprintf");
+		dump_word(fp, zone);
+		free(zone);
+	}
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_resolver = {
+	set_resolver, resolver_isset, resolver_copy, resolver_clear,
+	dump_resolver
+};
+
+/*
+ * auth_http [http://]host[:port][/uri] or [http://]unix:/path[:/uri];
+ * the default port is 80 and the default URI "/".  Our "resolved="
+ * parameter gives the address of a host name (the dump carries it).
+ */
+static int
+set_auth_http(struct conf_parser *p, const struct conf_directive *d,
+    void *f, int argc, char **argv)
+{
+	struct conf_auth_http	*ah = f;
+	struct sockaddr_un	*sun;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	struct addrinfo		 hints, *res = NULL;
+	const char		*url = argv[0], *resolved = NULL, *err = NULL;
+	char			*s, *host = NULL, *port, *uri, *end;
+	long long		 portnum = 80;
+	int			 v6 = 0;
+
+	if (ah->ah_url != NULL)
+		return (conf_dup(p, d));
+	if (argc > 1) {
+		if (strncmp(argv[1], "resolved=", 9) != 0 ||
+		    argv[1][9] == '\0') {
+			conf_error(p, "invalid parameter \"%s\" in \"%s\" "
+			    "directive", argv[1], d->d_name);
+			return (-1);
+		}
+		resolved = argv[1] + 9;
+	}
+	if (strncasecmp(url, "https://", 8) == 0) {
+		conf_error(p, "https is not supported in auth_http \"%s\"",
+		    url);
+		return (-1);
+	}
+	if ((s = strdup(url)) == NULL)
+		fatal("strdup");
+	if (strncmp(s, "http://", 7) == 0)
+		memmove(s, s + 7, strlen(s + 7) + 1);
+
+	if (strncmp(s, "unix:", 5) == 0) {
+		sun = (struct sockaddr_un *)&ah->ah_ss;
+		sun->sun_family = AF_UNIX;
+		uri = "/";
+		if ((end = strchr(s + 5, ':')) != NULL) {
+			*end = '\0';
+			uri = end + 1;
+		}
+		if (s[5] == '\0')
+			err = "no path in the unix domain socket";
+		else if (strlcpy(sun->sun_path, s + 5,
+		    sizeof(sun->sun_path)) >= sizeof(sun->sun_path))
+			err = "too long path in the unix domain socket";
+		else if (uri[0] != '/')
+			err = "invalid URI";
+		else if (resolved != NULL)
+			err = "resolved= without a host name";
+		if (err != NULL)
+			goto fail;
+		ah->ah_sslen = offsetof(struct sockaddr_un, sun_path) +
+		    strlen(sun->sun_path) + 1;
+		if (asprintf(&ah->ah_url, "unix:%s:%s", sun->sun_path,
+		    uri) == -1)
+			fatal("asprintf");
+		str_copy(&ah->ah_uri, &uri);
+		free(s);
+		return (0);
+	}
+
+	host = s;
+	if (host[0] == '[') {
+		if ((end = strchr(host, ']')) == NULL) {
+			err = "invalid host";
+			goto fail;
+		}
+		*end++ = '\0';
+		host++;
+		v6 = 1;
+		port = end;
+		if (*port != '\0' && *port != ':' && *port != '/') {
+			err = "invalid host";
+			goto fail;
+		}
+	} else
+		port = host + strcspn(host, ":/");
+	uri = strchr(port, '/');
+	if (*port == ':') {
+		*port++ = '\0';
+		if (uri != NULL)
+			*uri = '\0';
+		if (conf_parse_number(port, 1, 65535, &portnum) == -1) {
+			err = "invalid port";
+			goto fail;
+		}
+		if (uri != NULL)
+			*uri = '/';
+	}
+	if (uri != NULL) {
+		if ((ah->ah_uri = strdup(uri)) == NULL)
+			fatal("strdup");
+		*uri = '\0';
+	} else if ((ah->ah_uri = strdup("/")) == NULL)
+		fatal("strdup");
+	if (!v6)
+		host[strcspn(host, ":/")] = '\0';
+	if (*host == '\0') {
+		err = "no host";
+		goto fail;
+	}
+
+	ah->ah_port = (int)portnum;
+	sin = (struct sockaddr_in *)&ah->ah_ss;
+	sin6 = (struct sockaddr_in6 *)&ah->ah_ss;
+	if (v6) {
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			err = "invalid IPv6 address";
+			goto fail;
+		}
+		sin6->sin6_family = AF_INET6;
+		ah->ah_sslen = sizeof(*sin6);
+	} else if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		ah->ah_sslen = sizeof(*sin);
+	} else if (strspn(host, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(host)) {
+		err = "invalid host";
+		goto fail;
+	} else {
+		ah->ah_named = 1;
+		if (resolved != NULL) {
+			if (inet_pton(AF_INET, resolved,
+			    &sin->sin_addr) == 1) {
+				sin->sin_family = AF_INET;
+				ah->ah_sslen = sizeof(*sin);
+			} else if (inet_pton(AF_INET6, resolved,
+			    &sin6->sin6_addr) == 1) {
+				sin6->sin6_family = AF_INET6;
+				ah->ah_sslen = sizeof(*sin6);
+			} else {
+				err = "invalid resolved= address";
+				goto fail;
+			}
+		} else if (p->p_fromdump) {
+			err = "host not found";
+			goto fail;
+		} else {
+			/* nginx resolves once and keeps the first. */
+			memset(&hints, 0, sizeof(hints));
+			hints.ai_family = AF_UNSPEC;
+			hints.ai_socktype = SOCK_STREAM;
+			if (getaddrinfo(host, NULL, &hints, &res) != 0 ||
+			    res == NULL || res->ai_addrlen >
+			    sizeof(ah->ah_ss) || (res->ai_family != AF_INET &&
+			    res->ai_family != AF_INET6)) {
+				if (res != NULL)
+					freeaddrinfo(res);
+				err = "host not found";
+				goto fail;
+			}
+			memcpy(&ah->ah_ss, res->ai_addr, res->ai_addrlen);
+			ah->ah_sslen = res->ai_addrlen;
+			freeaddrinfo(res);
+		}
+	}
+	if (resolved != NULL && !ah->ah_named) {
+		err = "resolved= without a host name";
+		goto fail;
+	}
+	if (ah->ah_ss.ss_family == AF_INET)
+		sin->sin_port = htons(ah->ah_port);
+	else
+		sin6->sin6_port = htons(ah->ah_port);
+	if (asprintf(&ah->ah_host, "%s%s%s", v6 ? "[" : "", host,
+	    v6 ? "]" : "") == -1)
+		fatal("asprintf");
+	if (asprintf(&ah->ah_url, "http://%s:%d%s", ah->ah_host, ah->ah_port,
+	    ah->ah_uri) == -1)
+		fatal("asprintf");
+	free(s);
+	return (0);
+
+ fail:
+	conf_error(p, "%s in auth_http \"%s\"", err, url);
+	free(s);
+	str_clear(&ah->ah_uri);
+	memset(ah, 0, sizeof(*ah));
+	return (-1);
+}
+
+static int
+auth_http_isset(const void *f)
+{
+	return (((const struct conf_auth_http *)f)->ah_url != NULL);
+}
+
+static void
+auth_http_copy(void *dst, const void *src)
+{
+	struct conf_auth_http		*d = dst;
+	const struct conf_auth_http	*s = src;
+
+	*d = *s;
+	str_copy(&d->ah_url, &s->ah_url);
+	str_copy(&d->ah_uri, &s->ah_uri);
+	if (s->ah_host != NULL)
+		str_copy(&d->ah_host, &s->ah_host);
+}
+
+static void
+auth_http_clear(void *f)
+{
+	struct conf_auth_http	*ah = f;
+
+	free(ah->ah_url);
+	free(ah->ah_host);
+	free(ah->ah_uri);
+	memset(ah, 0, sizeof(*ah));
+}
+
+static void
+dump_auth_http(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_auth_http	*ah = f;
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+	char				 ntop[INET6_ADDRSTRLEN], *res;
+
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, ah->ah_url);
+	if (ah->ah_named) {
+		sin = (const struct sockaddr_in *)&ah->ah_ss;
+		sin6 = (const struct sockaddr_in6 *)&ah->ah_ss;
+		if (ah->ah_ss.ss_family == AF_INET)
+			(void)inet_ntop(AF_INET, &sin->sin_addr, ntop,
+			    sizeof(ntop));
+		else
+			(void)inet_ntop(AF_INET6, &sin6->sin6_addr, ntop,
+			    sizeof(ntop));
+		if (asprintf(&res, "resolved=%s", ntop) == -1)
+			fatal("asprintf");
+		dump_word(fp, res);
+		free(res);
+	}
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_auth_http = {
+	set_auth_http, auth_http_isset, auth_http_copy, auth_http_clear,
+	dump_auth_http
+};
+
+/*
+ * ssl_session_cache off | none | [builtin[:size]] [shared:name:size].
+ * off and none stand alone.
+ */
+static int
+set_scache(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	struct conf_scache	*sc = f;
+	const char		*a;
+	char			*colon;
+	long long		 n;
+	int			 i;
+
+	if (sc->sc_mode != CONF_UNSET)
+		return (conf_dup(p, d));
+	sc->sc_builtin = -1;
+	for (i = 0; i < argc; i++) {
+		a = argv[i];
+		if (strcmp(a, "off") == 0 || strcmp(a, "none") == 0) {
+			if (argc != 1)
+				goto invalid;
+			sc->sc_mode = a[1] == 'f' ? CONF_SCACHE_OFF :
+			    CONF_SCACHE_NONE;
+			return (0);
+		}
+		if (strcmp(a, "builtin") == 0) {
+			if (sc->sc_builtin != -1)
+				goto invalid;
+			sc->sc_builtin = 0;
+		} else if (strncmp(a, "builtin:", 8) == 0) {
+			if (sc->sc_builtin != -1 ||
+			    conf_parse_number(a + 8, 1, INT_MAX, &n) == -1)
+				goto invalid;
+			sc->sc_builtin = (int)n;
+		} else if (strncmp(a, "shared:", 7) == 0) {
+			if (sc->sc_name != NULL ||
+			    (colon = strrchr(a + 7, ':')) == NULL ||
+			    colon == a + 7 ||
+			    conf_parse_size(colon + 1, &sc->sc_size) == -1)
+				goto invalid;
+			if (sc->sc_size < CONF_SCACHE_MIN) {
+				conf_error(p, "session cache \"%s\" is too "
+				    "small", a);
+				return (-1);
+			}
+			if ((sc->sc_name = strndup(a + 7,
+			    colon - (a + 7))) == NULL)
+				fatal("strndup");
+		} else
+			goto invalid;
+	}
+	sc->sc_mode = CONF_SCACHE_ON;
+	return (0);
+
+ invalid:
+	conf_error(p, "invalid session cache \"%s\"", a);
+	return (-1);
+}
+
+static int
+scache_isset(const void *f)
+{
+	return (((const struct conf_scache *)f)->sc_mode != CONF_UNSET);
+}
+
+static void
+scache_copy(void *dst, const void *src)
+{
+	struct conf_scache		*d = dst;
+	const struct conf_scache	*s = src;
+
+	*d = *s;
+	if (s->sc_name != NULL)
+		str_copy(&d->sc_name, &s->sc_name);
+}
+
+static void
+scache_clear(void *f)
+{
+	struct conf_scache	*sc = f;
+
+	free(sc->sc_name);
+	sc->sc_name = NULL;
+	sc->sc_mode = CONF_UNSET;
+	sc->sc_builtin = -1;
+	sc->sc_size = 0;
+}
+
+static void
+dump_scache(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct conf_scache	*sc = f;
+	char				*w, buf[32];
+
+	dump_begin(fp, indent, d->d_name);
+	if (sc->sc_mode == CONF_SCACHE_OFF)
+		dump_word(fp, "off");
+	else if (sc->sc_mode == CONF_SCACHE_NONE)
+		dump_word(fp, "none");
+	if (sc->sc_mode == CONF_SCACHE_ON && sc->sc_builtin == 0)
+		dump_word(fp, "builtin");
+	else if (sc->sc_mode == CONF_SCACHE_ON && sc->sc_builtin > 0)
+		fprintf(fp, " builtin:%d", sc->sc_builtin);
+	if (sc->sc_mode == CONF_SCACHE_ON && sc->sc_name != NULL) {
+		if (asprintf(&w, "shared:%s:%s", sc->sc_name,
+		    fmt_size(buf, sizeof(buf), sc->sc_size)) == -1)
+			fatal("asprintf");
+		dump_word(fp, w);
+		free(w);
+	}
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_scache = {
+	set_scache, scache_isset, scache_copy, scache_clear, dump_scache
+};
+
+/*
+ * Main context.
+ */
+
+/* user name [group]: the group defaults to the user's name. */
+static int
+set_user(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	struct mailproxyd_conf	*conf = f;
+	const char		*group = argc > 1 ? argv[1] : argv[0];
+
+	if (conf->c_user[0] != '\0')
+		return (conf_dup(p, d));
+	if (argv[0][0] == '\0' || group[0] == '\0' ||
+	    strlcpy(conf->c_user, argv[0], sizeof(conf->c_user)) >=
+	    sizeof(conf->c_user) ||
+	    strlcpy(conf->c_group, group, sizeof(conf->c_group)) >=
+	    sizeof(conf->c_group)) {
+		conf->c_user[0] = conf->c_group[0] = '\0';
+		conf_error(p, "\"%s\" directive invalid value", d->d_name);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+user_isset(const void *f)
+{
+	return (((const struct mailproxyd_conf *)f)->c_user[0] != '\0');
+}
+
+static void
+user_clear(void *f)
+{
+	struct mailproxyd_conf	*conf = f;
+
+	conf->c_user[0] = conf->c_group[0] = '\0';
+}
+
+static void
+dump_user(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct mailproxyd_conf	*conf = f;
+
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, conf->c_user);
+	dump_word(fp, conf->c_group);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_user = {
+	set_user, user_isset, NULL, user_clear, dump_user
+};
+
+/* worker_processes N | auto: auto is the number of online CPUs. */
+static int
+set_workers(struct conf_parser *p, const struct conf_directive *d,
+    void *f, int argc, char **argv)
+{
+	struct mailproxyd_conf	*conf = f;
+	long long		 n;
+	long			 ncpu;
+
+	(void)argc;
+	if (conf->c_worker_processes != CONF_UNSET)
+		return (conf_dup(p, d));
+	if (strcmp(argv[0], "auto") == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		if (ncpu < 1)
+			ncpu = 1;
+		if (ncpu > MAILPROXYD_WORKERS_MAX)
+			ncpu = MAILPROXYD_WORKERS_MAX;
+		conf->c_worker_processes = (int)ncpu;
+		conf->c_worker_auto = 1;
+		return (0);
+	}
+	if (conf_parse_number(argv[0], 1, MAILPROXYD_WORKERS_MAX, &n) == -1) {
+		conf_error(p, "\"%s\" directive invalid value", d->d_name);
+		return (-1);
+	}
+	conf->c_worker_processes = (int)n;
+	conf->c_worker_auto = 0;
+	return (0);
+}
+
+static int
+workers_isset(const void *f)
+{
+	return (((const struct mailproxyd_conf *)f)->c_worker_processes !=
+	    CONF_UNSET);
+}
+
+static void
+workers_clear(void *f)
+{
+	struct mailproxyd_conf	*conf = f;
+
+	conf->c_worker_processes = CONF_UNSET;
+	conf->c_worker_auto = 0;
+}
+
+static void
+dump_workers(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct mailproxyd_conf	*conf = f;
+
+	dump_begin(fp, indent, d->d_name);
+	if (conf->c_worker_auto)
+		dump_word(fp, "auto");
+	else
+		fprintf(fp, " %d", conf->c_worker_processes);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_workers = {
+	set_workers, workers_isset, NULL, workers_clear, dump_workers
+};
+
+/* pid, chroot: a path in a PATH_MAX buffer, taken from the prefix. */
+static int
+set_pathbuf(struct conf_parser *p, const struct conf_directive *d,
+    void *f, int argc, char **argv)
+{
+	char	*path;
+	int	 rc = 0;
+
+	(void)argc;
+	if (*(char *)f != '\0')
+		return (conf_dup(p, d));
+	path = conf_full_path(p, argv[0], 1);
+	if (argv[0][0] == '\0' || strlcpy(f, path, PATH_MAX) >= PATH_MAX) {
+		*(char *)f = '\0';
+		conf_error(p, "\"%s\" directive invalid value", d->d_name);
+		rc = -1;
+	}
+	free(path);
+	return (rc);
+}
+
+static void
+dump_buf(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, f);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_pathbuf = {
+	set_pathbuf, buf_isset, NULL, buf_clear, dump_buf
+};
+
+/* env NAME[=value] */
+static int
+set_env(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	struct mailproxyd_conf	*conf = f;
+	struct conf_env		*e;
+
+	(void)argc;
+	if (argv[0][0] == '\0' || argv[0][0] == '=') {
+		conf_error(p, "\"%s\" directive invalid value", d->d_name);
+		return (-1);
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL ||
+	    (e->e_text = strdup(argv[0])) == NULL)
+		fatal("calloc");
+	TAILQ_INSERT_TAIL(&conf->c_env, e, e_entry);
+	return (0);
+}
+
+static int
+env_isset(const void *f)
+{
+	return (!TAILQ_EMPTY(&((const struct mailproxyd_conf *)f)->c_env));
+}
+
+static void
+env_clear(void *f)
+{
+	struct mailproxyd_conf	*conf = f;
+	struct conf_env		*e;
+
+	while ((e = TAILQ_FIRST(&conf->c_env)) != NULL) {
+		TAILQ_REMOVE(&conf->c_env, e, e_entry);
+		free(e->e_text);
+		free(e);
+	}
+}
+
+static void
+dump_env(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct mailproxyd_conf	*conf = f;
+	const struct conf_env		*e;
+
+	TAILQ_FOREACH(e, &conf->c_env, e_entry) {
+		dump_begin(fp, indent, d->d_name);
+		dump_word(fp, e->e_text);
+		dump_end(fp);
+	}
+}
+
+const struct conf_type conf_type_env = {
+	set_env, env_isset, NULL, env_clear, dump_env
+};
+
+/* use method: stored, libevent picks the method itself. */
+static int
+set_use(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	static const char *const methods[] = {
+		"epoll", "kqueue", "poll", "select", "eventport", "/dev/poll",
+		NULL
+	};
+	size_t	 i;
+
+	(void)argc;
+	if (*(char *)f != '\0')
+		return (conf_dup(p, d));
+	for (i = 0; methods[i] != NULL; i++)
+		if (strcmp(methods[i], argv[0]) == 0)
+			break;
+	if (methods[i] == NULL) {
+		conf_error(p, "invalid event type \"%s\"", argv[0]);
+		return (-1);
+	}
+	(void)strlcpy(f, argv[0], CONF_EVENTS_USE_MAX);
+	return (0);
+}
+
+const struct conf_type conf_type_use = {
+	set_use, buf_isset, NULL, buf_clear, dump_buf
+};
+
+/*
+ * Life cycle.
+ */
+
+struct mailproxyd_conf *
+conf_new(void)
+{
+	struct mailproxyd_conf		*conf;
+	const struct conf_directive	*d;
+
+	if ((conf = calloc(1, sizeof(*conf))) == NULL)
+		fatal("calloc");
+	TAILQ_INIT(&conf->c_env);
+	TAILQ_INIT(&conf->c_servers);
+	TAILQ_INIT(&conf->c_listens);
+	for (d = conf_directives; d->d_name != NULL; d++)
+		if (d->d_base == CONF_BASE_MAIN)
+			d->d_type->t_clear((char *)conf + d->d_off);
+	conf_mail_init(&conf->c_mail);
+	return (conf);
+}
+
+void
+conf_mail_init(struct conf_mail *m)
+{
+	memset(m, 0, sizeof(*m));
+	conf_mail_clear(m);
+}
+
+/* Free every value and leave each one unset. */
+void
+conf_mail_clear(struct conf_mail *m)
+{
+	const struct conf_directive	*d;
+
+	for (d = conf_directives; d->d_name != NULL; d++)
+		if (d->d_base == CONF_BASE_MAIL)
+			d->d_type->t_clear((char *)m + d->d_off);
+}
+
+void
+conf_free(struct mailproxyd_conf *conf)
+{
+	const struct conf_directive	*d;
+	struct conf_server		*s;
+	struct conf_listen		*l;
+
+	if (conf == NULL)
+		return;
+	for (d = conf_directives; d->d_name != NULL; d++)
+		if (d->d_base == CONF_BASE_MAIN)
+			d->d_type->t_clear((char *)conf + d->d_off);
+	conf_mail_clear(&conf->c_mail);
+	while ((s = TAILQ_FIRST(&conf->c_servers)) != NULL) {
+		TAILQ_REMOVE(&conf->c_servers, s, s_entry);
+		conf_mail_clear(&s->s_mail);
+		free(s);
+	}
+	while ((l = TAILQ_FIRST(&conf->c_listens)) != NULL) {
+		TAILQ_REMOVE(&conf->c_listens, l, l_entry);
+		free(l);
+	}
+	free(conf);
+}
+
+/*
+ * Defaults and inheritance.
+ */
+
+/* Run the directive's setter on its default arguments. */
+static int
+conf_default(struct conf_parser *p, const struct conf_directive *d,
+    void *f)
+{
+	char	 buf[256], *argv[CONF_DEFAULT_ARGS], *s, *w;
+	int	 argc = 0;
+
+	if (strlcpy(buf, d->d_default, sizeof(buf)) >= sizeof(buf))
+		fatalx("%s: default of %s too long", __func__, d->d_name);
+	for (s = buf; (w = strsep(&s, " ")) != NULL;) {
+		if (*w == '\0')
+			continue;
+		if (argc == CONF_DEFAULT_ARGS)
+			fatalx("%s: default of %s too long", __func__,
+			    d->d_name);
+		argv[argc++] = w;
+	}
+	return (d->d_type->t_set(p, d, f, argc, argv));
+}
+
+/* nginx's server_name default: the host name, in lower case. */
+static int
+conf_default_hostname(struct conf_parser *p, const struct conf_directive *d,
+    void *f)
+{
+	char	 host[256], *argv[1], *c;
+
+	if (gethostname(host, sizeof(host)) == -1) {
+		log_msg(LOG_LVL_EMERG, "gethostname() failed (%d: %s)",
+		    errno, strerror(errno));
+		return (-1);
+	}
+	host[sizeof(host) - 1] = '\0';
+	for (c = host; *c != '\0'; c++)
+		*c = tolower((unsigned char)*c);
+	argv[0] = host;
+	return (d->d_type->t_set(p, d, f, 1, argv));
+}
+
+/*
+ * server <- mail <- default, directive by directive.  A list is taken
+ * whole from the mail level only when the server has none of it.
+ */
+static int
+conf_merge(struct conf_parser *p, struct conf_server *s)
+{
+	struct mailproxyd_conf		*conf = p->p_conf;
+	const struct conf_directive	*d;
+	void				*sf;
+	const void			*mf;
+	struct conf_logs		*lg;
+
+	for (d = conf_directives; d->d_name != NULL; d++) {
+		if (d->d_base != CONF_BASE_MAIL)
+			continue;
+		sf = (char *)&s->s_mail + d->d_off;
+		mf = (const char *)&conf->c_mail + d->d_off;
+		if (d->d_type->t_isset(sf))
+			continue;
+		if (d->d_type->t_isset(mf))
+			d->d_type->t_copy(sf, mf);
+		else if (d->d_default != NULL) {
+			if (conf_default(p, d, sf) == -1)
+				return (-1);
+		} else if (d->d_flags & CONF_HOSTNAME) {
+			if (conf_default_hostname(p, d, sf) == -1)
+				return (-1);
+		}
+	}
+
+	/* error_log: the main level's when neither mail nor server has. */
+	lg = &s->s_mail.m_error_log;
+	if (lg->lg_n == 0) {
+		if ((lg->lg_target = reallocarray(NULL, conf->c_nerror_log,
+		    sizeof(*lg->lg_target))) == NULL)
+			fatal("reallocarray");
+		memcpy(lg->lg_target, conf->c_error_log,
+		    conf->c_nerror_log * sizeof(*lg->lg_target));
+		lg->lg_n = conf->c_nerror_log;
+	}
+	return (0);
+}
+
+static int
+conf_listen_portnum(const struct conf_listen *l)
+{
+	switch (l->l_ss.ss_family) {
+	case AF_INET:
+		return (ntohs(((const struct sockaddr_in *)&l->l_ss)->
+		    sin_port));
+	case AF_INET6:
+		return (ntohs(((const struct sockaddr_in6 *)&l->l_ss)->
+		    sin6_port));
+	default:
+		return (-1);
+	}
+}
+
+/* The protocol, if not given, from the first listen with a known port. */
+static int
+conf_check_protocol(struct conf_server *s, const struct mailproxyd_conf *conf)
+{
+	const struct conf_listen	*l;
+
+	TAILQ_FOREACH(l, &conf->c_listens, l_entry) {
+		if (s->s_protocol != PROTO_NONE)
+			break;
+		if (l->l_server != s)
+			continue;
+		switch (conf_listen_portnum(l)) {
+		case 143:
+		case 993:
+			s->s_protocol = PROTO_IMAP;
+			break;
+		case 110:
+		case 995:
+			s->s_protocol = PROTO_POP3;
+			break;
+		case 25:
+		case 465:
+		case 587:
+			s->s_protocol = PROTO_SMTP;
+			break;
+		}
+	}
+	if (s->s_protocol == PROTO_NONE) {
+		conf_error_at(s->s_file, s->s_line,
+		    "unknown mail protocol for server");
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * TLS in use ("listen ... ssl" or starttls on|only) needs certificates
+ * and as many keys; client verification needs a CA list.
+ */
+static int
+conf_check_ssl(struct conf_server *s, const struct mailproxyd_conf *conf)
+{
+	const struct conf_listen	*l;
+	const struct conf_mail		*m = &s->s_mail;
+	const char			*file = NULL;
+	int				 line = 0;
+
+	TAILQ_FOREACH(l, &conf->c_listens, l_entry) {
+		if (l->l_server == s && l->l_ssl) {
+			file = l->l_file;
+			line = l->l_line;
+			break;
+		}
+	}
+	if (file == NULL && m->m_starttls != CONF_STARTTLS_OFF) {
+		file = s->s_file;
+		line = s->s_line;
+	}
+	if (file == NULL)
+		return (0);
+	if (m->m_ssl_certificate.cl_n == 0) {
+		conf_error_at(file, line,
+		    "no \"ssl_certificate\" is defined for server");
+		return (-1);
+	}
+	if (m->m_ssl_certificate_key.cl_n < m->m_ssl_certificate.cl_n) {
+		conf_error_at(file, line,
+		    "no \"ssl_certificate_key\" is defined for server");
+		return (-1);
+	}
+	if ((m->m_ssl_verify_client == CONF_VERIFY_ON ||
+	    m->m_ssl_verify_client == CONF_VERIFY_OPTIONAL) &&
+	    m->m_ssl_client_certificate == NULL &&
+	    m->m_ssl_trusted_certificate == NULL) {
+		conf_error_at(s->s_file, s->s_line, "no ssl_client_certificate "
+		    "or ssl_trusted_certificate for ssl_verify_client");
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * After the last directive: defaults, inheritance, and the checks in
+ * the order nginx's modules make them (core, ssl, auth_http).
+ */
+int
+conf_finalize(struct conf_parser *p)
+{
+	struct mailproxyd_conf		*conf = p->p_conf;
+	const struct conf_directive	*d;
+	struct conf_server		*s;
+	void				*f;
+
+	for (d = conf_directives; d->d_name != NULL; d++) {
+		if (d->d_base != CONF_BASE_MAIN || d->d_default == NULL)
+			continue;
+		f = (char *)conf + d->d_off;
+		if (!d->d_type->t_isset(f) && conf_default(p, d, f) == -1)
+			return (-1);
+	}
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
+		if (conf_merge(p, s) == -1)
+			return (-1);
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
+		if (conf_check_protocol(s, conf) == -1)
+			return (-1);
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
+		if (conf_check_ssl(s, conf) == -1)
+			return (-1);
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		if (s->s_mail.m_auth_http.ah_url == NULL) {
+			conf_error_at(s->s_file, s->s_line,
+			    "no \"auth_http\" is defined for server");
+			return (-1);
+		}
+	}
+	return (0);
+}
+
+/*
+ * The dump: main directives, events { }, then mail { } with every
+ * server spelled out in full, so that it parses back to the same
+ * values without the mail level.
+ */
+
+static void
+dump_rows(FILE *fp, int indent, int ctx, enum conf_base base,
+    const void *obj)
+{
+	const struct conf_directive	*d;
+	const void			*f;
+
+	for (d = conf_directives; d->d_name != NULL; d++) {
+		if (d->d_base != base || !(d->d_ctx & ctx) ||
+		    d->d_type->t_dump == NULL)
+			continue;
+		f = (const char *)obj + d->d_off;
+		if (d->d_type->t_isset(f))
+			d->d_type->t_dump(fp, indent, d, f);
+	}
+}
+
+static void
+dump_listen(FILE *fp, const struct conf_listen *l)
+{
+	char	 buf[32];
+
+	dump_begin(fp, 2, "listen");
+	dump_word(fp, l->l_name);
+	if (l->l_ssl)
+		fputs(" ssl", fp);
+	if (l->l_proxy_protocol)
+		fputs(" proxy_protocol", fp);
+	if (l->l_backlog != CONF_UNSET)
+		fprintf(fp, " backlog=%d", l->l_backlog);
+	if (l->l_rcvbuf != CONF_UNSET)
+		fprintf(fp, " rcvbuf=%s", fmt_size(buf, sizeof(buf),
+		    l->l_rcvbuf));
+	if (l->l_sndbuf != CONF_UNSET)
+		fprintf(fp, " sndbuf=%s", fmt_size(buf, sizeof(buf),
+		    l->l_sndbuf));
+	if (l->l_bind)
+		fputs(" bind", fp);
+	if (l->l_ipv6only != CONF_UNSET && l->l_ss.ss_family == AF_INET6)
+		fprintf(fp, " ipv6only=%s", l->l_ipv6only ? "on" : "off");
+	if (l->l_reuseport)
+		fputs(" reuseport", fp);
+	if (l->l_multipath)
+		fputs(" multipath", fp);
+	if (l->l_keepalive == 0)
+		fputs(" so_keepalive=off", fp);
+	else if (l->l_keepalive == 1 && l->l_keepidle == CONF_UNSET &&
+	    l->l_keepintvl == CONF_UNSET && l->l_keepcnt == CONF_UNSET)
+		fputs(" so_keepalive=on", fp);
+	else if (l->l_keepalive == 1) {
+		fputs(" so_keepalive=", fp);
+		if (l->l_keepidle != CONF_UNSET)
+			fputs(fmt_time(buf, sizeof(buf), l->l_keepidle, 0),
+			    fp);
+		fputs(":", fp);
+		if (l->l_keepintvl != CONF_UNSET)
+			fputs(fmt_time(buf, sizeof(buf), l->l_keepintvl, 0),
+			    fp);
+		fputs(":", fp);
+		if (l->l_keepcnt != CONF_UNSET)
+			fprintf(fp, "%d", l->l_keepcnt);
+	}
+	dump_end(fp);
+}
+
+static void
+dump_server(FILE *fp, const struct mailproxyd_conf *conf,
+    const struct conf_server *s)
+{
+	const struct conf_listen	*l;
+
+	fputs("    server {\n", fp);
+	TAILQ_FOREACH(l, &conf->c_listens, l_entry)
+		if (l->l_server == s)
+			dump_listen(fp, l);
+	dump_begin(fp, 2, "protocol");
+	dump_word(fp, conf_protocol_name(s->s_protocol));
+	dump_end(fp);
+	dump_rows(fp, 2, CONF_CTX_SERVER, CONF_BASE_MAIL, &s->s_mail);
+	fputs("    }\n", fp);
+}
+
+int
+conf_dump(FILE *fp, const struct mailproxyd_conf *conf)
+{
+	const struct conf_server	*s;
+
+	dump_rows(fp, 0, CONF_CTX_MAIN, CONF_BASE_MAIN, conf);
+	fputs("events {\n", fp);
+	dump_rows(fp, 1, CONF_CTX_EVENTS, CONF_BASE_MAIN, conf);
+	fputs("}\n", fp);
+	if (conf->c_has_mail) {
+		fputs("mail {\n", fp);
+		TAILQ_FOREACH(s, &conf->c_servers, s_entry)
+			dump_server(fp, conf, s);
+		fputs("}\n", fp);
+	}
+	if (fflush(fp) == EOF || ferror(fp))
+		return (-1);
+	return (0);
+}
+
+char *
+conf_dump_string(const struct mailproxyd_conf *conf, size_t *lenp)
+{
+	FILE	*fp;
+	char	*buf = NULL;
+	size_t	 len = 0;
+
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return (NULL);
+	if (conf_dump(fp, conf) == -1) {
+		fclose(fp);
+		free(buf);
+		return (NULL);
+	}
+	if (fclose(fp) == EOF) {
+		free(buf);
+		return (NULL);
+	}
+	if (lenp != NULL)
+		*lenp = len;
+	return (buf);
+}

@@ -1,0 +1,65 @@
+#!/bin/sh
+#
+# Configuration golden tests: for every NAME.conf in this directory,
+# "mailproxyd -T -c NAME.conf" must print NAME.dump on stdout and exit
+# 0, or print NAME.err on stderr and exit non-zero.  In the expected
+# files @DIR@ stands for this directory (file names in messages and in
+# the dump are absolute).
+#
+# usage: sh tests/config/run.sh path/to/mailproxyd
+
+if [ $# -ne 1 ]; then
+	echo "usage: $0 mailproxyd" >&2
+	exit 2
+fi
+daemon=$1
+case $daemon in
+/*)	;;
+*)	daemon=$(pwd)/$daemon ;;
+esac
+if [ ! -x "$daemon" ]; then
+	echo "$0: $daemon is not executable" >&2
+	exit 2
+fi
+
+dir=$(cd "$(dirname "$0")" && pwd -P) || exit 2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpconf.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+
+# The directory as a sed replacement: escape \, & and the delimiter.
+sdir=$(printf '%s\n' "$dir" | sed 's/[\\&|]/\\\\&/g')
+
+pass=0
+fail=0
+for conf in "$dir"/*.conf; do
+	[ -f "$conf" ] || continue
+	name=$(basename "$conf" .conf)
+	"$daemon" -T -c "$conf" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ -f "$dir/$name.dump" ]; then
+		want=$dir/$name.dump
+		got=$tmp/out
+		ok=$([ "$rc" -eq 0 ] && echo 1)
+	elif [ -f "$dir/$name.err" ]; then
+		want=$dir/$name.err
+		got=$tmp/err
+		ok=$([ "$rc" -ne 0 ] && echo 1)
+	else
+		echo "FAIL $name: no $name.dump or $name.err"
+		fail=$((fail + 1))
+		continue
+	fi
+	sed "s|@DIR@|$sdir|g" "$want" >"$tmp/want"
+	if [ -n "$ok" ] && cmp -s "$tmp/want" "$got"; then
+		pass=$((pass + 1))
+		continue
+	fi
+	echo "FAIL $name: exit status $rc"
+	diff -u "$tmp/want" "$got" | sed 's/^/	/'
+	[ "$got" = "$tmp/out" ] && sed 's/^/	stderr: /' "$tmp/err"
+	fail=$((fail + 1))
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
