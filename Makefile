@@ -38,16 +38,19 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/parent.o bin/mailproxyd/proc.o \
 		bin/mailproxyd/listen.o bin/mailproxyd/worker.o \
 		bin/mailproxyd/auth.o bin/mailproxyd/sandbox.o \
-		bin/mailproxyd/notify.o bin/mailproxyd/auth_http.o
+		bin/mailproxyd/notify.o bin/mailproxyd/auth_http.o \
+		bin/mailproxyd/dns.o bin/mailproxyd/resolver.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
 LIBMP=		lib/libmailproxy.a
 LIBMPD=		bin/mailproxyd/libmailproxyd.a
 
 UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
-		tests/unit/test_auth_http
+		tests/unit/test_auth_http tests/unit/test_dns \
+		tests/unit/test_resolver
 HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
-		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h
+		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
+		bin/mailproxyd/dns.h
 MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5
 
 .SUFFIXES: .c .o
@@ -93,15 +96,35 @@ tests/unit/test_auth_http: tests/unit/test_auth_http.c ${LIBMPD} ${LIBMP} \
 	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_auth_http.c \
 	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
+tests/unit/test_dns: tests/unit/test_dns.c bin/mailproxyd/dns.o ${LIBMP} \
+    ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_dns.c \
+	    bin/mailproxyd/dns.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_resolver: tests/unit/test_resolver.c bin/mailproxyd/dns.o \
+    bin/mailproxyd/resolver.o ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_resolver.c \
+	    bin/mailproxyd/resolver.o bin/mailproxyd/dns.o ${LIBMP} \
+	    ${MP_LIBS} ${CHECK_LIBS}
+
 # libFuzzer targets (clang); not part of "all" or "check".
 FUZZ_CC?=	clang
-FUZZ_TARGETS=	tests/fuzz/fuzz_auth_http
+FUZZ_TARGETS=	tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns
 tests/fuzz/fuzz_auth_http: tests/fuzz/fuzz_auth_http.c \
     bin/mailproxyd/auth_http.c lib/log.c lib/compat.c ${HEADERS}
 	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
 	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
 	    tests/fuzz/fuzz_auth_http.c bin/mailproxyd/auth_http.c \
 	    lib/log.c lib/compat.c ${PKG_LIBS}
+
+tests/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c bin/mailproxyd/dns.c \
+    ${HEADERS}
+	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
+	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
+	    tests/fuzz/fuzz_dns.c bin/mailproxyd/dns.c lib/log.c \
+	    lib/compat.c ${PKG_LIBS}
 
 fuzz: ${FUZZ_TARGETS}
 

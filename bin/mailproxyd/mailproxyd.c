@@ -235,8 +235,11 @@ main(int argc, char *argv[])
 	}
 	if (conf == NULL)
 		exit(1);
-	if (sig != NULL)
-		exit(signal_daemon(conf, sig));
+	if (sig != NULL) {
+		ch = signal_daemon(conf, sig);
+		conf_free(conf);
+		exit(ch);
+	}
 	if (conf->c_worker_processes < 1 ||
 	    conf->c_worker_processes > MAILPROXYD_WORKERS_MAX)
 		fatalx("worker_processes must be between 1 and %d",

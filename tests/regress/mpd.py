@@ -172,7 +172,9 @@ class Daemon:
         e = dict(os.environ)
         # LeakSanitizer cannot stop the world in a non-dumpable,
         # chrooted child; leaks are checked by the unit suites.
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
+        # A signal sent by a test must kill as it does in a plain build.
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + \
+            ":detect_leaks=0:handle_segv=0"
         if env:
             e.update(env)
         self.proc = subprocess.Popen(
