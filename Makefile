@@ -31,36 +31,40 @@ MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd \
 		-DSYSCONFDIR=\"${SYSCONFDIR}\" -DMAILPROXYD_PID=\"${PIDFILE}\" \
 		-D_GNU_SOURCE
 MP_LDFLAGS=	${SAN_FLAGS}
-MP_LIBS=	${PKG_LIBS} -lcdb ${CRYPT_LIBS}
+MP_LIBS=	${PKG_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
 
-LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o
+LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o lib/cdbtable.o
 DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/parent.o bin/mailproxyd/proc.o \
 		bin/mailproxyd/listen.o bin/mailproxyd/worker.o \
 		bin/mailproxyd/auth.o bin/mailproxyd/sandbox.o \
 		bin/mailproxyd/notify.o bin/mailproxyd/auth_http.o \
-		bin/mailproxyd/dns.o bin/mailproxyd/resolver.o
+		bin/mailproxyd/dns.o bin/mailproxyd/resolver.o \
+		bin/mailproxyd/auth_http_client.o bin/mailproxyd/auth_cdb.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
+CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o
+CTL=		bin/mailproxyctl/mailproxyctl
+AUTHDRIVE=	tests/authdrive
 LIBMP=		lib/libmailproxy.a
 LIBMPD=		bin/mailproxyd/libmailproxyd.a
 
 UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
 		tests/unit/test_auth_http tests/unit/test_dns \
-		tests/unit/test_resolver
+		tests/unit/test_resolver tests/unit/test_cdbtable
 HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
 		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
-		bin/mailproxyd/dns.h
-MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5
+		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h
+MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5 man/mailproxyctl.8
 
 .SUFFIXES: .c .o
 
-all: ${DAEMON}
+all: ${DAEMON} ${CTL}
 
 .c.o:
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} -c $< -o $@
 
-${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN}: ${HEADERS}
+${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${CTL_OBJS}: ${HEADERS}
 
 ${LIBMP}: ${LIB_OBJS}
 	rm -f $@
@@ -73,6 +77,20 @@ ${LIBMPD}: ${DAEMON_OBJS}
 ${DAEMON}: ${DAEMON_MAIN} ${LIBMPD} ${LIBMP}
 	${CC} ${MP_LDFLAGS} ${LDFLAGS} -o $@ ${DAEMON_MAIN} ${LIBMPD} \
 	    ${LIBMP} ${MP_LIBS}
+
+${CTL}: ${CTL_OBJS} ${LIBMP}
+	${CC} ${MP_LDFLAGS} ${LDFLAGS} -o $@ ${CTL_OBJS} ${LIBMP} ${MP_LIBS}
+
+# Plays parent and worker for one auth process in the regress tests.
+${AUTHDRIVE}: tests/authdrive.c ${LIBMPD} ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} ${MP_LDFLAGS} ${LDFLAGS} \
+	    -o $@ tests/authdrive.c ${LIBMPD} ${LIBMP} ${MP_LIBS}
+
+tests/unit/test_cdbtable: tests/unit/test_cdbtable.c ${LIBMPD} ${LIBMP} \
+    ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_cdbtable.c \
+	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
 tests/unit/test_imsg: tests/unit/test_imsg.c ${LIBMP} ${HEADERS}
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
@@ -130,7 +148,7 @@ fuzz: ${FUZZ_TARGETS}
 
 # Every suite prints its own counts; tests/run-all sums them up and
 # ends with the "N passed, N failed" line.
-check: all ${UNIT_TESTS}
+check: all ${UNIT_TESTS} ${AUTHDRIVE}
 	sh tests/run-all ${UNIT_TESTS}
 
 lint:
@@ -142,6 +160,8 @@ install: all
 	${INSTALL} -d ${DESTDIR}${SBINDIR} ${DESTDIR}${MANDIR}/man5 \
 	    ${DESTDIR}${MANDIR}/man8
 	${INSTALL} -m 0555 ${DAEMON} ${DESTDIR}${SBINDIR}/mailproxyd
+	${INSTALL} -m 0555 ${CTL} ${DESTDIR}${SBINDIR}/mailproxyctl
+	${INSTALL} -m 0444 man/mailproxyctl.8 ${DESTDIR}${MANDIR}/man8/
 	${INSTALL} -m 0444 man/mailproxyd.8 ${DESTDIR}${MANDIR}/man8/
 	${INSTALL} -m 0444 man/mailproxyd.conf.5 ${DESTDIR}${MANDIR}/man5/
 	[ -f ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf ] || { \
@@ -156,6 +176,7 @@ demo:
 
 clean:
 	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
+	    ${CTL_OBJS} ${CTL} ${AUTHDRIVE} \
 	    ${LIBMPD} ${UNIT_TESTS} ${FUZZ_TARGETS}
 	rm -rf tests/tmp
 

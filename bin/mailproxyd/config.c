@@ -2114,13 +2114,24 @@ conf_merge(struct conf_parser *p, struct conf_server *s)
 	void				*sf;
 	const void			*mf;
 	struct conf_logs		*lg;
+	int				 srv_http, srv_cdb;
 
+	/*
+	 * The server's source of answers is auth_http or auth_cdb, from
+	 * the innermost level that names either.
+	 */
+	srv_http = s->s_mail.m_auth_http.ah_url != NULL;
+	srv_cdb = s->s_mail.m_auth_cdb != NULL;
 	for (d = conf_directives; d->d_name != NULL; d++) {
 		if (d->d_base != CONF_BASE_MAIL)
 			continue;
 		sf = (char *)&s->s_mail + d->d_off;
 		mf = (const char *)&conf->c_mail + d->d_off;
 		if (d->d_type->t_isset(sf))
+			continue;
+		if ((srv_cdb && d->d_off == offsetof(struct conf_mail,
+		    m_auth_http)) || (srv_http && d->d_off ==
+		    offsetof(struct conf_mail, m_auth_cdb)))
 			continue;
 		if (d->d_type->t_isset(mf))
 			d->d_type->t_copy(sf, mf);
@@ -2271,9 +2282,25 @@ conf_finalize(struct conf_parser *p)
 		if (conf_check_ssl(s, conf) == -1)
 			return (-1);
 	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
-		if (s->s_mail.m_auth_http.ah_url == NULL) {
+		if (s->s_mail.m_auth_http.ah_url == NULL &&
+		    s->s_mail.m_auth_cdb == NULL) {
 			conf_error_at(s->s_file, s->s_line,
 			    "no \"auth_http\" is defined for server");
+			return (-1);
+		}
+		if (s->s_mail.m_auth_http.ah_url != NULL &&
+		    s->s_mail.m_auth_cdb != NULL) {
+			conf_error_at(s->s_file, s->s_line, "both \"auth_http\" "
+			    "and \"auth_cdb\" are defined for server at the "
+			    "same level");
+			return (-1);
+		}
+		if (s->s_mail.m_auth_cdb != NULL &&
+		    s->s_protocol == PROTO_SMTP &&
+		    (s->s_mail.m_smtp_auth & CONF_AUTH_NONE)) {
+			conf_error_at(s->s_file, s->s_line, "\"smtp_auth none\" "
+			    "needs \"auth_http\": the \"auth_cdb\" table has "
+			    "no recipients");
 			return (-1);
 		}
 	}

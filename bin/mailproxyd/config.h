@@ -145,6 +145,8 @@ struct conf_mail {
 	struct conf_list	 m_auth_http_header;	/* name, value */
 	int			 m_auth_http_pass_client_cert;
 	long			 m_auth_http_timeout;	/* ms */
+	int			 m_auth_http_keepalive;	/* ours: idle conns */
+	char			*m_auth_cdb;		/* ours: the table */
 
 	/* ngx_mail_proxy_module */
 	int			 m_proxy;		/* no effect */

@@ -156,6 +156,15 @@ extern int		 mp_verbose;
 __dead void	 usage(void);
 
 /* parent.c */
+/* An auth_cdb file, opened and checked by the parent for the auth process. */
+struct cdbfile {
+	char			 cf_path[PATH_MAX];
+	int			 cf_fd;
+};
+int		 parent_check_conf(struct mailproxyd_conf *, struct cfg_done *);
+int		 parent_open_cdbs(const struct mailproxyd_conf *,
+		    struct cdbfile **, size_t *);
+void		 parent_close_cdbs(struct cdbfile *, size_t);
 __dead void	 parent_main(struct mailproxyd_conf *, const char *,
 		    int);
 void		 parent_set_paths(const char *, const char *, const char *);
@@ -203,6 +212,19 @@ __dead void	 worker_main(void);
 
 /* auth.c */
 __dead void	 auth_main(void);
+
+/* auth_http_client.c */
+struct ahc_req;
+/*
+ * The answer to one auth_http request: the parsed response (valid only
+ * during the call) or NULL and a message naming the server.
+ */
+typedef void	(*ahc_cb)(void *, const struct auth_response *, const char *,
+		    const char *);
+struct ahc_req	*ahc_submit(uint64_t, const struct conf_mail *, const char *,
+		    size_t, ahc_cb, void *);
+void		 ahc_cancel(struct ahc_req *);
+size_t		 ahc_idle_count(void);
 
 /* sandbox.c */
 int	 sandbox_child(enum proc_role);

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "mailproxyd.h"
+#include "cdbtable.h"
+#include "dns.h"
 
 #define CRASH_HISTORY		8
 #define CRASH_WINDOW		10	/* seconds */
@@ -57,6 +59,8 @@ struct generation {
 	int			 g_live;	/* processes not yet reaped */
 	int			 g_announced;	/* all ready once */
 	struct cfg_done		 g_cd;		/* who the children become */
+	struct cdbfile		*g_cdbs;
+	size_t			 g_ncdbs;
 };
 TAILQ_HEAD(generationhead, generation);
 
@@ -86,12 +90,12 @@ static struct {
 				 p_ev_usr1, p_ev_chld, p_ev_kill;
 } parent;
 
-static int	parent_check_conf(struct mailproxyd_conf *, struct cfg_done *);
 static int	parent_open_logs(struct mailproxyd_conf *,
 		    struct log_target *, size_t *);
 static void	parent_close_logs(struct log_target *, size_t);
 static struct generation *gen_start(struct mailproxyd_conf *,
-		    const struct cfg_done *);
+		    const struct cfg_done *, struct cdbfile *, size_t);
+
 static struct generation *gen_find(uint32_t);
 static void	gen_drain(struct generation *);
 static void	gen_maybe_free(struct generation *);
@@ -120,16 +124,35 @@ static void	parent_write_pid(void);
  * The parent's view of a configuration: the user to become and the
  * chroot to enter must exist.  Fills in what the children are told.
  */
-static int
+int
 parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
 {
-	struct passwd	*pw;
-	struct group	*gr;
-	struct stat	 st;
+	const struct conf_server	*s;
+	const struct conf_resolver	*rs;
+	struct sockaddr_storage		 ss;
+	socklen_t			 sslen;
+	struct passwd			*pw;
+	struct group			*gr;
+	struct stat			 st;
+	size_t				 i;
 
 	memset(cd, 0, sizeof(*cd));
 	cd->cd_uid = cd->cd_gid = -1;
 	cd->cd_debug = mp_debug;
+	/* The auth process resolves inside its chroot: addresses only. */
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		rs = &s->s_mail.m_resolver;
+		for (i = 0; rs->rs_mode == 1 && i < rs->rs_addr.cl_n; i++) {
+			if (dns_server_parse(rs->rs_addr.cl_item[i].ci_str,
+			    &ss, &sslen) == 0)
+				continue;
+			log_msg(LOG_LVL_EMERG, "resolver \"%s\" must be an IP "
+			    "address with an optional port, for server in "
+			    "%s:%d", rs->rs_addr.cl_item[i].ci_str, s->s_file,
+			    s->s_line);
+			return -1;
+		}
+	}
 	if (geteuid() != 0) {
 		log_notice("not running as root: children keep uid %d and "
 		    "are not chrooted", (int)geteuid());
@@ -178,6 +201,74 @@ parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
 	return 0;
 }
 
+/*
+ * Every auth_cdb table the servers name, opened here (the auth process
+ * cannot open files in its chroot) and checked, so that a missing or
+ * corrupt file is a startup error and, on reload, keeps the old table.
+ */
+int
+parent_open_cdbs(const struct mailproxyd_conf *conf, struct cdbfile **cdbsp,
+    size_t *np)
+{
+	const struct conf_server	*s;
+	struct cdbfile			*cdbs = NULL, *cf;
+	struct cdbtable			*t;
+	size_t				 n = 0, i;
+	int				 fd, dfd, err;
+
+	*cdbsp = NULL;
+	*np = 0;
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		if (s->s_mail.m_auth_cdb == NULL)
+			continue;
+		for (i = 0; i < n; i++)
+			if (strcmp(cdbs[i].cf_path, s->s_mail.m_auth_cdb) == 0)
+				break;
+		if (i < n)
+			continue;
+		if ((fd = open(s->s_mail.m_auth_cdb, O_RDONLY | O_CLOEXEC)) ==
+		    -1) {
+			log_msg(LOG_LVL_EMERG, "auth_cdb \"%s\": open() failed "
+			    "(%d: %s) in %s:%d", s->s_mail.m_auth_cdb, errno,
+			    strerror(errno), s->s_file, s->s_line);
+			goto fail;
+		}
+		if ((dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
+			fatal("dup");
+		if ((t = cdbtable_new(dfd, &err)) == NULL) {
+			log_msg(LOG_LVL_EMERG, "auth_cdb \"%s\": %s in %s:%d",
+			    s->s_mail.m_auth_cdb, cdbtable_strerror(err),
+			    s->s_file, s->s_line);
+			close(fd);
+			goto fail;
+		}
+		cdbtable_close(t);
+		if ((cf = reallocarray(cdbs, n + 1, sizeof(*cdbs))) == NULL)
+			fatal("reallocarray");
+		cdbs = cf;
+		(void)strlcpy(cdbs[n].cf_path, s->s_mail.m_auth_cdb,
+		    sizeof(cdbs[n].cf_path));
+		cdbs[n].cf_fd = fd;
+		n++;
+	}
+	*cdbsp = cdbs;
+	*np = n;
+	return 0;
+ fail:
+	parent_close_cdbs(cdbs, n);
+	return -1;
+}
+
+void
+parent_close_cdbs(struct cdbfile *cdbs, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		close(cdbs[i].cf_fd);
+	free(cdbs);
+}
+
 static int
 parent_open_logs(struct mailproxyd_conf *conf, struct log_target *lt,
     size_t *n)
@@ -212,6 +303,8 @@ void
 parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 {
 	struct cfg_done	 cd;
+	struct cdbfile	*cdbs;
+	size_t		 ncdbs;
 
 	(void)argc0;
 	parent.p_self = self;
@@ -219,7 +312,8 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	TAILQ_INIT(&parent.p_children);
 	TAILQ_INIT(&parent.p_listeners);
 
-	if (parent_check_conf(conf, &cd) == -1)
+	if (parent_check_conf(conf, &cd) == -1 ||
+	    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1)
 		exit(1);
 	if (listen_plan(conf, &parent.p_listeners) == -1 ||
 	    listen_open(&parent.p_listeners, NULL) == -1)
@@ -250,7 +344,7 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	signal_add(&parent.p_ev_usr1, NULL);
 	signal_add(&parent.p_ev_chld, NULL);
 
-	if (gen_start(conf, &cd) == NULL)
+	if (gen_start(conf, &cd, cdbs, ncdbs) == NULL)
 		fatalx("could not start the worker processes");
 	log_notice("%s/%s started, %d worker process%s", MAILPROXYD_NAME,
 	    MAILPROXYD_VERSION, conf->c_worker_processes,
@@ -269,7 +363,8 @@ parent_set_paths(const char *file, const char *prefix, const char *gdir)
 }
 
 static struct generation *
-gen_start(struct mailproxyd_conf *conf, const struct cfg_done *cd)
+gen_start(struct mailproxyd_conf *conf, const struct cfg_done *cd,
+    struct cdbfile *cdbs, size_t ncdbs)
 {
 	struct generation	*g;
 	int			 i;
@@ -280,6 +375,8 @@ gen_start(struct mailproxyd_conf *conf, const struct cfg_done *cd)
 	g->g_conf = conf;
 	g->g_nworkers = conf->c_worker_processes;
 	g->g_cd = *cd;
+	g->g_cdbs = cdbs;
+	g->g_ncdbs = ncdbs;
 	if ((g->g_text = conf_dump_string(conf, &g->g_textlen)) == NULL)
 		fatalx("could not serialise the configuration");
 	TAILQ_INSERT_TAIL(&parent.p_gens, g, g_entry);
@@ -331,6 +428,7 @@ gen_maybe_free(struct generation *g)
 	TAILQ_REMOVE(&parent.p_gens, g, g_entry);
 	log_info("generation %u has ended", g->g_id);
 	conf_free(g->g_conf);
+	parent_close_cdbs(g->g_cdbs, g->g_ncdbs);
 	free(g->g_text);
 	free(g);
 	parent_maybe_exit();
@@ -386,6 +484,20 @@ child_start(struct generation *g, enum proc_role role, int slot)
 		}
 		if (g->g_auth != NULL)
 			child_wire(g, c, g->g_auth);
+	}
+	if (role == PROC_AUTH) {
+		for (i = 0; i < (int)g->g_ncdbs; i++) {
+			struct cfg_cdb	cc;
+
+			memset(&cc, 0, sizeof(cc));
+			(void)strlcpy(cc.cc_path, g->g_cdbs[i].cf_path,
+			    sizeof(cc.cc_path));
+			if ((lfd = fcntl(g->g_cdbs[i].cf_fd, F_DUPFD_CLOEXEC,
+			    0)) == -1)
+				fatal("dup");
+			imsgev_compose(&c->c_iev, IMSG_CFG_CDB, 0, lfd, &cc,
+			    sizeof(cc));
+		}
 	}
 	cd.cd_generation = g->g_id;
 	cd.cd_slot = slot;
@@ -616,7 +728,8 @@ parent_reload(void)
 	struct listenerhead	 newls;
 	struct log_target	 logs[LOG_TARGETS_MAX];
 	struct cfg_done		 cd;
-	size_t			 nlogs;
+	struct cdbfile		*cdbs;
+	size_t			 nlogs, ncdbs;
 
 	if (parent.p_stopping)
 		return;
@@ -626,16 +739,21 @@ parent_reload(void)
 	    parent.p_gdirectives);
 	if (conf == NULL)
 		goto keep;
-	if (parent_check_conf(conf, &cd) == -1)
+	if (parent_check_conf(conf, &cd) == -1 ||
+	    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1)
 		goto keepconf;
-	if (listen_plan(conf, &newls) == -1)
+	if (listen_plan(conf, &newls) == -1) {
+		parent_close_cdbs(cdbs, ncdbs);
 		goto keepconf;
+	}
 	if (listen_open(&newls, &parent.p_listeners) == -1) {
 		listen_close_all(&newls);
+		parent_close_cdbs(cdbs, ncdbs);
 		goto keepconf;
 	}
 	if (parent_open_logs(conf, logs, &nlogs) == -1) {
 		listen_close_all(&newls);
+		parent_close_cdbs(cdbs, ncdbs);
 		goto keepconf;
 	}
 	/* Sockets the new configuration does not name close here. */
@@ -652,7 +770,7 @@ parent_reload(void)
 		    sizeof(parent.p_pidfile));
 		parent_write_pid();
 	}
-	if (gen_start(conf, &cd) == NULL) {
+	if (gen_start(conf, &cd, cdbs, ncdbs) == NULL) {
 		log_msg(LOG_LVL_ALERT, "could not start the new generation; "
 		    "the old one keeps serving");
 		notify_send("READY=1");

@@ -300,6 +300,11 @@ const struct conf_directive conf_directives[] = {
 	    NULL },
 	{ "auth_http_timeout", MAILSRV, 1, 1, 0,
 	    B_MAIL(m_auth_http_timeout), &conf_type_msec, "60s", NULL },
+	/* Ours: connection reuse and the embedded cdb table. */
+	{ "auth_http_keepalive", MAILSRV, 1, 1, 0,
+	    B_MAIL(m_auth_http_keepalive), &conf_type_num, "0", NULL },
+	{ "auth_cdb", MAILSRV, 1, 1, 0, B_MAIL(m_auth_cdb), &conf_type_path,
+	    NULL, NULL },
 
 	/* ngx_mail_proxy_module */
 	{ "proxy", MAILSRV, 1, 1, 0, B_MAIL(m_proxy), &conf_type_flag,

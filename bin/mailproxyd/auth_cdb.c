@@ -1,0 +1,426 @@
+/*
+ * The auth process's cdb backend: logins checked against the table on
+ * a pool of threads, so that one slow yescrypt or bcrypt never holds
+ * up the event loop and the other logins behind it.
+ *
+ * A request goes from the submit queue to a thread, which looks the
+ * user up and verifies the credentials, then to the done queue; the
+ * thread writes a byte to a pipe when the done queue stops being
+ * empty, and the loop side runs the callbacks.  Cancellation and the
+ * callbacks both happen on the loop's thread, so a request cancelled
+ * there is never answered.  The threads do no logging and touch
+ * nothing but their request and its table.
+ */
+
+#include "compat.h"
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth_cdb.h"
+#include "cdbtable.h"
+#include "log.h"
+
+struct auth_cdb_job {
+	TAILQ_ENTRY(auth_cdb_job)	 j_entry;
+	uint64_t			 j_id;
+	int				 j_cancelled;	/* while running */
+	struct cdbtable			*j_table;	/* a reference */
+	int				 j_proto;
+	int				 j_method;
+	char				*j_user;
+	size_t				 j_userlen;
+	char				*j_pass;
+	size_t				 j_passlen;
+	char				*j_salt;
+	void				(*j_cb)(uint64_t,
+					    const struct cdb_answer *, void *);
+	void				*j_arg;
+	struct cdb_answer		 j_answer;
+};
+TAILQ_HEAD(auth_cdb_jobs, auth_cdb_job);
+
+struct auth_cdb {
+	pthread_mutex_t		 ac_lock;	/* the queues, ac_stopping */
+	pthread_cond_t		 ac_cond;	/* work, or stop */
+	struct auth_cdb_jobs	 ac_queue;
+	struct auth_cdb_jobs	 ac_running;
+	struct auth_cdb_jobs	 ac_done;
+	size_t			 ac_nqueued;
+	int			 ac_stopping;
+	pthread_t		 ac_threads[AUTH_CDB_THREADS_MAX];
+	int			 ac_nthreads;
+	int			 ac_pipe[2];	/* done: threads -> loop */
+	struct event		 ac_ev;
+};
+
+static char	*auth_cdb_copy(const char *, size_t);
+static void	 auth_cdb_job_free(struct auth_cdb_job *);
+static void	*auth_cdb_thread(void *);
+static void	 auth_cdb_run(struct auth_cdb_job *);
+static void	 auth_cdb_dispatch(int, short, void *);
+static void	 auth_cdb_free_list(struct auth_cdb_jobs *);
+
+struct auth_cdb *
+auth_cdb_new(int nthreads)
+{
+	struct auth_cdb	*ac;
+	sigset_t	 all, old;
+	long		 ncpu;
+	int		 i, e = 0;
+
+	if (nthreads <= 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = ncpu < 1 ? 1 : ncpu > AUTH_CDB_THREADS_MAX ?
+		    AUTH_CDB_THREADS_MAX : (int)ncpu;
+	}
+	if (nthreads > AUTH_CDB_THREADS_MAX)
+		nthreads = AUTH_CDB_THREADS_MAX;
+	if ((ac = calloc(1, sizeof(*ac))) == NULL)
+		fatal("%s: calloc", __func__);
+	TAILQ_INIT(&ac->ac_queue);
+	TAILQ_INIT(&ac->ac_running);
+	TAILQ_INIT(&ac->ac_done);
+	if ((e = pthread_mutex_init(&ac->ac_lock, NULL)) != 0 ||
+	    (e = pthread_cond_init(&ac->ac_cond, NULL)) != 0) {
+		errno = e;
+		fatal("%s: pthread init", __func__);
+	}
+	if (pipe(ac->ac_pipe) == -1)
+		fatal("%s: pipe", __func__);
+	for (i = 0; i < 2; i++)
+		if (fcntl(ac->ac_pipe[i], F_SETFL, O_NONBLOCK) == -1 ||
+		    fcntl(ac->ac_pipe[i], F_SETFD, FD_CLOEXEC) == -1)
+			fatal("%s: fcntl", __func__);
+	event_set(&ac->ac_ev, ac->ac_pipe[0], EV_READ | EV_PERSIST,
+	    auth_cdb_dispatch, ac);
+	if (event_add(&ac->ac_ev, NULL) == -1)
+		fatalx("%s: event_add failed", __func__);
+
+	/* Signals are the loop's business: the threads block them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < nthreads; i++) {
+		if ((e = pthread_create(&ac->ac_threads[i], NULL,
+		    auth_cdb_thread, ac)) != 0)
+			break;
+		ac->ac_nthreads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ac->ac_nthreads == 0) {
+		auth_cdb_free(ac);
+		errno = e;
+		return (NULL);
+	}
+	if (ac->ac_nthreads < nthreads) {
+		errno = e;
+		log_warn("auth cdb: started %d of %d threads",
+		    ac->ac_nthreads, nthreads);
+	}
+	return (ac);
+}
+
+static char *
+auth_cdb_copy(const char *s, size_t len)
+{
+	char	*p;
+
+	if ((p = malloc(len + 1)) == NULL)
+		fatal("%s: malloc", __func__);
+	if (len > 0)
+		memcpy(p, s, len);
+	p[len] = '\0';
+	return (p);
+}
+
+int
+auth_cdb_submit(struct auth_cdb *ac, uint64_t id, struct cdbtable *table,
+    const struct cdb_query *q,
+    void (*cb)(uint64_t, const struct cdb_answer *, void *), void *arg)
+{
+	struct auth_cdb_job	*j;
+
+	if (table == NULL || cb == NULL || q->q_proto < 0 ||
+	    q->q_proto >= CDB_PROTO_MAX ||
+	    (q->q_user == NULL && q->q_userlen > 0) ||
+	    (q->q_pass == NULL && q->q_passlen > 0)) {
+		errno = EINVAL;
+		return (-1);
+	}
+	switch (q->q_method) {
+	case CDB_METHOD_PLAIN:
+		break;
+	case CDB_METHOD_APOP:
+	case CDB_METHOD_CRAM_MD5:
+		if (q->q_salt != NULL)
+			break;
+		/* FALLTHROUGH */
+	default:
+		errno = EINVAL;
+		return (-1);
+	}
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		fatal("%s: calloc", __func__);
+	j->j_id = id;
+	j->j_proto = q->q_proto;
+	j->j_method = q->q_method;
+	j->j_user = auth_cdb_copy(q->q_user, q->q_userlen);
+	j->j_userlen = q->q_userlen;
+	j->j_pass = auth_cdb_copy(q->q_pass, q->q_passlen);
+	j->j_passlen = q->q_passlen;
+	if (q->q_salt != NULL)
+		j->j_salt = auth_cdb_copy(q->q_salt, strlen(q->q_salt));
+	j->j_cb = cb;
+	j->j_arg = arg;
+	j->j_table = cdbtable_ref(table);
+
+	pthread_mutex_lock(&ac->ac_lock);
+	if (ac->ac_nqueued >= AUTH_CDB_QUEUE_MAX) {
+		pthread_mutex_unlock(&ac->ac_lock);
+		auth_cdb_job_free(j);
+		errno = EAGAIN;
+		return (-1);
+	}
+	TAILQ_INSERT_TAIL(&ac->ac_queue, j, j_entry);
+	ac->ac_nqueued++;
+	pthread_cond_signal(&ac->ac_cond);
+	pthread_mutex_unlock(&ac->ac_lock);
+	return (0);
+}
+
+void
+auth_cdb_cancel(struct auth_cdb *ac, uint64_t id)
+{
+	struct auth_cdb_jobs	 dead;
+	struct auth_cdb_job	*j, *next;
+
+	TAILQ_INIT(&dead);
+	pthread_mutex_lock(&ac->ac_lock);
+	TAILQ_FOREACH_SAFE(j, &ac->ac_queue, j_entry, next) {
+		if (j->j_id != id)
+			continue;
+		TAILQ_REMOVE(&ac->ac_queue, j, j_entry);
+		ac->ac_nqueued--;
+		TAILQ_INSERT_TAIL(&dead, j, j_entry);
+	}
+	/* A thread holds these; it drops them when it is done. */
+	TAILQ_FOREACH(j, &ac->ac_running, j_entry)
+		if (j->j_id == id)
+			j->j_cancelled = 1;
+	TAILQ_FOREACH_SAFE(j, &ac->ac_done, j_entry, next) {
+		if (j->j_id != id)
+			continue;
+		TAILQ_REMOVE(&ac->ac_done, j, j_entry);
+		TAILQ_INSERT_TAIL(&dead, j, j_entry);
+	}
+	pthread_mutex_unlock(&ac->ac_lock);
+	auth_cdb_free_list(&dead);
+}
+
+size_t
+auth_cdb_pending(struct auth_cdb *ac)
+{
+	struct auth_cdb_job	*j;
+	size_t			 n;
+
+	pthread_mutex_lock(&ac->ac_lock);
+	n = ac->ac_nqueued;
+	TAILQ_FOREACH(j, &ac->ac_running, j_entry)
+		if (!j->j_cancelled)
+			n++;
+	TAILQ_FOREACH(j, &ac->ac_done, j_entry)
+		n++;
+	pthread_mutex_unlock(&ac->ac_lock);
+	return (n);
+}
+
+void
+auth_cdb_free(struct auth_cdb *ac)
+{
+	int	 i;
+
+	if (ac == NULL)
+		return;
+	pthread_mutex_lock(&ac->ac_lock);
+	ac->ac_stopping = 1;
+	pthread_cond_broadcast(&ac->ac_cond);
+	pthread_mutex_unlock(&ac->ac_lock);
+	for (i = 0; i < ac->ac_nthreads; i++)
+		pthread_join(ac->ac_threads[i], NULL);
+	auth_cdb_free_list(&ac->ac_queue);
+	auth_cdb_free_list(&ac->ac_done);
+	event_del(&ac->ac_ev);
+	close(ac->ac_pipe[0]);
+	close(ac->ac_pipe[1]);
+	pthread_cond_destroy(&ac->ac_cond);
+	pthread_mutex_destroy(&ac->ac_lock);
+	free(ac);
+}
+
+static void
+auth_cdb_free_list(struct auth_cdb_jobs *list)
+{
+	struct auth_cdb_job	*j;
+
+	while ((j = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, j, j_entry);
+		auth_cdb_job_free(j);
+	}
+}
+
+static void
+auth_cdb_job_free(struct auth_cdb_job *j)
+{
+	free(j->j_user);
+	freezero(j->j_pass, j->j_passlen + 1);
+	free(j->j_salt);
+	cdbtable_close(j->j_table);
+	freezero(j, sizeof(*j));
+}
+
+static void *
+auth_cdb_thread(void *arg)
+{
+	struct auth_cdb		*ac = arg;
+	struct auth_cdb_job	*j;
+	int			 wake;
+
+	pthread_mutex_lock(&ac->ac_lock);
+	for (;;) {
+		while (!ac->ac_stopping && TAILQ_EMPTY(&ac->ac_queue))
+			pthread_cond_wait(&ac->ac_cond, &ac->ac_lock);
+		if (ac->ac_stopping)
+			break;
+		j = TAILQ_FIRST(&ac->ac_queue);
+		TAILQ_REMOVE(&ac->ac_queue, j, j_entry);
+		ac->ac_nqueued--;
+		TAILQ_INSERT_TAIL(&ac->ac_running, j, j_entry);
+		pthread_mutex_unlock(&ac->ac_lock);
+
+		auth_cdb_run(j);
+
+		pthread_mutex_lock(&ac->ac_lock);
+		TAILQ_REMOVE(&ac->ac_running, j, j_entry);
+		if (j->j_cancelled) {
+			pthread_mutex_unlock(&ac->ac_lock);
+			auth_cdb_job_free(j);
+			pthread_mutex_lock(&ac->ac_lock);
+			continue;
+		}
+		wake = TAILQ_EMPTY(&ac->ac_done);
+		TAILQ_INSERT_TAIL(&ac->ac_done, j, j_entry);
+		if (wake && write(ac->ac_pipe[1], "", 1) == -1) {
+			/* EAGAIN: the full pipe holds a wake-up already. */
+		}
+	}
+	pthread_mutex_unlock(&ac->ac_lock);
+	return (NULL);
+}
+
+/*
+ * Look up and verify one request.  Unknown users and disabled accounts
+ * are checked against the table's stand-in so that they take the time
+ * a wrong password takes; the backend is looked at only after the
+ * password was right, so that a TEMPFAIL tells nothing to a guesser.
+ */
+static void
+auth_cdb_run(struct auth_cdb_job *j)
+{
+	struct cdb_answer	*a = &j->j_answer;
+	const struct cdb_user	*stand_in;
+	const struct cdb_backend *cb;
+	struct cdb_user		 u;
+	char			 clear[CDB_SECRET_MAX + 1];
+	int			 r;
+
+	a->a_status = CDB_ANSWER_FAIL;
+	stand_in = cdbtable_dummy(j->j_table);
+	switch (cdbtable_lookup(j->j_table, j->j_user, j->j_userlen, &u)) {
+	case CDB_LOOKUP_FOUND:
+		break;
+	case CDB_LOOKUP_NOTFOUND:
+		(void)cdbtable_verify(stand_in, j->j_method, j->j_pass,
+		    j->j_passlen, j->j_salt, NULL, 0);
+		a->a_reason = "unknown user";
+		return;
+	default:
+		a->a_status = CDB_ANSWER_TEMPFAIL;
+		a->a_reason = "corrupt table record";
+		return;
+	}
+	if (u.cu_secret_type == CDB_SECRET_DISABLED) {
+		(void)cdbtable_verify(stand_in, j->j_method, j->j_pass,
+		    j->j_passlen, j->j_salt, NULL, 0);
+		a->a_reason = "account disabled";
+		goto done;
+	}
+	r = cdbtable_verify(&u, j->j_method, j->j_pass, j->j_passlen,
+	    j->j_salt, clear, sizeof(clear));
+	if (r == CDB_VERIFY_ERROR) {
+		a->a_status = CDB_ANSWER_TEMPFAIL;
+		a->a_reason = "password check failed";
+		goto done;
+	}
+	if (r != CDB_VERIFY_OK) {
+		if (j->j_method != CDB_METHOD_PLAIN &&
+		    u.cu_secret_type != CDB_SECRET_PLAIN)
+			a->a_reason = "no {PLAIN} secret for APOP or CRAM-MD5";
+		else
+			a->a_reason = "wrong password";
+		goto done;
+	}
+	cb = &u.cu_backend[j->j_proto];
+	if (cb->cb_sslen == 0) {
+		a->a_status = CDB_ANSWER_TEMPFAIL;
+		a->a_reason = "no backend for the protocol";
+		goto done;
+	}
+	memcpy(&a->a_ss, &cb->cb_ss, sizeof(a->a_ss));
+	a->a_sslen = cb->cb_sslen;
+	(void)strlcpy(a->a_user, u.cu_user[0] != '\0' ? u.cu_user :
+	    u.cu_name, sizeof(a->a_user));
+	(void)strlcpy(a->a_pass, u.cu_pass[0] != '\0' ? u.cu_pass : clear,
+	    sizeof(a->a_pass));
+	a->a_status = CDB_ANSWER_OK;
+	a->a_reason = "ok";
+ done:
+	explicit_bzero(&u, sizeof(u));
+	explicit_bzero(clear, sizeof(clear));
+}
+
+/* The loop side: answer what is done, one request at a time. */
+static void
+auth_cdb_dispatch(int fd, short event, void *arg)
+{
+	struct auth_cdb		*ac = arg;
+	struct auth_cdb_job	*j;
+	char			 buf[64];
+
+	(void)event;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	for (;;) {
+		/*
+		 * One at a time: a callback may cancel requests that are
+		 * still on the done queue.
+		 */
+		pthread_mutex_lock(&ac->ac_lock);
+		if ((j = TAILQ_FIRST(&ac->ac_done)) != NULL)
+			TAILQ_REMOVE(&ac->ac_done, j, j_entry);
+		pthread_mutex_unlock(&ac->ac_lock);
+		if (j == NULL)
+			break;
+		j->j_cb(j->j_id, &j->j_answer, j->j_arg);
+		auth_cdb_job_free(j);
+	}
+}

@@ -1,0 +1,422 @@
+/*
+ * The auth_http client's network half, in the auth process: one HTTP
+ * exchange per authentication attempt, bounded by auth_http_timeout as
+ * an overall deadline.  nginx opens a connection per request; with our
+ * auth_http_keepalive N, up to N idle HTTP/1.1 connections per auth
+ * server are kept and reused, and a server that closes after each
+ * answer still works (a request that meets a connection the server
+ * closed while it was idle is retried once on a fresh one).
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailproxyd.h"
+
+#define AHC_IDLE_TIMEOUT	60	/* seconds an idle connection lives */
+#define AHC_RBUF		(AUTH_HTTP_RESPONSE_MAX + 4096)
+#define AHC_ERR_MAX		(CONF_LISTEN_NAME_MAX + 1024)
+
+struct ahc_pool;
+
+struct ahc_conn {
+	TAILQ_ENTRY(ahc_conn)	 cn_entry;	/* pool's idle list */
+	struct ahc_pool		*cn_pool;
+	int			 cn_fd;
+	int			 cn_reused;	/* served a request before */
+	struct event		 cn_ev;
+	struct event		 cn_idle_ev;
+};
+
+struct ahc_pool {
+	TAILQ_ENTRY(ahc_pool)	 pl_entry;
+	struct sockaddr_storage	 pl_ss;
+	socklen_t		 pl_sslen;
+	char			 pl_name[CONF_LISTEN_NAME_MAX];
+	int			 pl_max;	/* idle connections kept */
+	int			 pl_nidle;
+	TAILQ_HEAD(, ahc_conn)	 pl_idle;
+};
+
+enum ahc_state {
+	AHC_CONNECTING,
+	AHC_WRITING,
+	AHC_READING
+};
+
+struct ahc_req {
+	struct ahc_pool		*rq_pool;
+	struct ahc_conn		*rq_conn;
+	enum ahc_state		 rq_state;
+	char			*rq_wbuf;
+	size_t			 rq_wlen;
+	size_t			 rq_woff;
+	char			*rq_rbuf;
+	size_t			 rq_rlen;
+	int			 rq_retried;
+	uint64_t		 rq_sid;
+	struct event		 rq_timer;
+	ahc_cb			 rq_cb;
+	void			*rq_arg;
+};
+
+static TAILQ_HEAD(, ahc_pool)	ahc_pools = TAILQ_HEAD_INITIALIZER(ahc_pools);
+
+static struct ahc_pool	*ahc_pool_get(const struct conf_mail *);
+static int	 ahc_connect(struct ahc_req *);
+static void	 ahc_conn_close(struct ahc_conn *);
+static void	 ahc_io(int, short, void *);
+static void	 ahc_timeout(int, short, void *);
+static void	 ahc_idle_io(int, short, void *);
+static void	 ahc_finish(struct ahc_req *, int, const char *);
+static void	 ahc_arm(struct ahc_req *, short);
+static void	 ahc_release(struct ahc_req *, int);
+
+static struct ahc_pool *
+ahc_pool_get(const struct conf_mail *m)
+{
+	const struct conf_auth_http	*ah = &m->m_auth_http;
+	struct ahc_pool			*pl;
+
+	TAILQ_FOREACH(pl, &ahc_pools, pl_entry) {
+		if (pl->pl_sslen == ah->ah_sslen &&
+		    memcmp(&pl->pl_ss, &ah->ah_ss, ah->ah_sslen) == 0) {
+			if (m->m_auth_http_keepalive > pl->pl_max)
+				pl->pl_max = m->m_auth_http_keepalive;
+			return pl;
+		}
+	}
+	if ((pl = calloc(1, sizeof(*pl))) == NULL)
+		fatal("calloc");
+	memcpy(&pl->pl_ss, &ah->ah_ss, ah->ah_sslen);
+	pl->pl_sslen = ah->ah_sslen;
+	pl->pl_max = m->m_auth_http_keepalive;
+	if (ah->ah_ss.ss_family == AF_UNIX)
+		(void)snprintf(pl->pl_name, sizeof(pl->pl_name), "unix:%s",
+		    ((const struct sockaddr_un *)&ah->ah_ss)->sun_path);
+	else
+		(void)sockaddr_text((const struct sockaddr *)&ah->ah_ss,
+		    ah->ah_sslen, pl->pl_name, sizeof(pl->pl_name));
+	TAILQ_INIT(&pl->pl_idle);
+	TAILQ_INSERT_TAIL(&ahc_pools, pl, pl_entry);
+	return pl;
+}
+
+/*
+ * Send one request (already built by auth_http_request()) to the
+ * server's auth_http address.  The callback runs exactly once, on the
+ * event loop, unless ahc_cancel() is called first.
+ */
+struct ahc_req *
+ahc_submit(uint64_t sid, const struct conf_mail *m, const char *req,
+    size_t len, ahc_cb cb, void *arg)
+{
+	struct ahc_req	*rq;
+	struct timeval	 tv;
+
+	if ((rq = calloc(1, sizeof(*rq))) == NULL)
+		fatal("calloc");
+	if ((rq->rq_wbuf = malloc(len)) == NULL ||
+	    (rq->rq_rbuf = malloc(AHC_RBUF)) == NULL)
+		fatal("malloc");
+	memcpy(rq->rq_wbuf, req, len);
+	rq->rq_wlen = len;
+	rq->rq_sid = sid;
+	rq->rq_cb = cb;
+	rq->rq_arg = arg;
+	rq->rq_pool = ahc_pool_get(m);
+	evtimer_set(&rq->rq_timer, ahc_timeout, rq);
+	tv.tv_sec = m->m_auth_http_timeout / 1000;
+	tv.tv_usec = (m->m_auth_http_timeout % 1000) * 1000;
+	evtimer_add(&rq->rq_timer, &tv);
+	if (ahc_connect(rq) == -1) {
+		/* Report from the loop, never from inside submit. */
+		ahc_arm(rq, 0);
+	}
+	return rq;
+}
+
+/* Take an idle connection or open a new one. */
+static int
+ahc_connect(struct ahc_req *rq)
+{
+	struct ahc_pool	*pl = rq->rq_pool;
+	struct ahc_conn	*cn;
+	int		 fd;
+
+	rq->rq_woff = 0;
+	rq->rq_rlen = 0;
+	if ((cn = TAILQ_FIRST(&pl->pl_idle)) != NULL) {
+		TAILQ_REMOVE(&pl->pl_idle, cn, cn_entry);
+		pl->pl_nidle--;
+		event_del(&cn->cn_ev);
+		evtimer_del(&cn->cn_idle_ev);
+		rq->rq_conn = cn;
+		rq->rq_state = AHC_WRITING;
+		ahc_arm(rq, EV_WRITE);
+		return 0;
+	}
+	if ((cn = calloc(1, sizeof(*cn))) == NULL)
+		fatal("calloc");
+	cn->cn_pool = pl;
+	cn->cn_fd = -1;
+	rq->rq_conn = cn;
+	fd = socket(pl->pl_ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_session(LOG_LVL_ERR, rq->rq_sid, "auth http server %s: "
+		    "socket() failed (%d: %s)", pl->pl_name, errno,
+		    strerror(errno));
+		return -1;
+	}
+	cn->cn_fd = fd;
+	if (connect(fd, (struct sockaddr *)&pl->pl_ss, pl->pl_sslen) == -1 &&
+	    errno != EINPROGRESS) {
+		log_session(LOG_LVL_ERR, rq->rq_sid, "connect() to auth http "
+		    "server %s failed (%d: %s)", pl->pl_name, errno,
+		    strerror(errno));
+		return -1;
+	}
+	rq->rq_state = AHC_CONNECTING;
+	ahc_arm(rq, EV_WRITE);
+	return 0;
+}
+
+/* Wait for events on the request's connection; 0: call back now. */
+static void
+ahc_arm(struct ahc_req *rq, short what)
+{
+	struct ahc_conn	*cn = rq->rq_conn;
+	struct timeval	 now = { 0, 0 };
+
+	if (what == 0) {
+		/* A failure found while setting up: report it from the loop. */
+		evtimer_del(&rq->rq_timer);
+		evtimer_add(&rq->rq_timer, &now);
+		rq->rq_state = AHC_CONNECTING;
+		if (cn != NULL && cn->cn_fd != -1) {
+			close(cn->cn_fd);
+			cn->cn_fd = -1;
+		}
+		return;
+	}
+	if (event_initialized(&cn->cn_ev))
+		event_del(&cn->cn_ev);
+	event_set(&cn->cn_ev, cn->cn_fd, what, ahc_io, rq);
+	event_add(&cn->cn_ev, NULL);
+}
+
+static void
+ahc_io(int fd, short events, void *arg)
+{
+	struct ahc_req		*rq = arg;
+	struct ahc_conn		*cn = rq->rq_conn;
+	struct auth_response	 hr;
+	char			 err[AHC_ERR_MAX];
+	socklen_t		 len;
+	ssize_t			 n;
+	int			 soerr, r;
+
+	(void)events;
+	switch (rq->rq_state) {
+	case AHC_CONNECTING:
+		len = sizeof(soerr);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
+			soerr = errno;
+		if (soerr != 0) {
+			(void)snprintf(err, sizeof(err), "connect() to auth "
+			    "http server %s failed (%d: %s)",
+			    rq->rq_pool->pl_name, soerr, strerror(soerr));
+			ahc_finish(rq, -1, err);
+			return;
+		}
+		rq->rq_state = AHC_WRITING;
+		/* FALLTHROUGH */
+	case AHC_WRITING:
+		n = send(fd, rq->rq_wbuf + rq->rq_woff,
+		    rq->rq_wlen - rq->rq_woff, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR) {
+				ahc_arm(rq, EV_WRITE);
+				return;
+			}
+			if (cn->cn_reused && !rq->rq_retried)
+				goto retry;
+			(void)snprintf(err, sizeof(err), "send() to auth http "
+			    "server %s failed (%d: %s)", rq->rq_pool->pl_name,
+			    errno, strerror(errno));
+			ahc_finish(rq, -1, err);
+			return;
+		}
+		rq->rq_woff += (size_t)n;
+		if (rq->rq_woff < rq->rq_wlen) {
+			ahc_arm(rq, EV_WRITE);
+			return;
+		}
+		rq->rq_state = AHC_READING;
+		ahc_arm(rq, EV_READ);
+		return;
+	case AHC_READING:
+		n = recv(fd, rq->rq_rbuf + rq->rq_rlen, AHC_RBUF - rq->rq_rlen,
+		    0);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+			ahc_arm(rq, EV_READ);
+			return;
+		}
+		if (n <= 0) {
+			/* An idle connection the server closed: once more. */
+			if (rq->rq_rlen == 0 && cn->cn_reused &&
+			    !rq->rq_retried)
+				goto retry;
+			if (n == 0)
+				(void)snprintf(err, sizeof(err), "auth http "
+				    "server %s closed the connection "
+				    "prematurely", rq->rq_pool->pl_name);
+			else
+				(void)snprintf(err, sizeof(err), "recv() from "
+				    "auth http server %s failed (%d: %s)",
+				    rq->rq_pool->pl_name, errno,
+				    strerror(errno));
+			ahc_finish(rq, -1, err);
+			return;
+		}
+		rq->rq_rlen += (size_t)n;
+		r = auth_http_parse(rq->rq_rbuf, rq->rq_rlen, &hr, err,
+		    sizeof(err));
+		if (r == AUTH_HTTP_MORE) {
+			ahc_arm(rq, EV_READ);
+			return;
+		}
+		if (r == AUTH_HTTP_ERROR) {
+			char	msg[2 * AHC_ERR_MAX + 64];
+
+			(void)snprintf(msg, sizeof(msg), "auth http server %s "
+			    "%s", rq->rq_pool->pl_name, err);
+			ahc_finish(rq, -1, msg);
+			return;
+		}
+		evtimer_del(&rq->rq_timer);
+		event_del(&cn->cn_ev);
+		rq->rq_cb(rq->rq_arg, &hr, rq->rq_pool->pl_name, NULL);
+		ahc_release(rq, auth_http_reusable(&hr) &&
+		    hr.hr_content_length == rq->rq_rlen - hr.hr_consumed);
+		return;
+	}
+	return;
+
+ retry:
+	rq->rq_retried = 1;
+	ahc_conn_close(cn);
+	rq->rq_conn = NULL;
+	if (ahc_connect(rq) == -1)
+		ahc_arm(rq, 0);
+}
+
+static void
+ahc_timeout(int fd, short events, void *arg)
+{
+	struct ahc_req	*rq = arg;
+	char		 err[AHC_ERR_MAX];
+
+	(void)fd;
+	(void)events;
+	if (rq->rq_conn == NULL || rq->rq_conn->cn_fd == -1)
+		(void)snprintf(err, sizeof(err), "could not reach auth http "
+		    "server %s", rq->rq_pool->pl_name);
+	else
+		(void)snprintf(err, sizeof(err), "auth http server %s timed "
+		    "out", rq->rq_pool->pl_name);
+	ahc_finish(rq, -1, err);
+}
+
+/* A failure: the callback gets the message, the connection goes. */
+static void
+ahc_finish(struct ahc_req *rq, int status, const char *err)
+{
+	(void)status;
+	evtimer_del(&rq->rq_timer);
+	rq->rq_cb(rq->rq_arg, NULL, rq->rq_pool->pl_name, err);
+	ahc_release(rq, 0);
+}
+
+/* Free the request; keep its connection idle when it can serve again. */
+static void
+ahc_release(struct ahc_req *rq, int reusable)
+{
+	struct ahc_conn	*cn = rq->rq_conn;
+	struct ahc_pool	*pl = rq->rq_pool;
+	struct timeval	 tv = { AHC_IDLE_TIMEOUT, 0 };
+
+	if (cn != NULL) {
+		if (reusable && pl->pl_nidle < pl->pl_max &&
+		    cn->cn_fd != -1) {
+			cn->cn_reused = 1;
+			event_del(&cn->cn_ev);
+			event_set(&cn->cn_ev, cn->cn_fd, EV_READ, ahc_idle_io,
+			    cn);
+			event_add(&cn->cn_ev, NULL);
+			evtimer_set(&cn->cn_idle_ev, ahc_idle_io, cn);
+			evtimer_add(&cn->cn_idle_ev, &tv);
+			TAILQ_INSERT_TAIL(&pl->pl_idle, cn, cn_entry);
+			pl->pl_nidle++;
+		} else
+			ahc_conn_close(cn);
+	}
+	freezero(rq->rq_wbuf, rq->rq_wlen);
+	freezero(rq->rq_rbuf, AHC_RBUF);
+	free(rq);
+}
+
+/* An idle connection became readable (closed, or junk) or too old. */
+static void
+ahc_idle_io(int fd, short events, void *arg)
+{
+	struct ahc_conn	*cn = arg;
+	struct ahc_pool	*pl = cn->cn_pool;
+
+	(void)fd;
+	(void)events;
+	TAILQ_REMOVE(&pl->pl_idle, cn, cn_entry);
+	pl->pl_nidle--;
+	ahc_conn_close(cn);
+}
+
+static void
+ahc_conn_close(struct ahc_conn *cn)
+{
+	if (event_initialized(&cn->cn_ev))
+		event_del(&cn->cn_ev);
+	if (event_initialized(&cn->cn_idle_ev))
+		evtimer_del(&cn->cn_idle_ev);
+	if (cn->cn_fd != -1)
+		close(cn->cn_fd);
+	free(cn);
+}
+
+/* The client went away: no callback, nothing kept. */
+void
+ahc_cancel(struct ahc_req *rq)
+{
+	evtimer_del(&rq->rq_timer);
+	ahc_release(rq, 0);
+}
+
+/* Connections open now, idle ones included (for tests and status). */
+size_t
+ahc_idle_count(void)
+{
+	struct ahc_pool	*pl;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(pl, &ahc_pools, pl_entry)
+		n += (size_t)pl->pl_nidle;
+	return n;
+}
