@@ -169,10 +169,9 @@ install: all
 	    ${INSTALL} -m 0644 etc/mailproxyd.conf \
 	    ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf; }
 
+# The README's first command: a real IMAP/POP3 session through the proxy.
 demo:
-	@echo "make demo: the end-to-end demonstration (real Dovecot behind"
-	@echo "mailproxyd with the embedded cdb auth) arrives with the IMAP/POP3"
-	@echo "proxying issue; this build only runs the daemon foundation."
+	sh contrib/demo/demo.sh
 
 clean:
 	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
