@@ -219,6 +219,18 @@ main(int argc, char *argv[])
 	}
 
 	conf = conf_parse_file(file, prefix, gdir);
+	if (test && conf != NULL) {
+		/* What the parent checks at start: resolvers, cdb files. */
+		struct cdbfile	*cdbs;
+		size_t		 ncdbs;
+
+		if (parent_check_resolvers(conf) == -1 ||
+		    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1) {
+			conf_free(conf);
+			conf = NULL;
+		} else
+			parent_close_cdbs(cdbs, ncdbs);
+	}
 	if (test) {
 		if (conf == NULL) {
 			fprintf(stderr, "%s: configuration file %s test "

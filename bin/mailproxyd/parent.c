@@ -120,26 +120,16 @@ static void	parent_kill_cb(int, short, void *);
 static void	parent_daemonize(void);
 static void	parent_write_pid(void);
 
-/*
- * The parent's view of a configuration: the user to become and the
- * chroot to enter must exist.  Fills in what the children are told.
- */
+/* The auth process resolves inside its chroot: addresses only. */
 int
-parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
+parent_check_resolvers(const struct mailproxyd_conf *conf)
 {
 	const struct conf_server	*s;
 	const struct conf_resolver	*rs;
 	struct sockaddr_storage		 ss;
 	socklen_t			 sslen;
-	struct passwd			*pw;
-	struct group			*gr;
-	struct stat			 st;
 	size_t				 i;
 
-	memset(cd, 0, sizeof(*cd));
-	cd->cd_uid = cd->cd_gid = -1;
-	cd->cd_debug = mp_debug;
-	/* The auth process resolves inside its chroot: addresses only. */
 	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
 		rs = &s->s_mail.m_resolver;
 		for (i = 0; rs->rs_mode == 1 && i < rs->rs_addr.cl_n; i++) {
@@ -153,6 +143,25 @@ parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/*
+ * The parent's view of a configuration: the user to become and the
+ * chroot to enter must exist.  Fills in what the children are told.
+ */
+int
+parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
+{
+	struct passwd			*pw;
+	struct group			*gr;
+	struct stat			 st;
+
+	memset(cd, 0, sizeof(*cd));
+	cd->cd_uid = cd->cd_gid = -1;
+	cd->cd_debug = mp_debug;
+	if (parent_check_resolvers(conf) == -1)
+		return -1;
 	if (geteuid() != 0) {
 		log_notice("not running as root: children keep uid %d and "
 		    "are not chrooted", (int)geteuid());
