@@ -211,10 +211,15 @@ auth_main(void)
 	mp_debug = a.a_setup.cs_done.cd_debug;
 	proc_child_logs_apply(a.a_conf, mp_debug);
 	event_init();
-	/* Threads start before the sandbox, which forbids new processes. */
+	proc_drop_privileges(&a.a_setup.cs_done, "auth process");
+	/*
+	 * The hashing threads start confined (no_new_privs is a thread
+	 * attribute inherited by new threads), before the process limit
+	 * that would refuse them.
+	 */
 	if (!TAILQ_EMPTY(&a.a_tables) && (a.a_cdb = auth_cdb_new(0)) == NULL)
 		fatalx("could not start the password hashing threads");
-	proc_drop_privileges(&a.a_setup.cs_done, "auth process");
+	proc_forbid_fork(&a.a_setup.cs_done);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);

@@ -162,6 +162,7 @@ struct cdbfile {
 	int			 cf_fd;
 };
 int		 parent_check_conf(struct mailproxyd_conf *, struct cfg_done *);
+int		 parent_check_resolvers(const struct mailproxyd_conf *);
 int		 parent_open_cdbs(const struct mailproxyd_conf *,
 		    struct cdbfile **, size_t *);
 void		 parent_close_cdbs(struct cdbfile *, size_t);
@@ -185,6 +186,7 @@ pid_t	 proc_spawn(const char *, enum proc_role, int,
 int	 proc_child_setup(int, struct child_setup *,
 	    void (*)(struct imsg *, void *), void *);
 int	 proc_drop_privileges(const struct cfg_done *, const char *);
+void	 proc_forbid_fork(const struct cfg_done *);
 void	 proc_child_logfd(struct imsg *);
 void	 proc_child_logs_apply(const struct mailproxyd_conf *, int);
 

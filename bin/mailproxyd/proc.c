@@ -37,11 +37,15 @@ imsgev_init(struct imsgev *iev, int fd,
 	iev->iev_arg = arg;
 	iev->iev_active = 1;
 	iev->iev_events = EV_READ;
-	event_set(&iev->iev_ev, fd, iev->iev_events, imsgev_dispatch, iev);
+	event_set(&iev->iev_ev, fd, iev->iev_events | EV_PERSIST,
+	    imsgev_dispatch, iev);
 	event_add(&iev->iev_ev, NULL);
 }
 
-/* Re-register for writing while output is queued. */
+/*
+ * The event persists; it is re-registered only to add or drop EV_WRITE
+ * as output is queued or written.
+ */
 void
 imsgev_update(struct imsgev *iev)
 {
@@ -55,8 +59,8 @@ imsgev_update(struct imsgev *iev)
 		return;
 	event_del(&iev->iev_ev);
 	iev->iev_events = events;
-	event_set(&iev->iev_ev, iev->iev_ibuf.fd, events, imsgev_dispatch,
-	    iev);
+	event_set(&iev->iev_ev, iev->iev_ibuf.fd, events | EV_PERSIST,
+	    imsgev_dispatch, iev);
 	event_add(&iev->iev_ev, NULL);
 }
 
@@ -147,8 +151,8 @@ imsgev_adopt(struct imsgev *iev, struct imsgbuf *ibuf,
 	iev->iev_arg = arg;
 	iev->iev_active = 1;
 	iev->iev_events = EV_READ;
-	event_set(&iev->iev_ev, iev->iev_ibuf.fd, iev->iev_events,
-	    imsgev_dispatch, iev);
+	event_set(&iev->iev_ev, iev->iev_ibuf.fd,
+	    iev->iev_events | EV_PERSIST, imsgev_dispatch, iev);
 	event_add(&iev->iev_ev, NULL);
 	if (iev->iev_ibuf.rlen > 0)
 		event_active(&iev->iev_ev, EV_READ, 1);
@@ -344,7 +348,6 @@ proc_child_setup(int fd, struct child_setup *cs,
 int
 proc_drop_privileges(const struct cfg_done *cd, const char *title)
 {
-	struct rlimit	rl;
 	uid_t		ruid, euid, suid;
 	gid_t		rgid, egid, sgid, gid;
 
@@ -374,11 +377,26 @@ proc_drop_privileges(const struct cfg_done *cd, const char *title)
 		if (cd->cd_uid != 0 && (setuid(0) != -1 || setgid(0) != -1))
 			fatalx("privileges could be regained");
 	}
-	/* A compromised child must not be able to start processes. */
+	if (sandbox_child(mp_role) == -1)
+		return -1;
+	/*
+	 * The auth process starts its hashing threads first (they count
+	 * against the limit) and then calls proc_forbid_fork() itself.
+	 */
+	if (mp_role != PROC_AUTH)
+		proc_forbid_fork(cd);
+	return 0;
+}
+
+/* A compromised child must not be able to start processes. */
+void
+proc_forbid_fork(const struct cfg_done *cd)
+{
+	struct rlimit	rl;
+
 	rl.rlim_cur = rl.rlim_max = 0;
 	if (cd->cd_uid > 0 && setrlimit(RLIMIT_NPROC, &rl) == -1)
 		log_warn("setrlimit(RLIMIT_NPROC) failed");
-	return sandbox_child(mp_role);
 }
 
 /*
