@@ -62,6 +62,7 @@ struct ahc_req {
 	char			*rq_rbuf;
 	size_t			 rq_rlen;
 	int			 rq_retried;
+	char			 rq_err[AHC_ERR_MAX];	/* setup failure */
 	uint64_t		 rq_sid;
 	struct event		 rq_timer;
 	ahc_cb			 rq_cb;
@@ -154,6 +155,7 @@ ahc_connect(struct ahc_req *rq)
 
 	rq->rq_woff = 0;
 	rq->rq_rlen = 0;
+	rq->rq_err[0] = '\0';
 	if ((cn = TAILQ_FIRST(&pl->pl_idle)) != NULL) {
 		TAILQ_REMOVE(&pl->pl_idle, cn, cn_entry);
 		pl->pl_nidle--;
@@ -169,19 +171,23 @@ ahc_connect(struct ahc_req *rq)
 	cn->cn_pool = pl;
 	cn->cn_fd = -1;
 	rq->rq_conn = cn;
+	/*
+	 * A failure here is reported from the loop (see ahc_timeout()), in
+	 * the one log line the caller writes with the client's address.
+	 */
 	fd = socket(pl->pl_ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1) {
-		log_session(LOG_LVL_ERR, rq->rq_sid, "auth http server %s: "
-		    "socket() failed (%d: %s)", pl->pl_name, errno,
+		(void)snprintf(rq->rq_err, sizeof(rq->rq_err), "auth http "
+		    "server %s: socket() failed (%d: %s)", pl->pl_name, errno,
 		    strerror(errno));
 		return -1;
 	}
 	cn->cn_fd = fd;
 	if (connect(fd, (struct sockaddr *)&pl->pl_ss, pl->pl_sslen) == -1 &&
 	    errno != EINPROGRESS) {
-		log_session(LOG_LVL_ERR, rq->rq_sid, "connect() to auth http "
-		    "server %s failed (%d: %s)", pl->pl_name, errno,
+		(void)snprintf(rq->rq_err, sizeof(rq->rq_err), "connect() to "
+		    "auth http server %s failed (%d: %s)", pl->pl_name, errno,
 		    strerror(errno));
 		return -1;
 	}
@@ -328,7 +334,9 @@ ahc_timeout(int fd, short events, void *arg)
 
 	(void)fd;
 	(void)events;
-	if (rq->rq_conn == NULL || rq->rq_conn->cn_fd == -1)
+	if (rq->rq_err[0] != '\0')
+		(void)strlcpy(err, rq->rq_err, sizeof(err));
+	else if (rq->rq_conn == NULL || rq->rq_conn->cn_fd == -1)
 		(void)snprintf(err, sizeof(err), "could not reach auth http "
 		    "server %s", rq->rq_pool->pl_name);
 	else
