@@ -815,7 +815,10 @@ def cancel_closes_the_connection():
     with Workdir("cancel") as wd:
         silent = AuthServer(wd, "--silent", name="silent")
         fast = AuthServer(wd, name="fast")
-        waits = AuthServer(wd, "--wait-status", "1", name="waits")
+        # A long Auth-Wait, so that a loaded machine cannot re-query
+        # before the cancel arrives.
+        waits = AuthServer(wd, "--wait-status", "1",
+                           "--wait-status-seconds", "4", name="waits")
         ad = AuthDrive(wd, [http_block(silent), http_block(fast),
                             http_block(waits)],
                        mail_extra="    auth_http_timeout 2s;\n")
@@ -833,9 +836,9 @@ def cancel_closes_the_connection():
         # Both ends closed: only the auth process's TIME_WAIT may stay.
         wait_for(lambda: all(s == "06" for s in tcp_states(silent.port)),
                  timeout=5, what="the connection to close")
-        # Past the 2 s timeout nothing comes for it, and the harness and
-        # the auth process still answer.
-        time.sleep(2.5)
+        # Past the 2 s timeout and the 4 s Auth-Wait nothing comes for
+        # them, and the harness and the auth process still answer.
+        time.sleep(4.5)
         ok(ad.ask(2, "imap", "plain", "alice", "s3cret", server=1),
            "127.0.0.1:143")
         # Cancelling something unknown or already answered is harmless.
