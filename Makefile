@@ -33,14 +33,18 @@ MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd \
 MP_LDFLAGS=	${SAN_FLAGS}
 MP_LIBS=	${PKG_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
 
-LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o lib/cdbtable.o
+LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o lib/cdbtable.o lib/base64.o
 DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/parent.o bin/mailproxyd/proc.o \
 		bin/mailproxyd/listen.o bin/mailproxyd/worker.o \
 		bin/mailproxyd/auth.o bin/mailproxyd/sandbox.o \
 		bin/mailproxyd/notify.o bin/mailproxyd/auth_http.o \
 		bin/mailproxyd/dns.o bin/mailproxyd/resolver.o \
-		bin/mailproxyd/auth_http_client.o bin/mailproxyd/auth_cdb.o
+		bin/mailproxyd/auth_http_client.o bin/mailproxyd/auth_cdb.o \
+		bin/mailproxyd/session.o bin/mailproxyd/relay.o \
+		bin/mailproxyd/imap.o bin/mailproxyd/pop3.o \
+		bin/mailproxyd/imap_parse.o bin/mailproxyd/pop3_parse.o \
+		bin/mailproxyd/sasl.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
 CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o
@@ -51,10 +55,13 @@ LIBMPD=		bin/mailproxyd/libmailproxyd.a
 
 UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
 		tests/unit/test_auth_http tests/unit/test_dns \
-		tests/unit/test_resolver tests/unit/test_cdbtable
+		tests/unit/test_resolver tests/unit/test_cdbtable \
+		tests/unit/test_sasl tests/unit/test_imap_parse \
+		tests/unit/test_pop3_parse
 HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
 		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
-		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h
+		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h \
+		lib/base64.h
 MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5 man/mailproxyctl.8
 
 .SUFFIXES: .c .o
@@ -126,6 +133,24 @@ tests/unit/test_resolver: tests/unit/test_resolver.c bin/mailproxyd/dns.o \
 	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_resolver.c \
 	    bin/mailproxyd/resolver.o bin/mailproxyd/dns.o ${LIBMP} \
 	    ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_sasl: tests/unit/test_sasl.c bin/mailproxyd/sasl.o \
+    ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_sasl.c \
+	    bin/mailproxyd/sasl.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_imap_parse: tests/unit/test_imap_parse.c \
+    bin/mailproxyd/imap_parse.o ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_imap_parse.c \
+	    bin/mailproxyd/imap_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_pop3_parse: tests/unit/test_pop3_parse.c \
+    bin/mailproxyd/pop3_parse.o ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_pop3_parse.c \
+	    bin/mailproxyd/pop3_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
 # libFuzzer targets (clang); not part of "all" or "check".
 FUZZ_CC?=	clang

@@ -14,9 +14,12 @@ prog=install-deps
 
 # Debian and Ubuntu: the compiler and make, the libraries, the Check unit
 # test framework, bmake and mandoc for the portability and lint targets,
-# and python3, ip(8) and ps(1) used by the end-to-end tests.
+# python3, ip(8) and ps(1) used by the end-to-end tests, and Dovecot's
+# IMAP and POP3 servers and curl, the real backend and client of the
+# IMAP/POP3 tests and of "make demo".
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
-libcdb-dev libcrypt-dev check bmake mandoc python3 iproute2 procps"
+libcdb-dev libcrypt-dev check bmake mandoc python3 iproute2 procps \
+dovecot-imapd dovecot-pop3d curl"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"
 # OpenBSD: LibreSSL, libevent, make and mandoc are in base.

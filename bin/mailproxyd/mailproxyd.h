@@ -210,7 +210,154 @@ int	 listen_same_socket(const struct conf_listen *,
 	    const struct conf_listen *);
 
 /* worker.c */
+extern struct event_base	*worker_base;	/* event_init()'s */
 __dead void	 worker_main(void);
+struct imsgev	*worker_auth_channel(void);
+void		 worker_session_closed(void);
+
+/* session.c */
+struct bufferevent;
+struct evbuffer;
+struct relay;
+struct session;
+
+enum session_state {
+	SESSION_PREAUTH,	/* the protocol's own dialogue */
+	SESSION_AUTH,		/* the auth process is asked */
+	SESSION_AUTH_DELAY,	/* Auth-Wait before the failure reply */
+	SESSION_BACKEND,	/* connecting and logging in to the backend */
+	SESSION_RELAY,		/* bytes both ways */
+	SESSION_CLOSING,	/* flushing the last reply, then close */
+	SESSION_DEAD		/* closed; freed on the next loop turn */
+};
+
+/*
+ * What a protocol (imap.c, pop3.c) plugs into the session machinery.
+ * sp_input runs whenever client bytes are waiting in the pre-auth
+ * state and must leave unparsed bytes in the input buffer; sp_backend
+ * runs when the backend sent bytes during the proxy's login.
+ */
+struct session_proto {
+	enum mail_protocol	 sp_protocol;
+	const char		*sp_internal_error;	/* with CR LF */
+	long			(*sp_bufsize)(const struct conf_mail *);
+	void			(*sp_start)(struct session *);
+	void			(*sp_input)(struct session *);
+	/* Auth failed: the reply (text, Auth-Error-SASL or ""). */
+	void			(*sp_auth_failed)(struct session *,
+				    const char *, const char *);
+	void			(*sp_backend)(struct session *);
+	void			(*sp_free)(struct session *);
+};
+
+/*
+ * What a session needs only until it relays: freed when the relay
+ * starts, so that an idle relayed session stays small.
+ */
+struct session_login {
+	struct event		 lg_watch;	/* client close, not reading */
+	struct sockaddr_storage	 lg_ss;		/* the client */
+	socklen_t		 lg_sslen;
+	struct sockaddr_storage	 lg_local;
+	socklen_t		 lg_locallen;
+	struct sockaddr_storage	 lg_backend;
+	socklen_t		 lg_backendlen;
+};
+
+struct session {
+	TAILQ_ENTRY(session)	 s_entry;	/* by s_id */
+	TAILQ_ENTRY(session)	 s_dead;
+	uint64_t		 s_id;
+	enum session_state	 s_state;
+	const struct conf_server *s_server;
+	const struct conf_mail	*s_mail;
+	const struct session_proto *s_proto;
+	void			*s_pdata;	/* the protocol's state */
+	struct session_login	*s_lg;		/* NULL once relaying */
+
+	int			 s_cfd;		/* the client */
+	int			 s_bfd;		/* the backend, -1 */
+	int			 s_cfamily;	/* their address families */
+	int			 s_bfamily;
+	struct bufferevent	*s_cbev;	/* NULL once splicing */
+	struct bufferevent	*s_bbev;
+	struct relay		*s_relay;
+	unsigned int		 s_tls:1;	/* the client side is TLS */
+	unsigned int		 s_blocked:1;	/* replies queued: pause */
+	unsigned int		 s_lingering:1;	/* closing: discard input */
+	unsigned int		 s_connected:1;	/* to the backend */
+	unsigned int		 s_fail_close:1;	/* no Auth-Wait */
+
+	struct event		 s_timer;
+	long			 s_timeout;	/* ms, from s_last */
+	uint64_t		 s_last;	/* ms, CLOCK_MONOTONIC */
+	uint64_t		 s_start;
+	char			 s_client[AUTH_ADDR_MAX + 16];	/* a:p */
+
+	unsigned int		 s_errors;
+	unsigned int		 s_commands;
+	uint32_t		 s_attempt;
+
+	/* The credentials of the attempt under way. */
+	enum auth_method	 s_method;
+	char			*s_user;
+	size_t			 s_userlen;
+	char			*s_pass;
+	size_t			 s_passlen;
+	char			*s_login;	/* for the logs */
+	char			*s_salt;	/* "<rand.time@name>" */
+
+	/* An auth failure waiting to be told. */
+	char			*s_fail_text;
+	char			*s_fail_sasl;
+	char			 s_backend_text[AUTH_BACKEND_TEXT_MAX];
+
+	uint64_t		 s_in;		/* relayed client -> backend */
+	uint64_t		 s_out;		/* relayed backend -> client */
+	const char		*s_end;		/* how it ended */
+};
+
+void		 session_new(const struct conf_listen *, int,
+		    const struct sockaddr_storage *, socklen_t, uint64_t);
+void		 session_auth_result(struct auth_result *);
+void		 session_auth_lost(void);
+void		 session_close_all(const char *);
+void		 session_close(struct session *, const char *);
+void		 session_write(struct session *, const void *, size_t);
+void		 session_printf(struct session *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+void		 session_quit(struct session *);
+void		 session_internal_error(struct session *);
+struct evbuffer	*session_input(struct session *);
+size_t		 session_bufsize(const struct session *);
+int		 session_blocked(struct session *);
+int		 session_parse_error(struct session *);
+int		 session_command(struct session *);
+void		 session_too_long(struct session *, const char *, size_t);
+int		 session_starttls(const struct session *);
+int		 session_set_cred(struct session *, enum auth_method,
+		    const char *, size_t, const char *, size_t);
+void		 session_wipe_cred(struct session *);
+const char	*session_salt(struct session *);
+void		 session_auth(struct session *);
+void		 session_login_failed(struct session *);
+void		 session_resume(struct session *);
+void		 session_backend_write(struct session *, const void *, size_t);
+struct evbuffer	*session_backend_input(struct session *);
+void		 session_backend_failed(struct session *, const char *, int);
+void		 session_logged_in(struct session *);
+void		 session_touch(struct session *);
+void		 session_timer(struct session *, long);
+
+/* relay.c */
+void		 relay_start(struct session *);
+void		 relay_free(struct session *);
+
+/* imap.c */
+extern const struct session_proto	 imap_proto;
+
+/* pop3.c */
+extern const struct session_proto	 pop3_proto;
 
 /* auth.c */
 __dead void	 auth_main(void);
@@ -230,6 +377,123 @@ size_t		 ahc_idle_count(void);
 
 /* sandbox.c */
 int	 sandbox_child(enum proc_role);
+
+/*
+ * What the pure parsers of client and backend input return: a complete
+ * command or reply, an invalid one (to be answered, and skipped), or
+ * not enough bytes yet.
+ */
+#define PARSE_MORE		0
+#define PARSE_DONE		1
+#define PARSE_ERROR		2
+
+/* sasl.c */
+enum sasl_mech {
+	SASL_MECH_NONE = 0,
+	SASL_MECH_PLAIN,
+	SASL_MECH_LOGIN,
+	SASL_MECH_CRAM_MD5,
+	SASL_MECH_EXTERNAL,
+	SASL_MECH_XOAUTH2,
+	SASL_MECH_OAUTHBEARER
+};
+
+/* sasl_response() and the decoders */
+#define SASL_OK			0
+#define SASL_BAD		(-1)	/* not base64, or malformed */
+#define SASL_CANCEL		(-2)	/* the client answered "*" */
+
+/* A login and a secret found in a decoded response; they point into it. */
+struct sasl_cred {
+	const char	*sc_user;
+	size_t		 sc_userlen;
+	const char	*sc_pass;
+	size_t		 sc_passlen;
+};
+
+enum sasl_mech	 sasl_mech_lookup(const char *, size_t);
+const char	*sasl_mech_name(enum sasl_mech);
+int		 sasl_mech_conf(enum sasl_mech);
+int		 sasl_line(const char *, size_t, size_t *, size_t *);
+int		 sasl_response(const char *, size_t, void *, size_t,
+		    size_t *);
+int		 sasl_plain(const char *, size_t, struct sasl_cred *);
+int		 sasl_cram_md5(const char *, size_t, struct sasl_cred *);
+int		 sasl_xoauth2(const char *, size_t, struct sasl_cred *);
+int		 sasl_oauthbearer(char *, size_t, struct sasl_cred *);
+int		 sasl_cred_ok(const char *, size_t, int);
+
+/* imap_parse.c */
+#define IMAP_TAG_MAX		32
+#define IMAP_ARGS_MAX		3
+#define IMAP_ID_PAIRS_MAX	30	/* RFC 2971 */
+
+enum imap_cmd {
+	IMAP_CMD_NONE = 0,
+	IMAP_CMD_CAPABILITY,
+	IMAP_CMD_NOOP,
+	IMAP_CMD_LOGOUT,
+	IMAP_CMD_STARTTLS,
+	IMAP_CMD_LOGIN,
+	IMAP_CMD_AUTHENTICATE,
+	IMAP_CMD_ID
+};
+
+struct imap_arg {
+	size_t		 ia_off;	/* in the caller's argument buffer */
+	size_t		 ia_len;
+};
+
+struct imap_command {
+	enum imap_cmd	 ic_cmd;
+	char		 ic_tag[IMAP_TAG_MAX + 1];
+	size_t		 ic_taglen;	/* 0: no valid tag seen */
+	size_t		 ic_nargs;
+	struct imap_arg	 ic_arg[IMAP_ARGS_MAX];
+	unsigned int	 ic_nsync;	/* {n} headers complete so far */
+	int		 ic_close;	/* invalid, ends in {n+}: close */
+	size_t		 ic_len;	/* DONE, ERROR: bytes taken */
+};
+
+/* The steps of the proxy's own LOGIN at an IMAP backend. */
+enum imap_backend_step {
+	IMAP_BACKEND_GREETING,	/* "* OK" */
+	IMAP_BACKEND_CONTINUE,	/* "+" after each literal header */
+	IMAP_BACKEND_LOGIN	/* "<tag> OK", maybe after one "* " line */
+};
+
+int	 imap_parse_command(const char *, size_t, size_t, char *,
+	    struct imap_command *);
+int	 imap_backend_reply(const char *, size_t, enum imap_backend_step,
+	    const char *, size_t);
+
+/* pop3_parse.c */
+#define POP3_ARGS_MAX		3
+
+enum pop3_cmd {
+	POP3_CMD_NONE = 0,
+	POP3_CMD_USER,
+	POP3_CMD_PASS,
+	POP3_CMD_APOP,
+	POP3_CMD_QUIT,
+	POP3_CMD_CAPA,
+	POP3_CMD_AUTH,
+	POP3_CMD_NOOP,
+	POP3_CMD_STLS
+};
+
+struct pop3_command {
+	enum pop3_cmd	 pc_cmd;
+	size_t		 pc_nargs;
+	struct {
+		size_t	 pa_off;	/* in the parsed buffer */
+		size_t	 pa_len;
+	}		 pc_arg[POP3_ARGS_MAX];
+	size_t		 pc_len;	/* DONE, ERROR: bytes taken */
+};
+
+int	 pop3_parse_command(const char *, size_t, struct pop3_command *);
+int	 pop3_backend_reply(const char *, size_t);
 
 /* notify.c */
 void	 notify_init(void);

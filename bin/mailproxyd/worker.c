@@ -1,8 +1,9 @@
 /*
  * A worker: accepts client connections on the sockets the parent
- * handed it, inside its chroot and without privileges.  Protocol
- * sessions arrive with the IMAP, POP3 and SMTP work; until then a
- * connection is logged with the server it reached and closed.
+ * handed it, inside its chroot and without privileges, and hands each
+ * one to the session layer (session.c) with the server it reached.
+ * It keeps the channel to the auth process, through which the sessions
+ * ask and the answers come back.
  */
 
 #include <sys/types.h>
@@ -43,6 +44,8 @@ static struct {
 	struct event			 w_pause_ev;
 	struct event			 w_shutdown_ev;
 } w;
+
+struct event_base	*worker_base;
 
 static void	worker_setup_imsg(struct imsg *, void *);
 static void	worker_parent_imsg(struct imsgev *, struct imsg *);
@@ -103,7 +106,11 @@ worker_set_auth(int fd)
 		w.w_authfd = fd;
 		return;
 	}
-	imsgev_clear(&w.w_auth);
+	/* Requests on the old channel will not be answered. */
+	if (w.w_auth.iev_active) {
+		imsgev_clear(&w.w_auth);
+		session_auth_lost();
+	}
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl(O_NONBLOCK)");
 	imsgev_init(&w.w_auth, fd, worker_auth_imsg, worker_auth_closed,
@@ -154,7 +161,8 @@ worker_main(void)
 			    conf->c_worker_rlimit_nofile);
 	}
 	proc_child_logs_apply(conf, mp_debug);
-	event_init();
+	if ((worker_base = event_init()) == NULL)
+		fatalx("event_init failed");
 	proc_drop_privileges(&w.w_setup.cs_done, "worker process");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -205,6 +213,7 @@ worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 		worker_drain();
 		break;
 	case IMSG_CTL_STOP:
+		session_close_all("stop");
 		exit(0);
 	default:
 		fatalx("unexpected message type %u from the parent",
@@ -223,9 +232,38 @@ worker_parent_closed(struct imsgev *iev)
 static void
 worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
 {
+	struct auth_result	*res;
+
 	(void)iev;
-	fatalx("unexpected message type %u from the auth process",
-	    imsg->hdr.type);
+	switch (imsg->hdr.type) {
+	case IMSG_AUTH_RESULT:
+		if (imsg->datalen != sizeof(*res))
+			fatalx("bad IMSG_AUTH_RESULT size %zu",
+			    (size_t)imsg->datalen);
+		res = imsg->data;
+		if (res->rs_userlen >= sizeof(res->rs_user) ||
+		    res->rs_passlen >= sizeof(res->rs_pass) ||
+		    res->rs_backendlen > sizeof(res->rs_backend) ||
+		    memchr(res->rs_error, '\0', sizeof(res->rs_error)) ==
+		    NULL || memchr(res->rs_sasl, '\0',
+		    sizeof(res->rs_sasl)) == NULL ||
+		    memchr(res->rs_backend_text, '\0',
+		    sizeof(res->rs_backend_text)) == NULL)
+			fatalx("malformed IMSG_AUTH_RESULT");
+		session_auth_result(res);
+		explicit_bzero(imsg->data, imsg->datalen);
+		break;
+	default:
+		fatalx("unexpected message type %u from the auth process",
+		    imsg->hdr.type);
+	}
+}
+
+/* The auth process's channel, NULL while there is none. */
+struct imsgev *
+worker_auth_channel(void)
+{
+	return (w.w_auth.iev_active ? &w.w_auth : NULL);
 }
 
 static void
@@ -235,6 +273,7 @@ worker_auth_closed(struct imsgev *iev)
 	if (!w.w_draining)
 		log_warnx("the auth process went away; waiting for its "
 		    "replacement");
+	session_auth_lost();
 }
 
 static void
@@ -346,10 +385,17 @@ worker_connection(struct worker_listener *wl, int s,
 	log_session(LOG_LVL_INFO, sid, "client %s connected to %s",
 	    sockaddr_text((struct sockaddr *)ss, sslen, peer, sizeof(peer)),
 	    l->l_name);
-	log_session(LOG_LVL_INFO, sid, "closing: %s sessions are not "
-	    "served by this release", conf_protocol_name(
-	    l->l_server->s_protocol));
-	close(s);
+	w.w_sessions++;
+	session_new(l, s, ss, sslen, sid);
+}
+
+/* A session ended (session.c): a draining worker may be done. */
+void
+worker_session_closed(void)
+{
+	if (w.w_sessions > 0)
+		w.w_sessions--;
+	worker_maybe_exit();
 }
 
 /*
@@ -389,6 +435,7 @@ worker_shutdown_timeout(int fd, short events, void *arg)
 	(void)events;
 	(void)arg;
 	log_notice("shutdown timeout: closing %u session(s)", w.w_sessions);
+	session_close_all("shutdown");
 	exit(0);
 }
 

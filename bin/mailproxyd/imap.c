@@ -1,0 +1,590 @@
+/*
+ * IMAP before login, as nginx's ngx_mail_imap module answers it
+ * (reference 3.1): the greeting, CAPABILITY, NOOP, LOGOUT, STARTTLS,
+ * LOGIN and AUTHENTICATE with every mechanism, and ours, ID.  Then the
+ * proxy's own login at the backend: LOGIN with two synchronising
+ * literals under the client's tag, whose tagged answer becomes the
+ * client's.
+ *
+ * Client bytes are only ever looked at through imap_parse_command()
+ * and sasl_line() (pure, unit-tested); this file acts on what they
+ * found.
+ */
+
+#include <sys/types.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "mailproxyd.h"
+#include "base64.h"
+
+#define IMAP_GREETING		"* OK IMAP4 ready\r\n"
+#define IMAP_INTERNAL_ERROR	"* BAD internal server error\r\n"
+#define IMAP_USERNAME		"+ VXNlcm5hbWU6\r\n"	/* "Username:" */
+#define IMAP_PASSWORD		"+ UGFzc3dvcmQ6\r\n"	/* "Password:" */
+#define IMAP_NEXT		"+ \r\n"
+#define IMAP_LITERAL_OK		"+ OK\r\n"
+
+enum imap_state {
+	IMAP_ST_START,		/* commands */
+	IMAP_ST_SASL,		/* a response to the challenge sent */
+	IMAP_ST_SASL_LOGIN_PASS,/* AUTH LOGIN's second response */
+	IMAP_ST_SASL_ERROR	/* Auth-Error-SASL sent: its answer */
+};
+
+enum imap_bstep {
+	IMAP_B_GREETING,
+	IMAP_B_USER,		/* LOGIN {n} sent: waiting for "+" */
+	IMAP_B_PASS,		/* user {n} sent: waiting for "+" */
+	IMAP_B_LOGIN		/* password sent: the tagged reply */
+};
+
+struct imap_session {
+	enum imap_state	 is_state;
+	enum sasl_mech	 is_mech;	/* of the AUTHENTICATE */
+	enum imap_bstep	 is_bstep;
+	/* The tag of the LOGIN or AUTHENTICATE, for replies and backend. */
+	char		 is_tag[IMAP_TAG_MAX + 1];
+	unsigned int	 is_acked;	/* "+ OK" sent for the command */
+};
+
+/* Scratch space for parsed arguments and decoded SASL responses. */
+static char		*imap_scratch;
+static size_t		 imap_scratchsize;
+
+static long	 imap_bufsize(const struct conf_mail *);
+static void	 imap_start(struct session *);
+static void	 imap_input(struct session *);
+static void	 imap_auth_failed(struct session *, const char *,
+		    const char *);
+static void	 imap_backend(struct session *);
+static void	 imap_free(struct session *);
+static char	*imap_scratch_get(size_t);
+static int	 imap_command(struct session *, struct imap_session *,
+		    const char *, size_t);
+static int	 imap_sasl(struct session *, struct imap_session *,
+		    const char *, size_t);
+static void	 imap_bad(struct session *, const char *, int);
+static void	 imap_capability(struct session *, const char *);
+static void	 imap_authenticate(struct session *, struct imap_session *,
+		    const struct imap_command *, const char *);
+static void	 imap_sasl_done(struct session *, struct imap_session *,
+		    const char *, size_t);
+static void	 imap_login(struct session *, struct imap_session *,
+		    enum auth_method, const char *, size_t, const char *,
+		    size_t);
+
+const struct session_proto imap_proto = {
+	PROTO_IMAP,
+	IMAP_INTERNAL_ERROR,
+	imap_bufsize,
+	imap_start,
+	imap_input,
+	imap_auth_failed,
+	imap_backend,
+	imap_free
+};
+
+static long
+imap_bufsize(const struct conf_mail *m)
+{
+	return (m->m_imap_client_buffer);
+}
+
+static char *
+imap_scratch_get(size_t size)
+{
+	char	*p;
+
+	if (size > imap_scratchsize) {
+		if ((p = realloc(imap_scratch, size)) == NULL)
+			fatal("realloc");
+		imap_scratch = p;
+		imap_scratchsize = size;
+	}
+	return (imap_scratch);
+}
+
+static void
+imap_start(struct session *s)
+{
+	if ((s->s_pdata = calloc(1, sizeof(struct imap_session))) == NULL)
+		fatal("calloc");
+	session_write(s, IMAP_GREETING, strlen(IMAP_GREETING));
+}
+
+static void
+imap_free(struct session *s)
+{
+	free(s->s_pdata);
+	s->s_pdata = NULL;
+}
+
+/* "<tag> BAD invalid command", or "* BAD" without a valid tag. */
+static void
+imap_bad(struct session *s, const char *tag, int quit)
+{
+	session_printf(s, "%s BAD invalid command\r\n", tag[0] != '\0' ?
+	    tag : "*");
+	if (quit)
+		session_quit(s);
+}
+
+/* Commands, one at a time, as long as there are complete ones. */
+static void
+imap_input(struct session *s)
+{
+	struct imap_session	*is = s->s_pdata;
+	struct evbuffer		*in;
+	const char		*buf;
+	size_t			 len;
+
+	for (;;) {
+		if (s->s_state != SESSION_PREAUTH || session_blocked(s))
+			return;
+		in = session_input(s);
+		if ((len = evbuffer_get_length(in)) == 0)
+			return;
+		if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
+			fatal("evbuffer_pullup");
+		if (is->is_state == IMAP_ST_START) {
+			if (imap_command(s, is, buf, len) == 0)
+				return;
+		} else if (imap_sasl(s, is, buf, len) == 0)
+			return;
+	}
+}
+
+/*
+ * One command at the start of the buffer: 0 when it is not complete
+ * yet, 1 when it was dealt with (and consumed).
+ */
+static int
+imap_command(struct session *s, struct imap_session *is, const char *buf,
+    size_t len)
+{
+	struct imap_command	 ic;
+	size_t			 bufsize = session_bufsize(s);
+	char			*args;
+	const char		*a0, *a1;
+	int			 r;
+
+	args = imap_scratch_get(bufsize);
+	r = imap_parse_command(buf, len, bufsize, args, &ic);
+	/* A "+ OK" for each synchronising literal header, once. */
+	for (; is->is_acked < ic.ic_nsync; is->is_acked++)
+		session_write(s, IMAP_LITERAL_OK, strlen(IMAP_LITERAL_OK));
+	if (r == PARSE_MORE) {
+		if (len < bufsize)
+			return (0);
+		session_too_long(s, buf, len);
+		imap_bad(s, ic.ic_tag, 1);
+		return (1);
+	}
+	evbuffer_drain(session_input(s), ic.ic_len);
+	is->is_acked = 0;
+
+	if (r == PARSE_ERROR) {
+		if (ic.ic_close) {
+			log_session(LOG_LVL_INFO, s->s_id, "client sent an "
+			    "invalid command with a non-synchronising "
+			    "literal");
+			s->s_end = "invalid-literal";
+		}
+		imap_bad(s, ic.ic_tag, session_parse_error(s) || ic.ic_close);
+		return (1);
+	}
+	if (session_command(s)) {
+		imap_bad(s, ic.ic_tag, 1);
+		return (1);
+	}
+
+	a0 = ic.ic_nargs > 0 ? args + ic.ic_arg[0].ia_off : NULL;
+	a1 = ic.ic_nargs > 1 ? args + ic.ic_arg[1].ia_off : NULL;
+	switch (ic.ic_cmd) {
+	case IMAP_CMD_CAPABILITY:
+		imap_capability(s, ic.ic_tag);
+		break;
+	case IMAP_CMD_NOOP:
+		session_printf(s, "%s OK completed\r\n", ic.ic_tag);
+		break;
+	case IMAP_CMD_ID:
+		/* Ours: nginx refuses ID, which breaks some clients. */
+		session_printf(s, "* ID NIL\r\n%s OK completed\r\n",
+		    ic.ic_tag);
+		break;
+	case IMAP_CMD_LOGOUT:
+		session_printf(s, "* BYE\r\n%s OK completed\r\n", ic.ic_tag);
+		s->s_end = "logout";
+		session_quit(s);
+		break;
+	case IMAP_CMD_STARTTLS:
+		/* TLS is not built yet: as with "starttls off". */
+		imap_bad(s, ic.ic_tag, 0);
+		break;
+	case IMAP_CMD_LOGIN:
+		if (session_starttls(s) == CONF_STARTTLS_ONLY ||
+		    ic.ic_nargs != 2 || ic.ic_arg[0].ia_len == 0) {
+			imap_bad(s, ic.ic_tag, 0);
+			break;
+		}
+		(void)strlcpy(is->is_tag, ic.ic_tag, sizeof(is->is_tag));
+		is->is_mech = SASL_MECH_NONE;
+		imap_login(s, is, AUTH_M_PLAIN, a0, ic.ic_arg[0].ia_len, a1,
+		    ic.ic_arg[1].ia_len);
+		break;
+	case IMAP_CMD_AUTHENTICATE:
+		imap_authenticate(s, is, &ic, args);
+		break;
+	default:
+		imap_bad(s, ic.ic_tag, 0);
+		break;
+	}
+	return (1);
+}
+
+/*
+ * CAPABILITY: imap_capabilities, then AUTH= for the enabled mechanisms
+ * in nginx's order, then STARTTLS; with "starttls only" on a cleartext
+ * connection STARTTLS LOGINDISABLED and no AUTH= at all.
+ */
+static void
+imap_capability(struct session *s, const char *tag)
+{
+	static const enum sasl_mech	 order[] = { SASL_MECH_PLAIN,
+					    SASL_MECH_LOGIN,
+					    SASL_MECH_CRAM_MD5,
+					    SASL_MECH_EXTERNAL,
+					    SASL_MECH_XOAUTH2,
+					    SASL_MECH_OAUTHBEARER };
+	const struct conf_list		*caps;
+	int				 starttls = session_starttls(s);
+	size_t				 i;
+
+	caps = &s->s_mail->m_imap_capabilities;
+	session_printf(s, "* CAPABILITY");
+	for (i = 0; i < caps->cl_n; i++)
+		session_printf(s, " %s", caps->cl_item[i].ci_str);
+	if (starttls == CONF_STARTTLS_ONLY)
+		session_printf(s, " STARTTLS LOGINDISABLED");
+	else {
+		for (i = 0; i < nitems(order); i++)
+			if (s->s_mail->m_imap_auth & sasl_mech_conf(order[i]))
+				session_printf(s, " AUTH=%s",
+				    sasl_mech_name(order[i]));
+		if (starttls == CONF_STARTTLS_ON)
+			session_printf(s, " STARTTLS");
+	}
+	session_printf(s, "\r\n%s OK completed\r\n", tag);
+}
+
+/* Credentials complete: ask the auth process. */
+static void
+imap_login(struct session *s, struct imap_session *is,
+    enum auth_method method, const char *user, size_t ulen,
+    const char *pass, size_t plen)
+{
+	is->is_state = IMAP_ST_START;
+	if (session_set_cred(s, method, user, ulen, pass, plen) == -1) {
+		imap_bad(s, is->is_tag, 0);
+		return;
+	}
+	session_auth(s);
+}
+
+/*
+ * AUTHENTICATE mech [initial-response].  PLAIN and LOGIN are always
+ * accepted; the others only when imap_auth lists them (for EXTERNAL
+ * with an initial response too, as Angie).  CRAM-MD5 takes no initial
+ * response.
+ */
+static void
+imap_authenticate(struct session *s, struct imap_session *is,
+    const struct imap_command *ic, const char *args)
+{
+	enum sasl_mech	 mech;
+	const char	*ir;
+	char		*b64;
+	size_t		 n;
+
+	if (session_starttls(s) == CONF_STARTTLS_ONLY || ic->ic_nargs == 0 ||
+	    ic->ic_nargs > 2) {
+		imap_bad(s, ic->ic_tag, 0);
+		return;
+	}
+	mech = sasl_mech_lookup(args + ic->ic_arg[0].ia_off,
+	    ic->ic_arg[0].ia_len);
+	if (mech == SASL_MECH_NONE || (mech != SASL_MECH_PLAIN &&
+	    mech != SASL_MECH_LOGIN &&
+	    !(s->s_mail->m_imap_auth & sasl_mech_conf(mech))) ||
+	    (mech == SASL_MECH_CRAM_MD5 && ic->ic_nargs != 1)) {
+		imap_bad(s, ic->ic_tag, 0);
+		return;
+	}
+	(void)strlcpy(is->is_tag, ic->ic_tag, sizeof(is->is_tag));
+	is->is_mech = mech;
+	session_wipe_cred(s);
+	if (ic->ic_nargs == 2) {
+		ir = args + ic->ic_arg[1].ia_off;
+		is->is_state = IMAP_ST_SASL;
+		imap_sasl_done(s, is, ir, ic->ic_arg[1].ia_len);
+		return;
+	}
+	is->is_state = IMAP_ST_SASL;
+	switch (mech) {
+	case SASL_MECH_LOGIN:
+	case SASL_MECH_EXTERNAL:
+		session_write(s, IMAP_USERNAME, strlen(IMAP_USERNAME));
+		break;
+	case SASL_MECH_CRAM_MD5:
+		n = strlen(session_salt(s));
+		b64 = imap_scratch_get(BASE64_ENCODED_LEN(n) + 1);
+		if (base64_encode(b64, BASE64_ENCODED_LEN(n) + 1,
+		    session_salt(s), n) == (size_t)-1)
+			fatalx("base64_encode");
+		session_printf(s, "+ %s\r\n", b64);
+		break;
+	default:
+		session_write(s, IMAP_NEXT, strlen(IMAP_NEXT));
+		break;
+	}
+}
+
+/* A line in answer to a challenge: 0 when not complete yet, else 1. */
+static int
+imap_sasl(struct session *s, struct imap_session *is, const char *buf,
+    size_t len)
+{
+	size_t		 linelen, used, bufsize = session_bufsize(s);
+	char		*line;
+
+	if (sasl_line(buf, len, &linelen, &used) == PARSE_MORE) {
+		if (len < bufsize)
+			return (0);
+		session_too_long(s, buf, len);
+		is->is_state = IMAP_ST_START;
+		imap_bad(s, is->is_tag, 1);
+		return (1);
+	}
+	line = imap_scratch_get(linelen + 1);
+	memcpy(line, buf, linelen);
+	evbuffer_drain(session_input(s), used);
+	if (session_command(s)) {
+		is->is_state = IMAP_ST_START;
+		imap_bad(s, is->is_tag, 1);
+		return (1);
+	}
+	if (is->is_state == IMAP_ST_SASL_ERROR) {
+		/* Whatever the client said, the failure reply follows. */
+		is->is_state = IMAP_ST_START;
+		session_printf(s, "%s NO %s\r\n", is->is_tag,
+		    s->s_fail_text != NULL ? s->s_fail_text : "");
+		session_login_failed(s);
+		return (1);
+	}
+	imap_sasl_done(s, is, line, linelen);
+	return (1);
+}
+
+/*
+ * A response (initial or to a challenge) for the mechanism under way,
+ * still base64.  Decoded into the scratch space; credentials are only
+ * kept once the whole response is good.
+ */
+static void
+imap_sasl_done(struct session *s, struct imap_session *is,
+    const char *resp, size_t len)
+{
+	struct sasl_cred	 sc;
+	char			*dec, *copy;
+	size_t			 declen;
+	int			 r;
+
+	/* resp may live in the scratch space itself. */
+	if ((copy = malloc(len + 1)) == NULL)
+		fatal("malloc");
+	memcpy(copy, resp, len);
+	dec = imap_scratch_get(BASE64_DECODED_MAX(len) + 1);
+	r = sasl_response(copy, len, dec, BASE64_DECODED_MAX(len), &declen);
+	freezero(copy, len + 1);
+	if (r != SASL_OK) {
+		if (r == SASL_BAD)
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid base64 encoding in AUTHENTICATE %s "
+			    "command", sasl_mech_name(is->is_mech));
+		goto bad;
+	}
+
+	switch (is->is_mech) {
+	case SASL_MECH_PLAIN:
+		if (sasl_plain(dec, declen, &sc) != SASL_OK) {
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid login in AUTHENTICATE PLAIN command");
+			goto bad;
+		}
+		imap_login(s, is, AUTH_M_PLAIN, sc.sc_user, sc.sc_userlen,
+		    sc.sc_pass, sc.sc_passlen);
+		break;
+	case SASL_MECH_LOGIN:
+		if (is->is_state != IMAP_ST_SASL_LOGIN_PASS) {
+			if (session_set_cred(s, AUTH_M_PLAIN, dec, declen, "",
+			    0) == -1)
+				goto bad;
+			is->is_state = IMAP_ST_SASL_LOGIN_PASS;
+			session_write(s, IMAP_PASSWORD, strlen(IMAP_PASSWORD));
+			break;
+		}
+		if (s->s_user == NULL)
+			goto bad;
+		/* The user is in the session; copy it before replacing. */
+		if ((copy = strdup(s->s_user)) == NULL)
+			fatal("strdup");
+		imap_login(s, is, AUTH_M_PLAIN, copy, s->s_userlen, dec,
+		    declen);
+		freezero(copy, strlen(copy) + 1);
+		break;
+	case SASL_MECH_CRAM_MD5:
+		if (sasl_cram_md5(dec, declen, &sc) != SASL_OK) {
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid CRAM-MD5 hash in AUTHENTICATE CRAM-MD5 "
+			    "command");
+			goto bad;
+		}
+		imap_login(s, is, AUTH_M_CRAM_MD5, sc.sc_user, sc.sc_userlen,
+		    sc.sc_pass, sc.sc_passlen);
+		break;
+	case SASL_MECH_EXTERNAL:
+		/* The login is the authorization identity; no password. */
+		imap_login(s, is, AUTH_M_EXTERNAL, dec, declen, "", 0);
+		break;
+	case SASL_MECH_XOAUTH2:
+		if (sasl_xoauth2(dec, declen, &sc) != SASL_OK) {
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid XOAUTH2 response");
+			goto bad;
+		}
+		imap_login(s, is, AUTH_M_XOAUTH2, sc.sc_user, sc.sc_userlen,
+		    sc.sc_pass, sc.sc_passlen);
+		break;
+	case SASL_MECH_OAUTHBEARER:
+		if (sasl_oauthbearer(dec, declen, &sc) != SASL_OK) {
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid OAUTHBEARER response");
+			goto bad;
+		}
+		imap_login(s, is, AUTH_M_OAUTHBEARER, sc.sc_user,
+		    sc.sc_userlen, sc.sc_pass, sc.sc_passlen);
+		break;
+	default:
+		goto bad;
+	}
+	explicit_bzero(dec, declen);
+	return;
+
+ bad:
+	explicit_bzero(dec, BASE64_DECODED_MAX(len));
+	session_wipe_cred(s);
+	is->is_state = IMAP_ST_START;
+	imap_bad(s, is->is_tag, 0);
+}
+
+/*
+ * The auth server said no: "<tag> NO <text>", after the mechanism's
+ * own error challenge (Auth-Error-SASL) and the client's answer to it.
+ */
+static void
+imap_auth_failed(struct session *s, const char *text, const char *sasl)
+{
+	struct imap_session	*is = s->s_pdata;
+
+	if (sasl[0] != '\0' && (is->is_mech == SASL_MECH_XOAUTH2 ||
+	    is->is_mech == SASL_MECH_OAUTHBEARER)) {
+		session_printf(s, "+ %s\r\n", sasl);
+		is->is_state = IMAP_ST_SASL_ERROR;
+		session_resume(s);
+		return;
+	}
+	is->is_state = IMAP_ST_START;
+	session_printf(s, "%s NO %s\r\n", is->is_tag, text);
+	session_login_failed(s);
+}
+
+/*
+ * The proxy's login at the backend, one reply at a time: the greeting,
+ * "+" after "<tag> LOGIN {userlen}", "+" after "<user> {passlen}", then
+ * the tagged reply to the password, which goes to the client as the
+ * answer to its own command.
+ */
+static void
+imap_backend(struct session *s)
+{
+	static const enum imap_backend_step	 steps[] = {
+		IMAP_BACKEND_GREETING, IMAP_BACKEND_CONTINUE,
+		IMAP_BACKEND_CONTINUE, IMAP_BACKEND_LOGIN
+	};
+	struct imap_session	*is = s->s_pdata;
+	struct evbuffer		*in = session_backend_input(s);
+	const char		*buf, *lf;
+	char			 esc[512];
+	size_t			 len, n;
+	int			 r;
+
+	if ((len = evbuffer_get_length(in)) == 0)
+		return;
+	if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
+		fatal("evbuffer_pullup");
+	r = imap_backend_reply(buf, len, steps[is->is_bstep], is->is_tag,
+	    strlen(is->is_tag));
+	if (r == PARSE_MORE) {
+		if (len < (size_t)s->s_mail->m_proxy_buffer)
+			return;
+		log_session(LOG_LVL_ERR, s->s_id, "upstream sent too long "
+		    "response line, upstream: %s", s->s_backend_text);
+		session_backend_failed(s, "backend-error", 0);
+		return;
+	}
+	if (r == PARSE_ERROR) {
+		lf = memchr(buf, '\n', len);
+		n = (size_t)(lf - buf);
+		if (n > 0 && buf[n - 1] == '\r')
+			n--;
+		log_session(s->s_mail->m_proxy_pass_error_message ?
+		    LOG_LVL_INFO : LOG_LVL_ERR, s->s_id, "upstream sent "
+		    "invalid response: \"%s\", upstream: %s",
+		    log_escape(esc, sizeof(esc), buf, n), s->s_backend_text);
+		session_backend_failed(s, "login-rejected", 1);
+		return;
+	}
+
+	switch (is->is_bstep) {
+	case IMAP_B_GREETING:
+		evbuffer_drain(in, len);
+		is->is_bstep = IMAP_B_USER;
+		if (evbuffer_add_printf(bufferevent_get_output(s->s_bbev),
+		    "%s LOGIN {%zu}\r\n", is->is_tag, s->s_userlen) == -1)
+			fatal("evbuffer_add_printf");
+		break;
+	case IMAP_B_USER:
+		evbuffer_drain(in, len);
+		is->is_bstep = IMAP_B_PASS;
+		session_backend_write(s, s->s_user, s->s_userlen);
+		if (evbuffer_add_printf(bufferevent_get_output(s->s_bbev),
+		    " {%zu}\r\n", s->s_passlen) == -1)
+			fatal("evbuffer_add_printf");
+		break;
+	case IMAP_B_PASS:
+		evbuffer_drain(in, len);
+		is->is_bstep = IMAP_B_LOGIN;
+		session_backend_write(s, s->s_pass, s->s_passlen);
+		session_backend_write(s, "\r\n", 2);
+		break;
+	case IMAP_B_LOGIN:
+		/* The reply stays in the buffer: the relay passes it on. */
+		session_logged_in(s);
+		break;
+	}
+}

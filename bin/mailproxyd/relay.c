@@ -1,0 +1,571 @@
+/*
+ * The relay: after the backend accepted the login, bytes both ways
+ * until either side closes or proxy_timeout passes without traffic in
+ * either direction.  A side's end of input is passed on as a half-close
+ * (shutdown of the other side's write half), and the session ends when
+ * both directions are done.  A side that does not read holds the other
+ * one back: nothing more is read from A while B's queue is full.
+ *
+ * Two plain TCP sockets on Linux are relayed with splice(2) through a
+ * pipe per direction: the bytes never reach user space.  A direction
+ * holds its pipe only while bytes are in it, then gives it back to a
+ * small pool, so an idle session keeps no buffer and no pipe at all
+ * (two descriptors, not six).  Everything else (other systems, a
+ * TLS side once there is TLS, unix sockets) goes through the sides'
+ * bufferevents, whose queues are bounded by imap_client_buffer or
+ * pop3_client_buffer (client to backend) and proxy_buffer (backend to
+ * client) and hold no memory while empty.
+ *
+ * Setting MAILPROXYD_RELAY=readwrite in the workers' environment (the
+ * env directive) turns splicing off; the tests use it to cover the
+ * bufferevent path.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/buffer.h>
+
+#include "mailproxyd.h"
+
+#if defined(__linux__) && defined(SPLICE_F_MOVE)
+#define RELAY_SPLICE	1
+#endif
+
+#define RELAY_CHUNK	65536		/* one pipe's worth */
+#define RELAY_BUDGET	(1024 * 1024)	/* a turn's most */
+#define RELAY_POOL_MAX	64		/* empty pipes kept for reuse */
+
+#define SIDE_CLIENT	0
+#define SIDE_BACKEND	1
+
+/* One direction of a spliced relay: from one socket through a pipe. */
+struct relay_dir {
+	int		 rd_pipe[2];
+	size_t		 rd_inpipe;	/* bytes waiting in the pipe */
+	unsigned int	 rd_eof:1;	/* the source has ended */
+	unsigned int	 rd_done:1;	/* the destination was shut down */
+};
+
+/*
+ * One event per socket, for what its two directions wait for: readable
+ * (to fill the pipe of the direction it is the source of) and writable
+ * (to empty the pipe of the other).
+ */
+struct relay_side {
+	struct event	 rs_ev;
+	short		 rs_want;	/* EV_READ, EV_WRITE waited for */
+};
+
+struct relay {
+	struct session	*r_session;
+	const char	*r_first;	/* which side ended first */
+	/* spliced, by source side */
+	struct relay_dir r_dir[2];
+	struct relay_side r_side[2];
+	/* bufferevents, by side */
+	unsigned int	 r_splice:1;
+	unsigned int	 r_eof[2];	/* the side's input ended */
+	unsigned int	 r_shut[2];	/* the side was shut down */
+	unsigned int	 r_paused[2];	/* not read: the other is full */
+};
+
+static int	 relay_can_splice(const struct session *);
+static void	 relay_flushed(struct bufferevent *, void *);
+static void	 relay_flush_event(struct bufferevent *, short, void *);
+static void	 relay_bev_start(struct session *);
+static void	 relay_bev_read(struct bufferevent *, void *);
+static void	 relay_bev_write(struct bufferevent *, void *);
+static void	 relay_bev_event(struct bufferevent *, short, void *);
+static void	 relay_bev_shutdown(struct session *, int);
+static void	 relay_check_done(struct session *);
+static size_t	 relay_limit(const struct session *, int);
+static const char *relay_ended(int, int);
+#ifdef RELAY_SPLICE
+static int	 relay_pool[RELAY_POOL_MAX][2];
+static int	 relay_npool;
+
+static int	 relay_pipe_get(struct relay_dir *);
+static void	 relay_pipe_put(struct relay_dir *);
+static int	 relay_pipes(struct relay *);
+static void	 relay_splice_start(struct session *);
+static int	 relay_side_fd(const struct session *, int);
+static void	 relay_want(struct relay *, int, short, int);
+static void	 relay_side_cb(int, short, void *);
+static int	 relay_pump(struct relay *, int);
+#endif
+
+static const char *
+relay_ended(int side, int error)
+{
+	if (side == SIDE_CLIENT)
+		return (error ? "client-error" : "client-closed");
+	return (error ? "backend-error" : "backend-closed");
+}
+
+/* The most queued for side: what the other side may send it. */
+static size_t
+relay_limit(const struct session *s, int side)
+{
+	return (side == SIDE_BACKEND ? session_bufsize(s) :
+	    (size_t)s->s_mail->m_proxy_buffer);
+}
+
+static int
+relay_can_splice(const struct session *s)
+{
+#ifdef RELAY_SPLICE
+	static int	 checked, off;
+	const char	*v;
+	int		 cf = s->s_cfamily, bf = s->s_bfamily;
+
+	if (!checked) {
+		checked = 1;
+		v = getenv("MAILPROXYD_RELAY");
+		off = v != NULL && strcmp(v, "readwrite") == 0;
+	}
+	if (off || s->s_tls)
+		return (0);
+	return ((cf == AF_INET || cf == AF_INET6) &&
+	    (bf == AF_INET || bf == AF_INET6));
+#else
+	(void)s;
+	return (0);
+#endif
+}
+
+/*
+ * Start relaying.  What is buffered goes first: the backend's reply to
+ * the login (and anything after it) to the client, and whatever the
+ * client pipelined after its login command to the backend.
+ */
+void
+relay_start(struct session *s)
+{
+	struct evbuffer	*cin, *bin;
+	struct relay	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("calloc");
+	r->r_session = s;
+	r->r_dir[0].rd_pipe[0] = r->r_dir[0].rd_pipe[1] = -1;
+	r->r_dir[1].rd_pipe[0] = r->r_dir[1].rd_pipe[1] = -1;
+	s->s_relay = r;
+	s->s_state = SESSION_RELAY;
+
+	cin = bufferevent_get_input(s->s_cbev);
+	bin = bufferevent_get_input(s->s_bbev);
+	s->s_out += evbuffer_get_length(bin);
+	s->s_in += evbuffer_get_length(cin);
+	if (evbuffer_add_buffer(bufferevent_get_output(s->s_cbev), bin) ==
+	    -1 || evbuffer_add_buffer(bufferevent_get_output(s->s_bbev),
+	    cin) == -1)
+		fatal("evbuffer_add_buffer");
+	session_timer(s, s->s_mail->m_proxy_timeout);
+
+#ifdef RELAY_SPLICE
+	if (relay_can_splice(s) && relay_pipes(r) == 0) {
+		/* Write out what is queued, then leave the bufferevents. */
+		r->r_splice = 1;
+		bufferevent_disable(s->s_cbev, EV_READ);
+		bufferevent_disable(s->s_bbev, EV_READ);
+		bufferevent_setcb(s->s_cbev, NULL, relay_flushed,
+		    relay_flush_event, s);
+		bufferevent_setcb(s->s_bbev, NULL, relay_flushed,
+		    relay_flush_event, s);
+		bufferevent_setwatermark(s->s_cbev, EV_WRITE, 0, 0);
+		bufferevent_setwatermark(s->s_bbev, EV_WRITE, 0, 0);
+		bufferevent_enable(s->s_cbev, EV_WRITE);
+		bufferevent_enable(s->s_bbev, EV_WRITE);
+		relay_flushed(NULL, s);
+		return;
+	}
+#endif
+	relay_bev_start(s);
+}
+
+void
+relay_free(struct session *s)
+{
+	struct relay	*r = s->s_relay;
+	int		 i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < 2; i++) {
+		if (event_initialized(&r->r_side[i].rs_ev))
+			event_del(&r->r_side[i].rs_ev);
+#ifdef RELAY_SPLICE
+		relay_pipe_put(&r->r_dir[i]);
+#endif
+	}
+	free(r);
+	s->s_relay = NULL;
+}
+
+/* Both queues written out: over to splice(2). */
+static void
+relay_flushed(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)bev;
+	if (s->s_state != SESSION_RELAY || s->s_cbev == NULL)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(s->s_bbev)) > 0)
+		return;
+#ifdef RELAY_SPLICE
+	relay_splice_start(s);
+#endif
+}
+
+static void
+relay_flush_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session	*s = arg;
+	int		 side;
+
+	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		session_close(s, relay_ended(side, what & BEV_EVENT_ERROR));
+}
+
+#ifdef RELAY_SPLICE
+/* A pipe for a direction about to splice: from the pool or new. */
+static int
+relay_pipe_get(struct relay_dir *d)
+{
+	if (d->rd_pipe[0] != -1)
+		return (0);
+	if (relay_npool > 0) {
+		relay_npool--;
+		d->rd_pipe[0] = relay_pool[relay_npool][0];
+		d->rd_pipe[1] = relay_pool[relay_npool][1];
+		return (0);
+	}
+	return (pipe2(d->rd_pipe, O_NONBLOCK | O_CLOEXEC));
+}
+
+/* An empty pipe back to the pool (or closed when the pool is full). */
+static void
+relay_pipe_put(struct relay_dir *d)
+{
+	if (d->rd_pipe[0] == -1)
+		return;
+	if (d->rd_inpipe == 0 && relay_npool < RELAY_POOL_MAX) {
+		relay_pool[relay_npool][0] = d->rd_pipe[0];
+		relay_pool[relay_npool][1] = d->rd_pipe[1];
+		relay_npool++;
+	} else {
+		close(d->rd_pipe[0]);
+		close(d->rd_pipe[1]);
+	}
+	d->rd_pipe[0] = d->rd_pipe[1] = -1;
+	d->rd_inpipe = 0;
+}
+
+/* Can this session splice?  Two pipes must be possible now. */
+static int
+relay_pipes(struct relay *r)
+{
+	int	 i;
+
+	for (i = 0; i < 2; i++) {
+		if (relay_pipe_get(&r->r_dir[i]) == -1) {
+			log_session(LOG_LVL_WARN, r->r_session->s_id,
+			    "pipe2() failed (%d: %s), relaying without "
+			    "splice", errno, strerror(errno));
+			relay_pipe_put(&r->r_dir[0]);
+			return (-1);
+		}
+	}
+	relay_pipe_put(&r->r_dir[0]);
+	relay_pipe_put(&r->r_dir[1]);
+	return (0);
+}
+
+static void
+relay_splice_start(struct session *s)
+{
+	struct relay	*r = s->s_relay;
+
+	bufferevent_free(s->s_cbev);
+	bufferevent_free(s->s_bbev);
+	s->s_cbev = s->s_bbev = NULL;
+	if (s->s_pdata != NULL)
+		s->s_proto->sp_free(s);
+	relay_want(r, SIDE_CLIENT, EV_READ, 1);
+	relay_want(r, SIDE_BACKEND, EV_READ, 1);
+	log_session(LOG_LVL_DEBUG, s->s_id, "relaying with splice");
+}
+
+static int
+relay_side_fd(const struct session *s, int side)
+{
+	return (side == SIDE_CLIENT ? s->s_cfd : s->s_bfd);
+}
+
+/* Wait (on 1) or stop waiting for what on side's socket. */
+static void
+relay_want(struct relay *r, int side, short what, int on)
+{
+	struct relay_side	*rs = &r->r_side[side];
+	short			 want;
+
+	want = on ? rs->rs_want | what : rs->rs_want & ~what;
+	if (want == rs->rs_want)
+		return;
+	if (event_initialized(&rs->rs_ev))
+		event_del(&rs->rs_ev);
+	rs->rs_want = want;
+	if (want == 0)
+		return;
+	event_assign(&rs->rs_ev, worker_base, relay_side_fd(r->r_session,
+	    side), want | EV_PERSIST, relay_side_cb, r);
+	event_add(&rs->rs_ev, NULL);
+}
+
+static void
+relay_side_cb(int fd, short events, void *arg)
+{
+	struct relay	*r = arg;
+	int		 side;
+
+	side = fd == r->r_session->s_cfd ? SIDE_CLIENT : SIDE_BACKEND;
+	/* Writable: the other side's bytes can go on.  Readable: ours. */
+	if ((events & EV_WRITE) && relay_pump(r, !side) == -1)
+		return;
+	if (events & EV_READ)
+		(void)relay_pump(r, side);
+}
+
+/*
+ * Move what side src sent to the other: socket to pipe, pipe to socket,
+ * until one of them would block.  While the pipe holds bytes the source
+ * is not read (the destination's pace sets the source's).  Returns -1
+ * when the session ended.
+ */
+static int
+relay_pump(struct relay *r, int src)
+{
+	struct relay_dir	*d = &r->r_dir[src];
+	struct session		*s = r->r_session;
+	size_t			 budget = RELAY_BUDGET;
+	ssize_t			 n;
+	int			 dst = !src, from, to;
+
+	from = relay_side_fd(s, src);
+	to = relay_side_fd(s, dst);
+	for (;;) {
+		if (d->rd_inpipe > 0) {
+			n = splice(d->rd_pipe[0], NULL, to, NULL, d->rd_inpipe,
+			    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n == -1) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					relay_want(r, src, EV_READ, 0);
+					relay_want(r, dst, EV_WRITE, 1);
+					return (0);
+				}
+				if (errno != EPIPE && errno != ECONNRESET)
+					log_session(LOG_LVL_INFO, s->s_id,
+					    "splice() to the %s failed "
+					    "(%d: %s)", dst == SIDE_CLIENT ?
+					    "client" : "upstream", errno,
+					    strerror(errno));
+				session_close(s, relay_ended(dst, errno !=
+				    EPIPE && errno != ECONNRESET));
+				return (-1);
+			}
+			d->rd_inpipe -= (size_t)n;
+			if (src == SIDE_CLIENT)
+				s->s_in += (uint64_t)n;
+			else
+				s->s_out += (uint64_t)n;
+			session_touch(s);
+			continue;
+		}
+		relay_want(r, dst, EV_WRITE, 0);
+		relay_pipe_put(d);
+		if (d->rd_eof) {
+			relay_want(r, src, EV_READ, 0);
+			if (!d->rd_done) {
+				d->rd_done = 1;
+				(void)shutdown(to, SHUT_WR);
+			}
+			if (r->r_dir[dst].rd_done) {
+				session_close(s, r->r_first);
+				return (-1);
+			}
+			return (0);
+		}
+		relay_want(r, src, EV_READ, 1);
+		if (budget == 0)
+			return (0);	/* others' turn; still readable */
+		if (relay_pipe_get(d) == -1) {
+			log_session(LOG_LVL_ERR, s->s_id, "pipe2() failed "
+			    "(%d: %s)", errno, strerror(errno));
+			session_close(s, "internal-error");
+			return (-1);
+		}
+		n = splice(from, NULL, d->rd_pipe[1], NULL, RELAY_CHUNK,
+		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n == 0) {
+			d->rd_eof = 1;
+			if (r->r_first == NULL)
+				r->r_first = relay_ended(src, 0);
+			continue;
+		}
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				relay_pipe_put(d);
+				return (0);
+			}
+			if (errno != ECONNRESET)
+				log_session(LOG_LVL_INFO, s->s_id, "splice() "
+				    "from the %s failed (%d: %s)",
+				    src == SIDE_CLIENT ? "client" : "upstream",
+				    errno, strerror(errno));
+			session_close(s, relay_ended(src, errno != ECONNRESET));
+			return (-1);
+		}
+		d->rd_inpipe += (size_t)n;
+		budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+		session_touch(s);
+	}
+}
+#endif /* RELAY_SPLICE */
+
+static void
+relay_bev_start(struct session *s)
+{
+	bufferevent_setcb(s->s_cbev, relay_bev_read, relay_bev_write,
+	    relay_bev_event, s);
+	bufferevent_setcb(s->s_bbev, relay_bev_read, relay_bev_write,
+	    relay_bev_event, s);
+	bufferevent_setwatermark(s->s_cbev, EV_READ, 0,
+	    relay_limit(s, SIDE_BACKEND));
+	bufferevent_setwatermark(s->s_bbev, EV_READ, 0,
+	    relay_limit(s, SIDE_CLIENT));
+	bufferevent_setwatermark(s->s_cbev, EV_WRITE, 0, 0);
+	bufferevent_setwatermark(s->s_bbev, EV_WRITE, 0, 0);
+	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->s_bbev, EV_READ | EV_WRITE);
+	log_session(LOG_LVL_DEBUG, s->s_id, "relaying with read/write");
+}
+
+/* One side sent bytes: queue them for the other, hold back if full. */
+static void
+relay_bev_read(struct bufferevent *bev, void *arg)
+{
+	struct session		*s = arg;
+	struct relay		*r = s->s_relay;
+	struct bufferevent	*to;
+	struct evbuffer		*in, *out;
+	size_t			 n, limit;
+	int			 side;
+
+	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
+	to = side == SIDE_CLIENT ? s->s_bbev : s->s_cbev;
+	in = bufferevent_get_input(bev);
+	out = bufferevent_get_output(to);
+	if ((n = evbuffer_get_length(in)) == 0)
+		return;
+	if (evbuffer_add_buffer(out, in) == -1)
+		fatal("evbuffer_add_buffer");
+	if (side == SIDE_CLIENT)
+		s->s_in += n;
+	else
+		s->s_out += n;
+	session_touch(s);
+	limit = relay_limit(s, !side);
+	if (evbuffer_get_length(out) >= limit) {
+		bufferevent_disable(bev, EV_READ);
+		r->r_paused[side] = 1;
+		bufferevent_setwatermark(to, EV_WRITE, limit / 2, 0);
+	}
+}
+
+/* bev's queue went down to its low-water mark. */
+static void
+relay_bev_write(struct bufferevent *bev, void *arg)
+{
+	struct session		*s = arg;
+	struct relay		*r = s->s_relay;
+	struct bufferevent	*from;
+	int			 side, src;
+
+	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
+	src = !side;
+	from = side == SIDE_CLIENT ? s->s_bbev : s->s_cbev;
+	session_touch(s);
+	if (r->r_paused[src]) {
+		r->r_paused[src] = 0;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		if (!r->r_eof[src])
+			bufferevent_enable(from, EV_READ);
+	}
+	if (r->r_eof[src] && !r->r_shut[side] &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		relay_bev_shutdown(s, side);
+}
+
+static void
+relay_bev_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session		*s = arg;
+	struct relay		*r = s->s_relay;
+	struct bufferevent	*to;
+	int			 side;
+
+	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
+	if (what & BEV_EVENT_ERROR) {
+		session_close(s, relay_ended(side, 1));
+		return;
+	}
+	if (!(what & BEV_EVENT_EOF))
+		return;
+	r->r_eof[side] = 1;
+	if (r->r_first == NULL)
+		r->r_first = relay_ended(side, 0);
+	to = side == SIDE_CLIENT ? s->s_bbev : s->s_cbev;
+	if (evbuffer_get_length(bufferevent_get_output(to)) == 0)
+		relay_bev_shutdown(s, !side);
+	else
+		bufferevent_setwatermark(to, EV_WRITE, 0, 0);
+}
+
+/*
+ * No more bytes for side: shut its write half.  (A TLS side will send
+ * its close_notify here.)
+ */
+static void
+relay_bev_shutdown(struct session *s, int side)
+{
+	struct relay	*r = s->s_relay;
+
+	r->r_shut[side] = 1;
+	(void)shutdown(side == SIDE_CLIENT ? s->s_cfd : s->s_bfd, SHUT_WR);
+	relay_check_done(s);
+}
+
+static void
+relay_check_done(struct session *s)
+{
+	struct relay	*r = s->s_relay;
+
+	if (r->r_eof[SIDE_CLIENT] && r->r_eof[SIDE_BACKEND] &&
+	    r->r_shut[SIDE_CLIENT] && r->r_shut[SIDE_BACKEND])
+		session_close(s, r->r_first);
+}

@@ -1,0 +1,1069 @@
+/*
+ * The session machinery every protocol shares: one struct session per
+ * client connection, from accept to the summary line.  It owns the
+ * client's and the backend's I/O, the timers (timeout before the relay,
+ * proxy_timeout during it), the max_errors and max_commands counters,
+ * the credentials of the attempt under way, the request to the auth
+ * process and its answer, and the connection to the backend.  The
+ * protocols (imap.c, pop3.c) parse with pure functions and talk through
+ * the session_* calls; relay.c takes over after the login.
+ *
+ * I/O goes through libevent bufferevents on the worker's event base,
+ * so that either side can become TLS by wrapping its bufferevent
+ * (bufferevent_openssl_filter_new) without the protocols noticing.
+ * Only the relay of two plain sockets leaves them for splice(2).
+ *
+ * A session is closed by session_close(), which tears down its I/O and
+ * logs the summary at once but frees the struct on the next turn of
+ * the event loop: callers up the stack may still hold it.
+ */
+
+#include <sys/types.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/buffer.h>
+
+#include "mailproxyd.h"
+
+/* Replies queued for a client that does not read: stop parsing. */
+#define SESSION_OUT_MAX		16384
+/* The least client buffer that can hold a line end. */
+#define SESSION_BUFSIZE_MIN	16
+/* The part of a too long command that is logged. */
+#define SESSION_LOG_CMD_MAX	128
+/* How long unread client bytes are discarded before the last close. */
+#define SESSION_LINGER_MS	2000
+
+/* Open sessions by id, for the auth answers. */
+#define SESSION_HASH_BITS	12
+#define SESSION_HASH_SIZE	(1 << SESSION_HASH_BITS)
+TAILQ_HEAD(session_list, session);
+
+static struct session_list	 sessions[SESSION_HASH_SIZE];
+static int			 sessions_init;
+static TAILQ_HEAD(, session)	 sessions_dead =
+				    TAILQ_HEAD_INITIALIZER(sessions_dead);
+static struct event		 sessions_reap_ev;
+
+static struct session_list *session_bucket(uint64_t);
+static struct session *session_find(uint64_t);
+static uint64_t	 session_now(void);
+static void	 session_reap(int, short, void *);
+static void	 session_fire(int, short, void *);
+static void	 session_watch(struct session *, int);
+static void	 session_watched(int, short, void *);
+static void	 session_client_read(struct bufferevent *, void *);
+static void	 session_client_write(struct bufferevent *, void *);
+static void	 session_client_event(struct bufferevent *, short, void *);
+static void	 session_backend_connect(struct session *);
+static void	 session_backend_read(struct bufferevent *, void *);
+static void	 session_backend_event(struct bufferevent *, short, void *);
+static void	 session_fail_deliver(struct session *);
+static void	 session_linger(struct session *);
+static void	 session_host(const struct sockaddr *, char *, size_t,
+		    uint16_t *);
+static void	 session_summary(struct session *);
+
+static struct session_list *
+session_bucket(uint64_t id)
+{
+	return (&sessions[(id * 0x9e3779b97f4a7c15ULL) >>
+	    (64 - SESSION_HASH_BITS)]);
+}
+
+static struct session *
+session_find(uint64_t id)
+{
+	struct session	*s;
+
+	TAILQ_FOREACH(s, session_bucket(id), s_entry)
+		if (s->s_id == id)
+			return (s);
+	return (NULL);
+}
+
+static uint64_t
+session_now(void)
+{
+	struct timespec	 ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		fatal("clock_gettime");
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+/*
+ * A connection accepted on a listen of server l.  SMTP sessions are
+ * not served yet: they are logged and closed as before.
+ */
+void
+session_new(const struct conf_listen *l, int fd,
+    const struct sockaddr_storage *ss, socklen_t sslen, uint64_t sid)
+{
+	struct session	*s;
+	int		 i, on = 1;
+
+	if (!sessions_init) {
+		sessions_init = 1;
+		for (i = 0; i < SESSION_HASH_SIZE; i++)
+			TAILQ_INIT(&sessions[i]);
+		event_assign(&sessions_reap_ev, worker_base, -1, 0,
+		    session_reap, NULL);
+	}
+
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->s_lg = calloc(1, sizeof(*s->s_lg))) == NULL)
+		fatal("calloc");
+	s->s_id = sid;
+	s->s_server = l->l_server;
+	s->s_mail = &l->l_server->s_mail;
+	s->s_cfd = fd;
+	s->s_bfd = -1;
+	s->s_start = session_now();
+	memcpy(&s->s_lg->lg_ss, ss, sslen);
+	s->s_lg->lg_sslen = sslen;
+	s->s_cfamily = ss->ss_family;
+	s->s_lg->lg_locallen = sizeof(s->s_lg->lg_local);
+	if (getsockname(fd, (struct sockaddr *)&s->s_lg->lg_local,
+	    &s->s_lg->lg_locallen) == -1)
+		s->s_lg->lg_locallen = 0;
+	(void)sockaddr_text((const struct sockaddr *)ss, sslen, s->s_client,
+	    sizeof(s->s_client));
+
+	switch (l->l_server->s_protocol) {
+	case PROTO_IMAP:
+		s->s_proto = &imap_proto;
+		break;
+	case PROTO_POP3:
+		s->s_proto = &pop3_proto;
+		break;
+	default:
+		log_session(LOG_LVL_INFO, sid, "closing: %s sessions are "
+		    "not served by this release",
+		    conf_protocol_name(l->l_server->s_protocol));
+		close(fd);
+		free(s->s_lg);
+		free(s);
+		worker_session_closed();
+		return;
+	}
+
+	/* Replies are small and awaited: do not let Nagle hold them. */
+	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on));
+
+	if ((s->s_cbev = bufferevent_socket_new(worker_base, fd, 0)) == NULL)
+		fatal("bufferevent_socket_new");
+	bufferevent_setcb(s->s_cbev, session_client_read,
+	    session_client_write, session_client_event, s);
+	bufferevent_setwatermark(s->s_cbev, EV_READ, 0, session_bufsize(s));
+	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
+	evtimer_assign(&s->s_timer, worker_base, session_fire, s);
+
+	TAILQ_INSERT_TAIL(session_bucket(s->s_id), s, s_entry);
+	s->s_state = SESSION_PREAUTH;
+	session_timer(s, s->s_mail->m_timeout);
+	s->s_proto->sp_start(s);
+}
+
+/*
+ * The size of the client buffer: the most a command (with its literals)
+ * may take before the proxy gives up on it.
+ */
+size_t
+session_bufsize(const struct session *s)
+{
+	long	 n = s->s_proto->sp_bufsize(s->s_mail);
+
+	return (n < SESSION_BUFSIZE_MIN ? SESSION_BUFSIZE_MIN : (size_t)n);
+}
+
+/*
+ * The one timer: `timeout` before the relay (re-armed by the client's
+ * bytes, but not during the backend login, which it bounds as a whole),
+ * the Auth-Wait delay, and proxy_timeout during the relay (re-armed by
+ * traffic either way).  Re-arming only moves s_last; the event fires at
+ * the old deadline and is put back for what remains.
+ */
+void
+session_timer(struct session *s, long ms)
+{
+	struct timeval	 tv;
+
+	s->s_timeout = ms;
+	s->s_last = session_now();
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(&s->s_timer, &tv);
+}
+
+void
+session_touch(struct session *s)
+{
+	s->s_last = session_now();
+}
+
+static void
+session_fire(int fd, short events, void *arg)
+{
+	struct session	*s = arg;
+	struct timeval	 tv;
+	uint64_t	 now = session_now(), due;
+
+	(void)fd;
+	(void)events;
+	due = s->s_last + (uint64_t)s->s_timeout;
+	if (now < due) {
+		tv.tv_sec = (time_t)((due - now) / 1000);
+		tv.tv_usec = (suseconds_t)((due - now) % 1000) * 1000;
+		evtimer_add(&s->s_timer, &tv);
+		return;
+	}
+	switch (s->s_state) {
+	case SESSION_CLOSING:
+		if (s->s_lingering) {
+			session_close(s, s->s_end);
+			break;
+		}
+		/* FALLTHROUGH */
+	case SESSION_PREAUTH:
+		log_session(LOG_LVL_INFO, s->s_id, "client timed out");
+		session_close(s, "timeout");
+		break;
+	case SESSION_AUTH_DELAY:
+		session_fail_deliver(s);
+		break;
+	case SESSION_BACKEND:
+		log_session(LOG_LVL_INFO, s->s_id, "upstream timed out, "
+		    "upstream: %s", s->s_backend_text);
+		session_internal_error(s);
+		break;
+	case SESSION_RELAY:
+		log_session(LOG_LVL_INFO, s->s_id, "proxied session timed "
+		    "out");
+		session_close(s, "timeout");
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * While the client is not read (auth under way, Auth-Wait, backend
+ * login) a client that goes away is still noticed, where the event
+ * backend can tell (EV_CLOSED: epoll's EPOLLRDHUP, kqueue's EV_EOF),
+ * and its login cancelled.  A client that half-closed after pipelining
+ * more commands is not gone: it waits for the answers, and the relay
+ * passes its end of input on.
+ */
+static void
+session_watch(struct session *s, int on)
+{
+	struct event	*ev;
+
+	if (s->s_lg == NULL)
+		return;
+	ev = &s->s_lg->lg_watch;
+	if (!on) {
+		if (event_initialized(ev))
+			event_del(ev);
+		return;
+	}
+	if (!(event_base_get_features(worker_base) &
+	    EV_FEATURE_EARLY_CLOSE))
+		return;
+	if (!event_initialized(ev))
+		event_assign(ev, worker_base, s->s_cfd, EV_CLOSED,
+		    session_watched, s);
+	event_add(ev, NULL);
+}
+
+static void
+session_watched(int fd, short events, void *arg)
+{
+	struct session	*s = arg;
+	ssize_t		 n;
+	char		 c;
+
+	(void)events;
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n > 0 || (n == 0 && s->s_cbev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)) > 0)) {
+		session_watch(s, 0);
+		return;
+	}
+	log_session(LOG_LVL_INFO, s->s_id, "client closed the connection "
+	    "while %s", s->s_state == SESSION_BACKEND ? "logging in to the "
+	    "upstream" : "in auth state");
+	session_close(s, "client-closed");
+}
+
+static void
+session_client_read(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+
+	if (s->s_lingering) {
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+	if (s->s_state != SESSION_PREAUTH)
+		return;
+	session_touch(s);
+	s->s_proto->sp_input(s);
+}
+
+/* Everything queued was written. */
+static void
+session_client_write(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)bev;
+	if (s->s_state == SESSION_CLOSING) {
+		session_linger(s);
+		return;
+	}
+	if (s->s_state == SESSION_PREAUTH && s->s_blocked) {
+		s->s_blocked = 0;
+		s->s_proto->sp_input(s);
+	}
+}
+
+static void
+session_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session	*s = arg;
+	int		 saved = errno;
+
+	if (what & BEV_EVENT_EOF) {
+		/* A half-closed client still gets what was queued. */
+		if (s->s_state == SESSION_PREAUTH &&
+		    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+			s->s_end = "client-closed";
+			session_quit(s);
+			return;
+		}
+		if (s->s_state != SESSION_CLOSING)
+			s->s_end = "client-closed";
+		session_close(s, s->s_end);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		log_session(LOG_LVL_INFO, s->s_id, "client connection "
+		    "failed (%d: %s)", saved, strerror(saved));
+		session_close(s, "client-error");
+	}
+}
+
+void
+session_write(struct session *s, const void *data, size_t len)
+{
+	if (s->s_cbev != NULL && bufferevent_write(s->s_cbev, data, len) ==
+	    -1)
+		fatal("bufferevent_write");
+}
+
+void
+session_printf(struct session *s, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (s->s_cbev == NULL)
+		return;
+	va_start(ap, fmt);
+	if (evbuffer_add_vprintf(bufferevent_get_output(s->s_cbev), fmt,
+	    ap) == -1)
+		fatal("evbuffer_add_vprintf");
+	va_end(ap);
+}
+
+struct evbuffer *
+session_input(struct session *s)
+{
+	return (bufferevent_get_input(s->s_cbev));
+}
+
+/*
+ * Too much queued for a client that does not read: parse nothing more
+ * until it is written (nginx answers each command before it looks at
+ * the next).
+ */
+int
+session_blocked(struct session *s)
+{
+	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) <
+	    SESSION_OUT_MAX)
+		return (0);
+	s->s_blocked = 1;
+	return (1);
+}
+
+/* Close once the queued replies are written (bounded by `timeout`). */
+void
+session_quit(struct session *s)
+{
+	if (s->s_state == SESSION_DEAD || s->s_cbev == NULL)
+		return;
+	session_wipe_cred(s);
+	session_watch(s, 0);
+	s->s_state = SESSION_CLOSING;
+	bufferevent_disable(s->s_cbev, EV_READ);
+	if (s->s_bbev != NULL)
+		bufferevent_disable(s->s_bbev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->s_cbev, EV_WRITE);
+	session_timer(s, s->s_mail->m_timeout);
+	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) == 0)
+		session_linger(s);
+}
+
+/*
+ * The last reply is out.  Closing with unread bytes from the client
+ * would reset the connection, and the client might lose the reply:
+ * when there are some, shut the write half and read (discarding) until
+ * the client closes too, for a moment at most.
+ */
+static void
+session_linger(struct session *s)
+{
+	int	 n = 0;
+
+	if (s->s_lingering)
+		return;
+	if (s->s_end == NULL)
+		s->s_end = "quit";
+	if ((ioctl(s->s_cfd, FIONREAD, &n) == -1 || n == 0) &&
+	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)) == 0) {
+		session_close(s, s->s_end);
+		return;
+	}
+	s->s_lingering = 1;
+	(void)shutdown(s->s_cfd, SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(s->s_cbev),
+	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)));
+	bufferevent_enable(s->s_cbev, EV_READ);
+	session_timer(s, SESSION_LINGER_MS);
+}
+
+/* The protocol's "internal server error" reply, then close. */
+void
+session_internal_error(struct session *s)
+{
+	if (s->s_state == SESSION_DEAD)
+		return;
+	s->s_end = "internal-error";
+	session_write(s, s->s_proto->sp_internal_error,
+	    strlen(s->s_proto->sp_internal_error));
+	session_quit(s);
+}
+
+/*
+ * A command the parser refused: count it against max_errors.  Returns
+ * 1 when that was one too many and the session must close after the
+ * error reply.
+ */
+int
+session_parse_error(struct session *s)
+{
+	if (++s->s_errors < (unsigned int)s->s_mail->m_max_errors)
+		return (0);
+	log_session(LOG_LVL_INFO, s->s_id, "client sent too many invalid "
+	    "commands");
+	s->s_end = "too-many-errors";
+	return (1);
+}
+
+/*
+ * A command (or SASL line) parsed before login: Angie's max_commands.
+ * Returns 1 when it is over the limit: the session answers it with the
+ * error reply and closes.
+ */
+int
+session_command(struct session *s)
+{
+	if (++s->s_commands <= (unsigned int)s->s_mail->m_max_commands)
+		return (0);
+	log_session(LOG_LVL_INFO, s->s_id, "client sent too many commands");
+	s->s_end = "too-many-commands";
+	return (1);
+}
+
+void
+session_too_long(struct session *s, const char *buf, size_t len)
+{
+	char	 esc[SESSION_LOG_CMD_MAX * 4 + 1];
+
+	log_session(LOG_LVL_INFO, s->s_id, "client sent too long command "
+	    "\"%s%s\"", log_escape(esc, sizeof(esc), buf,
+	    len > SESSION_LOG_CMD_MAX ? SESSION_LOG_CMD_MAX : len),
+	    len > SESSION_LOG_CMD_MAX ? "..." : "");
+	s->s_end = "too-long-command";
+}
+
+/*
+ * The starttls mode the client sees now: off once TLS is active.  TLS
+ * itself is not built yet, so "on" behaves as "off" (STARTTLS is not
+ * offered), while "only" keeps refusing logins in cleartext.
+ */
+int
+session_starttls(const struct session *s)
+{
+	if (s->s_tls)
+		return (CONF_STARTTLS_OFF);
+	if (s->s_mail->m_starttls == CONF_STARTTLS_ONLY)
+		return (CONF_STARTTLS_ONLY);
+	return (CONF_STARTTLS_OFF);
+}
+
+/*
+ * The credentials of a new attempt, replacing any earlier ones.  Fails
+ * (and keeps nothing) when they cannot be sent to the auth process or
+ * logged in with: too long, a NUL, or CR/LF for a line-based backend.
+ */
+int
+session_set_cred(struct session *s, enum auth_method method,
+    const char *user, size_t ulen, const char *pass, size_t plen)
+{
+	int	 lines = s->s_proto->sp_protocol == PROTO_POP3;
+	size_t	 loglen;
+
+	session_wipe_cred(s);
+	if (ulen >= AUTH_USER_MAX || plen >= AUTH_PASS_MAX) {
+		log_session(LOG_LVL_INFO, s->s_id, "client sent too long "
+		    "login or password");
+		return (-1);
+	}
+	if (!sasl_cred_ok(user, ulen, lines) ||
+	    !sasl_cred_ok(pass, plen, lines)) {
+		log_session(LOG_LVL_INFO, s->s_id, "client sent invalid "
+		    "characters in login or password");
+		return (-1);
+	}
+	if ((s->s_user = malloc(ulen + 1)) == NULL ||
+	    (s->s_pass = malloc(plen + 1)) == NULL)
+		fatal("malloc");
+	memcpy(s->s_user, user, ulen);
+	s->s_user[ulen] = '\0';
+	s->s_userlen = ulen;
+	memcpy(s->s_pass, pass, plen);
+	s->s_pass[plen] = '\0';
+	s->s_passlen = plen;
+	s->s_method = method;
+
+	free(s->s_login);
+	loglen = ulen > AUTH_USER_MAX ? AUTH_USER_MAX : ulen;
+	if ((s->s_login = malloc(loglen + 1)) == NULL)
+		fatal("malloc");
+	memcpy(s->s_login, user, loglen);
+	s->s_login[loglen] = '\0';
+	return (0);
+}
+
+/* Forget the credentials (CVE-2025-53859, CVE-2026-27651). */
+void
+session_wipe_cred(struct session *s)
+{
+	if (s->s_user != NULL)
+		freezero(s->s_user, s->s_userlen + 1);
+	if (s->s_pass != NULL)
+		freezero(s->s_pass, s->s_passlen + 1);
+	s->s_user = s->s_pass = NULL;
+	s->s_userlen = s->s_passlen = 0;
+	s->s_method = AUTH_M_PLAIN;
+}
+
+/*
+ * The APOP and CRAM-MD5 challenge "<random.unixtime@server_name>"
+ * (reference 2.6), made at its first use and kept for the session.
+ */
+const char *
+session_salt(struct session *s)
+{
+	if (s->s_salt == NULL && asprintf(&s->s_salt, "<%u.%lld@%s>",
+	    arc4random(), (long long)time(NULL), s->s_mail->m_server_name) ==
+	    -1)
+		fatal("asprintf");
+	return (s->s_salt);
+}
+
+/* An address without its port, IPv4-mapped IPv6 as the IPv4 it is. */
+static void
+session_host(const struct sockaddr *sa, char *buf, size_t size,
+    uint16_t *port)
+{
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+
+	*port = 0;
+	switch (sa->sa_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)sa;
+		*port = ntohs(sin->sin_port);
+		if (inet_ntop(AF_INET, &sin->sin_addr, buf, size) != NULL)
+			return;
+		break;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)sa;
+		*port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			if (inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12],
+			    buf, size) != NULL)
+				return;
+		} else if (inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
+		    size) != NULL)
+			return;
+		break;
+	case AF_UNIX:
+		(void)strlcpy(buf, "unix:", size);
+		return;
+	}
+	(void)strlcpy(buf, "", size);
+}
+
+/*
+ * Ask the auth process about the credentials set.  Until it answers,
+ * the client is not read and no timer runs (auth_http_timeout bounds
+ * the question in the auth process).
+ */
+void
+session_auth(struct session *s)
+{
+	/* One at a time, and large: not on the stack, not per call. */
+	static struct auth_request	 rqbuf;
+	struct auth_request		*rq = &rqbuf;
+	struct imsgev			*iev;
+	int				 r;
+
+	if ((iev = worker_auth_channel()) == NULL) {
+		log_session(LOG_LVL_ERR, s->s_id, "no auth process to ask");
+		session_internal_error(s);
+		return;
+	}
+	memset(rq, 0, sizeof(*rq));
+	rq->rq_id = s->s_id;
+	rq->rq_attempt = ++s->s_attempt;
+	rq->rq_server = s->s_server->s_index;
+	rq->rq_protocol = s->s_proto->sp_protocol;
+	rq->rq_method = s->s_method;
+	rq->rq_userlen = (uint32_t)s->s_userlen;
+	memcpy(rq->rq_user, s->s_user, s->s_userlen);
+	rq->rq_passlen = (uint32_t)s->s_passlen;
+	memcpy(rq->rq_pass, s->s_pass, s->s_passlen);
+	if ((s->s_method == AUTH_M_APOP || s->s_method == AUTH_M_CRAM_MD5) &&
+	    s->s_salt != NULL)
+		(void)strlcpy(rq->rq_salt, s->s_salt, sizeof(rq->rq_salt));
+	session_host((struct sockaddr *)&s->s_lg->lg_ss, rq->rq_client_addr,
+	    sizeof(rq->rq_client_addr), &rq->rq_client_port);
+	if (s->s_lg->lg_locallen > 0)
+		session_host((struct sockaddr *)&s->s_lg->lg_local,
+		    rq->rq_local_addr, sizeof(rq->rq_local_addr),
+		    &rq->rq_local_port);
+	r = imsgev_compose(iev, IMSG_AUTH_REQUEST, 0, -1, rq, sizeof(*rq));
+	explicit_bzero(rq->rq_pass, rq->rq_passlen);
+	if (r == -1) {
+		log_session(LOG_LVL_ERR, s->s_id, "could not queue the auth "
+		    "request");
+		session_internal_error(s);
+		return;
+	}
+	log_session(LOG_LVL_DEBUG, s->s_id, "auth request, attempt %u, "
+	    "method %s", s->s_attempt, auth_method_name(s->s_method));
+	s->s_state = SESSION_AUTH;
+	bufferevent_disable(s->s_cbev, EV_READ);
+	evtimer_del(&s->s_timer);
+	session_watch(s, 1);
+}
+
+/* IMSG_AUTH_RESULT: the answer for one of our sessions, or a late one. */
+void
+session_auth_result(struct auth_result *res)
+{
+	struct session	*s;
+	int		 lines;
+
+	if ((s = session_find(res->rs_id)) == NULL ||
+	    s->s_state != SESSION_AUTH) {
+		log_debug("auth result for session %llu that no longer waits",
+		    (unsigned long long)res->rs_id);
+		return;
+	}
+	session_watch(s, 0);
+	lines = s->s_proto->sp_protocol == PROTO_POP3;
+	switch (res->rs_status) {
+	case AUTH_R_OK:
+		if (res->rs_backendlen == 0 ||
+		    res->rs_backendlen > sizeof(s->s_lg->lg_backend))
+			fatalx("auth result without a backend");
+		memcpy(&s->s_lg->lg_backend, &res->rs_backend,
+		    res->rs_backendlen);
+		s->s_lg->lg_backendlen = res->rs_backendlen;
+		s->s_bfamily = res->rs_backend.ss_family;
+		(void)strlcpy(s->s_backend_text, res->rs_backend_text,
+		    sizeof(s->s_backend_text));
+		/* Auth-User and Auth-Pass, raw, for the backend login. */
+		if (res->rs_has_user) {
+			if (s->s_user != NULL)
+				freezero(s->s_user, s->s_userlen + 1);
+			if ((s->s_user = malloc(res->rs_userlen + 1)) == NULL)
+				fatal("malloc");
+			memcpy(s->s_user, res->rs_user, res->rs_userlen);
+			s->s_user[res->rs_userlen] = '\0';
+			s->s_userlen = res->rs_userlen;
+		}
+		if (res->rs_has_pass) {
+			if (s->s_pass != NULL)
+				freezero(s->s_pass, s->s_passlen + 1);
+			if ((s->s_pass = malloc(res->rs_passlen + 1)) == NULL)
+				fatal("malloc");
+			memcpy(s->s_pass, res->rs_pass, res->rs_passlen);
+			s->s_pass[res->rs_passlen] = '\0';
+			s->s_passlen = res->rs_passlen;
+		}
+		/* Nothing that would break the backend login's lines. */
+		if (!sasl_cred_ok(s->s_user, s->s_userlen, lines) ||
+		    !sasl_cred_ok(s->s_pass, s->s_passlen, lines)) {
+			log_session(LOG_LVL_ERR, s->s_id, "the login or "
+			    "password from the auth server cannot be sent "
+			    "to the upstream");
+			session_internal_error(s);
+			break;
+		}
+		session_backend_connect(s);
+		break;
+	case AUTH_R_FAIL:
+		log_session(LOG_LVL_INFO, s->s_id, "client login failed: "
+		    "\"%s\"", res->rs_error);
+		session_wipe_cred(s);
+		free(s->s_fail_text);
+		free(s->s_fail_sasl);
+		if ((s->s_fail_text = strdup(res->rs_error)) == NULL ||
+		    (s->s_fail_sasl = strdup(res->rs_sasl)) == NULL)
+			fatal("strdup");
+		s->s_fail_close = res->rs_wait < 0;
+		if (res->rs_wait > 0) {
+			s->s_state = SESSION_AUTH_DELAY;
+			session_watch(s, 1);
+			session_timer(s, (long)res->rs_wait * 1000);
+		} else
+			session_fail_deliver(s);
+		break;
+	default:
+		session_internal_error(s);
+		break;
+	}
+}
+
+/* The auth process went away: nobody will answer the waiting ones. */
+void
+session_auth_lost(void)
+{
+	struct session	*s, *next;
+	int		 i;
+
+	if (!sessions_init)
+		return;
+	for (i = 0; i < SESSION_HASH_SIZE; i++) {
+		for (s = TAILQ_FIRST(&sessions[i]); s != NULL; s = next) {
+			next = TAILQ_NEXT(s, s_entry);
+			if (s->s_state != SESSION_AUTH)
+				continue;
+			session_watch(s, 0);
+			log_session(LOG_LVL_ERR, s->s_id, "the auth process "
+			    "went away during the login");
+			session_internal_error(s);
+		}
+	}
+}
+
+/* The failure reply after Auth-Wait; the protocol says it its way. */
+static void
+session_fail_deliver(struct session *s)
+{
+	session_watch(s, 0);
+	evtimer_del(&s->s_timer);
+	s->s_state = SESSION_PREAUTH;
+	s->s_proto->sp_auth_failed(s, s->s_fail_text != NULL ?
+	    s->s_fail_text : "", s->s_fail_sasl != NULL ? s->s_fail_sasl : "");
+	/* Commands the client pipelined meanwhile. */
+	if (s->s_state == SESSION_PREAUTH)
+		s->s_proto->sp_input(s);
+}
+
+/*
+ * The failure reply was sent: close (no Auth-Wait) or take the next
+ * attempt, with nothing of this one left.
+ */
+void
+session_login_failed(struct session *s)
+{
+	session_wipe_cred(s);
+	free(s->s_fail_text);
+	free(s->s_fail_sasl);
+	s->s_fail_text = s->s_fail_sasl = NULL;
+	if (s->s_fail_close) {
+		s->s_end = "login-failed";
+		session_quit(s);
+		return;
+	}
+	session_resume(s);
+}
+
+/* Back to reading commands. */
+void
+session_resume(struct session *s)
+{
+	s->s_state = SESSION_PREAUTH;
+	bufferevent_enable(s->s_cbev, EV_READ);
+	session_timer(s, s->s_mail->m_timeout);
+}
+
+/*
+ * Connect to the backend the auth process named.  `timeout` bounds the
+ * connect and the whole login dialogue.
+ */
+static void
+session_backend_connect(struct session *s)
+{
+	struct sockaddr	*sa;
+	int		 fd, on = 1;
+
+	sa = (struct sockaddr *)&s->s_lg->lg_backend;
+	s->s_state = SESSION_BACKEND;
+	session_watch(s, 1);
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_session(LOG_LVL_ERR, s->s_id, "socket() failed (%d: %s), "
+		    "upstream: %s", errno, strerror(errno),
+		    s->s_backend_text);
+		session_internal_error(s);
+		return;
+	}
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	s->s_bfd = fd;
+	if ((s->s_bbev = bufferevent_socket_new(worker_base, fd, 0)) == NULL)
+		fatal("bufferevent_socket_new");
+	bufferevent_setcb(s->s_bbev, session_backend_read, NULL,
+	    session_backend_event, s);
+	bufferevent_setwatermark(s->s_bbev, EV_READ, 0,
+	    (size_t)s->s_mail->m_proxy_buffer);
+	session_timer(s, s->s_mail->m_timeout);
+	if (bufferevent_socket_connect(s->s_bbev, sa,
+	    (int)s->s_lg->lg_backendlen) == -1) {
+		log_session(LOG_LVL_ERR, s->s_id, "connect() to %s failed "
+		    "(%d: %s)", s->s_backend_text, errno, strerror(errno));
+		session_internal_error(s);
+		return;
+	}
+	bufferevent_enable(s->s_bbev, EV_READ);
+	log_session(LOG_LVL_DEBUG, s->s_id, "connecting to %s",
+	    s->s_backend_text);
+}
+
+static void
+session_backend_read(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)bev;
+	if (s->s_state == SESSION_BACKEND)
+		s->s_proto->sp_backend(s);
+}
+
+static void
+session_backend_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session	*s = arg;
+	int		 saved = EVUTIL_SOCKET_ERROR();
+
+	(void)bev;
+	if (s->s_state != SESSION_BACKEND)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		s->s_connected = 1;
+		log_session(LOG_LVL_DEBUG, s->s_id, "connected to %s",
+		    s->s_backend_text);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		log_session(LOG_LVL_ERR, s->s_id, "upstream prematurely "
+		    "closed connection while logging in, upstream: %s",
+		    s->s_backend_text);
+	else
+		log_session(LOG_LVL_ERR, s->s_id, "%s %s failed (%d: %s)",
+		    !s->s_connected ? "connect() to" : "connection to",
+		    s->s_backend_text, saved, strerror(saved));
+	session_internal_error(s);
+}
+
+void
+session_backend_write(struct session *s, const void *data, size_t len)
+{
+	if (bufferevent_write(s->s_bbev, data, len) == -1)
+		fatal("bufferevent_write");
+}
+
+struct evbuffer *
+session_backend_input(struct session *s)
+{
+	return (bufferevent_get_input(s->s_bbev));
+}
+
+/*
+ * The backend refused the login or answered something unexpected
+ * (logged by the protocol).  With proxy_pass_error_message on, and a
+ * complete reply (showable), the client gets the backend's lines as
+ * they came; otherwise the internal-error reply.  Either way the
+ * session ends.
+ */
+void
+session_backend_failed(struct session *s, const char *why, int showable)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->s_bbev);
+
+	s->s_end = why;
+	if (showable && s->s_mail->m_proxy_pass_error_message) {
+		if (evbuffer_add_buffer(bufferevent_get_output(s->s_cbev),
+		    in) == -1)
+			fatal("evbuffer_add_buffer");
+		session_quit(s);
+		return;
+	}
+	session_internal_error(s);
+	s->s_end = why;
+}
+
+/* The backend accepted the login: relay from now on. */
+void
+session_logged_in(struct session *s)
+{
+	char	 esc[AUTH_USER_MAX * 4 + 1];
+
+	session_watch(s, 0);
+	log_session(LOG_LVL_INFO, s->s_id, "client logged in, user=\"%s\" "
+	    "upstream=%s", log_escape(esc, sizeof(esc), s->s_login != NULL ?
+	    s->s_login : "", s->s_login != NULL ? strlen(s->s_login) : 0),
+	    s->s_backend_text);
+	session_wipe_cred(s);
+	free(s->s_salt);
+	s->s_salt = NULL;
+	relay_start(s);
+	if (s->s_lg != NULL) {
+		free(s->s_lg);
+		s->s_lg = NULL;
+	}
+}
+
+static void
+session_summary(struct session *s)
+{
+	char		 esc[AUTH_USER_MAX * 4 + 1];
+	uint64_t	 ms = session_now() - s->s_start;
+
+	/* nginx's "proxied session done" for relayed ones, for the greps. */
+	log_session(LOG_LVL_INFO, s->s_id, "%ssession done: client=%s "
+	    "user=\"%s\" backend=%s in=%llu out=%llu time=%llu.%03llus "
+	    "end=%s", s->s_relay != NULL ? "proxied " : "", s->s_client,
+	    log_escape(esc, sizeof(esc),
+	    s->s_login != NULL ? s->s_login : "", s->s_login != NULL ?
+	    strlen(s->s_login) : 0), s->s_backend_text[0] != '\0' ?
+	    s->s_backend_text : "-", (unsigned long long)s->s_in,
+	    (unsigned long long)s->s_out, (unsigned long long)(ms / 1000),
+	    (unsigned long long)(ms % 1000), s->s_end != NULL ? s->s_end :
+	    "closed");
+}
+
+/*
+ * End the session now: cancel what is pending, close both sides, log
+ * the summary.  The struct itself lives until the loop's next turn.
+ */
+void
+session_close(struct session *s, const char *end)
+{
+	struct auth_cancel	 ac;
+	struct imsgev		*iev;
+
+	if (s->s_state == SESSION_DEAD)
+		return;
+	if (s->s_state == SESSION_AUTH && (iev = worker_auth_channel()) !=
+	    NULL) {
+		ac.ac_id = s->s_id;
+		(void)imsgev_compose(iev, IMSG_AUTH_CANCEL, 0, -1, &ac,
+		    sizeof(ac));
+	}
+	s->s_state = SESSION_DEAD;
+	if (end != NULL)
+		s->s_end = end;
+	session_summary(s);
+
+	evtimer_del(&s->s_timer);
+	session_watch(s, 0);
+	relay_free(s);
+	if (s->s_cbev != NULL)
+		bufferevent_free(s->s_cbev);
+	if (s->s_bbev != NULL)
+		bufferevent_free(s->s_bbev);
+	s->s_cbev = s->s_bbev = NULL;
+	close(s->s_cfd);
+	if (s->s_bfd != -1)
+		close(s->s_bfd);
+	s->s_cfd = s->s_bfd = -1;
+	session_wipe_cred(s);
+
+	TAILQ_REMOVE(session_bucket(s->s_id), s, s_entry);
+	TAILQ_INSERT_TAIL(&sessions_dead, s, s_dead);
+	event_active(&sessions_reap_ev, EV_TIMEOUT, 0);
+	worker_session_closed();
+}
+
+static void
+session_reap(int fd, short events, void *arg)
+{
+	struct session	*s;
+
+	(void)fd;
+	(void)events;
+	(void)arg;
+	while ((s = TAILQ_FIRST(&sessions_dead)) != NULL) {
+		TAILQ_REMOVE(&sessions_dead, s, s_dead);
+		if (s->s_pdata != NULL)
+			s->s_proto->sp_free(s);
+		free(s->s_login);
+		free(s->s_salt);
+		free(s->s_fail_text);
+		free(s->s_fail_sasl);
+		free(s->s_lg);
+		free(s);
+	}
+}
+
+/* worker_shutdown_timeout, or a fast stop: end every session. */
+void
+session_close_all(const char *why)
+{
+	struct session	*s;
+	int		 i;
+
+	if (!sessions_init)
+		return;
+	for (i = 0; i < SESSION_HASH_SIZE; i++)
+		while ((s = TAILQ_FIRST(&sessions[i])) != NULL)
+			session_close(s, why);
+}
