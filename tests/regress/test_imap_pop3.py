@@ -2059,6 +2059,92 @@ def make_demo():
         text[-3000:]
 
 
+@test
+def cdb_swapped_under_load_and_hup():
+    """Issue 3: the auth_cdb file replaced (makemap renames atomically)
+    and HUP while clients log in: no login with credentials valid in
+    both tables fails, and afterwards the changed entry answers the new
+    way.  Its own daemon, so the shared one is not reloaded."""
+    cdir = tempfile.mkdtemp(prefix="ip-swap-", dir=TMP)
+    src = os.path.join(cdir, "users")
+    dc = "imap=127.0.0.1:%d" % DC.imap_port
+
+    def hashed(pw):
+        r = subprocess.run([CTL, "hash", "-s", "sha512"], input=pw + "\n",
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def table(alice_pw):
+        with open(src, "w") as f:
+            f.write("alice %s %s pass=%s\n" % (hashed(alice_pw), dc,
+                                               ALICE_PW))
+            f.write("carol %s %s user=alice pass=%s\n" % (
+                hashed("carolpw"), dc, ALICE_PW))
+        r = subprocess.run([CTL, "makemap", src], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    def login(port, user, pw):
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+        try:
+            m.login(user, pw)
+            typ, _ = m.select("INBOX", readonly=True)
+            assert typ == "OK"
+            m.logout()
+            return True
+        except imaplib.IMAP4.error:
+            return False
+
+    table("before")
+    port = free_port()
+    body = ("    server {\n        listen 127.0.0.1:%d;\n"
+            "        protocol imap;\n        auth_cdb %s.cdb;\n    }\n"
+            % (port, src))
+    d = Daemon(BINARY, body, workers=2, name="cdbswap")
+    stop = threading.Event()
+    stats = {"ok": 0, "bad": []}
+
+    def loop():
+        while not stop.is_set():
+            try:
+                if login(port, "carol", "carolpw"):
+                    stats["ok"] += 1
+                else:
+                    stats["bad"].append("refused")
+            except Exception as e:  # noqa
+                stats["bad"].append(repr(e))
+
+    try:
+        d.start(env=subenv())
+        assert login(port, "alice", "before")
+        assert not login(port, "alice", "after")
+        auth_before = d.auth_now()
+        threads = [threading.Thread(target=loop) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            for i, pw in enumerate(("after", "later")):
+                table(pw)
+                d.signal(signal.SIGHUP)
+                d.wait_log("generation %d serving" % (i + 2), timeout=20)
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        assert stats["bad"] == [], stats
+        assert stats["ok"] > 20, stats
+        assert d.auth_now() != auth_before
+        assert login(port, "alice", "later")
+        assert not login(port, "alice", "before")
+        assert not login(port, "alice", "after")
+    finally:
+        d.stop()
+        shutil.rmtree(cdir, ignore_errors=True)
+
+
 # ==========================================================================
 
 def main():
