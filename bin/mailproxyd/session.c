@@ -757,7 +757,8 @@ session_auth_result(struct auth_result *res)
 		if ((s->s_fail_text = strdup(res->rs_error)) == NULL ||
 		    (s->s_fail_sasl = strdup(res->rs_sasl)) == NULL)
 			fatal("strdup");
-		s->s_fail_close = res->rs_wait < 0;
+		/* nginx: without Auth-Wait, or with 0, the reply then close. */
+		s->s_fail_close = res->rs_wait <= 0;
 		if (res->rs_wait > 0) {
 			s->s_state = SESSION_AUTH_DELAY;
 			session_watch(s, 1);

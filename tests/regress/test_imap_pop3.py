@@ -1760,18 +1760,18 @@ def closes_silently_after(c, lo, hi):
 def timeout_preauth():
     """timeout 1s: idle before login, also in the middle of a line."""
     with imap_conn(PORT["imap_timeout"]) as c:
-        closes_silently_after(c, 0.7, 3.5)
+        closes_silently_after(c, 0.5, 3.5)
     with imap_conn(PORT["imap_timeout"]) as c:
         c.send(b"t NOOP\r\n")
         c.expect(b"t OK completed\r\n")
         c.send(b"t NO")
-        closes_silently_after(c, 0.7, 3.5)
+        closes_silently_after(c, 0.5, 3.5)
     with pop3_conn(PORT["pop3_timeout"]) as c:
-        closes_silently_after(c, 0.7, 3.5)
+        closes_silently_after(c, 0.5, 3.5)
     with pop3_conn(PORT["pop3_timeout"]) as c:
         c.send(b"USER alice\r\n")
         c.expect(b"+OK\r\n")
-        closes_silently_after(c, 0.7, 3.5)
+        closes_silently_after(c, 0.5, 3.5)
 
 
 @test
@@ -1815,7 +1815,7 @@ def proxy_timeout():
             c.send(b"n%d NOOP\r\n" % i)
             assert c.until_tagged(b"n%d" % i)[-1].startswith(b"n%d OK" % i)
             time.sleep(0.3)
-        closes_silently_after(c, 0.7, 3.5)
+        closes_silently_after(c, 0.5, 3.5)
     with pop3_conn(PORT["pop3_ptimeout"]) as c:
         c.send(b"USER alice\r\nPASS " + ALICE_PW.encode() + b"\r\n")
         c.expect(b"+OK\r\n")
@@ -1824,7 +1824,7 @@ def proxy_timeout():
             c.send(b"NOOP\r\n")
             c.expect(b"+OK\r\n")
             time.sleep(0.3)
-        closes_silently_after(c, 0.7, 3.5)
+        closes_silently_after(c, 0.5, 3.5)
 
 
 # ==========================================================================
