@@ -1865,6 +1865,43 @@ def ten_mb_message():
 
 
 @test
+def ten_mb_message_read_write_relay():
+    """The relay without splice(2), as TLS sessions and the BSDs use it:
+    MAILPROXYD_RELAY=readwrite in the workers' environment (through the
+    env directive) forces it."""
+    want = hashlib.sha256(DC.messages["bob"][0]).hexdigest()
+    port = free_port()
+    body = ("    server {\n        listen 127.0.0.1:%d;\n"
+            "        protocol imap;\n        auth_http 127.0.0.1:%d/auth;\n"
+            "    }\n" % (port, AS.port))
+    for extra, mode in (("env MAILPROXYD_RELAY=readwrite;\n",
+                         "relaying with read/write"),
+                        ("", "relaying with splice")):
+        d = Daemon(BINARY, body, workers=1, name="rwrelay",
+                   main_extra=extra)
+        d.write(None, raw=d.text(body).replace(" info;\n", " debug;\n", 1))
+        try:
+            d.start(env=subenv())
+            m = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+            try:
+                m.login("bob", BOB_PW)
+                m.select("INBOX", readonly=True)
+                _, data = m.fetch("1", "(BODY.PEEK[])")
+                eq(hashlib.sha256(data[0][1]).hexdigest(), want, mode)
+                m.logout()
+            finally:
+                imap_close(m)
+            d.wait_log("proxied session done")
+            assert mode in d.logtext(), mode
+            assert "relaying with" in d.logtext()
+            other = ("relaying with splice" if "read/write" in mode
+                     else "relaying with read/write")
+            assert other not in d.logtext(), other
+        finally:
+            d.stop()
+
+
+@test
 def concurrent_200():
     """200 sessions logged in at the same time (IMAP and POP3, auth_http
     and auth_cdb), each then reading a message."""
