@@ -154,7 +154,8 @@ tests/unit/test_pop3_parse: tests/unit/test_pop3_parse.c \
 
 # libFuzzer targets (clang); not part of "all" or "check".
 FUZZ_CC?=	clang
-FUZZ_TARGETS=	tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns
+FUZZ_TARGETS=	tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns \
+		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_client_input
 tests/fuzz/fuzz_auth_http: tests/fuzz/fuzz_auth_http.c \
     bin/mailproxyd/auth_http.c lib/log.c lib/compat.c ${HEADERS}
 	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
@@ -168,6 +169,22 @@ tests/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c bin/mailproxyd/dns.c \
 	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
 	    tests/fuzz/fuzz_dns.c bin/mailproxyd/dns.c lib/log.c \
 	    lib/compat.c ${PKG_LIBS}
+
+tests/fuzz/fuzz_cdbrecord: tests/fuzz/fuzz_cdbrecord.c lib/cdbtable.c \
+    lib/log.c lib/compat.c ${HEADERS}
+	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
+	    ${PKG_CFLAGS} -Ilib -D_GNU_SOURCE -o $@ \
+	    tests/fuzz/fuzz_cdbrecord.c lib/cdbtable.c lib/log.c \
+	    lib/compat.c ${PKG_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
+
+tests/fuzz/fuzz_client_input: tests/fuzz/fuzz_client_input.c \
+    bin/mailproxyd/imap_parse.c bin/mailproxyd/pop3_parse.c \
+    bin/mailproxyd/sasl.c lib/base64.c lib/log.c lib/compat.c ${HEADERS}
+	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
+	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
+	    tests/fuzz/fuzz_client_input.c bin/mailproxyd/imap_parse.c \
+	    bin/mailproxyd/pop3_parse.c bin/mailproxyd/sasl.c lib/base64.c \
+	    lib/log.c lib/compat.c ${PKG_LIBS}
 
 fuzz: ${FUZZ_TARGETS}
 
