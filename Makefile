@@ -44,7 +44,8 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/session.o bin/mailproxyd/relay.o \
 		bin/mailproxyd/imap.o bin/mailproxyd/pop3.o \
 		bin/mailproxyd/imap_parse.o bin/mailproxyd/pop3_parse.o \
-		bin/mailproxyd/sasl.o
+		bin/mailproxyd/sasl.o bin/mailproxyd/smtp.o \
+		bin/mailproxyd/smtp_parse.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
 CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o
@@ -57,7 +58,7 @@ UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
 		tests/unit/test_auth_http tests/unit/test_dns \
 		tests/unit/test_resolver tests/unit/test_cdbtable \
 		tests/unit/test_sasl tests/unit/test_imap_parse \
-		tests/unit/test_pop3_parse
+		tests/unit/test_pop3_parse tests/unit/test_smtp_parse
 HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
 		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
 		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h \
@@ -151,6 +152,12 @@ tests/unit/test_pop3_parse: tests/unit/test_pop3_parse.c \
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
 	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_pop3_parse.c \
 	    bin/mailproxyd/pop3_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_smtp_parse: tests/unit/test_smtp_parse.c \
+    bin/mailproxyd/smtp_parse.o ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_smtp_parse.c \
+	    bin/mailproxyd/smtp_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
 # libFuzzer targets (clang); not part of "all" or "check".
 FUZZ_CC?=	clang

@@ -16,10 +16,11 @@ prog=install-deps
 # test framework, bmake and mandoc for the portability and lint targets,
 # python3, ip(8) and ps(1) used by the end-to-end tests, and Dovecot's
 # IMAP and POP3 servers and curl, the real backend and client of the
-# IMAP/POP3 tests and of "make demo".
+# IMAP/POP3 tests and of "make demo", and Postfix (smtpd, smtp-sink) and
+# swaks, the real backend and a client of the SMTP tests.
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
 libcdb-dev libcrypt-dev check bmake mandoc python3 iproute2 procps \
-dovecot-imapd dovecot-pop3d curl"
+dovecot-imapd dovecot-pop3d curl postfix swaks"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"
 # OpenBSD: LibreSSL, libevent, make and mandoc are in base.
@@ -100,6 +101,15 @@ Linux)
 		exit 0
 	fi
 	msg "installing: $missing"
+	# Postfix asks how to configure the system's mail; the tests bring
+	# their own configuration.
+	case " $missing " in
+	*" postfix "*)
+		echo "postfix postfix/main_mailer_type select No configuration" |
+		    as_root debconf-set-selections ||
+		    die "debconf-set-selections failed"
+		;;
+	esac
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update ||
 	    die "apt-get update failed"
 	# shellcheck disable=SC2086

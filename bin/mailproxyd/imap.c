@@ -86,7 +86,9 @@ const struct session_proto imap_proto = {
 	imap_input,
 	imap_auth_failed,
 	imap_backend,
-	imap_free
+	imap_free,
+	NULL,
+	NULL
 };
 
 static long

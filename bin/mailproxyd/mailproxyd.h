@@ -232,7 +232,7 @@ enum session_state {
 };
 
 /*
- * What a protocol (imap.c, pop3.c) plugs into the session machinery.
+ * What a protocol (imap.c, pop3.c, smtp.c) plugs into the session machinery.
  * sp_input runs whenever client bytes are waiting in the pre-auth
  * state and must leave unparsed bytes in the input buffer; sp_backend
  * runs when the backend sent bytes during the proxy's login.
@@ -248,6 +248,11 @@ struct session_proto {
 				    const char *, const char *);
 	void			(*sp_backend)(struct session *);
 	void			(*sp_free)(struct session *);
+	/* SMTP: its fields of the auth request; the client's name. */
+	void			(*sp_request)(struct session *,
+				    struct auth_request *);
+	void			(*sp_resolved)(struct session *,
+				    const char *);
 };
 
 /*
@@ -310,6 +315,7 @@ struct session {
 	/* An auth failure waiting to be told. */
 	char			*s_fail_text;
 	char			*s_fail_sasl;
+	char			 s_fail_code[AUTH_ERRCODE_MAX];	/* SMTP */
 	char			 s_backend_text[AUTH_BACKEND_TEXT_MAX];
 
 	uint64_t		 s_in;		/* relayed client -> backend */
@@ -320,6 +326,9 @@ struct session {
 void		 session_new(const struct conf_listen *, int,
 		    const struct sockaddr_storage *, socklen_t, uint64_t);
 void		 session_auth_result(struct auth_result *);
+void		 session_resolve(struct session *);
+void		 session_resolved(struct auth_resolved *);
+int		 session_client_addr(struct session *, char *, size_t);
 void		 session_auth_lost(void);
 void		 session_close_all(const char *);
 void		 session_close(struct session *, const char *);
@@ -358,6 +367,9 @@ extern const struct session_proto	 imap_proto;
 
 /* pop3.c */
 extern const struct session_proto	 pop3_proto;
+
+/* smtp.c */
+extern const struct session_proto	 smtp_proto;
 
 /* auth.c */
 __dead void	 auth_main(void);
@@ -494,6 +506,46 @@ struct pop3_command {
 
 int	 pop3_parse_command(const char *, size_t, struct pop3_command *);
 int	 pop3_backend_reply(const char *, size_t);
+
+/* smtp_parse.c */
+#define SMTP_ARGS_MAX		11
+
+enum smtp_cmd {
+	SMTP_CMD_NONE = 0,
+	SMTP_CMD_HELO,
+	SMTP_CMD_EHLO,
+	SMTP_CMD_AUTH,
+	SMTP_CMD_QUIT,
+	SMTP_CMD_NOOP,
+	SMTP_CMD_MAIL,
+	SMTP_CMD_RCPT,
+	SMTP_CMD_RSET,
+	SMTP_CMD_VRFY,
+	SMTP_CMD_EXPN,
+	SMTP_CMD_HELP,
+	SMTP_CMD_STARTTLS
+};
+
+struct smtp_command {
+	enum smtp_cmd	 sc_cmd;
+	size_t		 sc_nargs;
+	struct {
+		size_t	 sa_off;	/* in the parsed buffer */
+		size_t	 sa_len;
+	}		 sc_arg[SMTP_ARGS_MAX];
+	size_t		 sc_linelen;	/* DONE: the line without its end */
+	size_t		 sc_len;	/* DONE, ERROR: bytes taken */
+};
+
+struct smtp_reply {
+	int		 sr_code;	/* DONE: 100..999 */
+	size_t		 sr_len;	/* bytes of the reply's lines */
+};
+
+int	 smtp_parse_command(const char *, size_t, struct smtp_command *);
+int	 smtp_parse_skip(const char *, size_t, struct smtp_command *);
+size_t	 smtp_xtext(char *, size_t, const char *, size_t);
+int	 smtp_backend_reply(const char *, size_t, struct smtp_reply *);
 
 /* notify.c */
 void	 notify_init(void);

@@ -82,7 +82,9 @@ const struct session_proto pop3_proto = {
 	pop3_input,
 	pop3_auth_failed,
 	pop3_backend,
-	pop3_free
+	pop3_free,
+	NULL,
+	NULL
 };
 
 /* The order of the SASL line, the AUTH listing and nothing else. */

@@ -12,9 +12,9 @@
  * small pool, so an idle session keeps no buffer and no pipe at all
  * (two descriptors, not six).  Everything else (other systems, a
  * TLS side once there is TLS, unix sockets) goes through the sides'
- * bufferevents, whose queues are bounded by imap_client_buffer or
- * pop3_client_buffer (client to backend) and proxy_buffer (backend to
- * client) and hold no memory while empty.
+ * bufferevents, whose queues are bounded by imap_client_buffer,
+ * pop3_client_buffer or smtp_client_buffer (client to backend) and
+ * proxy_buffer (backend to client) and hold no memory while empty.
  *
  * Setting MAILPROXYD_RELAY=readwrite in the workers' environment (the
  * env directive) turns splicing off; the tests use it to cover the

@@ -5,8 +5,8 @@
  * proxy_timeout during it), the max_errors and max_commands counters,
  * the credentials of the attempt under way, the request to the auth
  * process and its answer, and the connection to the backend.  The
- * protocols (imap.c, pop3.c) parse with pure functions and talk through
- * the session_* calls; relay.c takes over after the login.
+ * protocols (imap.c, pop3.c, smtp.c) parse with pure functions and talk
+ * through the session_* calls; relay.c takes over after the login.
  *
  * I/O goes through libevent bufferevents on the worker's event base,
  * so that either side can become TLS by wrapping its bufferevent
@@ -105,10 +105,7 @@ session_now(void)
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
-/*
- * A connection accepted on a listen of server l.  SMTP sessions are
- * not served yet: they are logged and closed as before.
- */
+/* A connection accepted on a listen of server l. */
 void
 session_new(const struct conf_listen *l, int fd,
     const struct sockaddr_storage *ss, socklen_t sslen, uint64_t sid)
@@ -149,6 +146,9 @@ session_new(const struct conf_listen *l, int fd,
 		break;
 	case PROTO_POP3:
 		s->s_proto = &pop3_proto;
+		break;
+	case PROTO_SMTP:
+		s->s_proto = &smtp_proto;
 		break;
 	default:
 		log_session(LOG_LVL_INFO, sid, "closing: %s sessions are "
@@ -676,6 +676,8 @@ session_auth(struct session *s)
 		session_host((struct sockaddr *)&s->s_lg->lg_local,
 		    rq->rq_local_addr, sizeof(rq->rq_local_addr),
 		    &rq->rq_local_port);
+	if (s->s_proto->sp_request != NULL)
+		s->s_proto->sp_request(s, rq);
 	r = imsgev_compose(iev, IMSG_AUTH_REQUEST, 0, -1, rq, sizeof(*rq));
 	explicit_bzero(rq->rq_pass, rq->rq_passlen);
 	if (r == -1) {
@@ -754,6 +756,8 @@ session_auth_result(struct auth_result *res)
 		session_wipe_cred(s);
 		free(s->s_fail_text);
 		free(s->s_fail_sasl);
+		(void)strlcpy(s->s_fail_code, res->rs_errcode,
+		    sizeof(s->s_fail_code));
 		if ((s->s_fail_text = strdup(res->rs_error)) == NULL ||
 		    (s->s_fail_sasl = strdup(res->rs_sasl)) == NULL)
 			fatal("strdup");
@@ -772,6 +776,64 @@ session_auth_result(struct auth_result *res)
 	}
 }
 
+/*
+ * Ask the auth process for the client's name (FCrDNS).  The protocol
+ * does not read the client meanwhile; sp_resolved gets the answer.
+ */
+void
+session_resolve(struct session *s)
+{
+	struct auth_resolve	 ar;
+	struct imsgev		*iev;
+
+	if ((iev = worker_auth_channel()) == NULL) {
+		s->s_proto->sp_resolved(s, "[TEMPUNAVAIL]");
+		return;
+	}
+	memset(&ar, 0, sizeof(ar));
+	ar.ar_id = s->s_id;
+	ar.ar_server = s->s_server->s_index;
+	ar.ar_sslen = s->s_lg->lg_sslen;
+	memcpy(&ar.ar_ss, &s->s_lg->lg_ss, s->s_lg->lg_sslen);
+	if (imsgev_compose(iev, IMSG_AUTH_RESOLVE, 0, -1, &ar,
+	    sizeof(ar)) == -1) {
+		s->s_proto->sp_resolved(s, "[TEMPUNAVAIL]");
+		return;
+	}
+}
+
+/* IMSG_AUTH_RESOLVED: the name for one of our sessions, or a late one. */
+void
+session_resolved(struct auth_resolved *ad)
+{
+	struct session	*s;
+
+	if ((s = session_find(ad->ad_id)) == NULL ||
+	    s->s_state != SESSION_PREAUTH || s->s_proto->sp_resolved == NULL) {
+		log_debug("client name for session %llu that no longer "
+		    "waits", (unsigned long long)ad->ad_id);
+		return;
+	}
+	s->s_proto->sp_resolved(s, ad->ad_host);
+}
+
+/*
+ * The client's address as text (IPv4-mapped IPv6 as IPv4), returning
+ * its family: AF_INET6 only for a real IPv6 address.
+ */
+int
+session_client_addr(struct session *s, char *buf, size_t size)
+{
+	const struct sockaddr_in6	*sin6;
+	uint16_t			 port;
+
+	session_host((struct sockaddr *)&s->s_lg->lg_ss, buf, size, &port);
+	if (s->s_lg->lg_ss.ss_family != AF_INET6)
+		return (s->s_lg->lg_ss.ss_family);
+	sin6 = (const struct sockaddr_in6 *)&s->s_lg->lg_ss;
+	return (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) ? AF_INET : AF_INET6);
+}
+
 /* The auth process went away: nobody will answer the waiting ones. */
 void
 session_auth_lost(void)
@@ -784,6 +846,10 @@ session_auth_lost(void)
 	for (i = 0; i < SESSION_HASH_SIZE; i++) {
 		for (s = TAILQ_FIRST(&sessions[i]); s != NULL; s = next) {
 			next = TAILQ_NEXT(s, s_entry);
+			/* An SMTP client whose name was asked: none. */
+			if (s->s_state == SESSION_PREAUTH &&
+			    s->s_proto->sp_resolved != NULL)
+				s->s_proto->sp_resolved(s, "[TEMPUNAVAIL]");
 			if (s->s_state != SESSION_AUTH)
 				continue;
 			session_watch(s, 0);

@@ -233,6 +233,7 @@ static void
 worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
 {
 	struct auth_result	*res;
+	struct auth_resolved	*ad;
 
 	(void)iev;
 	switch (imsg->hdr.type) {
@@ -252,6 +253,15 @@ worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
 			fatalx("malformed IMSG_AUTH_RESULT");
 		session_auth_result(res);
 		explicit_bzero(imsg->data, imsg->datalen);
+		break;
+	case IMSG_AUTH_RESOLVED:
+		if (imsg->datalen != sizeof(*ad))
+			fatalx("bad IMSG_AUTH_RESOLVED size %zu",
+			    (size_t)imsg->datalen);
+		ad = imsg->data;
+		if (memchr(ad->ad_host, '\0', sizeof(ad->ad_host)) == NULL)
+			fatalx("malformed IMSG_AUTH_RESOLVED");
+		session_resolved(ad);
 		break;
 	default:
 		fatalx("unexpected message type %u from the auth process",

@@ -29,9 +29,8 @@ def test(fn):
 
 
 def hello(port, host="127.0.0.1", family=socket.AF_INET, timeout=5.0):
-    """Connect, read the greeting, say goodbye (IMAP LOGOUT or POP3
-    QUIT) and read until the proxy closes; returns all it sent.  SMTP
-    is not served yet: the proxy closes at once and this is b""."""
+    """Connect, read the greeting, say goodbye (IMAP LOGOUT, POP3 or SMTP
+    QUIT) and read until the proxy closes; returns all it sent."""
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect((host, port))
@@ -52,6 +51,7 @@ def hello(port, host="127.0.0.1", family=socket.AF_INET, timeout=5.0):
 
 IMAP_HELLO = b"* OK IMAP4 ready\r\n* BYE\r\na OK completed\r\n"
 POP3_HELLO = b"+OK POP3 ready\r\n+OK\r\n"
+SMTP_HELLO = b"220 mx.test ESMTP ready\r\n221 2.0.0 Bye\r\n"
 
 
 def imap_server(port, extra=""):
@@ -172,7 +172,7 @@ def listen_parameters_on_the_socket():
         for port in (p1, p2):
             assert hello(port) == POP3_HELLO
         for port in (p3, p4):
-            assert hello(port) == b""
+            assert hello(port) == SMTP_HELLO
         assert hello(p6, "::1", S.AF_INET6) == POP3_HELLO
         with S.socket(S.AF_UNIX, S.SOCK_STREAM) as u:
             u.settimeout(5)
