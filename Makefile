@@ -186,12 +186,14 @@ tests/fuzz/fuzz_cdbrecord: tests/fuzz/fuzz_cdbrecord.c lib/cdbtable.c \
 
 tests/fuzz/fuzz_client_input: tests/fuzz/fuzz_client_input.c \
     bin/mailproxyd/imap_parse.c bin/mailproxyd/pop3_parse.c \
-    bin/mailproxyd/sasl.c lib/base64.c lib/log.c lib/compat.c ${HEADERS}
+    bin/mailproxyd/sasl.c bin/mailproxyd/smtp_parse.c lib/base64.c \
+    lib/log.c lib/compat.c ${HEADERS}
 	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
 	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
 	    tests/fuzz/fuzz_client_input.c bin/mailproxyd/imap_parse.c \
-	    bin/mailproxyd/pop3_parse.c bin/mailproxyd/sasl.c lib/base64.c \
-	    lib/log.c lib/compat.c ${PKG_LIBS}
+	    bin/mailproxyd/pop3_parse.c bin/mailproxyd/sasl.c \
+	    bin/mailproxyd/smtp_parse.c lib/base64.c lib/log.c lib/compat.c \
+	    ${PKG_LIBS}
 
 fuzz: ${FUZZ_TARGETS}
 

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target over every pure parser of client and backend input
- * in the IMAP and POP3 front ends: command lines, backend replies, the
- * SASL line and its mechanisms, base64.  The first byte picks the
+ * in the IMAP, POP3 and SMTP front ends: command lines, backend
+ * replies, xtext, the SASL line and its mechanisms, base64.  The first byte picks the
  * buffer size; each parser's results must stay inside the input.
  */
 
@@ -41,6 +41,34 @@ fuzz_imap_pop3(const char *buf, size_t size, size_t bufsize, int mode)
 	(void)imap_backend_reply(buf, size, mode, "a1", 2);
 	(void)pop3_backend_reply(buf, size);
 	free(args);
+}
+
+static void
+fuzz_smtp(const char *buf, size_t size)
+{
+	struct smtp_command	 sc;
+	struct smtp_reply	 sr;
+	char			*x;
+	size_t			 i, need;
+	int			 r;
+
+	r = smtp_parse_command(buf, size, &sc);
+	if (r != PARSE_MORE)
+		assert(sc.sc_len > 0 && sc.sc_len <= size);
+	assert(sc.sc_nargs <= SMTP_ARGS_MAX);
+	for (i = 0; i < sc.sc_nargs; i++)
+		assert(sc.sc_arg[i].sa_off + sc.sc_arg[i].sa_len <= size);
+	if (smtp_backend_reply(buf, size, &sr) == PARSE_DONE)
+		assert(sr.sr_code >= 100 && sr.sr_code <= 999 &&
+		    sr.sr_len <= size);
+	/* xtext: nothing it writes may break an XCLIENT line. */
+	need = smtp_xtext(NULL, 0, buf, size);
+	if ((x = malloc(need + 1)) == NULL)
+		abort();
+	assert(smtp_xtext(x, need + 1, buf, size) == need);
+	for (i = 0; i < need; i++)
+		assert(x[i] > 0x20 && x[i] < 0x7f && x[i] != '=');
+	free(x);
 }
 
 static void
@@ -90,6 +118,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		abort();
 	memcpy(buf, data, size);
 	fuzz_imap_pop3(buf, size, bufsize, mode);
+	fuzz_smtp(buf, size);
 	fuzz_sasl(buf, size);
 	free(buf);
 	return 0;
