@@ -401,94 +401,21 @@ static void
 imap_sasl_done(struct session *s, struct imap_session *is,
     const char *resp, size_t len)
 {
-	struct sasl_cred	 sc;
-	char			*dec, *copy;
-	size_t			 declen;
-	int			 r;
+	struct sasl_login	sl;
 
-	/* resp may live in the scratch space itself. */
-	if ((copy = malloc(len + 1)) == NULL)
-		fatal("malloc");
-	memcpy(copy, resp, len);
-	dec = imap_scratch_get(BASE64_DECODED_MAX(len) + 1);
-	r = sasl_response(copy, len, dec, BASE64_DECODED_MAX(len), &declen);
-	freezero(copy, len + 1);
-	if (r != SASL_OK) {
-		if (r == SASL_BAD)
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid base64 encoding in AUTHENTICATE %s "
-			    "command", sasl_mech_name(is->is_mech));
-		goto bad;
+	switch (session_sasl_step(s, is->is_mech,
+	    is->is_state == IMAP_ST_SASL_LOGIN_PASS, "AUTHENTICATE", resp,
+	    len, &sl)) {
+	case SASL_STEP_USER:
+		is->is_state = IMAP_ST_SASL_LOGIN_PASS;
+		session_write(s, IMAP_PASSWORD, strlen(IMAP_PASSWORD));
+		return;
+	case SASL_STEP_LOGIN:
+		imap_login(s, is, sl.sl_method, sl.sl_user, sl.sl_userlen,
+		    sl.sl_pass, sl.sl_passlen);
+		session_sasl_free(&sl);
+		return;
 	}
-
-	switch (is->is_mech) {
-	case SASL_MECH_PLAIN:
-		if (sasl_plain(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid login in AUTHENTICATE PLAIN command");
-			goto bad;
-		}
-		imap_login(s, is, AUTH_M_PLAIN, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_LOGIN:
-		if (is->is_state != IMAP_ST_SASL_LOGIN_PASS) {
-			if (session_set_cred(s, AUTH_M_PLAIN, dec, declen, "",
-			    0) == -1)
-				goto bad;
-			is->is_state = IMAP_ST_SASL_LOGIN_PASS;
-			session_write(s, IMAP_PASSWORD, strlen(IMAP_PASSWORD));
-			break;
-		}
-		if (s->s_user == NULL)
-			goto bad;
-		/* The user is in the session; copy it before replacing. */
-		if ((copy = strdup(s->s_user)) == NULL)
-			fatal("strdup");
-		imap_login(s, is, AUTH_M_PLAIN, copy, s->s_userlen, dec,
-		    declen);
-		freezero(copy, strlen(copy) + 1);
-		break;
-	case SASL_MECH_CRAM_MD5:
-		if (sasl_cram_md5(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid CRAM-MD5 hash in AUTHENTICATE CRAM-MD5 "
-			    "command");
-			goto bad;
-		}
-		imap_login(s, is, AUTH_M_CRAM_MD5, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_EXTERNAL:
-		/* The login is the authorization identity; no password. */
-		imap_login(s, is, AUTH_M_EXTERNAL, dec, declen, "", 0);
-		break;
-	case SASL_MECH_XOAUTH2:
-		if (sasl_xoauth2(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid XOAUTH2 response");
-			goto bad;
-		}
-		imap_login(s, is, AUTH_M_XOAUTH2, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_OAUTHBEARER:
-		if (sasl_oauthbearer(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid OAUTHBEARER response");
-			goto bad;
-		}
-		imap_login(s, is, AUTH_M_OAUTHBEARER, sc.sc_user,
-		    sc.sc_userlen, sc.sc_pass, sc.sc_passlen);
-		break;
-	default:
-		goto bad;
-	}
-	explicit_bzero(dec, declen);
-	return;
-
- bad:
-	explicit_bzero(dec, BASE64_DECODED_MAX(len));
 	session_wipe_cred(s);
 	is->is_state = IMAP_ST_START;
 	imap_bad(s, is->is_tag, 0);

@@ -344,6 +344,23 @@ int		 session_parse_error(struct session *);
 int		 session_command(struct session *);
 void		 session_too_long(struct session *, const char *, size_t);
 int		 session_starttls(const struct session *);
+/* session_sasl_step() */
+#define SASL_STEP_BAD		0
+#define SASL_STEP_USER		1
+#define SASL_STEP_LOGIN		2
+struct sasl_login {
+	enum auth_method	 sl_method;
+	const char		*sl_user;
+	size_t			 sl_userlen;
+	const char		*sl_pass;
+	size_t			 sl_passlen;
+	char			*sl_dec;	/* owned: the decoded response */
+	size_t			 sl_decsize;
+	char			*sl_ucopy;	/* owned: AUTH LOGIN's user */
+};
+int		 session_sasl_step(struct session *, int, int,
+		    const char *, const char *, size_t, struct sasl_login *);
+void		 session_sasl_free(struct sasl_login *);
 int		 session_set_cred(struct session *, enum auth_method,
 		    const char *, size_t, const char *, size_t);
 void		 session_wipe_cred(struct session *);

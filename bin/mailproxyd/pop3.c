@@ -420,88 +420,21 @@ static void
 pop3_sasl_done(struct session *s, struct pop3_session *ps,
     const char *resp, size_t len)
 {
-	struct sasl_cred	 sc;
-	char			*dec, *user;
-	size_t			 declen, decsize;
-	int			 r;
+	struct sasl_login	sl;
 
-	decsize = BASE64_DECODED_MAX(len) + 1;
-	/* resp may be in the scratch space: decode elsewhere. */
-	if ((dec = malloc(decsize)) == NULL)
-		fatal("malloc");
-	if ((r = sasl_response(resp, len, dec, decsize - 1, &declen)) !=
-	    SASL_OK) {
-		if (r == SASL_BAD)
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid base64 encoding in AUTH %s command",
-			    sasl_mech_name(ps->ps_mech));
-		goto bad;
+	switch (session_sasl_step(s, ps->ps_mech,
+	    ps->ps_state == POP3_ST_SASL_LOGIN_PASS, "AUTH", resp, len,
+	    &sl)) {
+	case SASL_STEP_USER:
+		ps->ps_state = POP3_ST_SASL_LOGIN_PASS;
+		session_write(s, POP3_PASSWORD, strlen(POP3_PASSWORD));
+		return;
+	case SASL_STEP_LOGIN:
+		pop3_login(s, ps, sl.sl_method, sl.sl_user, sl.sl_userlen,
+		    sl.sl_pass, sl.sl_passlen);
+		session_sasl_free(&sl);
+		return;
 	}
-	switch (ps->ps_mech) {
-	case SASL_MECH_PLAIN:
-		if (sasl_plain(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid login in AUTH PLAIN command");
-			goto bad;
-		}
-		pop3_login(s, ps, AUTH_M_PLAIN, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_LOGIN:
-		if (ps->ps_state != POP3_ST_SASL_LOGIN_PASS) {
-			if (session_set_cred(s, AUTH_M_PLAIN, dec, declen, "",
-			    0) == -1)
-				goto bad;
-			ps->ps_state = POP3_ST_SASL_LOGIN_PASS;
-			session_write(s, POP3_PASSWORD, strlen(POP3_PASSWORD));
-			break;
-		}
-		if (s->s_user == NULL)
-			goto bad;
-		if ((user = strdup(s->s_user)) == NULL)
-			fatal("strdup");
-		pop3_login(s, ps, AUTH_M_PLAIN, user, strlen(user), dec,
-		    declen);
-		freezero(user, strlen(user) + 1);
-		break;
-	case SASL_MECH_CRAM_MD5:
-		if (sasl_cram_md5(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid CRAM-MD5 hash in AUTH CRAM-MD5 command");
-			goto bad;
-		}
-		pop3_login(s, ps, AUTH_M_CRAM_MD5, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_EXTERNAL:
-		pop3_login(s, ps, AUTH_M_EXTERNAL, dec, declen, "", 0);
-		break;
-	case SASL_MECH_XOAUTH2:
-		if (sasl_xoauth2(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid XOAUTH2 response");
-			goto bad;
-		}
-		pop3_login(s, ps, AUTH_M_XOAUTH2, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_OAUTHBEARER:
-		if (sasl_oauthbearer(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid OAUTHBEARER response");
-			goto bad;
-		}
-		pop3_login(s, ps, AUTH_M_OAUTHBEARER, sc.sc_user,
-		    sc.sc_userlen, sc.sc_pass, sc.sc_passlen);
-		break;
-	default:
-		goto bad;
-	}
-	freezero(dec, decsize);
-	return;
-
- bad:
-	freezero(dec, decsize);
 	pop3_invalid(s, ps, 0);
 }
 

@@ -37,6 +37,7 @@
 #include <event2/buffer.h>
 
 #include "mailproxyd.h"
+#include "base64.h"
 
 /* Replies queued for a client that does not read: stop parsing. */
 #define SESSION_OUT_MAX		16384
@@ -531,6 +532,118 @@ session_starttls(const struct session *s)
 	if (s->s_mail->m_starttls == CONF_STARTTLS_ONLY)
 		return (CONF_STARTTLS_ONLY);
 	return (CONF_STARTTLS_OFF);
+}
+
+/*
+ * One SASL response line, still base64, for the mechanism under way;
+ * the same for every protocol ("verb" names the command in log lines).
+ * SASL_STEP_LOGIN: *sl holds the credentials to try (free them with
+ * session_sasl_free).  SASL_STEP_USER: AUTH LOGIN's user name is kept
+ * in the session and the caller asks for the password.  SASL_STEP_BAD:
+ * the protocol's error reply.
+ */
+int
+session_sasl_step(struct session *s, int mech, int want_pass,
+    const char *verb, const char *resp, size_t len, struct sasl_login *sl)
+{
+	struct sasl_cred	 sc;
+	size_t			 declen;
+	int			 r;
+
+	memset(sl, 0, sizeof(*sl));
+	sl->sl_decsize = BASE64_DECODED_MAX(len) + 1;
+	/* resp may be in a protocol's scratch space: decode elsewhere. */
+	if ((sl->sl_dec = malloc(sl->sl_decsize)) == NULL)
+		fatal("malloc");
+	if ((r = sasl_response(resp, len, sl->sl_dec, sl->sl_decsize - 1,
+	    &declen)) != SASL_OK) {
+		if (r == SASL_BAD)
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid base64 encoding in %s %s command", verb,
+			    sasl_mech_name(mech));
+		goto bad;
+	}
+	switch (mech) {
+	case SASL_MECH_LOGIN:
+		if (!want_pass) {
+			if (session_set_cred(s, AUTH_M_PLAIN, sl->sl_dec,
+			    declen, "", 0) == -1)
+				goto bad;
+			session_sasl_free(sl);
+			return (SASL_STEP_USER);
+		}
+		if (s->s_user == NULL)
+			goto bad;
+		/* The user is in the session, which the login replaces. */
+		sl->sl_userlen = s->s_userlen;
+		if ((sl->sl_ucopy = malloc(sl->sl_userlen + 1)) == NULL)
+			fatal("malloc");
+		memcpy(sl->sl_ucopy, s->s_user, sl->sl_userlen);
+		sl->sl_ucopy[sl->sl_userlen] = '\0';
+		sl->sl_method = AUTH_M_PLAIN;
+		sl->sl_user = sl->sl_ucopy;
+		sl->sl_pass = sl->sl_dec;
+		sl->sl_passlen = declen;
+		return (SASL_STEP_LOGIN);
+	case SASL_MECH_EXTERNAL:
+		/* The login is the authorization identity; no password. */
+		sl->sl_method = AUTH_M_EXTERNAL;
+		sl->sl_user = sl->sl_dec;
+		sl->sl_userlen = declen;
+		sl->sl_pass = "";
+		return (SASL_STEP_LOGIN);
+	case SASL_MECH_PLAIN:
+		sl->sl_method = AUTH_M_PLAIN;
+		r = sasl_plain(sl->sl_dec, declen, &sc);
+		break;
+	case SASL_MECH_CRAM_MD5:
+		sl->sl_method = AUTH_M_CRAM_MD5;
+		r = sasl_cram_md5(sl->sl_dec, declen, &sc);
+		break;
+	case SASL_MECH_XOAUTH2:
+		sl->sl_method = AUTH_M_XOAUTH2;
+		r = sasl_xoauth2(sl->sl_dec, declen, &sc);
+		break;
+	case SASL_MECH_OAUTHBEARER:
+		sl->sl_method = AUTH_M_OAUTHBEARER;
+		r = sasl_oauthbearer(sl->sl_dec, declen, &sc);
+		break;
+	default:
+		goto bad;
+	}
+	if (r != SASL_OK) {
+		/* nginx's wording where nginx has the mechanism. */
+		if (mech == SASL_MECH_PLAIN)
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid login in %s PLAIN command", verb);
+		else if (mech == SASL_MECH_CRAM_MD5)
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid CRAM-MD5 hash in %s CRAM-MD5 command",
+			    verb);
+		else
+			log_session(LOG_LVL_INFO, s->s_id, "client sent "
+			    "invalid %s response", sasl_mech_name(mech));
+		goto bad;
+	}
+	sl->sl_user = sc.sc_user;
+	sl->sl_userlen = sc.sc_userlen;
+	sl->sl_pass = sc.sc_pass;
+	sl->sl_passlen = sc.sc_passlen;
+	return (SASL_STEP_LOGIN);
+
+ bad:
+	session_sasl_free(sl);
+	return (SASL_STEP_BAD);
+}
+
+void
+session_sasl_free(struct sasl_login *sl)
+{
+	if (sl->sl_dec != NULL)
+		freezero(sl->sl_dec, sl->sl_decsize);
+	if (sl->sl_ucopy != NULL)
+		freezero(sl->sl_ucopy, sl->sl_userlen + 1);
+	memset(sl, 0, sizeof(*sl));
 }
 
 /*

@@ -644,87 +644,21 @@ static void
 smtp_sasl_done(struct session *s, struct smtp_session *ss,
     const char *resp, size_t len)
 {
-	struct sasl_cred	 sc;
-	char			*dec, *user;
-	size_t			 declen, decsize;
-	int			 r;
+	struct sasl_login	sl;
 
-	decsize = BASE64_DECODED_MAX(len) + 1;
-	if ((dec = malloc(decsize)) == NULL)
-		fatal("malloc");
-	if ((r = sasl_response(resp, len, dec, decsize - 1, &declen)) !=
-	    SASL_OK) {
-		if (r == SASL_BAD)
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid base64 encoding in AUTH %s command",
-			    sasl_mech_name(ss->ss_mech));
-		goto bad;
+	switch (session_sasl_step(s, ss->ss_mech,
+	    ss->ss_state == SMTP_ST_SASL_LOGIN_PASS, "AUTH", resp, len,
+	    &sl)) {
+	case SASL_STEP_USER:
+		ss->ss_state = SMTP_ST_SASL_LOGIN_PASS;
+		smtp_reply(s, SMTP_PASSWORD);
+		return;
+	case SASL_STEP_LOGIN:
+		smtp_login(s, ss, sl.sl_method, sl.sl_user, sl.sl_userlen,
+		    sl.sl_pass, sl.sl_passlen);
+		session_sasl_free(&sl);
+		return;
 	}
-	switch (ss->ss_mech) {
-	case SASL_MECH_PLAIN:
-		if (sasl_plain(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid login in AUTH PLAIN command");
-			goto bad;
-		}
-		smtp_login(s, ss, AUTH_M_PLAIN, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_LOGIN:
-		if (ss->ss_state != SMTP_ST_SASL_LOGIN_PASS) {
-			if (session_set_cred(s, AUTH_M_PLAIN, dec, declen, "",
-			    0) == -1)
-				goto bad;
-			ss->ss_state = SMTP_ST_SASL_LOGIN_PASS;
-			smtp_reply(s, SMTP_PASSWORD);
-			break;
-		}
-		if (s->s_user == NULL)
-			goto bad;
-		if ((user = strdup(s->s_user)) == NULL)
-			fatal("strdup");
-		smtp_login(s, ss, AUTH_M_PLAIN, user, strlen(user), dec,
-		    declen);
-		freezero(user, strlen(user) + 1);
-		break;
-	case SASL_MECH_CRAM_MD5:
-		if (sasl_cram_md5(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid CRAM-MD5 hash in AUTH CRAM-MD5 command");
-			goto bad;
-		}
-		smtp_login(s, ss, AUTH_M_CRAM_MD5, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_EXTERNAL:
-		smtp_login(s, ss, AUTH_M_EXTERNAL, dec, declen, "", 0);
-		break;
-	case SASL_MECH_XOAUTH2:
-		if (sasl_xoauth2(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid XOAUTH2 response");
-			goto bad;
-		}
-		smtp_login(s, ss, AUTH_M_XOAUTH2, sc.sc_user, sc.sc_userlen,
-		    sc.sc_pass, sc.sc_passlen);
-		break;
-	case SASL_MECH_OAUTHBEARER:
-		if (sasl_oauthbearer(dec, declen, &sc) != SASL_OK) {
-			log_session(LOG_LVL_INFO, s->s_id, "client sent "
-			    "invalid OAUTHBEARER response");
-			goto bad;
-		}
-		smtp_login(s, ss, AUTH_M_OAUTHBEARER, sc.sc_user,
-		    sc.sc_userlen, sc.sc_pass, sc.sc_passlen);
-		break;
-	default:
-		goto bad;
-	}
-	freezero(dec, decsize);
-	return;
-
- bad:
-	freezero(dec, decsize);
 	smtp_invalid(s, ss, 0);
 }
 
