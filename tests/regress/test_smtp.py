@@ -951,6 +951,31 @@ def swaks_submission():
 
 
 @test
+def curl_submission():
+    """A real client: curl submits with AUTH PLAIN and AUTH LOGIN through
+    both auth sources; the message arrives byte for byte."""
+    curl = shutil.which("curl")
+    assert curl, "curl not installed (contrib/install-deps.sh)"
+    for i, (server, mech) in enumerate((("sub_http", "PLAIN"),
+                                        ("sub_cdb", "LOGIN"))):
+        mid = "<curl.%d.%d@client.test>" % (os.getpid(), i)
+        body = ("From: alice@example.org\r\nTo: bob@example.test\r\n"
+                "Subject: curl %s\r\nMessage-ID: %s\r\n\r\n"
+                "curl through %s with %s\r\n" % (mech, mid, server, mech))
+        r = subprocess.run(
+            [curl, "-sS", "--interface", CLIENT_ADDR,
+             "smtp://127.0.0.1:%d/%s" % (PORT[server], CLIENT_HELO),
+             "--mail-from", "alice@example.org",
+             "--mail-rcpt", "bob@example.test",
+             "--user", "alice:" + ALICE_PW,
+             "--login-options", "AUTH=" + mech, "--upload-file", "-"],
+            input=body.encode(), capture_output=True, timeout=60)
+        assert r.returncode == 0, "curl %s %s: exit %d\n%s" % (
+            server, mech, r.returncode, r.stderr[-1000:])
+        check_delivery("bob@example.test", body.encode(), mid.encode())
+
+
+@test
 def submission_without_ehlo():
     """HELO is not required before AUTH; the backend then gets no client
     HELO (reference 3.3 step 3), and Postfix, left without a HELO after
