@@ -53,8 +53,6 @@ struct imap_session {
 };
 
 /* Scratch space for parsed arguments and decoded SASL responses. */
-static char		*imap_scratch;
-static size_t		 imap_scratchsize;
 
 static long	 imap_bufsize(const struct conf_mail *);
 static void	 imap_start(struct session *);
@@ -63,7 +61,6 @@ static void	 imap_auth_failed(struct session *, const char *,
 		    const char *);
 static void	 imap_backend(struct session *);
 static void	 imap_free(struct session *);
-static char	*imap_scratch_get(size_t);
 static int	 imap_command(struct session *, struct imap_session *,
 		    const char *, size_t);
 static int	 imap_sasl(struct session *, struct imap_session *,
@@ -95,20 +92,6 @@ static long
 imap_bufsize(const struct conf_mail *m)
 {
 	return (m->m_imap_client_buffer);
-}
-
-static char *
-imap_scratch_get(size_t size)
-{
-	char	*p;
-
-	if (size > imap_scratchsize) {
-		if ((p = realloc(imap_scratch, size)) == NULL)
-			fatal("realloc");
-		imap_scratch = p;
-		imap_scratchsize = size;
-	}
-	return (imap_scratch);
 }
 
 static void
@@ -175,7 +158,7 @@ imap_command(struct session *s, struct imap_session *is, const char *buf,
 	const char		*a0, *a1;
 	int			 r;
 
-	args = imap_scratch_get(bufsize);
+	args = session_scratch(bufsize);
 	r = imap_parse_command(buf, len, bufsize, args, &ic);
 	/* A "+ OK" for each synchronising literal header, once. */
 	for (; is->is_acked < ic.ic_nsync; is->is_acked++)
@@ -344,7 +327,7 @@ imap_authenticate(struct session *s, struct imap_session *is,
 		break;
 	case SASL_MECH_CRAM_MD5:
 		n = strlen(session_salt(s));
-		b64 = imap_scratch_get(BASE64_ENCODED_LEN(n) + 1);
+		b64 = session_scratch(BASE64_ENCODED_LEN(n) + 1);
 		if (base64_encode(b64, BASE64_ENCODED_LEN(n) + 1,
 		    session_salt(s), n) == (size_t)-1)
 			fatalx("base64_encode");
@@ -372,7 +355,7 @@ imap_sasl(struct session *s, struct imap_session *is, const char *buf,
 		imap_bad(s, is->is_tag, 1);
 		return (1);
 	}
-	line = imap_scratch_get(linelen + 1);
+	line = session_scratch(linelen + 1);
 	memcpy(line, buf, linelen);
 	evbuffer_drain(session_input(s), used);
 	if (session_command(s)) {
@@ -394,8 +377,8 @@ imap_sasl(struct session *s, struct imap_session *is, const char *buf,
 
 /*
  * A response (initial or to a challenge) for the mechanism under way,
- * still base64.  Decoded into the scratch space; credentials are only
- * kept once the whole response is good.
+ * still base64.  Credentials are only kept once the whole response is
+ * good.
  */
 static void
 imap_sasl_done(struct session *s, struct imap_session *is,
@@ -457,9 +440,8 @@ imap_backend(struct session *s)
 	};
 	struct imap_session	*is = s->s_pdata;
 	struct evbuffer		*in = session_backend_input(s);
-	const char		*buf, *lf;
-	char			 esc[512];
-	size_t			 len, n;
+	const char		*buf;
+	size_t			 len;
 	int			 r;
 
 	if ((len = evbuffer_get_length(in)) == 0)
@@ -469,23 +451,12 @@ imap_backend(struct session *s)
 	r = imap_backend_reply(buf, len, steps[is->is_bstep], is->is_tag,
 	    strlen(is->is_tag));
 	if (r == PARSE_MORE) {
-		if (len < (size_t)s->s_mail->m_proxy_buffer)
-			return;
-		log_session(LOG_LVL_ERR, s->s_id, "upstream sent too long "
-		    "response line, upstream: %s", s->s_backend_text);
-		session_backend_failed(s, "backend-error", 0);
+		if (len >= (size_t)s->s_mail->m_proxy_buffer)
+			session_backend_too_long(s);
 		return;
 	}
 	if (r == PARSE_ERROR) {
-		lf = memchr(buf, '\n', len);
-		n = (size_t)(lf - buf);
-		if (n > 0 && buf[n - 1] == '\r')
-			n--;
-		log_session(s->s_mail->m_proxy_pass_error_message ?
-		    LOG_LVL_INFO : LOG_LVL_ERR, s->s_id, "upstream sent "
-		    "invalid response: \"%s\", upstream: %s",
-		    log_escape(esc, sizeof(esc), buf, n), s->s_backend_text);
-		session_backend_failed(s, "login-rejected", 1);
+		session_backend_unexpected(s, buf, len, 1);
 		return;
 	}
 

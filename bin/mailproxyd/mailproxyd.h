@@ -344,6 +344,10 @@ int		 session_parse_error(struct session *);
 int		 session_command(struct session *);
 void		 session_too_long(struct session *, const char *, size_t);
 int		 session_starttls(const struct session *);
+char		*session_scratch(size_t);
+void		 session_backend_too_long(struct session *);
+void		 session_backend_unexpected(struct session *, const char *,
+		    size_t, int);
 /* session_sasl_step() */
 #define SASL_STEP_BAD		0
 #define SASL_STEP_USER		1

@@ -49,8 +49,6 @@ struct pop3_session {
 };
 
 /* A copy of the command line and decoded SASL responses. */
-static char		*pop3_scratch;
-static size_t		 pop3_scratchsize;
 
 static long	 pop3_bufsize(const struct conf_mail *);
 static void	 pop3_start(struct session *);
@@ -59,7 +57,6 @@ static void	 pop3_auth_failed(struct session *, const char *,
 		    const char *);
 static void	 pop3_backend(struct session *);
 static void	 pop3_free(struct session *);
-static char	*pop3_scratch_get(size_t);
 static int	 pop3_command(struct session *, struct pop3_session *,
 		    const char *, size_t);
 static int	 pop3_sasl(struct session *, struct pop3_session *,
@@ -97,20 +94,6 @@ static long
 pop3_bufsize(const struct conf_mail *m)
 {
 	return (m->m_pop3_client_buffer);
-}
-
-static char *
-pop3_scratch_get(size_t size)
-{
-	char	*p;
-
-	if (size > pop3_scratchsize) {
-		if ((p = realloc(pop3_scratch, size)) == NULL)
-			fatal("realloc");
-		pop3_scratch = p;
-		pop3_scratchsize = size;
-	}
-	return (pop3_scratch);
 }
 
 /* pop3_auth "plain" stands for PLAIN and LOGIN, as in nginx. */
@@ -199,7 +182,7 @@ pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
 		return (1);
 	}
 	/* The arguments point into the line: keep a copy. */
-	line = pop3_scratch_get(pc.pc_len);
+	line = session_scratch(pc.pc_len);
 	memcpy(line, buf, pc.pc_len);
 	evbuffer_drain(session_input(s), pc.pc_len);
 	if (r == PARSE_ERROR) {
@@ -480,9 +463,8 @@ pop3_backend(struct session *s)
 {
 	struct pop3_session	*ps = s->s_pdata;
 	struct evbuffer		*in = session_backend_input(s);
-	const char		*buf, *lf;
-	char			 esc[512];
-	size_t			 len, n;
+	const char		*buf;
+	size_t			 len;
 	int			 r;
 
 	if ((len = evbuffer_get_length(in)) == 0)
@@ -491,23 +473,12 @@ pop3_backend(struct session *s)
 		fatal("evbuffer_pullup");
 	r = pop3_backend_reply(buf, len);
 	if (r == PARSE_MORE) {
-		if (len < (size_t)s->s_mail->m_proxy_buffer)
-			return;
-		log_session(LOG_LVL_ERR, s->s_id, "upstream sent too long "
-		    "response line, upstream: %s", s->s_backend_text);
-		session_backend_failed(s, "backend-error", 0);
+		if (len >= (size_t)s->s_mail->m_proxy_buffer)
+			session_backend_too_long(s);
 		return;
 	}
 	if (r == PARSE_ERROR) {
-		lf = memchr(buf, '\n', len);
-		n = (size_t)(lf - buf);
-		if (n > 0 && buf[n - 1] == '\r')
-			n--;
-		log_session(s->s_mail->m_proxy_pass_error_message ?
-		    LOG_LVL_INFO : LOG_LVL_ERR, s->s_id, "upstream sent "
-		    "invalid response: \"%s\", upstream: %s",
-		    log_escape(esc, sizeof(esc), buf, n), s->s_backend_text);
-		session_backend_failed(s, "login-rejected", 1);
+		session_backend_unexpected(s, buf, len, 1);
 		return;
 	}
 	switch (ps->ps_bstep) {

@@ -535,6 +535,59 @@ session_starttls(const struct session *s)
 }
 
 /*
+ * Scratch space for the protocols' line handling, shared by every
+ * session of the worker: it is used and given up within one call.
+ */
+char *
+session_scratch(size_t size)
+{
+	static char	*scratch;
+	static size_t	 scratchsize;
+	char		*p;
+
+	if (size > scratchsize) {
+		if ((p = realloc(scratch, size)) == NULL)
+			fatal("realloc");
+		scratch = p;
+		scratchsize = size;
+	}
+	return (scratch);
+}
+
+/* The backend's login reply outgrew proxy_buffer. */
+void
+session_backend_too_long(struct session *s)
+{
+	log_session(LOG_LVL_ERR, s->s_id, "upstream sent too long response "
+	    "line, upstream: %s", s->s_backend_text);
+	session_backend_failed(s, "backend-error", 0);
+}
+
+/*
+ * The backend answered the login with what it should not: log its
+ * first line (buf holds a complete one) and fail the session, passing
+ * the reply on when relay is set and proxy_pass_error_message is on.
+ */
+void
+session_backend_unexpected(struct session *s, const char *buf, size_t len,
+    int relay)
+{
+	const char	*lf;
+	char		 esc[512];
+	size_t		 n;
+
+	lf = memchr(buf, '\n', len);
+	n = lf != NULL ? (size_t)(lf - buf) : len;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	log_session(s->s_mail->m_proxy_pass_error_message ? LOG_LVL_INFO :
+	    LOG_LVL_ERR, s->s_id, "upstream sent invalid response: \"%s\", "
+	    "upstream: %s", log_escape(esc, sizeof(esc), buf, n),
+	    s->s_backend_text);
+	session_backend_failed(s, "login-rejected", relay);
+}
+
+/*
  * One SASL response line, still base64, for the mechanism under way;
  * the same for every protocol ("verb" names the command in log lines).
  * SASL_STEP_LOGIN: *sl holds the credentials to try (free them with

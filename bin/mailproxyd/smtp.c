@@ -78,8 +78,6 @@ struct smtp_session {
 };
 
 /* A copy of the command line. */
-static char		*smtp_scratch;
-static size_t		 smtp_scratchsize;
 
 static long	 smtp_bufsize(const struct conf_mail *);
 static void	 smtp_start(struct session *);
@@ -92,7 +90,6 @@ static void	 smtp_request(struct session *, struct auth_request *);
 static void	 smtp_resolved(struct session *, const char *);
 static void	 smtp_delay_over(int, short, void *);
 static void	 smtp_greet(struct session *);
-static char	*smtp_scratch_get(size_t);
 static int	 smtp_mech_enabled(const struct session *, enum sasl_mech);
 static int	 smtp_command(struct session *, struct smtp_session *,
 		    const char *, size_t);
@@ -147,20 +144,6 @@ static long
 smtp_bufsize(const struct conf_mail *m)
 {
 	return (m->m_smtp_client_buffer);
-}
-
-static char *
-smtp_scratch_get(size_t size)
-{
-	char	*p;
-
-	if (size > smtp_scratchsize) {
-		if ((p = realloc(smtp_scratch, size)) == NULL)
-			fatal("realloc");
-		smtp_scratch = p;
-		smtp_scratchsize = size;
-	}
-	return (smtp_scratch);
 }
 
 static int
@@ -351,7 +334,7 @@ smtp_command(struct session *s, struct smtp_session *ss, const char *buf,
 		return (1);
 	}
 	/* The arguments point into the line: keep a copy. */
-	line = smtp_scratch_get(sc.sc_len);
+	line = session_scratch(sc.sc_len);
 	memcpy(line, buf, sc.sc_len);
 	evbuffer_drain(session_input(s), sc.sc_len);
 	if (r == PARSE_ERROR) {
@@ -891,9 +874,8 @@ smtp_backend(struct session *s)
 	struct smtp_session	*ss = s->s_pdata;
 	struct evbuffer		*in = session_backend_input(s);
 	struct smtp_reply	 sr;
-	const char		*buf, *lf;
-	char			 esc[512];
-	size_t			 len, n;
+	const char		*buf;
+	size_t			 len;
 	int			 r;
 
 	while (s->s_state == SESSION_BACKEND) {
@@ -903,26 +885,13 @@ smtp_backend(struct session *s)
 			fatal("evbuffer_pullup");
 		r = smtp_backend_reply(buf, len, &sr);
 		if (r == PARSE_MORE) {
-			if (len < (size_t)s->s_mail->m_proxy_buffer)
-				return;
-			log_session(LOG_LVL_ERR, s->s_id, "upstream sent too "
-			    "long response line, upstream: %s",
-			    s->s_backend_text);
-			session_backend_failed(s, "backend-error", 0);
+			if (len >= (size_t)s->s_mail->m_proxy_buffer)
+				session_backend_too_long(s);
 			return;
 		}
 		if (r == PARSE_ERROR ||
 		    !smtp_backend_expected(ss->ss_bstep, sr.sr_code)) {
-			lf = memchr(buf, '\n', len);
-			n = (size_t)(lf - buf);
-			if (n > 0 && buf[n - 1] == '\r')
-				n--;
-			log_session(s->s_mail->m_proxy_pass_error_message ?
-			    LOG_LVL_INFO : LOG_LVL_ERR, s->s_id, "upstream "
-			    "sent invalid response: \"%s\", upstream: %s",
-			    log_escape(esc, sizeof(esc), buf, n),
-			    s->s_backend_text);
-			session_backend_failed(s, "login-rejected",
+			session_backend_unexpected(s, buf, len,
 			    r == PARSE_DONE);
 			return;
 		}
