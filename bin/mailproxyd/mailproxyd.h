@@ -325,6 +325,7 @@ struct session {
 
 void		 session_new(const struct conf_listen *, int,
 		    const struct sockaddr_storage *, socklen_t, uint64_t);
+void		 session_start(struct session *);
 void		 session_auth_result(struct auth_result *);
 void		 session_resolve(struct session *);
 void		 session_resolved(struct auth_resolved *);

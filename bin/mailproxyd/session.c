@@ -167,17 +167,27 @@ session_new(const struct conf_listen *l, int fd,
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
 		    sizeof(on));
 
-	if ((s->s_cbev = bufferevent_socket_new(worker_base, fd, 0)) == NULL)
+	TAILQ_INSERT_TAIL(session_bucket(s->s_id), s, s_entry);
+	evtimer_assign(&s->s_timer, worker_base, session_fire, s);
+	s->s_state = SESSION_PREAUTH;
+	session_timer(s, s->s_mail->m_timeout);
+	session_start(s);
+}
+
+/*
+ * The client's connection is ready for the protocol: a PROXY protocol
+ * header, when the listen wants one, has been read.
+ */
+void
+session_start(struct session *s)
+{
+	if ((s->s_cbev = bufferevent_socket_new(worker_base, s->s_cfd,
+	    0)) == NULL)
 		fatal("bufferevent_socket_new");
 	bufferevent_setcb(s->s_cbev, session_client_read,
 	    session_client_write, session_client_event, s);
 	bufferevent_setwatermark(s->s_cbev, EV_READ, 0, session_bufsize(s));
 	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
-	evtimer_assign(&s->s_timer, worker_base, session_fire, s);
-
-	TAILQ_INSERT_TAIL(session_bucket(s->s_id), s, s_entry);
-	s->s_state = SESSION_PREAUTH;
-	session_timer(s, s->s_mail->m_timeout);
 	s->s_proto->sp_start(s);
 }
 
