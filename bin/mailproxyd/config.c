@@ -33,6 +33,9 @@ static int	conf_bounds_check(struct conf_parser *,
 		    const struct conf_directive *, long long,
 		    const struct conf_bounds *);
 static void	conf_list_add(struct conf_list *, const char *, const char *);
+static void	conf_list_where(struct conf_parser *, struct conf_list *);
+static struct conf_where *conf_where_of(struct conf_mail *, size_t);
+static void	conf_where_set(struct conf_where *, const char *, int);
 static int	conf_log_target(struct conf_parser *, struct log_target *,
 		    int, char **);
 static int	conf_resolver_addr(const char *);
@@ -43,6 +46,9 @@ static int	conf_default_hostname(struct conf_parser *,
 static int	conf_merge(struct conf_parser *, struct conf_server *);
 static int	conf_check_protocol(struct conf_server *,
 		    const struct mailproxyd_conf *);
+static int	conf_check_proxy_ssl(struct conf_server *);
+static void	conf_error_where(const struct conf_server *,
+		    const struct conf_where *, const char *);
 static int	conf_check_ssl(struct conf_server *,
 		    const struct mailproxyd_conf *);
 static int	conf_listen_portnum(const struct conf_listen *);
@@ -862,7 +868,20 @@ conf_list_add(struct conf_list *l, const char *s, const char *v)
 	n->ci_val = NULL;
 	if (v != NULL && (n->ci_val = strdup(v)) == NULL)
 		fatal("strdup");
+	n->ci_file = NULL;
+	n->ci_line = 0;
 	l->cl_n++;
+}
+
+/* The last item was read at the parser's current place. */
+static void
+conf_list_where(struct conf_parser *p, struct conf_list *l)
+{
+	struct conf_item	*n = &l->cl_item[l->cl_n - 1];
+
+	if (p->p_file != NULL && (n->ci_file = strdup(p->p_file)) == NULL)
+		fatal("strdup");
+	n->ci_line = p->p_line;
 }
 
 static int
@@ -875,10 +894,18 @@ static void
 list_copy(void *dst, const void *src)
 {
 	const struct conf_list	*s = src;
+	struct conf_list	*d = dst;
+	struct conf_item	*n;
 	size_t			 i;
 
-	for (i = 0; i < s->cl_n; i++)
-		conf_list_add(dst, s->cl_item[i].ci_str, s->cl_item[i].ci_val);
+	for (i = 0; i < s->cl_n; i++) {
+		conf_list_add(d, s->cl_item[i].ci_str, s->cl_item[i].ci_val);
+		n = &d->cl_item[d->cl_n - 1];
+		if (s->cl_item[i].ci_file != NULL &&
+		    (n->ci_file = strdup(s->cl_item[i].ci_file)) == NULL)
+			fatal("strdup");
+		n->ci_line = s->cl_item[i].ci_line;
+	}
 }
 
 static void
@@ -890,6 +917,7 @@ list_clear(void *f)
 	for (i = 0; i < l->cl_n; i++) {
 		free(l->cl_item[i].ci_str);
 		free(l->cl_item[i].ci_val);
+		free(l->cl_item[i].ci_file);
 	}
 	free(l->cl_item);
 	l->cl_item = NULL;
@@ -939,10 +967,12 @@ set_files(struct conf_parser *p, const struct conf_directive *d, void *f,
 	    strncmp(argv[0], "engine:", 7) == 0 ||
 	    strncmp(argv[0], "store:", 6) == 0) {
 		conf_list_add(f, argv[0], NULL);
+		conf_list_where(p, f);
 		return (0);
 	}
 	path = conf_full_path(p, argv[0], 0);
 	conf_list_add(f, path, NULL);
+	conf_list_where(p, f);
 	free(path);
 	return (0);
 }
@@ -967,14 +997,36 @@ const struct conf_type conf_type_files = {
 	set_files, list_isset, list_copy, list_clear, dump_items
 };
 
+/* One certificate or key, with the same prefixes as set_files. */
+static int
+set_certfile(struct conf_parser *p, const struct conf_directive *d,
+    void *f, int argc, char **argv)
+{
+	(void)argc;
+	if (*(char **)f != NULL)
+		return (conf_dup(p, d));
+	if (strncmp(argv[0], "data:", 5) == 0 ||
+	    strncmp(argv[0], "engine:", 7) == 0 ||
+	    strncmp(argv[0], "store:", 6) == 0) {
+		if ((*(char **)f = strdup(argv[0])) == NULL)
+			fatal("strdup");
+	} else
+		*(char **)f = conf_full_path(p, argv[0], 0);
+	return (0);
+}
+
+const struct conf_type conf_type_certfile = {
+	set_certfile, str_isset, str_copy, str_clear, dump_str
+};
+
 static int
 set_pairs(struct conf_parser *p, const struct conf_directive *d, void *f,
     int argc, char **argv)
 {
-	(void)p;
 	(void)d;
 	(void)argc;
 	conf_list_add(f, argv[0], argv[1]);
+	conf_list_where(p, f);
 	return (0);
 }
 
@@ -1997,6 +2049,74 @@ const struct conf_type conf_type_use = {
  * Life cycle.
  */
 
+/*
+ * The single-valued directives whose place is kept, by the offset of
+ * the value and of its conf_where in struct conf_mail.
+ */
+#define CONF_WHERE(f)	{ offsetof(struct conf_mail, f), \
+			    offsetof(struct conf_mail, f ## _at) }
+static const struct {
+	size_t	 wt_val;
+	size_t	 wt_where;
+} conf_where_table[] = {
+	CONF_WHERE(m_ssl_password_file),
+	CONF_WHERE(m_ssl_certificate_compression),
+	CONF_WHERE(m_ssl_dhparam),
+	CONF_WHERE(m_ssl_ecdh_curve),
+	CONF_WHERE(m_ssl_protocols),
+	CONF_WHERE(m_ssl_ciphers),
+	CONF_WHERE(m_ssl_session_cache),
+	CONF_WHERE(m_ssl_verify_client),
+	CONF_WHERE(m_ssl_client_certificate),
+	CONF_WHERE(m_ssl_trusted_certificate),
+	CONF_WHERE(m_ssl_crl),
+	CONF_WHERE(m_proxy_ssl),
+	CONF_WHERE(m_proxy_starttls),
+	CONF_WHERE(m_proxy_ssl_verify),
+	CONF_WHERE(m_proxy_ssl_trusted_certificate),
+	CONF_WHERE(m_proxy_ssl_protocols),
+	CONF_WHERE(m_proxy_ssl_ciphers),
+	CONF_WHERE(m_proxy_ssl_certificate),
+	CONF_WHERE(m_proxy_ssl_certificate_key)
+};
+#undef CONF_WHERE
+
+/* The conf_where of the value at offset off, or NULL if none is kept. */
+static struct conf_where *
+conf_where_of(struct conf_mail *m, size_t off)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(conf_where_table) /
+	    sizeof(conf_where_table[0]); i++)
+		if (conf_where_table[i].wt_val == off)
+			return ((struct conf_where *)((char *)m +
+			    conf_where_table[i].wt_where));
+	return (NULL);
+}
+
+static void
+conf_where_set(struct conf_where *w, const char *file, int line)
+{
+	free(w->cw_file);
+	w->cw_file = NULL;
+	if (file != NULL && (w->cw_file = strdup(file)) == NULL)
+		fatal("strdup");
+	w->cw_line = line;
+}
+
+/* After a directive of mail or server context was set: keep its place. */
+void
+conf_where_record(struct conf_parser *p, const struct conf_directive *d)
+{
+	struct conf_where	*w;
+
+	if (d->d_base != CONF_BASE_MAIL || p->p_mail == NULL)
+		return;
+	if ((w = conf_where_of(p->p_mail, d->d_off)) != NULL)
+		conf_where_set(w, p->p_file, p->p_line);
+}
+
 struct mailproxyd_conf *
 conf_new(void)
 {
@@ -2028,9 +2148,20 @@ conf_mail_clear(struct conf_mail *m)
 {
 	const struct conf_directive	*d;
 
+	struct conf_where		*w;
+	size_t				 i;
+
 	for (d = conf_directives; d->d_name != NULL; d++)
 		if (d->d_base == CONF_BASE_MAIL)
 			d->d_type->t_clear((char *)m + d->d_off);
+	for (i = 0; i < sizeof(conf_where_table) /
+	    sizeof(conf_where_table[0]); i++) {
+		w = (struct conf_where *)((char *)m +
+		    conf_where_table[i].wt_where);
+		free(w->cw_file);
+		w->cw_file = NULL;
+		w->cw_line = 0;
+	}
 }
 
 void
@@ -2114,6 +2245,7 @@ conf_merge(struct conf_parser *p, struct conf_server *s)
 	void				*sf;
 	const void			*mf;
 	struct conf_logs		*lg;
+	struct conf_where		*w, *mw;
 	int				 srv_http, srv_cdb;
 
 	/*
@@ -2133,9 +2265,13 @@ conf_merge(struct conf_parser *p, struct conf_server *s)
 		    m_auth_http)) || (srv_http && d->d_off ==
 		    offsetof(struct conf_mail, m_auth_cdb)))
 			continue;
-		if (d->d_type->t_isset(mf))
+		if (d->d_type->t_isset(mf)) {
 			d->d_type->t_copy(sf, mf);
-		else if (d->d_default != NULL) {
+			if ((w = conf_where_of(&s->s_mail, d->d_off)) != NULL) {
+				mw = conf_where_of(&conf->c_mail, d->d_off);
+				conf_where_set(w, mw->cw_file, mw->cw_line);
+			}
+		} else if (d->d_default != NULL) {
 			if (conf_default(p, d, sf) == -1)
 				return (-1);
 		} else if (d->d_flags & CONF_HOSTNAME) {
@@ -2253,6 +2389,60 @@ conf_check_ssl(struct conf_server *s, const struct mailproxyd_conf *conf)
 	return (0);
 }
 
+/* A message at the directive's place, or the server's if it has none. */
+static void
+conf_error_where(const struct conf_server *s, const struct conf_where *w,
+    const char *msg)
+{
+	if (w->cw_file != NULL && w->cw_line > 0)
+		conf_error_at(w->cw_file, w->cw_line, "%s", msg);
+	else
+		conf_error_at(s->s_file, s->s_line, "%s", msg);
+}
+
+/*
+ * TLS towards the backend: one way of starting it; verification needs
+ * trust anchors; a client certificate needs its key and the reverse.
+ * Messages name the directive's place, else the server's.
+ */
+static int
+conf_check_proxy_ssl(struct conf_server *s)
+{
+	const struct conf_mail	*m = &s->s_mail;
+	const struct conf_where	*w;
+
+	if (m->m_proxy_ssl && m->m_proxy_starttls) {
+		w = &m->m_proxy_starttls_at;
+		if (m->m_proxy_ssl_at.cw_line > w->cw_line)
+			w = &m->m_proxy_ssl_at;
+		conf_error_where(s, w, "\"proxy_ssl\" and \"proxy_starttls\" "
+		    "cannot both be on");
+		return (-1);
+	}
+	if (m->m_proxy_ssl_verify &&
+	    m->m_proxy_ssl_trusted_certificate == NULL) {
+		conf_error_where(s, &m->m_proxy_ssl_verify_at,
+		    "no \"proxy_ssl_trusted_certificate\" for "
+		    "\"proxy_ssl_verify\"");
+		return (-1);
+	}
+	if (m->m_proxy_ssl_certificate != NULL &&
+	    m->m_proxy_ssl_certificate_key == NULL) {
+		conf_error_where(s, &m->m_proxy_ssl_certificate_at,
+		    "no \"proxy_ssl_certificate_key\" for "
+		    "\"proxy_ssl_certificate\"");
+		return (-1);
+	}
+	if (m->m_proxy_ssl_certificate_key != NULL &&
+	    m->m_proxy_ssl_certificate == NULL) {
+		conf_error_where(s, &m->m_proxy_ssl_certificate_key_at,
+		    "no \"proxy_ssl_certificate\" for "
+		    "\"proxy_ssl_certificate_key\"");
+		return (-1);
+	}
+	return (0);
+}
+
 /*
  * After the last directive: defaults, inheritance, and the checks in
  * the order nginx's modules make them (core, ssl, auth_http).
@@ -2280,6 +2470,9 @@ conf_finalize(struct conf_parser *p)
 			return (-1);
 	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
 		if (conf_check_ssl(s, conf) == -1)
+			return (-1);
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
+		if (conf_check_proxy_ssl(s) == -1)
 			return (-1);
 	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
 		if (s->s_mail.m_auth_http.ah_url == NULL &&

@@ -77,13 +77,30 @@ enum mail_protocol {
 #define CONF_SCACHE_ON		2	/* builtin and/or shared */
 
 /*
+ * Where a directive was read, for messages about its value that come
+ * later than parsing (TLS files, keys, ciphers): the file (NULL for the
+ * -g string, or when the value is the default) and the line (0 when
+ * unset).  In a child the place is in the dump the parent sent.
+ */
+struct conf_where {
+	char			*cw_file;
+	int			 cw_line;
+};
+
+/*
  * A repeatable or multi-word directive's values, in order.  ci_val is
  * set for the name-value directives (auth_http_header,
- * ssl_conf_command) and NULL otherwise.
+ * ssl_conf_command) and NULL otherwise.  ci_file and ci_line say where
+ * the item was read for the one-item-per-directive lists
+ * (ssl_certificate, ssl_certificate_key, ssl_session_ticket_key,
+ * ssl_conf_command, auth_http_header); ci_file is NULL for the -g
+ * string and for items of words lists.
  */
 struct conf_item {
 	char			*ci_str;
 	char			*ci_val;
+	char			*ci_file;
+	int			 ci_line;
 };
 
 struct conf_list {
@@ -181,6 +198,50 @@ struct conf_mail {
 	char			*m_ssl_trusted_certificate;
 	char			*m_ssl_crl;
 	struct conf_list	 m_ssl_conf_command;	/* name, value */
+
+	/*
+	 * Ours: TLS towards the backend.  proxy_ssl is implicit TLS,
+	 * proxy_starttls STARTTLS (IMAP, SMTP) or STLS (POP3) before the
+	 * login; never both.  m_proxy_ssl_name NULL: the backend's address
+	 * as the auth server gave it.  Files as for ssl_certificate.
+	 */
+	int			 m_proxy_ssl;
+	int			 m_proxy_starttls;
+	int			 m_proxy_ssl_verify;
+	int			 m_proxy_ssl_verify_depth;
+	char			*m_proxy_ssl_trusted_certificate;
+	char			*m_proxy_ssl_name;
+	int			 m_proxy_ssl_server_name;
+	int			 m_proxy_ssl_protocols;	/* CONF_SSL_* */
+	char			*m_proxy_ssl_ciphers;
+	char			*m_proxy_ssl_certificate;
+	char			*m_proxy_ssl_certificate_key;
+
+	/*
+	 * Where the single-valued TLS directives were read (file NULL and
+	 * line 0 when the value is a default), merged with their values:
+	 * for messages about the files and values ("... in FILE:LINE").
+	 * The lists carry theirs in each conf_item.
+	 */
+	struct conf_where	 m_ssl_password_file_at;
+	struct conf_where	 m_ssl_certificate_compression_at;
+	struct conf_where	 m_ssl_dhparam_at;
+	struct conf_where	 m_ssl_ecdh_curve_at;
+	struct conf_where	 m_ssl_protocols_at;
+	struct conf_where	 m_ssl_ciphers_at;
+	struct conf_where	 m_ssl_session_cache_at;
+	struct conf_where	 m_ssl_verify_client_at;
+	struct conf_where	 m_ssl_client_certificate_at;
+	struct conf_where	 m_ssl_trusted_certificate_at;
+	struct conf_where	 m_ssl_crl_at;
+	struct conf_where	 m_proxy_ssl_at;
+	struct conf_where	 m_proxy_starttls_at;
+	struct conf_where	 m_proxy_ssl_verify_at;
+	struct conf_where	 m_proxy_ssl_trusted_certificate_at;
+	struct conf_where	 m_proxy_ssl_protocols_at;
+	struct conf_where	 m_proxy_ssl_ciphers_at;
+	struct conf_where	 m_proxy_ssl_certificate_at;
+	struct conf_where	 m_proxy_ssl_certificate_key_at;
 
 	/* ngx_mail_imap_module */
 	int			 m_imap_auth;		/* CONF_AUTH_* */
@@ -437,10 +498,13 @@ extern const struct conf_type conf_type_flag, conf_type_num,
 	    conf_type_cidrs, conf_type_logs, conf_type_resolver,
 	    conf_type_auth_http, conf_type_scache, conf_type_user,
 	    conf_type_workers, conf_type_main_log, conf_type_pathbuf,
-	    conf_type_env, conf_type_use, conf_type_master;
+	    conf_type_env, conf_type_use, conf_type_master,
+	    conf_type_certfile;
 struct mailproxyd_conf	*conf_new(void);
 void	 conf_mail_init(struct conf_mail *);
 void	 conf_mail_clear(struct conf_mail *);
 int	 conf_finalize(struct conf_parser *);
+void	 conf_where_record(struct conf_parser *,
+	    const struct conf_directive *);
 
 #endif /* MP_CONFIG_H */

@@ -372,6 +372,33 @@ const struct conf_directive conf_directives[] = {
 	{ "ssl_conf_command", MAILSRV, 2, 2, 0, B_MAIL(m_ssl_conf_command),
 	    &conf_type_pairs, NULL, NULL },
 
+	/* Ours: TLS towards the backend. */
+	{ "proxy_ssl", MAILSRV, 1, 1, 0, B_MAIL(m_proxy_ssl), &conf_type_flag,
+	    "off", NULL },
+	{ "proxy_starttls", MAILSRV, 1, 1, 0, B_MAIL(m_proxy_starttls),
+	    &conf_type_flag, "off", NULL },
+	{ "proxy_ssl_verify", MAILSRV, 1, 1, 0, B_MAIL(m_proxy_ssl_verify),
+	    &conf_type_flag, "off", NULL },
+	{ "proxy_ssl_verify_depth", MAILSRV, 1, 1, 0,
+	    B_MAIL(m_proxy_ssl_verify_depth), &conf_type_num, "1", NULL },
+	{ "proxy_ssl_trusted_certificate", MAILSRV, 1, 1, 0,
+	    B_MAIL(m_proxy_ssl_trusted_certificate), &conf_type_path, NULL,
+	    NULL },
+	{ "proxy_ssl_name", MAILSRV, 1, 1, CONF_NOCTL,
+	    B_MAIL(m_proxy_ssl_name), &conf_type_str, NULL, NULL },
+	{ "proxy_ssl_server_name", MAILSRV, 1, 1, 0,
+	    B_MAIL(m_proxy_ssl_server_name), &conf_type_flag, "off", NULL },
+	{ "proxy_ssl_protocols", MAILSRV, 1, ANY, 0,
+	    B_MAIL(m_proxy_ssl_protocols), &conf_type_mask, "TLSv1.2 TLSv1.3",
+	    conf_ssl_protocol_names },
+	{ "proxy_ssl_ciphers", MAILSRV, 1, 1, 0, B_MAIL(m_proxy_ssl_ciphers),
+	    &conf_type_str, "DEFAULT", NULL },
+	{ "proxy_ssl_certificate", MAILSRV, 1, 1, 0,
+	    B_MAIL(m_proxy_ssl_certificate), &conf_type_certfile, NULL, NULL },
+	{ "proxy_ssl_certificate_key", MAILSRV, 1, 1, 0,
+	    B_MAIL(m_proxy_ssl_certificate_key), &conf_type_certfile, NULL,
+	    NULL },
+
 	/* ngx_mail_imap_module */
 	{ "imap_auth", MAILSRV, 1, ANY, 0, B_MAIL(m_imap_auth),
 	    &conf_type_mask, "plain", conf_imap_auth_names },
@@ -930,7 +957,10 @@ conf_handle(struct conf_parser *p, int block)
 		base = NULL;
 		break;
 	}
-	return (d->d_type->t_set(p, d, base, nargs, p->p_argv + 1));
+	if (d->d_type->t_set(p, d, base, nargs, p->p_argv + 1) == -1)
+		return (-1);
+	conf_where_record(p, d);
+	return (0);
 }
 
 /* Parse one input to its end; the current place survives it. */
