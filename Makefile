@@ -45,7 +45,8 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/imap.o bin/mailproxyd/pop3.o \
 		bin/mailproxyd/imap_parse.o bin/mailproxyd/pop3_parse.o \
 		bin/mailproxyd/sasl.o bin/mailproxyd/smtp.o \
-		bin/mailproxyd/smtp_parse.o
+		bin/mailproxyd/smtp_parse.o bin/mailproxyd/proxyproto.o \
+		bin/mailproxyd/ppsession.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
 CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o
@@ -58,11 +59,12 @@ UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
 		tests/unit/test_auth_http tests/unit/test_dns \
 		tests/unit/test_resolver tests/unit/test_cdbtable \
 		tests/unit/test_sasl tests/unit/test_imap_parse \
-		tests/unit/test_pop3_parse tests/unit/test_smtp_parse
+		tests/unit/test_pop3_parse tests/unit/test_smtp_parse \
+		tests/unit/test_proxyproto
 HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
 		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
 		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h \
-		lib/base64.h
+		lib/base64.h bin/mailproxyd/proxyproto.h
 MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5 man/mailproxyctl.8
 
 .SUFFIXES: .c .o
@@ -159,10 +161,17 @@ tests/unit/test_smtp_parse: tests/unit/test_smtp_parse.c \
 	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_smtp_parse.c \
 	    bin/mailproxyd/smtp_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
+tests/unit/test_proxyproto: tests/unit/test_proxyproto.c ${LIBMPD} \
+    ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_proxyproto.c \
+	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
 # libFuzzer targets (clang); not part of "all" or "check".
 FUZZ_CC?=	clang
 FUZZ_TARGETS=	tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns \
-		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_client_input
+		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_client_input \
+		tests/fuzz/fuzz_proxyproto
 tests/fuzz/fuzz_auth_http: tests/fuzz/fuzz_auth_http.c \
     bin/mailproxyd/auth_http.c lib/log.c lib/compat.c ${HEADERS}
 	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
@@ -194,6 +203,13 @@ tests/fuzz/fuzz_client_input: tests/fuzz/fuzz_client_input.c \
 	    bin/mailproxyd/pop3_parse.c bin/mailproxyd/sasl.c \
 	    bin/mailproxyd/smtp_parse.c lib/base64.c lib/log.c lib/compat.c \
 	    ${PKG_LIBS}
+
+tests/fuzz/fuzz_proxyproto: tests/fuzz/fuzz_proxyproto.c \
+    bin/mailproxyd/proxyproto.c lib/log.c lib/compat.c ${HEADERS}
+	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
+	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
+	    tests/fuzz/fuzz_proxyproto.c bin/mailproxyd/proxyproto.c \
+	    lib/log.c lib/compat.c ${PKG_LIBS}
 
 fuzz: ${FUZZ_TARGETS}
 

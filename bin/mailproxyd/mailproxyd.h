@@ -218,6 +218,7 @@ void		 worker_session_closed(void);
 /* session.c */
 struct bufferevent;
 struct evbuffer;
+struct ppread;
 struct relay;
 struct session;
 
@@ -267,6 +268,12 @@ struct session_login {
 	socklen_t		 lg_locallen;
 	struct sockaddr_storage	 lg_backend;
 	socklen_t		 lg_backendlen;
+	/* A PROXY protocol header's endpoints (ppsession.c). */
+	int			 lg_pp;		/* one was received */
+	int			 lg_realip;	/* lg_ss is its source */
+	struct sockaddr_storage	 lg_pp_src;
+	struct sockaddr_storage	 lg_pp_dst;
+	socklen_t		 lg_pp_len;
 };
 
 struct session {
@@ -279,6 +286,7 @@ struct session {
 	const struct session_proto *s_proto;
 	void			*s_pdata;	/* the protocol's state */
 	struct session_login	*s_lg;		/* NULL once relaying */
+	struct ppread		*s_ppread;	/* reading a PROXY header */
 
 	int			 s_cfd;		/* the client */
 	int			 s_bfd;		/* the backend, -1 */
@@ -379,6 +387,14 @@ void		 session_backend_failed(struct session *, const char *, int);
 void		 session_logged_in(struct session *);
 void		 session_touch(struct session *);
 void		 session_timer(struct session *, long);
+
+/* ppsession.c */
+void		 ppsession_read_start(struct session *);
+void		 ppsession_free(struct session *);
+int		 ppsession_trusted(const struct conf_mail *,
+		    const struct sockaddr *);
+void		 ppsession_request(struct session *, struct auth_request *);
+int		 ppsession_send(struct session *);
 
 /* relay.c */
 void		 relay_start(struct session *);

@@ -171,7 +171,10 @@ session_new(const struct conf_listen *l, int fd,
 	evtimer_assign(&s->s_timer, worker_base, session_fire, s);
 	s->s_state = SESSION_PREAUTH;
 	session_timer(s, s->s_mail->m_timeout);
-	session_start(s);
+	if (l->l_proxy_protocol)
+		ppsession_read_start(s);
+	else
+		session_start(s);
 }
 
 /*
@@ -852,6 +855,7 @@ session_auth(struct session *s)
 		session_host((struct sockaddr *)&s->s_lg->lg_local,
 		    rq->rq_local_addr, sizeof(rq->rq_local_addr),
 		    &rq->rq_local_port);
+	ppsession_request(s, rq);
 	if (s->s_proto->sp_request != NULL)
 		s->s_proto->sp_request(s, rq);
 	r = imsgev_compose(iev, IMSG_AUTH_REQUEST, 0, -1, rq, sizeof(*rq));
@@ -1143,6 +1147,8 @@ session_backend_event(struct bufferevent *bev, short what, void *arg)
 		s->s_connected = 1;
 		log_session(LOG_LVL_DEBUG, s->s_id, "connected to %s",
 		    s->s_backend_text);
+		if (ppsession_send(s) == -1)
+			session_internal_error(s);
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
@@ -1258,6 +1264,7 @@ session_close(struct session *s, const char *end)
 
 	evtimer_del(&s->s_timer);
 	session_watch(s, 0);
+	ppsession_free(s);
 	relay_free(s);
 	if (s->s_cbev != NULL)
 		bufferevent_free(s->s_cbev);
