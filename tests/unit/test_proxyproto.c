@@ -502,14 +502,17 @@ END_TEST
 
 START_TEST(test_trusted)
 {
-	struct conf_item	 items[] = {
-		{ "192.0.2.0/24", NULL }, { "10.1.2.3", NULL },
-		{ "2001:db8::/33", NULL }, { "172.16.0.0/12", NULL }
-	};
+	static char		*nets[] = { "192.0.2.0/24", "10.1.2.3",
+				    "2001:db8::/33", "172.16.0.0/12" };
+	struct conf_item	 items[4];
 	struct conf_mail	 m;
 	struct sockaddr_storage	 ss;
 	struct sockaddr_un	 sun;
+	size_t			 i;
 
+	memset(items, 0, sizeof(items));
+	for (i = 0; i < 4; i++)
+		items[i].ci_str = nets[i];
 	memset(&m, 0, sizeof(m));
 	m.m_set_real_ip_from.cl_item = items;
 	m.m_set_real_ip_from.cl_n = 4;
