@@ -46,7 +46,7 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/imap_parse.o bin/mailproxyd/pop3_parse.o \
 		bin/mailproxyd/sasl.o bin/mailproxyd/smtp.o \
 		bin/mailproxyd/smtp_parse.o bin/mailproxyd/proxyproto.o \
-		bin/mailproxyd/ppsession.o
+		bin/mailproxyd/ppsession.o bin/mailproxyd/tls.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
 CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o
@@ -60,11 +60,11 @@ UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
 		tests/unit/test_resolver tests/unit/test_cdbtable \
 		tests/unit/test_sasl tests/unit/test_imap_parse \
 		tests/unit/test_pop3_parse tests/unit/test_smtp_parse \
-		tests/unit/test_proxyproto
+		tests/unit/test_proxyproto tests/unit/test_tls
 HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
 		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
 		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h \
-		lib/base64.h bin/mailproxyd/proxyproto.h
+		lib/base64.h bin/mailproxyd/proxyproto.h bin/mailproxyd/tls.h
 MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5 man/mailproxyctl.8
 
 .SUFFIXES: .c .o
@@ -165,6 +165,11 @@ tests/unit/test_proxyproto: tests/unit/test_proxyproto.c ${LIBMPD} \
     ${LIBMP} ${HEADERS}
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
 	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_proxyproto.c \
+	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+
+tests/unit/test_tls: tests/unit/test_tls.c ${LIBMPD} ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_tls.c \
 	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
 # libFuzzer targets (clang); not part of "all" or "check".

@@ -2357,6 +2357,7 @@ conf_check_ssl(struct conf_server *s, const struct mailproxyd_conf *conf)
 
 	TAILQ_FOREACH(l, &conf->c_listens, l_entry) {
 		if (l->l_server == s && l->l_ssl) {
+			s->s_ssl_listen = 1;
 			file = l->l_file;
 			line = l->l_line;
 			break;

@@ -294,6 +294,7 @@ struct conf_server {
 	enum mail_protocol	  s_protocol;	/* not PROTO_NONE once valid */
 	struct conf_mail	  s_mail;	/* merged */
 	int			  s_nlistens;
+	int			  s_ssl_listen;	/* a listen of it has "ssl" */
 	char			  s_file[PATH_MAX];
 	int			  s_line;
 };

@@ -70,21 +70,74 @@ const struct tls_material *tls_material_get(int);
 void		 tls_material_wipe(void);
 
 /*
- * tls.c.  tls_check_server() builds a server's contexts from material
- * and throws them away: the parent's check, which logs nginx-style
- * errors naming the directive, file and line, and returns -1.
+ * tls.c.  tls_init() loads OpenSSL's strings and configuration: call
+ * it early, before chroot (tls_check_server and tls_setup call it too,
+ * for a process that has not).
+ *
+ * tls_check_server() builds a server's contexts from material and
+ * throws them away: the parent's check, which logs nginx-style errors
+ * naming the directive, file and line ("SSL_CTX_use_PrivateKey(
+ * "/etc/k.pem") failed (SSL: ...) in /etc/mailproxyd.conf:12") and
+ * returns -1.  It does not touch the shared session cache zone.  A
+ * server without TLS on either side needs no material (NULL is fine).
+ *
  * tls_setup() builds and keeps every server's contexts in a worker
  * (from tls_material_get), then wipes the material; fatal on error.
+ * tls_server_load() is its step for one server (replacing what that
+ * server had): 0, or -1 with the error logged as above.  tls_free()
+ * drops every context.
+ *
+ * Client side: a server has a context when one of its listen
+ * directives has "ssl" or starttls is on or only.  Backend side: when
+ * proxy_ssl or proxy_starttls is on.
  */
+void		 tls_init(void);
 int		 tls_check_server(const struct conf_server *,
 		    const struct tls_material *);
 void		 tls_setup(const struct mailproxyd_conf *);
-/* A new server-side SSL for a client of server s_index, or NULL. */
+int		 tls_server_load(const struct conf_server *,
+		    const struct tls_material *);
+void		 tls_free(void);
+/*
+ * A new server-side SSL (accept state) for a client of server s_index,
+ * or NULL when the server has no TLS towards clients.  Renegotiation
+ * is refused, buffers are released when idle (SSL_MODE_RELEASE_BUFFERS)
+ * and SSL_write() may be retried with a moved buffer; partial writes
+ * are not enabled.
+ */
 SSL		*tls_server_new(int);
-/* A new client-side SSL towards the backend (proxy_ssl*), or NULL. */
+/*
+ * A new client-side SSL (connect state) towards a backend of server
+ * s_index, or NULL when the server has no proxy_ssl/proxy_starttls (or
+ * on error, logged).  The name checked and sent is proxy_ssl_name, else
+ * the given one (the backend's address as the auth server gave it, a
+ * host name or an address, "[v6]" allowed): with proxy_ssl_verify the
+ * certificate must match it (host name, or IP address for an address
+ * literal); with proxy_ssl_server_name it goes in SNI (never an
+ * address).  The handshake fails when verification fails.
+ */
 SSL		*tls_backend_new(int, const char *);
-/* The rq_ssl_* fields of an auth request from a finished handshake. */
+/*
+ * The rq_ssl_* fields of an auth request from a finished handshake:
+ * protocol and cipher; the SNI name (only a host name's characters,
+ * else empty); with ssl_verify_client, Auth-SSL-Verify ("SUCCESS",
+ * "FAILED:<reason>", "NONE") and for a certificate its RFC 2253
+ * subject and issuer, hex serial (upper case), SHA-1 fingerprint (lower
+ * case) and, with auth_http_pass_client_cert, its PEM.  A value that
+ * does not fit its field is left empty, never cut.
+ */
 void		 tls_auth_info(SSL *, const struct conf_mail *,
 		    struct auth_request *);
+/*
+ * After every handshake with a client (implicit TLS or STARTTLS): NULL
+ * when the client certificate is acceptable for ssl_verify_client
+ * (always with "off"), else nginx's log text, "client SSL certificate
+ * verify error: (N:reason)" (send the protocol's "SSL certificate
+ * error") or "client sent no required SSL certificate" ("No required
+ * SSL certificate"), in a static buffer.  optional_no_ca tolerates
+ * the errors of an unknown or self-signed issuer.  On failure the
+ * session is also removed from the cache.
+ */
+const char	*tls_verify_error(SSL *, const struct conf_mail *);
 
 #endif /* MP_TLS_H */
