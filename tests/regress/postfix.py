@@ -182,7 +182,11 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
-    def __init__(self, addresses, name="pf", port=None, extra_main=""):
+    def __init__(self, addresses, name="pf", port=None, extra_main="",
+                 extra_smtpd=()):
+        """extra_main: main.cf lines, replacing the defaults they set.  extra_smtpd: more smtpd services, each a list
+        of "name=value" overrides (master.cf -o, values without blanks);
+        their ports are in self.extra_ports, in the same order."""
         self.postfix = find("postfix")
         if self.postfix is None:
             raise RuntimeError("postfix not installed (contrib/install-deps.sh)")
@@ -202,14 +206,29 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         os.mkdir(os.path.join(self.dir, "data"), 0o700)
         os.chown(os.path.join(self.dir, "data"), pf.pw_uid, pf.pw_gid)
         self.port = port or free_port()
+        self.extra_ports = [free_port() for _ in extra_smtpd]
         self.addresses = [a.lower() for a in addresses]
         self.proc = None
+        main = self.MAIN_CF.format(dir=self.dir, domain=DOMAIN,
+                                   uid=self.uid, gid=self.gid)
+        # A setting of extra_main replaces the default in place (Postfix
+        # would warn about each overriding entry, from every command).
+        for ln in extra_main.splitlines():
+            m = re.match(r"^(\w+)\s*=", ln)
+            if m:
+                main, n = re.subn(r"(?m)^%s\s*=.*$" % m.group(1),
+                                  lambda _: ln, main)
+                if n:
+                    continue
+            main += ln + "\n"
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write(self.MAIN_CF.format(dir=self.dir, domain=DOMAIN,
-                                        uid=self.uid, gid=self.gid))
-            f.write(extra_main)
+            f.write(main)
         with open(os.path.join(self.etc, "master.cf"), "w") as f:
             f.write(self.MASTER_CF.format(port=self.port))
+            for p, opts in zip(self.extra_ports, extra_smtpd):
+                f.write("127.0.0.1:%d inet n - n - 300 smtpd\n" % p)
+                for o in opts:
+                    f.write("  -o %s\n" % o)
         with open(os.path.join(self.etc, "vmailbox"), "w") as f:
             for a in self.addresses:
                 f.write("%s %s/\n" % (a, self.box_name(a)))
@@ -241,7 +260,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             if self.proc.poll() is not None:
                 raise RuntimeError("postfix exited %s: %s" % (
                     self.proc.returncode, self.output()[-2000:]))
-            return _greets(self.port)
+            return all(_greets(p) for p in [self.port] + self.extra_ports)
         _wait(up, timeout, "Postfix smtpd on port %d" % self.port)
         return self
 
@@ -351,9 +370,11 @@ postlog   unix-dgram n  -       n       -       1       postlogd
                 self.proc.wait(timeout=5)
             self.proc = None
             self.out.close()
-        # master's children end when master does; wait for the port.
+        # master's children end when master does; wait for the ports.
         try:
-            _wait(lambda: not _greets(self.port), 10, "smtpd to stop")
+            _wait(lambda: not any(_greets(p) for p in
+                                  [self.port] + self.extra_ports),
+                  10, "smtpd to stop")
         except AssertionError:
             pass
 

@@ -10,6 +10,14 @@ name, so that XCLIENT NAME and ADDR can be told from the proxy's own.
 Scripted fake SMTP backends stand in for Postfix where the backend's
 input must be recorded or the backend must misbehave.
 
+For proxy_smtp_auth a second Postfix (PF_SASL) does real SASL through
+the auth sockets of two auth-only Dovecot instances: its first smtpd
+offers PLAIN and LOGIN, its second (with its own Dovecot, whose only
+mechanism is LOGIN) offers LOGIN only.  It relays for SASL-authenticated
+clients only (smtpd_relay_restrictions = permit_sasl_authenticated,
+reject, nobody in mynetworks), and its Received header names the SASL
+user (smtpd_sasl_authenticated_header = yes).
+
 The expected bytes come from the compatibility reference
 (nginx-mail-behaviour.md, sections 2.2, 2.5, 3.0, 3.3 and 3.4), not from
 the implementation.
@@ -41,7 +49,7 @@ sys.path.insert(0, HERE)
 from mpd import Daemon, TOP, alive, free_port, wait_for  # noqa: E402
 from postfix import Postfix, SmtpSink  # noqa: E402
 from fakedns import FakeDNS  # noqa: E402
-from dovecot import big_message  # noqa: E402
+from dovecot import Dovecot, big_message  # noqa: E402
 
 CTL = os.path.join(TOP, "bin", "mailproxyctl", "mailproxyctl")
 AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
@@ -278,10 +286,10 @@ def quit_(c):
     c.eof()
 
 
-def delivered(rcpt, mid, timeout=60):
+def delivered(rcpt, mid, timeout=60, pf=None):
     """The delivered file of rcpt holding Message-ID mid."""
     def find():
-        for m in PF.messages(rcpt):
+        for m in (pf or PF).messages(rcpt):
             if b"\nMessage-ID: " + mid + b"\n" in m:
                 return m
         return None
@@ -310,6 +318,9 @@ class FakeSMTP:
                DATA, RSET, NOOP, QUIT
     noxclient  as good but refuses XCLIENT with 550
     close      closes after the first EHLO/HELO without answering
+    auth       as good, EHLO also offers AUTH PLAIN LOGIN and any AUTH
+               PLAIN or AUTH LOGIN dialogue ends in 235
+    authlogin  as auth, but offers AUTH LOGIN only and refuses PLAIN
     Each connection's received bytes are appended to records."""
 
     def __init__(self, mode):
@@ -380,7 +391,13 @@ class FakeSMTP:
                 if verb in (b"EHLO", b"HELO"):
                     if self.mode == "close":
                         return
-                    if verb == b"EHLO":
+                    if verb == b"EHLO" and self.mode.startswith("auth"):
+                        c.sendall(b"250-fake.test\r\n250-PIPELINING\r\n"
+                                  b"250-AUTH %s\r\n"
+                                  b"250 XCLIENT NAME ADDR LOGIN\r\n" % (
+                                      b"LOGIN" if self.mode == "authlogin"
+                                      else b"PLAIN LOGIN"))
+                    elif verb == b"EHLO":
                         c.sendall(b"250-fake.test\r\n250-PIPELINING\r\n"
                                   b"250 XCLIENT NAME ADDR LOGIN\r\n")
                     else:
@@ -390,6 +407,18 @@ class FakeSMTP:
                         c.sendall(INSUFFICIENT)
                     else:
                         c.sendall(b"220 fake.test ESMTP fake\r\n")
+                elif (ln.upper().startswith(b"AUTH PLAIN") and
+                      self.mode == "auth"):
+                    c.sendall(b"235 2.7.0 Authentication successful\r\n")
+                elif (ln.upper() == b"AUTH LOGIN\r\n" and
+                      self.mode.startswith("auth")):
+                    c.sendall(USERNAME)
+                    line()
+                    c.sendall(PASSWORD)
+                    line()
+                    c.sendall(b"235 2.7.0 Authentication successful\r\n")
+                elif verb == b"AUTH":
+                    c.sendall(b"504 5.5.4 Unsupported mechanism\r\n")
                 elif verb == b"MAIL":
                     c.sendall(b"250 2.1.0 Ok\r\n")
                 elif verb == b"RCPT":
@@ -479,6 +508,8 @@ def header(rec, name):
 # The environment shared by the tests
 
 PF = None           # Postfix
+PF_SASL = None      # Postfix with SASL (Dovecot), see the module's text
+DC_SASL = []        # its Dovecot auth services: PLAIN LOGIN, LOGIN only
 SINK = None         # smtp-sink (answers XCLIENT with 250)
 AS = None           # auth server (records every request)
 AS_WAIT = None      # auth server with --wait 1
@@ -492,6 +523,11 @@ PORT = {}
 STARTED = []
 
 WEIRD_USER = "a b+c=d"
+
+# Postfix's SASL users (Dovecot's passwd-file) and the proxy's users
+# whose auth server answer carries them as Auth-User and Auth-Pass.
+SASL_USERS = {"alice": "dc-alice-pw", "bob": "dc-bob-pw"}
+SASL_CLIENT_PW = "client-pw"     # what clients give the proxy
 
 
 def server_block(name, lines):
@@ -516,19 +552,63 @@ def ensure_daemon():
         start_daemon()
 
 
+def setup_sasl():
+    """PF_SASL and its two Dovecot auth services."""
+    global PF_SASL
+    for name, mechs in (("both", ""), ("login", "auth_mechanisms = login\n")):
+        dc = Dovecot(SASL_USERS, name="smtp-sasl-dc-" + name, protocols=(),
+                     auth_socket=True, extra_conf=mechs)
+        STARTED.append(dc.stop)
+        dc.start()
+        DC_SASL.append(dc)
+    PF_SASL = Postfix(
+        ["alice@example.test", "bob@example.test"], name="smtp-postfix-sasl",
+        extra_main="""
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = %s
+smtpd_sasl_authenticated_header = yes
+mynetworks = 192.0.2.1/32
+smtpd_relay_restrictions = permit_sasl_authenticated, reject
+smtpd_recipient_restrictions =
+""" % DC_SASL[0].auth_socket,
+        extra_smtpd=[["smtpd_sasl_path=" + DC_SASL[1].auth_socket,
+                      "smtpd_sasl_mechanism_filter=login"]])
+    STARTED.append(PF_SASL.stop)
+    # Postfix takes seconds to start: this one starts while the rest
+    # of the setup goes on, and setup() waits for it at the end.
+    err = []
+
+    def start():
+        try:
+            PF_SASL.start()
+        except Exception as e:  # noqa
+            err.append(e)
+    t = threading.Thread(target=start, daemon=True)
+    t.start()
+
+    def wait():
+        t.join(timeout=120)
+        if err:
+            raise err[0]
+        assert not t.is_alive(), "Postfix with SASL did not start"
+    return wait
+
+
 def setup():
     global PF, AS, AS_WAIT, DNS, CDB, BODY, CERTDIR, SINK
     os.makedirs(TMP, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)),
                                                 hard))
+    sasl_started = setup_sasl()
     PF = Postfix(["alice@example.test", "bob@example.test",
                   "carol@example.test"], name="smtp-postfix")
     STARTED.append(PF.stop)
     PF.start()
     SINK = SmtpSink(name="smtp-sink")
     STARTED.append(SINK.stop)
-    for m in ("good", "noxclient", "close"):
+    for m in ("good", "noxclient", "close", "auth", "authlogin"):
         FAKES[m] = FakeSMTP(m)
         STARTED.append(FAKES[m].stop)
 
@@ -547,6 +627,19 @@ def setup():
     users += "nox pw %s\n" % fk("noxclient")
     users += "fclose pw %s\n" % fk("close")
     users += "sinkuser pw smtp=127.0.0.1:%d\n" % SINK.port
+    # proxy_smtp_auth: the client's password is SASL_CLIENT_PW, the
+    # answer names Postfix's SASL user and password (or a wrong one).
+    sasl = "smtp=127.0.0.1:%d" % PF_SASL.port
+    sasl_login = "smtp=127.0.0.1:%d" % PF_SASL.extra_ports[0]
+    for u, dest, buser, bpass in (
+            ("sasl", sasl, "alice", SASL_USERS["alice"]),
+            ("saslbad", sasl, "alice", "wrong-pw"),
+            ("sasllogin", sasl_login, "bob", SASL_USERS["bob"]),
+            ("sasllogbad", sasl_login, "bob", "wrong-pw"),
+            ("fauth", fk("auth"), "b user", "b pw"),
+            ("fauthlogin", fk("authlogin"), "b user", "b pw")):
+        users += "%s %s %s backend_user=\"%s\" backend_pass=\"%s\"\n" % (
+            u, SASL_CLIENT_PW, dest, buser, bpass)
     users += "rcpt alice@example.test 127.0.0.1:%d\n" % PF.port
     users += "rcpt bob@example.test 127.0.0.1:%d\n" % PF.port
     users += "rcpt fake@example.test 127.0.0.1:%d\n" % FAKES["good"].port
@@ -591,6 +684,15 @@ def setup():
                          + res)
     body += server_block("pem", [http, "proxy_pass_error_message on"] + res)
     body += server_block("maxerr", [http, "max_errors 3"])
+    # proxy_smtp_auth with xclient on (the default) and off, with
+    # proxy_pass_error_message off and on.
+    body += server_block("noxc", [http, "xclient off"] + res)
+    for name, lines in (("psa", []), ("psa_noxc", ["xclient off"]),
+                        ("psa_pem", ["proxy_pass_error_message on"]),
+                        ("psa_pem_noxc", ["proxy_pass_error_message on",
+                                          "xclient off"])):
+        body += server_block(name, [http, "proxy_smtp_auth on"] + lines +
+                             res)
     body += server_block("buf", [http, "smtp_client_buffer 1k"])
     body += server_block("delay", [http, "smtp_greeting_delay 2s"])
     # EHLO combinations (reference 3.3), lists out of order on purpose.
@@ -612,6 +714,7 @@ def setup():
         "smtp_capabilities 8BITMIME"])
     BODY = body
     start_daemon()
+    sasl_started()
 
 
 def teardown(keep=True):
@@ -623,7 +726,8 @@ def teardown(keep=True):
         except Exception:  # noqa
             traceback.print_exc(file=sys.stdout)
     if not keep:
-        dirs = [x.dir for x in (D, PF, AS, AS_WAIT, SINK) if x is not None]
+        dirs = [x.dir for x in [D, PF, PF_SASL, AS, AS_WAIT, SINK] + DC_SASL
+                if x is not None]
         for d in (CDB and os.path.dirname(CDB), CERTDIR):
             if d:
                 dirs.append(d)
@@ -1304,6 +1408,219 @@ def backend_closes_mid_dialogue():
             with smtp_conn(PORT[srv]) as c:
                 c.send(b"AUTH PLAIN " + b64("\0fclose\0pw") + b"\r\n")
                 eq(c.eof(), INTERNAL, "backend EOF on " + srv)
+
+
+# ==========================================================================
+# proxy_smtp_auth: the proxy logs in to Postfix with real SASL (Dovecot)
+
+def sasl_log(pf, received, timeout=10):
+    """(method, user) of Postfix's log line for the queue id in a
+    Received header: "<id>: client=..., sasl_method=M, sasl_username=U"."""
+    m = re.search(rb" id ([0-9A-F]+)", received)
+    assert m, "queue id in %r" % received
+    qid = m.group(1).decode()
+    pat = re.compile(r"\b%s: client=.*, sasl_method=(\w+), "
+                     r"sasl_username=(\S+)" % qid)
+
+    def find():
+        m = pat.search(pf.logtext())
+        return m and m.groups()
+    return wait_for(find, timeout=timeout,
+                    what="Postfix's SASL log line for " + qid)
+
+
+def check_sasl_delivery(server, rcpt, msg, mid, sasl_user, method, helo,
+                        esmtp):
+    """Delivered byte for byte by PF_SASL to an authenticated client:
+    Received says "Authenticated sender" (and ESMTPA after EHLO); with
+    XCLIENT it also shows the client's address and name."""
+    got = delivered(rcpt, mid, pf=PF_SASL)
+    eq(Postfix.stored_message(got), msg.replace(b"\r\n", b"\n"),
+       "message as stored by Postfix")
+    rec = Postfix.received(got)
+    if PORT_XCLIENT[server]:
+        want = b"Received: from %s (%s [%s])" % (
+            (helo or CLIENT_NAME).encode(), CLIENT_NAME.encode(),
+            CLIENT_ADDR.encode())
+    else:
+        # The backend sees the proxy: its HELO and address.
+        want = b"Received: from mx.test (unknown [127.0.0.1])"
+    assert rec.startswith(want), "Received: %r, want %r" % (rec, want)
+    assert b"(Authenticated sender: %s)" % sasl_user.encode() in rec, rec
+    # RFC 3848's ESMTPA after EHLO; HELO has no such variant.
+    proto = b"ESMTPA" if esmtp else b"SMTP"
+    assert b" with %s id " % proto in rec, (rec, proto)
+    eq(sasl_log(PF_SASL, rec), (method, sasl_user), "Postfix's SASL login")
+
+
+PORT_XCLIENT = {"psa": True, "psa_pem": True, "psa_noxc": False,
+                "psa_pem_noxc": False}
+
+
+def _sasl_submission(server, hello, mech, user, sasl_user, method):
+    """A client with HELO, EHLO or neither logs in to the proxy with
+    mech; the proxy logs in to Postfix as the auth server's Auth-User
+    with its Auth-Pass; Postfix, which relays for SASL clients only,
+    takes the message."""
+    def fn():
+        mark = AS.mark()
+        rcpt = "bob@example.test" if sasl_user == "alice" else \
+            "alice@example.test"
+        with smtp_conn(PORT[server]) as c:
+            helo = None
+            if hello == "EHLO":
+                helo = CLIENT_HELO
+                c.cmd(b"EHLO " + helo.encode(), EHLO_WANT["e_default"])
+            elif hello == "HELO":
+                helo = CLIENT_HELO
+                c.cmd(b"HELO " + helo.encode(), b"250 mx.test\r\n")
+            MECHS[mech](c, user, SASL_CLIENT_PW)
+            msg, mid = new_message("sasl %s %s %s" % (server, hello, mech),
+                                   rcpt)
+            send_mail(c, "%s@example.test" % sasl_user, rcpt, msg)
+            quit_(c)
+        check_sasl_delivery(server, rcpt, msg, mid, sasl_user, method, helo,
+                            hello == "EHLO")
+        recs = AS.since(mark)
+        eq(len(recs), 1, "one auth request")
+        eq(header(recs[0], "Auth-User"), user)
+        eq(header(recs[0], "Auth-Pass"), SASL_CLIENT_PW)
+    fn.__name__ = "sasl_%s_%s_%s_%s" % (server, hello.lower(), mech,
+                                        method.lower())
+    return fn
+
+
+# Postfix offering PLAIN and LOGIN: the proxy uses PLAIN.  Postfix
+# offering LOGIN only: the proxy uses LOGIN.  xclient on and off, the
+# client with EHLO, HELO or neither, each client mechanism.
+for _args in (("psa", "EHLO", "plain_ir", "sasl", "alice", "PLAIN"),
+              ("psa", "HELO", "login", "sasl", "alice", "PLAIN"),
+              ("psa", "none", "plain", "sasl", "alice", "PLAIN"),
+              ("psa_noxc", "EHLO", "login_ir", "sasl", "alice", "PLAIN"),
+              ("psa_noxc", "HELO", "plain_ir", "sasl", "alice", "PLAIN"),
+              ("psa_noxc", "none", "login", "sasl", "alice", "PLAIN"),
+              ("psa", "EHLO", "login", "sasllogin", "bob", "LOGIN"),
+              ("psa", "HELO", "plain_ir", "sasllogin", "bob", "LOGIN"),
+              ("psa", "none", "login_ir", "sasllogin", "bob", "LOGIN"),
+              ("psa_noxc", "EHLO", "plain", "sasllogin", "bob", "LOGIN")):
+    test(_sasl_submission(*_args))
+
+
+@test
+def sasl_postfix_direct():
+    """PF_SASL on its own: nobody may send without SASL, even with
+    XCLIENT from loopback; its PLAIN+LOGIN smtpd takes the Dovecot
+    users' passwords and no others; its second smtpd offers LOGIN only
+    and refuses AUTH PLAIN."""
+    r = _direct(PF_SASL.port, [
+        b"EHLO mx.test", b"XCLIENT ADDR=%s NAME=%s" % (
+            CLIENT_ADDR.encode(), CLIENT_NAME.encode()),
+        b"EHLO h", b"MAIL FROM:<a@example.org>", b"RCPT TO:<bob@example.test>"])
+    assert b"250-AUTH PLAIN LOGIN\r\n" in r[1], r[1]
+    assert r[2].startswith(b"220 "), "XCLIENT: %r" % r
+    assert r[5].startswith(b"554 5.7.1 "), "unauthenticated RCPT: %r" % r
+    plain = b"AUTH PLAIN " + b64("\0alice\0" + SASL_USERS["alice"])
+    r = _direct(PF_SASL.port, [b"EHLO h", plain])
+    assert r[2].startswith(b"235 "), r
+    r = _direct(PF_SASL.port, [b"EHLO h", b"AUTH PLAIN " + b64(
+        "\0alice\0" + SASL_CLIENT_PW)])
+    assert r[2].startswith(b"535 5.7.8 "), r
+    r = _direct(PF_SASL.extra_ports[0], [
+        b"EHLO h", plain, b"AUTH LOGIN", b64("bob"),
+        b64(SASL_USERS["bob"])])
+    assert b"250-AUTH LOGIN\r\n" in r[1], r[1]
+    assert r[2].startswith(b"535 5.7.8 "), "PLAIN on the LOGIN-only smtpd"
+    eq(r[3:6], [USERNAME, PASSWORD, r[5]], "LOGIN dialogue")
+    assert r[5].startswith(b"235 "), r
+
+
+@test
+def sasl_needed_without_proxy_smtp_auth():
+    """The controls, without proxy_smtp_auth.  With xclient off the
+    client gets the proxy's 235 but Postfix, never authenticated,
+    refuses the recipient.  With xclient on, Postfix takes XCLIENT
+    LOGIN (the auth server's Auth-User) from its authorized XCLIENT
+    host as the SASL login, and relays."""
+    with smtp_conn(PORT["noxc"]) as c:
+        c.cmd(b"EHLO " + CLIENT_HELO.encode(), EHLO_WANT["e_default"])
+        auth_plain_ir(c, "sasl", SASL_CLIENT_PW)
+        c.cmd(b"MAIL FROM:<alice@example.test>", b"250 2.1.0 Ok\r\n")
+        c.send(b"RCPT TO:<bob@example.test>\r\n")
+        r = c.reply()
+        assert r.startswith(b"554 5.7.1 "), "RCPT: %r" % r
+        quit_(c)
+    with smtp_conn(PORT["sub_http"]) as c:
+        c.cmd(b"EHLO " + CLIENT_HELO.encode(), EHLO_WANT["sub_http"])
+        auth_plain_ir(c, "sasl", SASL_CLIENT_PW)
+        msg, mid = new_message("xclient login", "bob@example.test")
+        send_mail(c, "alice@example.test", "bob@example.test", msg)
+        quit_(c)
+    rec = Postfix.received(delivered("bob@example.test", mid, pf=PF_SASL))
+    assert b"(Authenticated sender: alice)" in rec, rec
+
+
+@test
+def sasl_backend_dialogue():
+    """What the backend receives (fakes offering AUTH): with xclient on,
+    XCLIENT without LOGIN, the client's EHLO, then AUTH with the auth
+    server's Auth-User and Auth-Pass; with xclient off EHLO then AUTH.
+    PLAIN when offered, LOGIN when only LOGIN is."""
+    plain = b"AUTH PLAIN " + b64("\0b user\0b pw") + b"\r\n"
+    login = b"AUTH LOGIN\r\n" + b64("b user") + b"\r\n" + b64("b pw") + \
+        b"\r\n"
+    xcl = b"XCLIENT ADDR=%s NAME=%s\r\nEHLO %s\r\n" % (
+        CLIENT_ADDR.encode(), CLIENT_NAME.encode(), CLIENT_HELO.encode())
+    for server, user, fake, want in (
+            ("psa", "fauth", "auth", xcl + plain),
+            ("psa", "fauthlogin", "authlogin", xcl + login),
+            ("psa_noxc", "fauth", "auth", plain),
+            ("psa_noxc", "fauthlogin", "authlogin", login)):
+        FAKES[fake].clear()
+        with smtp_conn(PORT[server]) as c:
+            c.cmd(b"EHLO " + CLIENT_HELO.encode(), EHLO_WANT["e_default"])
+            auth_login(c, user, SASL_CLIENT_PW)
+            c.cmd(b"NOOP", b"250 2.0.0 Ok\r\n", "NOOP relayed to the backend")
+            quit_(c)
+        eq(FAKES[fake].last(),
+           b"EHLO mx.test\r\n" + want + b"NOOP\r\nQUIT\r\n",
+           "%s to the %s backend" % (server, fake))
+
+
+@test
+def sasl_wrong_backend_password():
+    """The auth server accepts the client but answers with a password
+    Postfix's SASL refuses: the client gets 451 4.3.2, or Postfix's 535
+    under proxy_pass_error_message, and the connection ends; over PLAIN
+    and over LOGIN (the LOGIN-only smtpd); no descriptor left behind."""
+    fails = PF_SASL.logtext().count("authentication failed")
+    with NoFdGrowth():
+        # Each failure costs half a second in Dovecot (its failure
+        # timer): each server once, each of PLAIN and LOGIN twice.
+        for server, user in (("psa", "saslbad"), ("psa_noxc", "sasllogbad"),
+                             ("psa_pem", "sasllogbad"),
+                             ("psa_pem_noxc", "saslbad")):
+            with smtp_conn(PORT[server]) as c:
+                c.cmd(b"EHLO " + CLIENT_HELO.encode(),
+                      EHLO_WANT["e_default"])
+                c.send(b"AUTH PLAIN " + b64("\0%s\0%s" % (
+                    user, SASL_CLIENT_PW)) + b"\r\n")
+                got = c.eof()
+            what = "%s %s" % (server, user)
+            if "pem" in server:
+                assert re.match(rb"^535 5\.7\.8 Error: authentication "
+                                rb"failed: [^\r\n]*\r\n$", got), \
+                    "%s: %r" % (what, got)
+            else:
+                eq(got, INTERNAL, what)
+    wait_for(lambda: PF_SASL.logtext().count("authentication failed") >=
+             fails + 4, what="Postfix's 4 SASL failures")
+    log = PF_SASL.logtext()
+    assert "SASL PLAIN authentication failed" in log
+    assert "SASL LOGIN authentication failed: (reason unavailable), " \
+           "sasl_username=bob" in log
+    with smtp_conn(PORT["psa"]) as c:
+        auth_plain_ir(c, "sasl", SASL_CLIENT_PW)
+        quit_(c)
 
 
 # ==========================================================================
