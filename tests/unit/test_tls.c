@@ -251,6 +251,20 @@ mat_init(struct mat *m, int server)
 	m->tm.tm_scache_fd = -1;
 }
 
+/* The PEM copies; the keys and ticket keys belong to the test. */
+static void
+mat_free(struct mat *m)
+{
+	size_t	 i;
+
+	for (i = 0; i < m->tm.tm_ncert; i++)
+		free(m->certs[i].tb_data);
+	free(m->tm.tm_client_ca.tb_data);
+	free(m->tm.tm_trusted_ca.tb_data);
+	free(m->tm.tm_proxy_trusted.tb_data);
+	memset(m, 0, sizeof(*m));
+}
+
 static void
 mat_cert(struct mat *m, X509 *x, EVP_PKEY *k)
 {
@@ -278,10 +292,12 @@ server_at(int index)
 	return (NULL);
 }
 
+/* Builds the server's contexts, then drops the material as tls_setup. */
 static void
 load(int index, struct mat *m)
 {
 	ck_assert_int_eq(tls_server_load(server_at(index), &m->tm), 0);
+	mat_free(m);
 }
 
 /* The material every good server block gets unless a test says more. */
@@ -447,6 +463,7 @@ check_logged(int index, struct mat *m, char *out, size_t outlen)
 	saved = dup(2);
 	dup2(fd, 2);
 	rc = tls_check_server(server_at(index), &m->tm);
+	mat_free(m);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
