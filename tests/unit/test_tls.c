@@ -23,6 +23,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -57,6 +58,9 @@ struct mat {
 static EVP_PKEY	*ca_key, *other_key, *rsa_key, *ec_key, *cl_key, *be_key;
 static X509	*ca, *other_ca, *rsa_cert, *ec_cert, *wild_cert, *cn_cert;
 static X509	*cl_good, *cl_bad, *cl_expired, *cl_self, *be_cert;
+static X509	*cl_revoked, *proxy_cert;
+static X509_CRL	*crl;
+static EVP_PKEY	*dh;
 static unsigned char ticket_k1[80], ticket_k2[48];
 static char	 conf_path[64];
 static char	*conf_text;
@@ -92,6 +96,7 @@ static const char conf_template[] =
     "        protocol pop3;\n"
     "        ssl_verify_client on;\n"
     "        ssl_client_certificate /k/ca.pem;\n"
+    "        ssl_crl /k/ca.crl;\n"
     "        auth_http_pass_client_cert on;\n"
     "    }\n"
     "    server {\n"				/* 3: optional */
@@ -99,12 +104,16 @@ static const char conf_template[] =
     "        protocol smtp;\n"
     "        ssl_verify_client optional;\n"
     "        ssl_trusted_certificate /k/ca.pem;\n"
+    "        ssl_conf_command Ciphersuites TLS_CHACHA20_POLY1305_SHA256;\n"
     "    }\n"
     "    server {\n"				/* 4: optional_no_ca */
     "        listen 127.0.0.1:996 ssl;\n"
     "        protocol imap;\n"
     "        ssl_verify_client optional_no_ca;\n"
     "        ssl_client_certificate /k/ca.pem;\n"
+    "        ssl_protocols TLSv1.2;\n"
+    "        ssl_ecdh_curve secp384r1:prime256v1;\n"
+    "        ssl_dhparam /k/dh.pem;\n"
     "    }\n"
     "    server {\n"				/* 5: shared cache */
     "        listen 127.0.0.1:997 ssl;\n"
@@ -132,6 +141,8 @@ static const char conf_template[] =
     "        proxy_ssl_verify on;\n"
     "        proxy_ssl_trusted_certificate /k/ca.pem;\n"
     "        proxy_ssl_server_name on;\n"
+    "        proxy_ssl_certificate /k/proxy.pem;\n"
+    "        proxy_ssl_certificate_key /k/proxy.key;\n"
     "    }\n"
     "    server {\n"				/* 9: errors */
     "        listen 127.0.0.1:1993 ssl;\n"
@@ -149,6 +160,19 @@ static const char conf_template[] =
     "        listen 127.0.0.1:1995 ssl;\n"
     "        protocol imap;\n"
     "        ssl_certificate_compression on;\n"
+    "    }\n"
+    "    server {\n"				/* 12: errors */
+    "        listen 127.0.0.1:1996 ssl;\n"
+    "        protocol imap;\n"
+    "        ssl_dhparam /k/dh.pem;\n"
+    "        ssl_conf_command NoSuchCommand x;\n"
+    "    }\n"
+    "    server {\n"				/* 13: errors */
+    "        listen 127.0.0.1:1997 ssl;\n"
+    "        protocol imap;\n"
+    "        ssl_verify_client on;\n"
+    "        ssl_client_certificate /k/ca.pem;\n"
+    "        ssl_crl /k/ca.crl;\n"
     "    }\n"
     "}\n";
 
@@ -241,6 +265,38 @@ blob_pem(struct tls_blob *b, X509 *x, X509 *more)
 }
 
 static void
+blob_bio(struct tls_blob *b, BIO *bio)
+{
+	char	*p;
+	long	 len;
+
+	len = BIO_get_mem_data(bio, &p);
+	b->tb_data = malloc(len);
+	ck_assert_ptr_nonnull(b->tb_data);
+	memcpy(b->tb_data, p, len);
+	b->tb_len = len;
+	BIO_free(bio);
+}
+
+static void
+blob_crl(struct tls_blob *b)
+{
+	BIO	*bio = BIO_new(BIO_s_mem());
+
+	ck_assert(PEM_write_bio_X509_CRL(bio, crl) == 1);
+	blob_bio(b, bio);
+}
+
+static void
+blob_dh(struct tls_blob *b)
+{
+	BIO	*bio = BIO_new(BIO_s_mem());
+
+	ck_assert(PEM_write_bio_Parameters(bio, dh) == 1);
+	blob_bio(b, bio);
+}
+
+static void
 mat_init(struct mat *m, int server)
 {
 	memset(m, 0, sizeof(*m));
@@ -262,6 +318,9 @@ mat_free(struct mat *m)
 	free(m->tm.tm_client_ca.tb_data);
 	free(m->tm.tm_trusted_ca.tb_data);
 	free(m->tm.tm_proxy_trusted.tb_data);
+	free(m->tm.tm_proxy_cert.tb_data);
+	free(m->tm.tm_crl.tb_data);
+	free(m->tm.tm_dhparam.tb_data);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -319,8 +378,15 @@ load_std(int index)
 		blob_pem(&m.tm.tm_client_ca, ca, NULL);
 	if (index == 3)
 		blob_pem(&m.tm.tm_trusted_ca, ca, NULL);
-	if (index == 8)
+	if (index == 2)
+		blob_crl(&m.tm.tm_crl);
+	if (index == 4)
+		blob_dh(&m.tm.tm_dhparam);
+	if (index == 8) {
 		blob_pem(&m.tm.tm_proxy_trusted, ca, NULL);
+		blob_pem(&m.tm.tm_proxy_cert, proxy_cert, ca);
+		m.tm.tm_proxy_key = cl_key;
+	}
 	/* Blocks 0, 1 and 6 share their ticket key. */
 	mat_ticket(&m, ticket_k1, sizeof(ticket_k1));
 	load(index, &m);
@@ -702,7 +768,63 @@ START_TEST(test_verify_on)
 	ck_assert_str_eq(err, "client SSL certificate verify error: "
 	    "(10:certificate has expired)");
 	ck_assert_str_eq(rq->rq_ssl_verify, "FAILED:certificate has expired");
+
+	/* ssl_crl */
+	err = verify_run(2, cl_revoked, rq, &ok);
+	ck_assert(ok);
+	ck_assert_str_eq(err, "client SSL certificate verify error: "
+	    "(23:certificate revoked)");
+	ck_assert_str_eq(rq->rq_ssl_verify, "FAILED:certificate revoked");
 	free(rq);
+}
+END_TEST
+
+/* ssl_protocols, ssl_ecdh_curve, ssl_dhparam, ssl_conf_command. */
+START_TEST(test_settings)
+{
+	SSL_CTX		*c;
+	struct conn	 k;
+
+	load_std(1);
+	load_std(3);
+	load_std(4);
+	/* X25519 is the client's first choice, but not in the server's. */
+	c = client_ctx(0, NULL, NULL, NULL, NULL);
+	ck_assert(SSL_CTX_set1_groups_list(c, "X25519:secp384r1:P-256") == 1);
+	connect_to(&k, 4, c, NULL, NULL);
+	ck_assert(k.ok);
+	ck_assert_str_eq(SSL_get_version(k.s), "TLSv1.2");
+	ck_assert_int_eq(SSL_get_negotiated_group(k.s), NID_secp384r1);
+	conn_free(&k);
+	connect_to(&k, 1, c, NULL, NULL);
+	ck_assert(k.ok);
+	ck_assert_int_eq(SSL_get_negotiated_group(k.s), NID_X25519);
+	conn_free(&k);
+	connect_to(&k, 1, c, NULL, NULL);
+	ck_assert(k.ok);
+	ck_assert_str_eq(SSL_get_version(k.s), "TLSv1.3");
+	ck_assert_str_eq(SSL_get_cipher_name(k.s), "TLS_AES_256_GCM_SHA384");
+	conn_free(&k);
+	/* The conf command limits block 3 to ChaCha20. */
+	connect_to(&k, 3, c, NULL, NULL);
+	ck_assert(k.ok);
+	ck_assert_str_eq(SSL_get_cipher_name(k.s),
+	    "TLS_CHACHA20_POLY1305_SHA256");
+	conn_free(&k);
+	SSL_CTX_free(c);
+	/* DHE only with ssl_dhparam. */
+	c = client_ctx(TLS1_2_VERSION, NULL, NULL, NULL, NULL);
+	ck_assert(SSL_CTX_set_cipher_list(c, "DHE-RSA-AES128-GCM-SHA256") ==
+	    1);
+	connect_to(&k, 4, c, NULL, NULL);
+	ck_assert(k.ok);
+	ck_assert_str_eq(SSL_get_cipher_name(k.s),
+	    "DHE-RSA-AES128-GCM-SHA256");
+	conn_free(&k);
+	connect_to(&k, 1, c, NULL, NULL);
+	ck_assert(!k.ok);
+	conn_free(&k);
+	SSL_CTX_free(c);
 }
 END_TEST
 
@@ -722,6 +844,7 @@ START_TEST(test_verify_optional)
 	ck_assert_int_eq(rq->rq_ssl_pass_cert, 0);
 	ck_assert_ptr_null(verify_run(3, cl_good, rq, &ok));
 	ck_assert_str_eq(rq->rq_ssl_verify, "SUCCESS");
+	ck_assert_str_eq(rq->rq_ssl_cipher, "TLS_CHACHA20_POLY1305_SHA256");
 	ck_assert_uint_eq(rq->rq_ssl_certlen, 0);
 	err = verify_run(3, cl_bad, rq, &ok);
 	ck_assert_str_eq(err, "client SSL certificate verify error: "
@@ -733,6 +856,7 @@ START_TEST(test_verify_optional)
 	/* optional_no_ca: an unknown issuer is the auth server's call. */
 	ck_assert_ptr_null(verify_run(4, cl_bad, rq, &ok));
 	ck_assert(ok);
+	ck_assert_str_eq(rq->rq_ssl_protocol, "TLSv1.2");
 	ck_assert_str_eq(rq->rq_ssl_verify,
 	    "FAILED:unable to verify the first certificate");
 	ck_assert_ptr_null(verify_run(4, cl_self, rq, &ok));
@@ -1075,6 +1199,10 @@ START_TEST(test_backend)
 	ck_assert(SSL_CTX_use_certificate(bctx, be_cert) == 1);
 	ck_assert(SSL_CTX_use_PrivateKey(bctx, be_key) == 1);
 	ck_assert(SSL_CTX_add_extra_chain_cert(bctx, X509_dup(ca)) == 1);
+	/* The backend requires our proxy_ssl_certificate. */
+	ck_assert(X509_STORE_add_cert(SSL_CTX_get_cert_store(bctx), ca) == 1);
+	SSL_CTX_set_verify(bctx, SSL_VERIFY_PEER |
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		c = tls_backend_new(8, t[i].name);
 		ck_assert_ptr_nonnull(c);
@@ -1085,6 +1213,9 @@ START_TEST(test_backend)
 		SSL_set_bio(s, bs, bs);
 		ok = drive(c, s);
 		ck_assert_msg(ok == t[i].ok, "backend name %s", t[i].name);
+		if (ok)
+			ck_assert(X509_cmp(SSL_get0_peer_certificate(s),
+			    proxy_cert) == 0);
 		sni = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
 		if (t[i].ok && strchr(t[i].name, '.') != NULL &&
 		    strcmp(t[i].name, "127.0.0.1") != 0)
@@ -1151,6 +1282,42 @@ START_TEST(test_errors)
 	where_of("ssl_certificate_compression on", w, sizeof(w));
 	ck_assert_msg(strstr(out, w) != NULL, "%s", out);
 
+	/* A key inherited from the mail level is named at its line. */
+	mat_init(&m, 11);
+	mat_cert(&m, rsa_cert, ec_key);
+	ck_assert_int_eq(check_logged(11, &m, out, sizeof(out)), -1);
+	ck_assert_msg(strstr(out, "SSL_CTX_use_PrivateKey(\"/k/rsa.key\") "
+	    "failed") != NULL, "%s", out);
+	where_of("ssl_certificate_key /k/rsa.key", w, sizeof(w));
+	ck_assert_msg(strstr(out, w) != NULL, "%s", out);
+
+	/* DH parameters that are not, then a conf command that is not. */
+	mat_init(&m, 12);
+	mat_cert(&m, rsa_cert, rsa_key);
+	blob_pem(&m.tm.tm_dhparam, ca, NULL);
+	ck_assert_int_eq(check_logged(12, &m, out, sizeof(out)), -1);
+	ck_assert_msg(strstr(out, "PEM_read_bio_Parameters(\"/k/dh.pem\") "
+	    "failed") != NULL, "%s", out);
+	where_of("ssl_dhparam /k/dh.pem;\n        ssl_conf", w, sizeof(w));
+	ck_assert_msg(strstr(out, w) != NULL, "%s", out);
+	mat_init(&m, 12);
+	mat_cert(&m, rsa_cert, rsa_key);
+	blob_dh(&m.tm.tm_dhparam);
+	ck_assert_int_eq(check_logged(12, &m, out, sizeof(out)), -1);
+	ck_assert_msg(strstr(out, "SSL_CONF_cmd(\"NoSuchCommand\", \"x\") "
+	    "failed") != NULL, "%s", out);
+	where_of("ssl_conf_command NoSuchCommand", w, sizeof(w));
+	ck_assert_msg(strstr(out, w) != NULL, "%s", out);
+
+	/* A CRL that is not. */
+	mat_init(&m, 13);
+	mat_cert(&m, rsa_cert, rsa_key);
+	blob_pem(&m.tm.tm_client_ca, ca, NULL);
+	blob_pem(&m.tm.tm_crl, ca, NULL);
+	ck_assert_int_eq(check_logged(13, &m, out, sizeof(out)), -1);
+	ck_assert_msg(strstr(out, "X509_STORE_add_crl(\"/k/ca.crl\") failed")
+	    != NULL, "%s", out);
+
 	/* And a good one passes, and a block without TLS needs nothing. */
 	mat_init(&m, 1);
 	mat_cert(&m, rsa_cert, rsa_key);
@@ -1173,6 +1340,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_renegotiation);
 	tcase_add_test(tc, test_verify_on);
 	tcase_add_test(tc, test_verify_optional);
+	tcase_add_test(tc, test_settings);
 	tcase_add_test(tc, test_resume_blocks);
 	tcase_add_test(tc, test_resume_verified);
 	tcase_add_test(tc, test_ticket_rotation);
@@ -1182,6 +1350,49 @@ tls_suite(void)
 	tcase_add_test(tc, test_errors);
 	suite_add_tcase(s, tc);
 	return (s);
+}
+
+/* The CA's CRL revokes cl_revoked. */
+static void
+crl_make(void)
+{
+	X509_REVOKED	*r;
+	ASN1_TIME	*t;
+
+	MUST((crl = X509_CRL_new()) != NULL);
+	MUST(X509_CRL_set_version(crl, 1) == 1);
+	MUST(X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) == 1);
+	t = X509_gmtime_adj(NULL, -3600);
+	MUST(X509_CRL_set1_lastUpdate(crl, t) == 1);
+	ASN1_TIME_free(t);
+	t = X509_gmtime_adj(NULL, 86400);
+	MUST(X509_CRL_set1_nextUpdate(crl, t) == 1);
+	MUST((r = X509_REVOKED_new()) != NULL);
+	MUST(X509_REVOKED_set_serialNumber(r,
+	    X509_get_serialNumber(cl_revoked)) == 1);
+	t = X509_gmtime_adj(NULL, -60);
+	MUST(X509_REVOKED_set_revocationDate(r, t) == 1);
+	ASN1_TIME_free(t);
+	MUST(X509_CRL_add0_revoked(crl, r) == 1);
+	MUST(X509_CRL_sort(crl) == 1);
+	MUST(X509_CRL_sign(crl, ca_key, EVP_sha256()) > 0);
+}
+
+/* RFC 7919's ffdhe2048, as a dhparam file would hold it. */
+static void
+dh_make(void)
+{
+	EVP_PKEY_CTX	*pc;
+	OSSL_PARAM	 p[2];
+
+	MUST((pc = EVP_PKEY_CTX_new_from_name(NULL, "DH", NULL)) != NULL);
+	MUST(EVP_PKEY_paramgen_init(pc) == 1);
+	p[0] = OSSL_PARAM_construct_utf8_string("group",
+	    (char *)(uintptr_t)"ffdhe2048", 0);
+	p[1] = OSSL_PARAM_construct_end();
+	MUST(EVP_PKEY_CTX_set_params(pc, p) == 1);
+	MUST(EVP_PKEY_paramgen(pc, &dh) == 1);
+	EVP_PKEY_CTX_free(pc);
 }
 
 static void
@@ -1217,6 +1428,12 @@ material_make(void)
 	be_cert = cert_new("backend.example.net", NULL,
 	    "DNS:backend.example.net,IP:127.0.0.1,IP:::1", be_key, ca, ca_key,
 	    0, -1, 365, 30);
+	cl_revoked = cert_new("revoked", "Test Org", NULL, cl_key, ca, ca_key,
+	    0, -1, 365, 24);
+	proxy_cert = cert_new("proxy", NULL, NULL, cl_key, ca, ca_key, 0, -1,
+	    365, 31);
+	crl_make();
+	dh_make();
 	MUST(RAND_bytes(ticket_k1, sizeof(ticket_k1)) == 1);
 	MUST(RAND_bytes(ticket_k2, sizeof(ticket_k2)) == 1);
 }
