@@ -46,12 +46,15 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/imap_parse.o bin/mailproxyd/pop3_parse.o \
 		bin/mailproxyd/sasl.o bin/mailproxyd/smtp.o \
 		bin/mailproxyd/smtp_parse.o bin/mailproxyd/proxyproto.o \
-		bin/mailproxyd/ppsession.o bin/mailproxyd/tls.o
+		bin/mailproxyd/ppsession.o bin/mailproxyd/tls.o \
+		bin/mailproxyd/tls_material.o bin/mailproxyd/keyproc.o \
+		bin/mailproxyd/keyproxy.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
 CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o
 CTL=		bin/mailproxyctl/mailproxyctl
 AUTHDRIVE=	tests/authdrive
+KEYDRIVE=	tests/keydrive
 LIBMP=		lib/libmailproxy.a
 LIBMPD=		bin/mailproxyd/libmailproxyd.a
 
@@ -95,6 +98,11 @@ ${CTL}: ${CTL_OBJS} ${LIBMP}
 ${AUTHDRIVE}: tests/authdrive.c ${LIBMPD} ${LIBMP} ${HEADERS}
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} ${MP_LDFLAGS} ${LDFLAGS} \
 	    -o $@ tests/authdrive.c ${LIBMPD} ${LIBMP} ${MP_LIBS}
+
+# Plays parent and worker for one key process in the regress tests.
+${KEYDRIVE}: tests/keydrive.c ${LIBMPD} ${LIBMP} ${HEADERS}
+	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} ${MP_LDFLAGS} ${LDFLAGS} \
+	    -o $@ tests/keydrive.c ${LIBMPD} ${LIBMP} ${MP_LIBS}
 
 tests/unit/test_cdbtable: tests/unit/test_cdbtable.c ${LIBMPD} ${LIBMP} \
     ${HEADERS}
@@ -220,7 +228,7 @@ fuzz: ${FUZZ_TARGETS}
 
 # Every suite prints its own counts; tests/run-all sums them up and
 # ends with the "N passed, N failed" line.
-check: all ${UNIT_TESTS} ${AUTHDRIVE}
+check: all ${UNIT_TESTS} ${AUTHDRIVE} ${KEYDRIVE}
 	sh tests/run-all ${UNIT_TESTS}
 
 lint:
@@ -247,7 +255,7 @@ demo:
 
 clean:
 	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
-	    ${CTL_OBJS} ${CTL} ${AUTHDRIVE} \
+	    ${CTL_OBJS} ${CTL} ${AUTHDRIVE} ${KEYDRIVE} \
 	    ${LIBMPD} ${UNIT_TESTS} ${FUZZ_TARGETS}
 	rm -rf tests/tmp
 

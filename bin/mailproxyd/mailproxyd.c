@@ -185,11 +185,15 @@ main(int argc, char *argv[])
 			mp_role = PROC_WORKER;
 		else if (strcmp(role, "auth") == 0)
 			mp_role = PROC_AUTH;
+		else if (strcmp(role, "key") == 0)
+			mp_role = PROC_KEY;
 		else
 			usage();
 		log_procname(role);
 		if (mp_role == PROC_WORKER)
 			worker_main();
+		if (mp_role == PROC_KEY)
+			keyproc_main();
 		auth_main();
 	}
 
@@ -220,16 +224,26 @@ main(int argc, char *argv[])
 
 	conf = conf_parse_file(file, prefix, gdir);
 	if (test && conf != NULL) {
-		/* What the parent checks at start: resolvers, cdb files. */
-		struct cdbfile	*cdbs;
-		size_t		 ncdbs;
+		/*
+		 * What the parent checks at start: resolvers, cdb files,
+		 * TLS certificates and keys.
+		 */
+		struct cdbfile		*cdbs;
+		struct tls_loaded	*tl;
+		size_t			 ncdbs;
 
 		if (parent_check_resolvers(conf) == -1 ||
 		    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1) {
 			conf_free(conf);
 			conf = NULL;
-		} else
+		} else {
 			parent_close_cdbs(cdbs, ncdbs);
+			if (tls_material_load(conf, &tl) == -1) {
+				conf_free(conf);
+				conf = NULL;
+			} else
+				tls_material_free(tl);
+		}
 	}
 	if (test) {
 		if (conf == NULL) {

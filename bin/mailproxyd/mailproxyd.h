@@ -40,7 +40,8 @@
 enum proc_role {
 	PROC_PARENT,
 	PROC_WORKER,
-	PROC_AUTH
+	PROC_AUTH,
+	PROC_KEY
 };
 
 enum imsg_type {
@@ -52,6 +53,14 @@ enum imsg_type {
 	IMSG_CFG_LOG,		/* fd + struct cfg_log */
 	IMSG_CFG_PEER,		/* fd + struct cfg_peer: worker <-> auth */
 	IMSG_CFG_CDB,		/* fd + struct cfg_cdb: an auth_cdb table */
+	/* TLS material (tls_material.c), to workers */
+	IMSG_CFG_TLS_SERVER,	/* struct cfg_tls_server: one server's */
+	IMSG_CFG_TLS_DATA,	/* struct cfg_tls_data + a chunk of a file */
+	IMSG_CFG_TLS_KEY,	/* struct cfg_tls_key: a key's key id */
+	IMSG_CFG_TLS_SCACHE,	/* fd + struct cfg_tls_scache */
+	IMSG_CFG_KEYPEER,	/* fd + struct cfg_peer: worker <-> key */
+	/* to the key process only */
+	IMSG_CFG_TLS_PRIVKEY,	/* struct cfg_tls_privkey + DER */
 	IMSG_CFG_DONE,		/* struct cfg_done: start serving */
 
 	/* child -> parent */
@@ -71,7 +80,79 @@ enum imsg_type {
 	IMSG_AUTH_RESULT,	/* struct auth_result */
 	IMSG_AUTH_CANCEL,	/* struct auth_cancel */
 	IMSG_AUTH_RESOLVE,	/* struct auth_resolve: FCrDNS of a client */
-	IMSG_AUTH_RESOLVED	/* struct auth_resolved */
+	IMSG_AUTH_RESOLVED,	/* struct auth_resolved */
+
+	/*
+	 * worker <-> key process, synchronous: one request at a time, the
+	 * answer carries the request's peer id (a sequence number).
+	 */
+	IMSG_KEY_OP,		/* struct key_op */
+	IMSG_KEY_RESULT		/* struct key_result */
+};
+
+/* IMSG_CFG_TLS_SERVER: the counts of one server's material. */
+struct cfg_tls_server {
+	int32_t		 ts_server;	/* conf_server.s_index */
+	uint32_t	 ts_ncert;	/* ssl_certificate entries */
+	uint32_t	 ts_nticket;	/* session ticket keys */
+};
+
+/* IMSG_CFG_TLS_DATA: which file of a server; the chunks follow in order. */
+enum tls_data_kind {
+	TLS_DATA_CERT,			/* td_index: the certificate */
+	TLS_DATA_DHPARAM,
+	TLS_DATA_CLIENT_CA,
+	TLS_DATA_TRUSTED_CA,
+	TLS_DATA_CRL,
+	TLS_DATA_TICKET,		/* td_index: the key */
+	TLS_DATA_PROXY_CERT,
+	TLS_DATA_PROXY_TRUSTED
+};
+#define TLS_DATA_MAX		(64 * 1024 * 1024)
+struct cfg_tls_data {
+	int32_t		 td_server;
+	int32_t		 td_kind;	/* enum tls_data_kind */
+	uint32_t	 td_index;
+	uint32_t	 td_total;	/* the whole file's length */
+};
+
+/* IMSG_CFG_TLS_KEY: certificate td_index's key is tk_key over there. */
+#define TLS_KEY_PROXY		UINT32_MAX	/* proxy_ssl_certificate_key */
+struct cfg_tls_key {
+	int32_t		 tk_server;
+	uint32_t	 tk_index;	/* or TLS_KEY_PROXY */
+	uint32_t	 tk_key;	/* key id in the key process */
+};
+
+/* IMSG_CFG_TLS_SCACHE: a shared session cache zone. */
+struct cfg_tls_scache {
+	int32_t		 tc_server;
+	uint64_t	 tc_size;
+};
+
+/* IMSG_CFG_TLS_PRIVKEY: one private key, DER, after the struct. */
+#define TLS_PRIVKEY_MAX		16384
+struct cfg_tls_privkey {
+	uint32_t	 tp_key;	/* key id */
+};
+
+/* IMSG_KEY_OP */
+#define KEY_OP_RSA_SIGN		1	/* private encrypt: PKCS1 or none */
+#define KEY_OP_ECDSA_SIGN	2	/* a digest in, DER out */
+#define KEY_DATA_MAX		1024	/* RSA up to 8192 bits */
+struct key_op {
+	uint32_t	 ko_key;
+	uint32_t	 ko_op;
+	int32_t		 ko_padding;	/* RSA_PKCS1_PADDING, RSA_NO_PADDING */
+	uint32_t	 ko_len;
+	unsigned char	 ko_data[KEY_DATA_MAX];
+};
+
+/* IMSG_KEY_RESULT */
+struct key_result {
+	int32_t		 kr_status;	/* 0, or -1: refused or failed */
+	uint32_t	 kr_len;
+	unsigned char	 kr_data[KEY_DATA_MAX];
 };
 
 /* IMSG_CFG_CDB: the descriptor of the auth_cdb file of this path. */
@@ -181,6 +262,7 @@ void	 imsgev_update(struct imsgev *);
 int	 imsgev_compose(struct imsgev *, uint32_t, uint32_t, int,
 	    const void *, size_t);
 void	 imsgev_clear(struct imsgev *);
+const char *proc_role_name(enum proc_role);
 pid_t	 proc_spawn(const char *, enum proc_role, int,
 	    const struct mailproxyd_conf *, int *);
 int	 proc_child_setup(int, struct child_setup *,
@@ -411,6 +493,28 @@ extern const struct session_proto	 smtp_proto;
 
 /* auth.c */
 __dead void	 auth_main(void);
+
+/* keyproc.c */
+__dead void	 keyproc_main(void);
+
+/* keyproxy.c */
+struct x509_st;
+struct evp_pkey_st;
+void		 keyproxy_set_channel(int);
+struct evp_pkey_st *keyproxy_key(struct x509_st *, uint32_t);
+
+/* tls_material.c */
+/* The parent's TLS material of one generation. */
+struct tls_loaded;
+int		 tls_material_load(const struct mailproxyd_conf *,
+		    struct tls_loaded **);
+void		 tls_material_free(struct tls_loaded *);
+int		 tls_material_nkeys(const struct tls_loaded *);
+void		 tls_material_send(const struct tls_loaded *, struct imsgev *);
+void		 tls_material_send_keys(const struct tls_loaded *,
+		    struct imsgev *);
+int		 tls_material_recv(struct imsg *);
+void		 tls_material_ready(const struct mailproxyd_conf *);
 
 /* auth_http_client.c */
 struct ahc_req;

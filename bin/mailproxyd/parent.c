@@ -53,6 +53,7 @@ struct generation {
 	char			*g_text;
 	size_t			 g_textlen;
 	struct child		*g_auth;
+	struct child		*g_key;		/* NULL: no private keys */
 	struct child		*g_workers[MAILPROXYD_WORKERS_MAX];
 	int			 g_nworkers;
 	int			 g_draining;
@@ -61,6 +62,7 @@ struct generation {
 	struct cfg_done		 g_cd;		/* who the children become */
 	struct cdbfile		*g_cdbs;
 	size_t			 g_ncdbs;
+	struct tls_loaded	*g_tls;		/* certificates and keys */
 };
 TAILQ_HEAD(generationhead, generation);
 
@@ -94,7 +96,8 @@ static int	parent_open_logs(struct mailproxyd_conf *,
 		    struct log_target *, size_t *);
 static void	parent_close_logs(struct log_target *, size_t);
 static struct generation *gen_start(struct mailproxyd_conf *,
-		    const struct cfg_done *, struct cdbfile *, size_t);
+		    const struct cfg_done *, struct cdbfile *, size_t,
+		    struct tls_loaded *);
 
 static struct generation *gen_find(uint32_t);
 static void	gen_drain(struct generation *);
@@ -103,6 +106,7 @@ static struct child *child_start(struct generation *, enum proc_role, int);
 static void	child_send_logs(struct child *);
 static void	child_wire(struct generation *, struct child *,
 		    struct child *);
+static void	child_wire_key(struct child *, struct child *);
 static struct child *child_find(pid_t);
 static void	child_reaped(struct child *, int);
 static void	child_dispatch(struct imsgev *, struct imsg *);
@@ -311,9 +315,10 @@ parent_close_logs(struct log_target *lt, size_t n)
 void
 parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 {
-	struct cfg_done	 cd;
-	struct cdbfile	*cdbs;
-	size_t		 ncdbs;
+	struct cfg_done		 cd;
+	struct cdbfile		*cdbs;
+	struct tls_loaded	*tl;
+	size_t			 ncdbs;
 
 	(void)argc0;
 	parent.p_self = self;
@@ -322,7 +327,8 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	TAILQ_INIT(&parent.p_listeners);
 
 	if (parent_check_conf(conf, &cd) == -1 ||
-	    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1)
+	    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1 ||
+	    tls_material_load(conf, &tl) == -1)
 		exit(1);
 	if (listen_plan(conf, &parent.p_listeners) == -1 ||
 	    listen_open(&parent.p_listeners, NULL) == -1)
@@ -353,7 +359,7 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	signal_add(&parent.p_ev_usr1, NULL);
 	signal_add(&parent.p_ev_chld, NULL);
 
-	if (gen_start(conf, &cd, cdbs, ncdbs) == NULL)
+	if (gen_start(conf, &cd, cdbs, ncdbs, tl) == NULL)
 		fatalx("could not start the worker processes");
 	log_notice("%s/%s started, %d worker process%s", MAILPROXYD_NAME,
 	    MAILPROXYD_VERSION, conf->c_worker_processes,
@@ -373,7 +379,7 @@ parent_set_paths(const char *file, const char *prefix, const char *gdir)
 
 static struct generation *
 gen_start(struct mailproxyd_conf *conf, const struct cfg_done *cd,
-    struct cdbfile *cdbs, size_t ncdbs)
+    struct cdbfile *cdbs, size_t ncdbs, struct tls_loaded *tl)
 {
 	struct generation	*g;
 	int			 i;
@@ -386,11 +392,15 @@ gen_start(struct mailproxyd_conf *conf, const struct cfg_done *cd,
 	g->g_cd = *cd;
 	g->g_cdbs = cdbs;
 	g->g_ncdbs = ncdbs;
+	g->g_tls = tl;
 	if ((g->g_text = conf_dump_string(conf, &g->g_textlen)) == NULL)
 		fatalx("could not serialise the configuration");
 	TAILQ_INSERT_TAIL(&parent.p_gens, g, g_entry);
 
 	if ((g->g_auth = child_start(g, PROC_AUTH, 0)) == NULL)
+		goto fail;
+	if (tls_material_nkeys(tl) > 0 &&
+	    (g->g_key = child_start(g, PROC_KEY, 0)) == NULL)
 		goto fail;
 	for (i = 0; i < g->g_nworkers; i++) {
 		if ((g->g_workers[i] = child_start(g, PROC_WORKER, i)) ==
@@ -438,6 +448,7 @@ gen_maybe_free(struct generation *g)
 	log_info("generation %u has ended", g->g_id);
 	conf_free(g->g_conf);
 	parent_close_cdbs(g->g_cdbs, g->g_ncdbs);
+	tls_material_free(g->g_tls);
 	free(g->g_text);
 	free(g);
 	parent_maybe_exit();
@@ -493,7 +504,12 @@ child_start(struct generation *g, enum proc_role role, int slot)
 		}
 		if (g->g_auth != NULL)
 			child_wire(g, c, g->g_auth);
+		tls_material_send(g->g_tls, &c->c_iev);
+		if (g->g_key != NULL)
+			child_wire_key(c, g->g_key);
 	}
+	if (role == PROC_KEY)
+		tls_material_send_keys(g->g_tls, &c->c_iev);
 	if (role == PROC_AUTH) {
 		for (i = 0; i < (int)g->g_ncdbs; i++) {
 			struct cfg_cdb	cc;
@@ -517,8 +533,14 @@ child_start(struct generation *g, enum proc_role role, int slot)
 			if (g->g_workers[i] != NULL)
 				child_wire(g, g->g_workers[i], c);
 	}
+	if (role == PROC_KEY) {
+		/* So does a replacement key process. */
+		for (i = 0; i < g->g_nworkers; i++)
+			if (g->g_workers[i] != NULL)
+				child_wire_key(g->g_workers[i], c);
+	}
 	log_info("started %s process %ld (generation %u)",
-	    role == PROC_AUTH ? "auth" : "worker", (long)c->c_pid, g->g_id);
+	    proc_role_name(role), (long)c->c_pid, g->g_id);
 	return c;
 }
 
@@ -558,6 +580,22 @@ child_wire(struct generation *g, struct child *w, struct child *a)
 	imsgev_compose(&a->c_iev, IMSG_CFG_PEER, 0, sp[1], &cp, sizeof(cp));
 }
 
+/* A socketpair between a worker and the key process. */
+static void
+child_wire_key(struct child *w, struct child *k)
+{
+	struct cfg_peer	 cp;
+	int		 sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		fatal("socketpair");
+	cp.cp_worker = w->c_slot;
+	imsgev_compose(&w->c_iev, IMSG_CFG_KEYPEER, 0, sp[0], &cp,
+	    sizeof(cp));
+	imsgev_compose(&k->c_iev, IMSG_CFG_KEYPEER, 0, sp[1], &cp,
+	    sizeof(cp));
+}
+
 static struct child *
 child_find(pid_t pid)
 {
@@ -589,7 +627,9 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 		c->c_ready = 1;
 		if (g->g_announced || g->g_draining)
 			return;
-		all = g->g_auth != NULL && g->g_auth->c_ready;
+		all = g->g_auth != NULL && g->g_auth->c_ready &&
+		    (tls_material_nkeys(g->g_tls) == 0 ||
+		    (g->g_key != NULL && g->g_key->c_ready));
 		for (i = 0; i < g->g_nworkers; i++) {
 			w = g->g_workers[i];
 			if (w == NULL || !w->c_ready)
@@ -633,7 +673,7 @@ child_reaped(struct child *c, int status)
 	const char		*role;
 	int			 crashed = 0;
 
-	role = c->c_role == PROC_AUTH ? "auth" : "worker";
+	role = proc_role_name(c->c_role);
 	if (WIFSIGNALED(status)) {
 		log_msg(LOG_LVL_ALERT, "%s process %ld exited on signal %d%s",
 		    role, (long)c->c_pid, WTERMSIG(status),
@@ -651,6 +691,8 @@ child_reaped(struct child *c, int status)
 	TAILQ_REMOVE(&parent.p_children, c, c_entry);
 	if (c->c_role == PROC_AUTH && g->g_auth == c)
 		g->g_auth = NULL;
+	else if (c->c_role == PROC_KEY && g->g_key == c)
+		g->g_key = NULL;
 	else if (c->c_role == PROC_WORKER && g->g_workers[c->c_slot] == c)
 		g->g_workers[c->c_slot] = NULL;
 	g->g_live--;
@@ -692,8 +734,7 @@ child_respawn_later(struct generation *g, enum proc_role role, int slot)
 	delay = crash_delay();
 	if (delay > 0)
 		log_warnx("children are crashing in a loop: respawning the "
-		    "%s process in %ld ms", role == PROC_AUTH ? "auth" :
-		    "worker", delay);
+		    "%s process in %ld ms", proc_role_name(role), delay);
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("calloc");
 	r->r_gen = g->g_id;
@@ -721,6 +762,8 @@ child_respawn_cb(int fd, short events, void *arg)
 			child_respawn_later(g, r->r_role, r->r_slot);
 		else if (r->r_role == PROC_AUTH)
 			g->g_auth = c;
+		else if (r->r_role == PROC_KEY)
+			g->g_key = c;
 		else
 			g->g_workers[r->r_slot] = c;
 	}
@@ -738,6 +781,7 @@ parent_reload(void)
 	struct log_target	 logs[LOG_TARGETS_MAX];
 	struct cfg_done		 cd;
 	struct cdbfile		*cdbs;
+	struct tls_loaded	*tl;
 	size_t			 nlogs, ncdbs;
 
 	if (parent.p_stopping)
@@ -751,18 +795,25 @@ parent_reload(void)
 	if (parent_check_conf(conf, &cd) == -1 ||
 	    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1)
 		goto keepconf;
+	if (tls_material_load(conf, &tl) == -1) {
+		parent_close_cdbs(cdbs, ncdbs);
+		goto keepconf;
+	}
 	if (listen_plan(conf, &newls) == -1) {
 		parent_close_cdbs(cdbs, ncdbs);
+		tls_material_free(tl);
 		goto keepconf;
 	}
 	if (listen_open(&newls, &parent.p_listeners) == -1) {
 		listen_close_all(&newls);
 		parent_close_cdbs(cdbs, ncdbs);
+		tls_material_free(tl);
 		goto keepconf;
 	}
 	if (parent_open_logs(conf, logs, &nlogs) == -1) {
 		listen_close_all(&newls);
 		parent_close_cdbs(cdbs, ncdbs);
+		tls_material_free(tl);
 		goto keepconf;
 	}
 	/* Sockets the new configuration does not name close here. */
@@ -779,7 +830,7 @@ parent_reload(void)
 		    sizeof(parent.p_pidfile));
 		parent_write_pid();
 	}
-	if (gen_start(conf, &cd, cdbs, ncdbs) == NULL) {
+	if (gen_start(conf, &cd, cdbs, ncdbs, tl) == NULL) {
 		log_msg(LOG_LVL_ALERT, "could not start the new generation; "
 		    "the old one keeps serving");
 		notify_send("READY=1");
@@ -860,8 +911,7 @@ parent_kill_cb(int fd, short events, void *arg)
 	(void)arg;
 	TAILQ_FOREACH(c, &parent.p_children, c_entry) {
 		log_warnx("%s process %ld did not stop: killing it",
-		    c->c_role == PROC_AUTH ? "auth" : "worker",
-		    (long)c->c_pid);
+		    proc_role_name(c->c_role), (long)c->c_pid);
 		kill(c->c_pid, SIGKILL);
 	}
 }

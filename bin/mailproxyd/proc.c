@@ -200,6 +200,23 @@ proc_child_env(const struct mailproxyd_conf *conf)
 	return envp;
 }
 
+/* The role's name: for -R, the logs and the process title. */
+const char *
+proc_role_name(enum proc_role role)
+{
+	switch (role) {
+	case PROC_PARENT:
+		return "parent";
+	case PROC_WORKER:
+		return "worker";
+	case PROC_AUTH:
+		return "auth";
+	case PROC_KEY:
+		return "key";
+	}
+	return "?";
+}
+
 /*
  * Start a child: a socketpair to it, fork, and in the child re-execute
  * the daemon's own binary with the role flag, so each child has a fresh
@@ -247,11 +264,11 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 	 * reuse the space exec gave us, and the environment is small.
 	 */
 	argv[argc++] = (char *)(uintptr_t)(role == PROC_AUTH ?
-	    MAILPROXYD_NAME ": auth process" :
+	    MAILPROXYD_NAME ": auth process" : role == PROC_KEY ?
+	    MAILPROXYD_NAME ": key process" :
 	    MAILPROXYD_NAME ": worker process");
 	argv[argc++] = (char *)(uintptr_t)"-R";
-	argv[argc++] = (char *)(uintptr_t)(role == PROC_AUTH ? "auth" :
-	    "worker");
+	argv[argc++] = (char *)(uintptr_t)proc_role_name(role);
 	if (debug)
 		argv[argc++] = (char *)(uintptr_t)"-d";
 	argv[argc] = NULL;

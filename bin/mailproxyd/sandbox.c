@@ -36,6 +36,10 @@ sandbox_child(enum proc_role role)
 		if (pledge("stdio inet dns recvfd", NULL) == -1)
 			fatal("pledge() failed");
 		break;
+	case PROC_KEY:
+		if (pledge("stdio recvfd", NULL) == -1)
+			fatal("pledge() failed");
+		break;
 	default:
 		fatalx("sandbox_child: bad role");
 	}

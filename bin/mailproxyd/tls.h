@@ -8,9 +8,10 @@
  * building the contexts itself (at start, on -t and on HUP), and sends
  * the public parts to the workers.  Private keys, decrypted with
  * ssl_password_file in the parent, go to the key process only; a
- * worker's tm_key[] are EVP_PKEYs whose signing and decryption are
- * forwarded to the key process (keyproxy.c), so a compromised worker
- * never holds a key.
+ * worker's tm_key[] are EVP_PKEYs whose signing is forwarded to the
+ * key process (keyproxy.c), so a compromised worker never holds a key.
+ * Such keys sign for TLS 1.2 and 1.3 (RSA PKCS#1 and PSS, ECDSA) but
+ * cannot decrypt: contexts must leave out RSA key exchange ("!kRSA").
  */
 
 #ifndef MP_TLS_H
@@ -52,7 +53,12 @@ struct tls_material {
 	 */
 	size_t			 tm_nticket;
 	struct tls_blob		*tm_ticket;
-	/* ssl_session_cache shared:name:size: the zone, else -1. */
+	/*
+	 * ssl_session_cache shared:name:size: the zone (a shared memory
+	 * descriptor, zero-filled, the same for every server naming it
+	 * and every worker of a generation), else -1.  tls_material_wipe()
+	 * closes it: map it before.
+	 */
 	int			 tm_scache_fd;
 	size_t			 tm_scache_size;
 	/* Towards the backend (our proxy_ssl_* extension). */

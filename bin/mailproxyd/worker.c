@@ -91,6 +91,9 @@ worker_setup_imsg(struct imsg *imsg, void *arg)
 		worker_set_auth(fd);
 		break;
 	default:
+		/* Certificates, key ids, the key process channel. */
+		if (tls_material_recv(imsg))
+			break;
 		fatalx("unexpected message type %u during setup",
 		    imsg->hdr.type);
 	}
@@ -161,6 +164,7 @@ worker_main(void)
 			    conf->c_worker_rlimit_nofile);
 	}
 	proc_child_logs_apply(conf, mp_debug);
+	tls_material_ready(conf);
 	if ((worker_base = event_init()) == NULL)
 		fatalx("event_init failed");
 	proc_drop_privileges(&w.w_setup.cs_done, "worker process");
@@ -208,6 +212,13 @@ worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 		    imsg->datalen != sizeof(struct cfg_peer))
 			fatalx("bad IMSG_CFG_PEER");
 		worker_set_auth(fd);
+		break;
+	case IMSG_CFG_KEYPEER:
+		/* A respawned key process. */
+		if ((fd = imsg_get_fd(imsg)) == -1 ||
+		    imsg->datalen != sizeof(struct cfg_peer))
+			fatalx("bad IMSG_CFG_KEYPEER");
+		keyproxy_set_channel(fd);
 		break;
 	case IMSG_CTL_DRAIN:
 		worker_drain();

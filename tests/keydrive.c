@@ -1,0 +1,301 @@
+/*
+ * keydrive: a test harness for the key process.  It loads a
+ * configuration's TLS material as the parent does
+ * (tls_material_load), starts a real key process ("mailproxyd -R key")
+ * from the given daemon binary and hands it the private keys, receives
+ * the public material as a worker does (tls_material_recv and
+ * tls_material_ready: the worker's keys forward to the key process)
+ * and serves TLS handshakes with them on 127.0.0.1:PORT, one
+ * connection at a time, with the first server's certificates.
+ *
+ * Prints, one per line:
+ *
+ *	ready KEYPID
+ *	handshake ok VERSION CIPHER | handshake fail
+ *	respawned KEYPID
+ *
+ * and reads commands from standard input: "respawn" (a new key process
+ * and a new channel to it, as the parent does after a crash) and
+ * "quit".  Each handshaken client gets "hello" and a close.
+ *
+ * Usage: keydrive DAEMON CONFIG PORT
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "mailproxyd.h"
+#include "tls.h"
+
+enum proc_role	 mp_role = PROC_PARENT;
+int		 mp_debug = 1;
+int		 mp_verbose;
+
+static struct mailproxyd_conf	*drv_conf;
+static struct tls_loaded	*drv_tl;
+static struct cfg_done		 drv_cd;
+static const char		*drv_daemon;
+static char			*drv_text;
+static size_t			 drv_textlen;
+static struct imsgev		 drv_key;	/* to the key process */
+static pid_t			 drv_keypid = -1;
+
+static void
+ignore_msg(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	(void)imsg;
+}
+
+/* Start a key process with the keys; returns our end of its channel. */
+static int
+spawn_key(void)
+{
+	struct cfg_peer	 cp;
+	struct cfg_done	 cd;
+	struct imsg	 imsg;
+	struct pollfd	 pfd;
+	size_t		 off, len;
+	ssize_t		 n;
+	int		 fd, sp[2], r, ready = 0;
+
+	if (drv_key.iev_active)
+		imsgev_clear(&drv_key);
+	if (drv_keypid != -1) {
+		kill(drv_keypid, SIGKILL);
+		(void)waitpid(drv_keypid, NULL, 0);
+	}
+	if ((drv_keypid = proc_spawn(drv_daemon, PROC_KEY, 1, drv_conf,
+	    &fd)) == -1)
+		errx(1, "spawn");
+	imsgev_init(&drv_key, fd, ignore_msg, NULL, NULL);
+	for (off = 0; off < drv_textlen; off += len) {
+		len = drv_textlen - off;
+		if (len > IMSG_MAXPAYLOAD)
+			len = IMSG_MAXPAYLOAD;
+		imsgev_compose(&drv_key, IMSG_CFG_TEXT, 0, -1,
+		    drv_text + off, len);
+	}
+	tls_material_send_keys(drv_tl, &drv_key);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		err(1, "socketpair");
+	cp.cp_worker = 0;
+	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, sp[1], &cp, sizeof(cp));
+	cd = drv_cd;
+	cd.cd_generation = 1;
+	cd.cd_slot = 0;
+	imsgev_compose(&drv_key, IMSG_CFG_DONE, 0, -1, &cd, sizeof(cd));
+	if (imsg_flush(&drv_key.iev_ibuf) == -1)
+		err(1, "imsg_flush");
+	while (!ready) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 10000) <= 0)
+			errx(1, "no READY from the key process");
+		if ((n = imsg_read(&drv_key.iev_ibuf)) == 0)
+			errx(1, "key process went away");
+		if (n == -1 && errno != EAGAIN)
+			err(1, "imsg_read");
+		while ((r = imsg_get(&drv_key.iev_ibuf, &imsg)) > 0) {
+			if (imsg.hdr.type == IMSG_CHILD_READY)
+				ready = 1;
+			imsg_free(&imsg);
+		}
+	}
+	return sp[0];
+}
+
+/* The worker's side: the public material through a real channel. */
+static void
+receive_material(void)
+{
+	struct imsgev	 out;
+	struct imsgbuf	 in;
+	struct imsg	 imsg;
+	ssize_t		 n;
+	int		 sp[2], r, done = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		err(1, "socketpair");
+	if (fcntl(sp[0], F_SETFL, O_NONBLOCK) == -1 ||
+	    fcntl(sp[1], F_SETFL, O_NONBLOCK) == -1)
+		err(1, "fcntl");
+	imsgev_init(&out, sp[0], ignore_msg, NULL, NULL);
+	tls_material_send(drv_tl, &out);
+	imsgev_compose(&out, IMSG_CFG_DONE, 0, -1, NULL, 0);
+	if (imsg_init(&in, sp[1]) == -1)
+		err(1, "imsg_init");
+	while (!done) {
+		if (imsg_queued(&out.iev_ibuf) > 0 &&
+		    imsg_write(&out.iev_ibuf) == -1 && errno != EAGAIN)
+			err(1, "imsg_write");
+		if ((n = imsg_read(&in)) == 0 || (n == -1 && errno != EAGAIN))
+			err(1, "imsg_read");
+		while ((r = imsg_get(&in, &imsg)) > 0) {
+			if (imsg.hdr.type == IMSG_CFG_DONE)
+				done = 1;
+			else if (!tls_material_recv(&imsg))
+				errx(1, "unexpected type %u", imsg.hdr.type);
+			imsg_free(&imsg);
+		}
+		if (r == -1)
+			err(1, "imsg_get");
+	}
+	imsgev_clear(&out);
+	imsg_clear(&in);
+	close(sp[1]);
+	tls_material_ready(drv_conf);
+}
+
+/* A server context with every certificate of the first TLS server. */
+static SSL_CTX *
+build_ctx(void)
+{
+	const struct conf_server	*s;
+	const struct tls_material	*tm = NULL;
+	SSL_CTX				*ctx;
+	BIO				*bio;
+	X509				*x;
+	size_t				 i;
+
+	TAILQ_FOREACH(s, &drv_conf->c_servers, s_entry)
+		if ((tm = tls_material_get(s->s_index)) != NULL &&
+		    tm->tm_ncert > 0)
+			break;
+	if (tm == NULL || tm->tm_ncert == 0)
+		errx(1, "no server with certificates");
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		errx(1, "SSL_CTX_new");
+	for (i = 0; i < tm->tm_ncert; i++) {
+		bio = BIO_new_mem_buf(tm->tm_cert[i].tb_data,
+		    (int)tm->tm_cert[i].tb_len);
+		if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
+		    SSL_CTX_use_certificate(ctx, x) != 1)
+			errx(1, "certificate %zu", i);
+		X509_free(x);
+		while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+			if (SSL_CTX_add0_chain_cert(ctx, x) != 1)
+				errx(1, "chain");
+		ERR_clear_error();
+		BIO_free(bio);
+		if (SSL_CTX_use_PrivateKey(ctx, tm->tm_key[i]) != 1) {
+			ERR_print_errors_fp(stderr);
+			errx(1, "SSL_CTX_use_PrivateKey %zu", i);
+		}
+	}
+	tls_material_wipe();
+	return ctx;
+}
+
+static void
+serve(SSL_CTX *ctx, int lfd)
+{
+	struct timeval	 tv = { 10, 0 };
+	SSL		*ssl;
+	int		 fd;
+
+	if ((fd = accept(lfd, NULL, NULL)) == -1)
+		return;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if ((ssl = SSL_new(ctx)) == NULL)
+		errx(1, "SSL_new");
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) == 1) {
+		printf("handshake ok %s %s\n", SSL_get_version(ssl),
+		    SSL_get_cipher_name(ssl));
+		(void)SSL_write(ssl, "hello\n", 6);
+		(void)SSL_shutdown(ssl);
+	} else
+		printf("handshake fail\n");
+	ERR_clear_error();
+	fflush(stdout);
+	SSL_free(ssl);
+	close(fd);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sockaddr_in	 sin;
+	struct pollfd		 pfd[2];
+	SSL_CTX			*ctx;
+	char			 line[128];
+	int			 lfd, on = 1;
+
+	if (argc != 4)
+		errx(1, "usage: keydrive daemon config port");
+	signal(SIGPIPE, SIG_IGN);
+	log_init("keydrive", LOG_LVL_WARN);
+	drv_daemon = argv[1];
+	if ((drv_conf = conf_parse_file(argv[2], NULL, NULL)) == NULL)
+		errx(1, "configuration error");
+	if (parent_check_conf(drv_conf, &drv_cd) == -1 ||
+	    tls_material_load(drv_conf, &drv_tl) == -1)
+		errx(1, "configuration not usable");
+	if ((drv_text = conf_dump_string(drv_conf, &drv_textlen)) == NULL)
+		errx(1, "dump");
+	event_init();
+	receive_material();
+	keyproxy_set_channel(spawn_key());
+	ctx = build_ctx();
+
+	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		err(1, "socket");
+	(void)setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)atoi(argv[3]));
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(lfd, 16) == -1)
+		err(1, "bind");
+	printf("ready %ld\n", (long)drv_keypid);
+	fflush(stdout);
+	for (;;) {
+		pfd[0].fd = lfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = STDIN_FILENO;
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			err(1, "poll");
+		}
+		if (pfd[0].revents & POLLIN)
+			serve(ctx, lfd);
+		if (pfd[1].revents & (POLLIN | POLLHUP)) {
+			if (fgets(line, sizeof(line), stdin) == NULL ||
+			    strncmp(line, "quit", 4) == 0)
+				break;
+			if (strncmp(line, "respawn", 7) == 0) {
+				keyproxy_set_channel(spawn_key());
+				printf("respawned %ld\n", (long)drv_keypid);
+				fflush(stdout);
+			}
+		}
+	}
+	if (drv_keypid != -1) {
+		kill(drv_keypid, SIGKILL);
+		(void)waitpid(drv_keypid, NULL, 0);
+	}
+	return 0;
+}

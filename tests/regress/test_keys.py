@@ -1,0 +1,623 @@
+#!/usr/bin/env python3
+"""End-to-end tests of how mailproxyd handles TLS certificates and private
+keys: the parent reads them (root-only files too, encrypted ones with
+ssl_password_file, data: values), configuration errors name the
+directive, the file and the line, and the private keys live in the key
+process only: no worker's memory holds them, and the workers' handshakes
+are signed by the key process (RSA PKCS#1 and PSS, ECDSA; TLS 1.2 and
+1.3).  A dead or stuck key process fails handshakes quickly without
+harming the worker, and comes back.
+
+Handshakes are served by tests/keydrive, which loads the material as the
+parent does, starts a real key process from the daemon binary and
+serves TLS with the worker-side keys that forward to it; openssl
+s_client is the client.  Keys and certificates are made here with the
+openssl command line.
+
+Run as root.  Python 3 standard library only.
+Usage: test_keys.py DAEMON [name...]
+
+Ends with the line "N passed, M failed"."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from mpd import Daemon, TOP, alive, children, free_port, wait_for  # noqa: E402
+
+KEYDRIVE = os.path.join(TOP, "tests", "keydrive")
+TMP = os.path.join(TOP, "tests", "tmp")
+
+BINARY = None
+TESTS = []
+K = None        # the key directory
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def run(args, **kw):
+    return subprocess.run(args, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=60, **kw)
+
+
+class Keys:
+    """RSA and ECDSA keys with self-signed certificates in a directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="keys-", dir=TMP)
+        os.chmod(self.dir, 0o755)
+        for name in ("rsa", "rsa2"):
+            self.make(name, ["-newkey", "rsa:2048"])
+        self.make("ec", ["-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:P-256"])
+        # An encrypted copy of the RSA key; the passphrase file has a
+        # wrong line first.
+        self.check(["openssl", "pkey", "-in", self.key("rsa"), "-aes256",
+                    "-passout", "pass:right horse", "-out",
+                    self.path("rsa_enc.key")])
+        self.write("pw_good", "wrong battery\nright horse\n")
+        self.write("pw_bad", "wrong battery\nstaple\n")
+        self.write("ticket48", os.urandom(48), mode=0o600)
+        self.write("ticket50", os.urandom(50), mode=0o600)
+        for name in os.listdir(self.dir):
+            if name.endswith(".key"):
+                os.chmod(self.path(name), 0o600)
+
+    def check(self, args):
+        p = run(args)
+        if p.returncode != 0:
+            raise AssertionError("%s: %s" % (args, p.stderr.decode()))
+        return p.stdout.decode()
+
+    def make(self, name, keyargs):
+        self.check(["openssl", "req", "-x509", "-nodes", "-days", "30",
+                    "-subj", "/CN=%s.test" % name] + keyargs +
+                   ["-keyout", self.key(name), "-out", self.crt(name)])
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def key(self, name):
+        return self.path(name + ".key")
+
+    def crt(self, name):
+        return self.path(name + ".crt")
+
+    def write(self, name, data, mode=0o644):
+        p = self.path(name)
+        with open(p, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        os.chmod(p, mode)
+        return p
+
+    def secrets(self, name):
+        """The private numbers of a key (RSA d, p, q; EC scalar) as
+        big-endian bytes, from openssl pkey -text."""
+        text = self.check(["openssl", "pkey", "-in", self.key(name),
+                           "-text", "-noout"])
+        out = {}
+        for field in ("privateExponent", "prime1", "prime2", "priv"):
+            m = re.search(r"^%s:\s*\n((?:\s+[0-9a-f:]+\n)+)" % field, text,
+                          re.M)
+            if m:
+                b = bytes.fromhex(re.sub(r"[\s:]", "", m.group(1)))
+                out[field] = b.lstrip(b"\0")
+        assert out, "no private numbers in %s" % name
+        return out
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def server_block(port, certs, extra=""):
+    """A server with implicit TLS and the given (cert, key) pairs."""
+    lines = ["    server {",
+             "        listen 127.0.0.1:%d ssl;" % port,
+             "        protocol imap;"]
+    for crt, key in certs:
+        lines.append("        ssl_certificate %s;" % crt)
+        lines.append("        ssl_certificate_key %s;" % key)
+    if extra:
+        lines.append(extra)
+    lines.append("    }")
+    return "\n".join(lines)
+
+
+def line_of(conf, needle):
+    """The line number of the first line of conf containing needle."""
+    with open(conf) as f:
+        for i, line in enumerate(f, 1):
+            if needle in line:
+                return i
+    raise AssertionError("%r not in %s" % (needle, conf))
+
+
+def check_conf(body, workers=1):
+    """mailproxyd -t on a configuration; (returncode, stderr, conf)."""
+    d = Daemon(BINARY, body, workers=workers, name="keys")
+    p = run([BINARY, "-t", "-c", d.conf])
+    return p.returncode, p.stderr.decode(errors="replace"), d
+
+
+def expect_error(body, needle, directive, what):
+    """-t fails naming the directive, the file and its line (as nginx,
+    the line where the directive ends)."""
+    rc, err, d = check_conf(body)
+    try:
+        assert rc == 1, "exit %d: %s" % (rc, err)
+        line = line_of(d.conf, needle)
+        want = '(%s): ' % directive
+        assert want in err, err
+        assert what in err, err
+        assert " in %s:%d\n" % (d.conf, line) in err, (line, err)
+        assert "test failed" in err, err
+    finally:
+        shutil.rmtree(d.dir, ignore_errors=True)
+    return err
+
+
+# ==========================================================================
+# Configuration errors (-t)
+
+@test
+def missing_key_named():
+    err = expect_error(server_block(free_port(), [
+        (K.crt("rsa"), K.path("nonexistent.key"))]),
+        "nonexistent.key", "ssl_certificate_key",
+        'cannot load certificate key "%s"' % K.path("nonexistent.key"))
+    assert "No such file or directory" in err, err
+
+
+@test
+def missing_certificate_named():
+    err = expect_error(server_block(free_port(), [
+        (K.path("nonexistent.crt"), K.key("rsa"))]),
+        "nonexistent.crt", "ssl_certificate",
+        'cannot load certificate "%s"' % K.path("nonexistent.crt"))
+    assert "No such file or directory" in err, err
+
+
+@test
+def unreadable_key_named():
+    # Root reads everything: the parent's check is shown by a key
+    # that is a directory, and by -t run as an unprivileged user.
+    os.makedirs(K.path("dir.key"), exist_ok=True)
+    expect_error(server_block(free_port(), [
+        (K.crt("rsa"), K.path("dir.key"))]),
+        "dir.key", "ssl_certificate_key", "not a regular file")
+    d = Daemon(BINARY, server_block(free_port(), [
+        (K.crt("rsa"), K.key("rsa"))]), name="keys")
+    try:
+        os.chmod(d.conf, 0o644)
+        p = run(["setpriv", "--reuid=nobody", "--regid=nogroup",
+                 "--clear-groups", BINARY, "-t", "-c", d.conf])
+        err = p.stderr.decode()
+        assert p.returncode == 1, err
+        assert 'cannot load certificate key "%s" (ssl_certificate_key): ' \
+            'open() failed (13: Permission denied) in %s:%d' % (
+                K.key("rsa"), d.conf, line_of(d.conf, "rsa.key")) in err, err
+    finally:
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def engine_key_refused():
+    expect_error(server_block(free_port(), [
+        (K.crt("rsa"), "engine:pkcs11:id_45")]),
+        "engine:pkcs11", "ssl_certificate_key",
+        "the key process must hold the key")
+
+
+@test
+def mismatched_key_named():
+    err = expect_error(server_block(free_port(), [
+        (K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("rsa2"))]),
+        "rsa2.key", "ssl_certificate_key",
+        'cannot load certificate key "%s"' % K.key("rsa2"))
+    assert 'does not match the certificate "%s"' % K.crt("ec") in err, err
+
+
+@test
+def encrypted_key_without_password_named():
+    err = expect_error(server_block(free_port(), [
+        (K.crt("rsa"), K.path("rsa_enc.key"))]),
+        "rsa_enc.key", "ssl_certificate_key",
+        'cannot load certificate key "%s"' % K.path("rsa_enc.key"))
+    assert "encrypted and no ssl_password_file" in err, err
+
+
+@test
+def password_file_no_line_fits():
+    err = expect_error(server_block(free_port(), [
+        (K.crt("rsa"), K.path("rsa_enc.key"))],
+        "        ssl_password_file %s;" % K.path("pw_bad")),
+        "rsa_enc.key", "ssl_certificate_key", "no passphrase fits")
+
+
+@test
+def password_file_second_line_fits():
+    rc, err, d = check_conf(server_block(free_port(), [
+        (K.crt("rsa"), K.path("rsa_enc.key"))],
+        "        ssl_password_file %s;" % K.path("pw_good")))
+    shutil.rmtree(d.dir, ignore_errors=True)
+    assert rc == 0 and "test is successful" in err, err
+
+
+@test
+def missing_password_file_named():
+    expect_error(server_block(free_port(), [
+        (K.crt("rsa"), K.path("rsa_enc.key"))],
+        "        ssl_password_file %s;" % K.path("nonexistent.pw")),
+        "nonexistent.pw", "ssl_password_file", "No such file")
+
+
+@test
+def ticket_key_size_named():
+    expect_error(server_block(free_port(), [
+        (K.crt("rsa"), K.key("rsa"))],
+        "        ssl_session_ticket_key %s;" % K.path("ticket50")),
+        "ticket50", "ssl_session_ticket_key", "must be 48 or 80 bytes")
+    rc, err, d = check_conf(server_block(free_port(), [
+        (K.crt("rsa"), K.key("rsa"))],
+        "        ssl_session_ticket_key %s;" % K.path("ticket48")))
+    shutil.rmtree(d.dir, ignore_errors=True)
+    assert rc == 0, err
+
+
+@test
+def other_files_named():
+    for directive in ("ssl_dhparam", "ssl_client_certificate",
+                      "ssl_trusted_certificate", "ssl_crl"):
+        expect_error(server_block(free_port(), [
+            (K.crt("rsa"), K.key("rsa"))],
+            "        %s %s;" % (directive, K.path("nothere.pem"))),
+            "nothere.pem", directive, "No such file")
+
+
+@test
+def data_values_accepted():
+    def data(path):
+        with open(path) as f:
+            return '"data:%s"' % f.read()
+    rc, err, d = check_conf(server_block(free_port(), [
+        (data(K.crt("ec")), data(K.key("ec")))]))
+    shutil.rmtree(d.dir, ignore_errors=True)
+    assert rc == 0 and "test is successful" in err, err
+    # A broken data: key is named without printing its contents.
+    err = expect_error(server_block(free_port(), [
+        (data(K.crt("ec")), '"data:-----BEGIN PRIVATE KEY-----\nAAAA"')]),
+        'AAAA"', "ssl_certificate_key",
+        'cannot load certificate key "data:..."')
+    assert "AAAA" not in err, err
+
+
+# ==========================================================================
+# The running daemon: who holds the keys
+
+def scan_memory(pid, needles):
+    """Which needles occur in the readable memory of pid (read as root
+    through /proc/PID/mem)."""
+    found = set()
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read().splitlines()
+    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            addr, perm = line.split()[:2]
+            if perm[0] != "r":
+                continue
+            start, end = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            for name, n in needles.items():
+                if n in data:
+                    found.add(name)
+    return found
+
+
+def needles_of(names):
+    """32-byte windows of each private number, big- and little-endian
+    (OpenSSL's BIGNUMs are little-endian words in memory)."""
+    out = {}
+    for name in names:
+        for field, b in K.secrets(name).items():
+            w = b[-32:]
+            out["%s.%s.be" % (name, field)] = w
+            out["%s.%s.le" % (name, field)] = b[::-1][:32]
+    return out
+
+
+def key_procs(d):
+    return sorted(p for p, c in children(d.pid).items()
+                  if "key process" in c)
+
+
+def start_daemon(certs, extra="", workers=2):
+    port = free_port()
+    d = Daemon(BINARY, server_block(port, certs, extra), workers=workers,
+               name="keys")
+    d.start()
+    wait_for(lambda: len(key_procs(d)) == 1, what="key process")
+    return d
+
+
+@test
+def root_only_keys_work():
+    for name in ("rsa", "ec", "rsa_enc"):
+        st = os.stat(K.key(name) if name != "rsa_enc" else
+                     K.path("rsa_enc.key"))
+        assert st.st_uid == 0 and st.st_mode & 0o777 == 0o600
+    d = start_daemon([(K.crt("rsa"), K.path("rsa_enc.key")),
+                      (K.crt("ec"), K.key("ec"))],
+                     "        ssl_password_file %s;" % K.path("pw_good"))
+    try:
+        (kp,) = key_procs(d)
+        assert d.dropped(kp), "the key process kept root"
+        with open("/proc/%d/status" % kp) as f:
+            st = f.read()
+        assert re.search(r"^NoNewPrivs:\s+1$", st, re.M), st
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def keys_in_no_worker_memory():
+    d = start_daemon([(K.crt("rsa"), K.key("rsa")),
+                      (K.crt("ec"), K.key("ec"))])
+    try:
+        needles = needles_of(["rsa", "ec"])
+        (kp,) = key_procs(d)
+        in_key = scan_memory(kp, needles)
+        # The search works: the key process holds each number.
+        for name in ("rsa.privateExponent", "rsa.prime1", "rsa.prime2",
+                     "ec.priv"):
+            assert name + ".le" in in_key or name + ".be" in in_key, \
+                (name, in_key)
+        workers = d.workers_now()
+        assert len(workers) == 2
+        for w in workers + d.auth_now():
+            found = scan_memory(w, needles)
+            assert not found, "process %d holds %s" % (w, found)
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+@test
+def key_process_respawned_and_relinked():
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))])
+    try:
+        workers = d.workers_now()
+        fds = {w: fd_count(w) for w in workers}
+        for i in range(3):
+            (kp,) = key_procs(d)
+            os.kill(kp, signal.SIGKILL)
+            wait_for(lambda: len(key_procs(d)) == 1 and
+                     key_procs(d)[0] != kp, what="respawned key process")
+            (nkp,) = key_procs(d)
+            wait_for(lambda: d.dropped(nkp), what="privilege drop")
+            # Linked again: one channel per worker and the parent's.
+            wait_for(lambda: len([1 for fd in os.listdir(
+                "/proc/%d/fd" % nkp) if os.readlink(
+                "/proc/%d/fd/%s" % (nkp, fd)).startswith("socket:")]) ==
+                len(workers) + 1, what="key process channels")
+        assert d.workers_now() == workers, "workers were replaced"
+        # The old channels were closed as the new ones came.
+        for w in workers:
+            wait_for(lambda: fd_count(w) <= fds[w],
+                     what="worker %d descriptors back to %d" % (w, fds[w]))
+        assert "key process %d exited on signal 9" % kp in d.logtext()
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def hup_new_key_served_by_new_key_process():
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))])
+    try:
+        (old,) = key_procs(d)
+        port = free_port()
+        # A broken key keeps the old configuration.
+        d.write(server_block(port, [(K.crt("rsa2"), K.key("rsa"))]))
+        d.signal(signal.SIGHUP)
+        d.wait_log("reconfiguring failed")
+        assert key_procs(d) == [old]
+        d.write(server_block(port, [(K.crt("rsa2"), K.key("rsa2"))]))
+        d.signal(signal.SIGHUP)
+        d.wait_log("generation 2 serving")
+        wait_for(lambda: old not in key_procs(d) and
+                 len(key_procs(d)) == 1, what="old key process gone")
+        (new,) = key_procs(d)
+        found = scan_memory(new, needles_of(["rsa2"]))
+        assert any(n.startswith("rsa2.prime1") for n in found), found
+        found = scan_memory(new, needles_of(["rsa"]))
+        assert not found, found
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def no_key_process_without_tls():
+    d = Daemon(BINARY, "    server {\n        listen 127.0.0.1:%d;\n"
+               "        protocol imap;\n    }" % free_port(), name="keys")
+    try:
+        d.start()
+        assert key_procs(d) == []
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+# ==========================================================================
+# Handshakes through the key process (tests/keydrive)
+
+class Drive:
+    def __init__(self, certs, extra=""):
+        self.port = free_port()
+        self.d = Daemon(BINARY, server_block(free_port(), certs, extra),
+                        name="keys")
+        self.p = subprocess.Popen(
+            [KEYDRIVE, BINARY, self.d.conf, str(self.port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        line = self.readline()
+        assert line.startswith("ready "), line
+        self.keypid = int(line.split()[1])
+
+    def readline(self, timeout=15):
+        import select
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        assert r, "keydrive said nothing"
+        return self.p.stdout.readline().decode().strip()
+
+    def command(self, cmd):
+        self.p.stdin.write(cmd.encode() + b"\n")
+        self.p.stdin.flush()
+
+    def client(self, *args):
+        """openssl s_client; returns (its output, keydrive's verdict,
+        seconds)."""
+        t0 = time.monotonic()
+        c = subprocess.run(["openssl", "s_client", "-connect",
+                            "127.0.0.1:%d" % self.port, "-ign_eof"] +
+                           list(args), input=b"", stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=20)
+        verdict = self.readline()
+        return c.stdout.decode(errors="replace"), verdict, \
+            time.monotonic() - t0
+
+    def stop(self):
+        try:
+            self.command("quit")
+            self.p.wait(timeout=5)
+        except Exception:  # noqa
+            self.p.kill()
+            self.p.wait()
+        for f in (self.p.stdin, self.p.stdout, self.p.stderr):
+            f.close()
+        shutil.rmtree(self.d.dir, ignore_errors=True)
+
+
+def expect_handshake(drv, version, sigalg, peer_type):
+    out, verdict, _ = drv.client("-" + version, "-sigalgs", sigalg)
+    assert verdict.startswith("handshake ok "), (verdict, out)
+    want = {"tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}[version]
+    assert verdict.split()[2] == want, verdict
+    assert "Peer signature type: %s\n" % peer_type in out, out
+    assert "hello" in out, out
+
+
+@test
+def handshakes_rsa_ecdsa_tls12_tls13():
+    drv = Drive([(K.crt("rsa"), K.path("rsa_enc.key")),
+                 (K.crt("ec"), K.key("ec"))],
+                "        ssl_password_file %s;" % K.path("pw_good"))
+    try:
+        expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
+        expect_handshake(drv, "tls1_2", "RSA-PSS+SHA256", "RSA-PSS")
+        expect_handshake(drv, "tls1_3", "RSA-PSS+SHA256", "RSA-PSS")
+        expect_handshake(drv, "tls1_2", "ECDSA+SHA256", "ECDSA")
+        expect_handshake(drv, "tls1_3", "ECDSA+SHA256", "ECDSA")
+        # The worker side holds no private key: the key process signed.
+        assert alive(drv.keypid)
+    finally:
+        drv.stop()
+
+
+@test
+def dead_or_stuck_key_process_fails_cleanly():
+    drv = Drive([(K.crt("rsa"), K.key("rsa"))])
+    try:
+        expect_handshake(drv, "tls1_3", "RSA-PSS+SHA256", "RSA-PSS")
+        fds = fd_count(drv.p.pid)
+        # Stuck: the handshake fails after about a second.
+        os.kill(drv.keypid, signal.SIGSTOP)
+        out, verdict, secs = drv.client("-tls1_3")
+        assert verdict == "handshake fail", verdict
+        assert secs < 5, secs
+        # Dead: fails at once; the server side lives on.
+        os.kill(drv.keypid, signal.SIGKILL)
+        for _ in range(2):
+            out, verdict, secs = drv.client("-tls1_2")
+            assert verdict == "handshake fail", verdict
+            assert secs < 5, secs
+        assert drv.p.poll() is None, "keydrive died"
+        assert fd_count(drv.p.pid) <= fds, "descriptors grew"
+        drv.command("respawn")
+        line = drv.readline()
+        assert line.startswith("respawned "), line
+        expect_handshake(drv, "tls1_3", "RSA-PSS+SHA256", "RSA-PSS")
+        expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
+        err = drv.p.stderr
+        assert err is not None
+    finally:
+        drv.stop()
+
+
+# ==========================================================================
+
+def main():
+    global BINARY, K
+    BINARY = os.path.abspath(sys.argv[1])
+    only = sys.argv[2:]
+    passed = failed = 0
+    if os.geteuid() != 0:
+        print("FAIL: this suite reads other processes' memory and root-"
+              "only keys and must run as root")
+        print("0 passed, 1 failed")
+        return 1
+    os.makedirs(TMP, exist_ok=True)
+    selected = [fn for fn in TESTS if not only or fn.__name__ in only]
+    t_all = time.monotonic()
+    try:
+        K = Keys()
+    except Exception:  # noqa
+        print("FAIL setup")
+        traceback.print_exc(file=sys.stdout)
+        print("%d passed, %d failed" % (0, len(selected) + 1))
+        return 1
+    try:
+        for fn in selected:
+            t0 = time.monotonic()
+            try:
+                fn()
+            except Exception:  # noqa
+                failed += 1
+                print("FAIL %s (%.1fs)" % (fn.__name__,
+                                           time.monotonic() - t0))
+                traceback.print_exc(file=sys.stdout)
+            else:
+                passed += 1
+                print("ok   %s (%.1fs)" % (fn.__name__,
+                                           time.monotonic() - t0))
+            sys.stdout.flush()
+    finally:
+        if failed == 0:
+            K.remove()
+    print("(%.0fs in all)" % (time.monotonic() - t_all))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
