@@ -4,9 +4,10 @@
  * (tls_material_load), starts a real key process ("mailproxyd -R key")
  * from the given daemon binary and hands it the private keys, receives
  * the public material as a worker does (tls_material_recv and
- * tls_material_ready: the worker's keys forward to the key process)
- * and serves TLS handshakes with them on 127.0.0.1:PORT, one
- * connection at a time, with the first server's certificates.
+ * tls_material_ready: the worker's keys forward to the key process),
+ * builds the worker's contexts from it (tls_setup) and serves TLS
+ * handshakes on 127.0.0.1:PORT as the first TLS server of the
+ * configuration, one connection at a time.
  *
  * Prints, one per line:
  *
@@ -165,48 +166,28 @@ receive_material(void)
 	tls_material_ready(drv_conf);
 }
 
-/* A server context with every certificate of the first TLS server. */
-static SSL_CTX *
-build_ctx(void)
+/*
+ * The worker's contexts (tls.c) from the received material; the first
+ * server with certificates is served.
+ */
+static int
+build_contexts(void)
 {
 	const struct conf_server	*s;
-	const struct tls_material	*tm = NULL;
-	SSL_CTX				*ctx;
-	BIO				*bio;
-	X509				*x;
-	size_t				 i;
+	const struct tls_material	*tm;
 
 	TAILQ_FOREACH(s, &drv_conf->c_servers, s_entry)
 		if ((tm = tls_material_get(s->s_index)) != NULL &&
 		    tm->tm_ncert > 0)
 			break;
-	if (tm == NULL || tm->tm_ncert == 0)
+	if (s == NULL)
 		errx(1, "no server with certificates");
-	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
-		errx(1, "SSL_CTX_new");
-	for (i = 0; i < tm->tm_ncert; i++) {
-		bio = BIO_new_mem_buf(tm->tm_cert[i].tb_data,
-		    (int)tm->tm_cert[i].tb_len);
-		if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
-		    SSL_CTX_use_certificate(ctx, x) != 1)
-			errx(1, "certificate %zu", i);
-		X509_free(x);
-		while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-			if (SSL_CTX_add0_chain_cert(ctx, x) != 1)
-				errx(1, "chain");
-		ERR_clear_error();
-		BIO_free(bio);
-		if (SSL_CTX_use_PrivateKey(ctx, tm->tm_key[i]) != 1) {
-			ERR_print_errors_fp(stderr);
-			errx(1, "SSL_CTX_use_PrivateKey %zu", i);
-		}
-	}
-	tls_material_wipe();
-	return ctx;
+	tls_setup(drv_conf);
+	return s->s_index;
 }
 
 static void
-serve(SSL_CTX *ctx, int lfd)
+serve(int server, int lfd)
 {
 	struct timeval	 tv = { 10, 0 };
 	SSL		*ssl;
@@ -216,8 +197,8 @@ serve(SSL_CTX *ctx, int lfd)
 		return;
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if ((ssl = SSL_new(ctx)) == NULL)
-		errx(1, "SSL_new");
+	if ((ssl = tls_server_new(server)) == NULL)
+		errx(1, "tls_server_new");
 	SSL_set_fd(ssl, fd);
 	if (SSL_accept(ssl) == 1) {
 		printf("handshake ok %s %s\n", SSL_get_version(ssl),
@@ -237,9 +218,8 @@ main(int argc, char *argv[])
 {
 	struct sockaddr_in	 sin;
 	struct pollfd		 pfd[2];
-	SSL_CTX			*ctx;
 	char			 line[128];
-	int			 lfd, on = 1;
+	int			 lfd, on = 1, server;
 
 	if (argc != 4)
 		errx(1, "usage: keydrive daemon config port");
@@ -256,7 +236,7 @@ main(int argc, char *argv[])
 	event_init();
 	receive_material();
 	keyproxy_set_channel(spawn_key());
-	ctx = build_ctx();
+	server = build_contexts();
 
 	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		err(1, "socket");
@@ -281,7 +261,7 @@ main(int argc, char *argv[])
 			err(1, "poll");
 		}
 		if (pfd[0].revents & POLLIN)
-			serve(ctx, lfd);
+			serve(server, lfd);
 		if (pfd[1].revents & (POLLIN | POLLHUP)) {
 			if (fgets(line, sizeof(line), stdin) == NULL ||
 			    strncmp(line, "quit", 4) == 0)

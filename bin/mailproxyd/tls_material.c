@@ -97,8 +97,7 @@ static int	tm_load_server(struct tls_loaded *, const struct conf_server *,
 static int	tm_zone(struct tls_loaded *, const struct conf_server *,
 		    struct tls_material *);
 static int	tm_zone_create(const char *, size_t);
-static int	tm_uses_client_tls(const struct mailproxyd_conf *,
-		    const struct conf_server *);
+static int	tm_uses_client_tls(const struct conf_server *);
 static int	tm_uses_backend_tls(const struct conf_server *);
 static void	tm_material_clear(struct tls_material *, int);
 static void	tm_send_blob(struct imsgev *, int, enum tls_data_kind,
@@ -431,17 +430,9 @@ tm_load_key(struct tls_loadctx *lc, struct tls_loaded *tl, uint32_t index,
 
 /* A listen of this server with "ssl", or STARTTLS. */
 static int
-tm_uses_client_tls(const struct mailproxyd_conf *conf,
-    const struct conf_server *s)
+tm_uses_client_tls(const struct conf_server *s)
 {
-	const struct conf_listen	*l;
-
-	if (s->s_mail.m_starttls != CONF_STARTTLS_OFF)
-		return 1;
-	TAILQ_FOREACH(l, &conf->c_listens, l_entry)
-		if (l->l_server == s && l->l_ssl)
-			return 1;
-	return 0;
+	return s->s_ssl_listen || s->s_mail.m_starttls != CONF_STARTTLS_OFF;
 }
 
 static int
@@ -715,11 +706,12 @@ tls_material_load(const struct mailproxyd_conf *conf, struct tls_loaded **tlp)
 	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
 		if (s->s_index < 0 || (size_t)s->s_index >= tl->tl_nmat)
 			fatalx("server index %d out of range", s->s_index);
-		client = tm_uses_client_tls(conf, s);
+		client = tm_uses_client_tls(s);
 		backend = tm_uses_backend_tls(s);
 		if (!client && !backend)
 			continue;
-		if (tm_load_server(tl, s, client, backend) == -1) {
+		if (tm_load_server(tl, s, client, backend) == -1 ||
+		    tls_check_server(s, &tl->tl_mat[s->s_index]) == -1) {
 			tls_material_free(tl);
 			return -1;
 		}

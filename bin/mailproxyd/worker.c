@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mailproxyd.h"
+#include "tls.h"
 
 #define ACCEPT_PAUSE	1	/* seconds without accepting after EMFILE */
 
@@ -164,10 +165,17 @@ worker_main(void)
 			    conf->c_worker_rlimit_nofile);
 	}
 	proc_child_logs_apply(conf, mp_debug);
+	/*
+	 * OpenSSL reads its configuration before the chroot; the contexts
+	 * are built after the privilege drop, from the material the parent
+	 * sent (the keys forward to the key process), which is then wiped.
+	 */
 	tls_material_ready(conf);
+	tls_init();
 	if ((worker_base = event_init()) == NULL)
 		fatalx("event_init failed");
 	proc_drop_privileges(&w.w_setup.cs_done, "worker process");
+	tls_setup(conf);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);

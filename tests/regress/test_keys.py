@@ -519,7 +519,10 @@ class Drive:
 
 
 def expect_handshake(drv, version, sigalg, peer_type):
-    out, verdict, _ = drv.client("-" + version, "-sigalgs", sigalg)
+    # The certificate is chosen by the SNI name (CN=rsa.test, ec.test).
+    name = "ec.test" if peer_type == "ECDSA" else "rsa.test"
+    out, verdict, _ = drv.client("-" + version, "-sigalgs", sigalg,
+                                 "-servername", name)
     assert verdict.startswith("handshake ok "), (verdict, out)
     want = {"tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}[version]
     assert verdict.split()[2] == want, verdict
