@@ -1507,6 +1507,49 @@ for _args in (("psa", "EHLO", "plain_ir", "sasl", "alice", "PLAIN"),
 
 
 @test
+def sasl_pipelined_and_swaks():
+    """EHLO, AUTH, MAIL, RCPT and DATA in one packet reach a LOGIN-only
+    Postfix through the proxy's LOGIN dialogue (xclient off); swaks,
+    pipelining, submits through proxy_smtp_auth with xclient on."""
+    msg, mid = new_message("sasl one packet", "alice@example.test")
+    with smtp_conn(PORT["psa_noxc"], nodelay=True) as c:
+        c.send(b"EHLO " + CLIENT_HELO.encode() + b"\r\nAUTH PLAIN " +
+               b64("\0sasllogin\0" + SASL_CLIENT_PW) +
+               b"\r\nMAIL FROM:<bob@example.test>\r\n"
+               b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
+        c.expect(EHLO_WANT["e_default"] + AUTH_OK, "EHLO and AUTH")
+        assert c.reply().startswith(b"250 "), "MAIL"
+        assert c.reply().startswith(b"250 "), "RCPT"
+        assert c.reply().startswith(b"354 "), "DATA"
+        c.send(stuffed(msg))
+        assert c.reply().startswith(b"250 "), "end of data"
+        quit_(c)
+    check_sasl_delivery("psa_noxc", "alice@example.test", msg, mid, "bob",
+                        "LOGIN", None, True)
+    swaks = shutil.which("swaks")
+    assert swaks, "swaks not installed (contrib/install-deps.sh)"
+    mid = "<swaks.sasl.%d@client.test>" % os.getpid()
+    r = subprocess.run(
+        [swaks, "--server", "127.0.0.1", "--port", str(PORT["psa"]),
+         "--local-interface", CLIENT_ADDR, "--helo", CLIENT_HELO,
+         "--from", "alice@example.test", "--to", "bob@example.test",
+         "--auth", "LOGIN", "--auth-user", "sasl",
+         "--auth-password", SASL_CLIENT_PW, "--pipeline",
+         "--header", "Message-ID: " + mid, "--body", "swaks with SASL"],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, "swaks: exit %d\n%s" % (
+        r.returncode, r.stdout[-2000:] + r.stderr[-500:])
+    got = delivered("bob@example.test", mid.encode(), pf=PF_SASL)
+    rec = Postfix.received(got)
+    assert rec.startswith(b"Received: from %s (%s [%s]) (Authenticated "
+                          b"sender: alice)" % (
+                              CLIENT_HELO.encode(), CLIENT_NAME.encode(),
+                              CLIENT_ADDR.encode())), rec
+    eq(sasl_log(PF_SASL, rec), ("PLAIN", "alice"), "Postfix's SASL login")
+    assert b"\nswaks with SASL\n" in got, got[-300:]
+
+
+@test
 def sasl_postfix_direct():
     """PF_SASL on its own: nobody may send without SASL, even with
     XCLIENT from loopback; its PLAIN+LOGIN smtpd takes the Dovecot
