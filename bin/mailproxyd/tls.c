@@ -66,8 +66,8 @@
 struct tls_sc_head {
 	uint32_t		 sh_magic;
 	uint32_t		 sh_version;
-	uint32_t		 sh_state;	/* 0, TLS_SC_INIT, TLS_SC_READY */
-	int32_t			 sh_lock;	/* the holder's pid, 0: free */
+	uint32_t		 sh_state;	/* 0, TLS_SC_INIT, _READY */
+	int32_t			 sh_lock;	/* holder's pid, 0: free */
 	uint64_t		 sh_size;
 	uint32_t		 sh_nslots;
 	uint32_t		 sh_slotsize;
@@ -262,10 +262,15 @@ tls_server_uses_tls(const struct conf_server *s)
 	    s->s_mail.m_starttls != CONF_STARTTLS_OFF);
 }
 
+/*
+ * With auth_cdb a record may ask for TLS to its backend, so such a
+ * server has the backend context whatever proxy_ssl says.
+ */
 static int
 tls_backend_uses_tls(const struct conf_server *s)
 {
-	return (s->s_mail.m_proxy_ssl == 1 || s->s_mail.m_proxy_starttls == 1);
+	return (s->s_mail.m_proxy_ssl == 1 || s->s_mail.m_proxy_starttls == 1 ||
+	    s->s_mail.m_auth_cdb != NULL);
 }
 
 int
@@ -652,7 +657,8 @@ tls_load_certs(struct tls_server *ts, const struct conf_server *s,
 				fatalx("sk_X509_push() failed");
 		BIO_free(bio);
 		/* The end of the chain is not an error. */
-		if (ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE)
+		if (ERR_GET_REASON(ERR_peek_last_error()) ==
+		    PEM_R_NO_START_LINE)
 			ERR_clear_error();
 		else if (ERR_peek_error() != 0) {
 			tls_log(&w, "cannot load certificate chain \"%s\"",
@@ -1095,9 +1101,11 @@ tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 		k = &ts->ts_tickets[0];
 		cipher = k->tk_size == 16 ? EVP_aes_128_cbc() :
 		    EVP_aes_256_cbc();
-		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1 ||
-		    EVP_EncryptInit_ex(ectx, cipher, NULL, k->tk_aes, iv) != 1 ||
-		    EVP_MAC_init(hctx, k->tk_hmac, k->tk_size, params) != 1)
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1)
+			return (-1);
+		if (EVP_EncryptInit_ex(ectx, cipher, NULL, k->tk_aes, iv) !=
+		    1 || EVP_MAC_init(hctx, k->tk_hmac, k->tk_size,
+		    params) != 1)
 			return (-1);
 		memcpy(name, k->tk_name, 16);
 		return (1);
@@ -1477,8 +1485,9 @@ tls_verify_error(SSL *ssl, const struct conf_mail *m)
 		}
 	}
 	if (rc != X509_V_OK && !tolerated) {
-		(void)snprintf(buf, sizeof(buf), "client SSL certificate verify "
-		    "error: (%ld:%s)", rc, X509_verify_cert_error_string(rc));
+		(void)snprintf(buf, sizeof(buf), "client SSL certificate "
+		    "verify error: (%ld:%s)", rc,
+		    X509_verify_cert_error_string(rc));
 		goto fail;
 	}
 	if (m->m_ssl_verify_client == CONF_VERIFY_ON) {

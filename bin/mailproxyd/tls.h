@@ -95,7 +95,8 @@ void		 tls_material_wipe(void);
  *
  * Client side: a server has a context when one of its listen
  * directives has "ssl" or starttls is on or only.  Backend side: when
- * proxy_ssl or proxy_starttls is on.
+ * proxy_ssl or proxy_starttls is on, or the server uses auth_cdb (whose
+ * records may ask for TLS per backend), with the proxy_ssl_* settings.
  */
 void		 tls_init(void);
 int		 tls_check_server(const struct conf_server *,

@@ -39,8 +39,8 @@
 /* Check's assertions work inside tests only; the material is made before. */
 #define MUST(e)	do {							\
 	if (!(e)) {							\
-		fprintf(stderr, "%s:%d: %s failed\n", __FILE__, __LINE__,	\
-		    #e);						\
+		fprintf(stderr, "%s:%d: %s failed\n", __FILE__,	\
+		    __LINE__, #e);					\
 		ERR_print_errors_fp(stderr);				\
 		abort();						\
 	}								\
@@ -661,27 +661,36 @@ START_TEST(test_renegotiation)
 	SSL_CTX		*c;
 	struct conn	 k;
 	char		 b;
-	int		 i, r, done = 0, failed = 0;
+	int		 i, r, done = 0, cfailed = 0, sfailed = 0;
 
 	load_std(1);
 	c = client_ctx(TLS1_2_VERSION, NULL, NULL, NULL, NULL);
 	connect_to(&k, 1, c, NULL, NULL);
 	ck_assert(k.ok);
 	ck_assert(SSL_renegotiate(k.c) == 1);
-	for (i = 0; i < 50 && !done && !failed; i++) {
-		r = SSL_do_handshake(k.c);
-		if (r == 1 && !SSL_renegotiate_pending(k.c))
-			done = 1;
-		else if (r <= 0 && SSL_get_error(k.c, r) !=
-		    SSL_ERROR_WANT_READ && SSL_get_error(k.c, r) !=
-		    SSL_ERROR_WANT_WRITE)
-			failed = 1;
-		r = SSL_read(k.s, &b, 1);
-		if (r <= 0 && SSL_get_error(k.s, r) != SSL_ERROR_WANT_READ)
-			failed = 1;
+	for (i = 0; i < 50 && !done && !(cfailed && sfailed); i++) {
+		if (!cfailed) {
+			r = SSL_do_handshake(k.c);
+			if (r == 1 && !SSL_renegotiate_pending(k.c))
+				done = 1;
+			else if (r <= 0 && SSL_get_error(k.c, r) !=
+			    SSL_ERROR_WANT_READ && SSL_get_error(k.c, r) !=
+			    SSL_ERROR_WANT_WRITE)
+				cfailed = 1;
+		}
+		if (!sfailed) {
+			r = SSL_read(k.s, &b, 1);
+			if (r <= 0 && SSL_get_error(k.s, r) !=
+			    SSL_ERROR_WANT_READ)
+				sfailed = 1;
+		}
 	}
+	/* Refused (no_renegotiation), and the connection is gone. */
 	ck_assert_msg(!done, "renegotiation succeeded");
-	ck_assert_msg(failed, "renegotiation neither refused nor failed");
+	ck_assert_msg(cfailed, "the client's renegotiation did not fail");
+	ck_assert_msg(sfailed, "the server's connection survived");
+	ck_assert_int_eq(ERR_GET_REASON(ERR_peek_last_error()),
+	    SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE);
 	conn_free(&k);
 	SSL_CTX_free(c);
 }
