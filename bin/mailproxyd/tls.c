@@ -384,6 +384,7 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 	EVP_PKEY		*dh;
 	BIO			*bio;
 	const struct conf_scache *sc = &m->m_ssl_session_cache;
+	char			*ciphers;
 	long			 mode;
 	int			 vmode;
 
@@ -428,13 +429,21 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 		tls_log(&w, "no protocol of \"ssl_protocols\" is supported");
 		goto fail;
 	}
+	/*
+	 * The workers' keys live in the key process, which signs but never
+	 * decrypts: RSA key exchange is left out of every list.
+	 */
 	tls_where_of(&w, s, m->m_ssl_ciphers_at.cw_file,
 	    m->m_ssl_ciphers_at.cw_line);
-	if (SSL_CTX_set_cipher_list(ctx, m->m_ssl_ciphers) != 1) {
+	if (asprintf(&ciphers, "%s:!kRSA", m->m_ssl_ciphers) == -1)
+		fatal("asprintf");
+	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+		free(ciphers);
 		tls_log(&w, "SSL_CTX_set_cipher_list(\"%s\") failed",
 		    m->m_ssl_ciphers);
 		goto fail;
 	}
+	free(ciphers);
 	if (tls_load_certs(ts, s, tm) == -1)
 		goto fail;
 

@@ -54,6 +54,10 @@ struct mat {
 	struct tls_blob		 tickets[4];
 };
 
+/* The daemon's globals (mailproxyd.c): these tests play a worker. */
+enum proc_role	 mp_role = PROC_WORKER;
+int		 mp_debug = 1;
+
 /* Made once in main(), before the suite forks. */
 static EVP_PKEY	*ca_key, *other_key, *rsa_key, *ec_key, *cl_key, *be_key;
 static X509	*ca, *other_ca, *rsa_cert, *ec_cert, *wild_cert, *cn_cert;
@@ -175,19 +179,6 @@ static const char conf_template[] =
     "        ssl_crl /k/ca.crl;\n"
     "    }\n"
     "}\n";
-
-/* Test-side stand-ins for tls_material.c; tls_setup() is not run here. */
-const struct tls_material *
-tls_material_get(int server)
-{
-	(void)server;
-	return (NULL);
-}
-
-void
-tls_material_wipe(void)
-{
-}
 
 static EVP_PKEY *
 key_new(int ec)
@@ -830,6 +821,13 @@ START_TEST(test_settings)
 	ck_assert_str_eq(SSL_get_cipher_name(k.s),
 	    "DHE-RSA-AES128-GCM-SHA256");
 	conn_free(&k);
+	connect_to(&k, 1, c, NULL, NULL);
+	ck_assert(!k.ok);
+	conn_free(&k);
+	SSL_CTX_free(c);
+	/* Never RSA key exchange: the key process does not decrypt. */
+	c = client_ctx(TLS1_2_VERSION, NULL, NULL, NULL, NULL);
+	ck_assert(SSL_CTX_set_cipher_list(c, "AES256-GCM-SHA384") == 1);
 	connect_to(&k, 1, c, NULL, NULL);
 	ck_assert(!k.ok);
 	conn_free(&k);
