@@ -256,37 +256,30 @@ ppsession_apply(struct session *s, const struct proxyproto_hdr *ph)
 void
 ppsession_request(struct session *s, struct auth_request *rq)
 {
-	struct session_login	*lg = s->s_lg;
-	char			 text[CONF_LISTEN_NAME_MAX];
-	const struct sockaddr	*sa;
-	uint16_t		 port;
-	int			 i;
+	struct session_login		*lg = s->s_lg;
+	const struct sockaddr_in	*sin;
+	const struct sockaddr_in6	*sin6;
+	char				*text;
+	uint16_t			*port;
+	int				 i;
 
 	if (lg == NULL || !lg->lg_pp)
 		return;
 	rq->rq_pp = 1;
 	for (i = 0; i < 2; i++) {
-		sa = (const struct sockaddr *)(i == 0 ? &lg->lg_pp_src :
+		text = i == 0 ? rq->rq_pp_addr : rq->rq_pp_server_addr;
+		port = i == 0 ? &rq->rq_pp_port : &rq->rq_pp_server_port;
+		sin = (const struct sockaddr_in *)(i == 0 ? &lg->lg_pp_src :
 		    &lg->lg_pp_dst);
-		if (sa->sa_family == AF_INET) {
-			(void)inet_ntop(AF_INET, &((const struct sockaddr_in *)
-			    sa)->sin_addr, text, sizeof(text));
-			port = ntohs(((const struct sockaddr_in *)
-			    sa)->sin_port);
+		sin6 = (const struct sockaddr_in6 *)sin;
+		if (sin->sin_family == AF_INET) {
+			(void)inet_ntop(AF_INET, &sin->sin_addr, text,
+			    AUTH_ADDR_MAX);
+			*port = ntohs(sin->sin_port);
 		} else {
-			(void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
-			    sa)->sin6_addr, text, sizeof(text));
-			port = ntohs(((const struct sockaddr_in6 *)
-			    sa)->sin6_port);
-		}
-		if (i == 0) {
-			(void)strlcpy(rq->rq_pp_addr, text,
-			    sizeof(rq->rq_pp_addr));
-			rq->rq_pp_port = port;
-		} else {
-			(void)strlcpy(rq->rq_pp_server_addr, text,
-			    sizeof(rq->rq_pp_server_addr));
-			rq->rq_pp_server_port = port;
+			(void)inet_ntop(AF_INET6, &sin6->sin6_addr, text,
+			    AUTH_ADDR_MAX);
+			*port = ntohs(sin6->sin6_port);
 		}
 	}
 }

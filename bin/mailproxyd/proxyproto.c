@@ -97,7 +97,8 @@ pp_v1(const unsigned char *buf, size_t len, struct proxyproto_hdr *ph)
 	scan = len < PROXYPROTO_V1_MAX ? len : PROXYPROTO_V1_MAX;
 	if ((lf = memchr(buf, '\n', scan)) == NULL) {
 		if (len >= PROXYPROTO_V1_MAX)
-			return (pp_error(ph, "v1 header longer than 107 bytes"));
+			return (pp_error(ph, "v1 header longer than 107 "
+			    "bytes"));
 		return (PARSE_MORE);
 	}
 	ph->ph_len = (size_t)(lf - buf) + 1;
