@@ -131,7 +131,7 @@ ppsession_broken(struct session *s, const unsigned char *buf, size_t len,
 {
 	char	 esc[PPSESSION_LOG_MAX * 4 + 1];
 
-	log_session(LOG_LVL_INFO, s->s_id, "broken header: \"%s%s\" (%s) "
+	log_session(LOG_LVL_ERR, s->s_id, "broken header: \"%s%s\" (%s) "
 	    "while reading PROXY protocol, client: %s", log_escape(esc,
 	    sizeof(esc), buf, len > PPSESSION_LOG_MAX ? PPSESSION_LOG_MAX :
 	    len), len > PPSESSION_LOG_MAX ? "..." : "", why, s->s_client);
