@@ -19,6 +19,16 @@
  * and a new channel to it, as the parent does after a crash) and
  * "quit".  Each handshaken client gets "hello" and a close.
  *
+ * A second channel to the key process (worker slot 1) plays a hostile
+ * worker:
+ *
+ *	op KEY OP PADDING LEN	an IMSG_KEY_OP with LEN zero bytes of input
+ *	size N			an IMSG_KEY_OP of N bytes (a wrong size)
+ *	type T			a message of type T with no payload
+ *
+ * each answered by "result STATUS LEN", "closed" (the key process
+ * dropped the channel) or "timeout".
+ *
  * Usage: keydrive DAEMON CONFIG PORT
  */
 
@@ -58,6 +68,8 @@ static char			*drv_text;
 static size_t			 drv_textlen;
 static struct imsgev		 drv_key;	/* to the key process */
 static pid_t			 drv_keypid = -1;
+static struct imsgbuf		 drv_raw;	/* the hostile worker */
+static int			 drv_rawfd = -1;
 
 static void
 ignore_msg(struct imsgev *iev, struct imsg *imsg)
@@ -76,7 +88,7 @@ spawn_key(void)
 	struct pollfd	 pfd;
 	size_t		 off, len;
 	ssize_t		 n;
-	int		 fd, sp[2], r, ready = 0;
+	int		 fd, sp[2], rp[2], r, ready = 0;
 
 	if (drv_key.iev_active)
 		imsgev_clear(&drv_key);
@@ -100,6 +112,17 @@ spawn_key(void)
 		err(1, "socketpair");
 	cp.cp_worker = 0;
 	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, sp[1], &cp, sizeof(cp));
+	if (drv_rawfd != -1) {
+		imsg_clear(&drv_raw);
+		close(drv_rawfd);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rp) == -1)
+		err(1, "socketpair");
+	drv_rawfd = rp[0];
+	if (imsg_init(&drv_raw, drv_rawfd) == -1)
+		err(1, "imsg_init");
+	cp.cp_worker = 1;
+	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, rp[1], &cp, sizeof(cp));
 	cd = drv_cd;
 	cd.cd_generation = 1;
 	cd.cd_slot = 0;
@@ -186,6 +209,73 @@ build_contexts(void)
 	return s->s_index;
 }
 
+/* A request on the hostile channel and what came back. */
+static void
+raw_request(uint32_t type, const void *data, size_t len)
+{
+	struct key_result	 kr;
+	struct imsg		 imsg;
+	struct pollfd		 pfd;
+	ssize_t			 n;
+	int			 r;
+
+	if (imsg_compose(&drv_raw, type, 1, 0, -1, data, len) == -1 ||
+	    imsg_flush(&drv_raw) == -1) {
+		printf("closed\n");
+		return;
+	}
+	for (;;) {
+		pfd.fd = drv_rawfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 2000) <= 0) {
+			printf("timeout\n");
+			return;
+		}
+		n = imsg_read(&drv_raw);
+		if (n == 0 || (n == -1 && errno != EAGAIN)) {
+			printf("closed\n");
+			return;
+		}
+		if ((r = imsg_get(&drv_raw, &imsg)) == -1)
+			errx(1, "malformed answer");
+		if (r == 0)
+			continue;
+		if (imsg.hdr.type != IMSG_KEY_RESULT ||
+		    imsg_get_data(&imsg, &kr, sizeof(kr)) == -1)
+			errx(1, "unexpected answer");
+		printf("result %d %u\n", kr.kr_status, kr.kr_len);
+		imsg_free(&imsg);
+		return;
+	}
+}
+
+static void
+raw_command(const char *line)
+{
+	struct key_op	 ko;
+	unsigned int	 key, op, len;
+	int		 pad;
+	char		*buf;
+
+	memset(&ko, 0, sizeof(ko));
+	if (sscanf(line, "op %u %u %d %u", &key, &op, &pad, &len) == 4) {
+		ko.ko_key = key;
+		ko.ko_op = op;
+		ko.ko_padding = pad;
+		ko.ko_len = len;
+		raw_request(IMSG_KEY_OP, &ko, sizeof(ko));
+	} else if (sscanf(line, "size %u", &len) == 1) {
+		if ((buf = calloc(1, len + 1)) == NULL)
+			err(1, "calloc");
+		raw_request(IMSG_KEY_OP, buf, len);
+		free(buf);
+	} else if (sscanf(line, "type %u", &op) == 1)
+		raw_request(op, NULL, 0);
+	else
+		errx(1, "bad command: %s", line);
+	fflush(stdout);
+}
+
 static void
 serve(int server, int lfd)
 {
@@ -270,7 +360,8 @@ main(int argc, char *argv[])
 				keyproxy_set_channel(spawn_key());
 				printf("respawned %ld\n", (long)drv_keypid);
 				fflush(stdout);
-			}
+			} else
+				raw_command(line);
 		}
 	}
 	if (drv_keypid != -1) {

@@ -305,10 +305,17 @@ def data_values_accepted():
 # ==========================================================================
 # The running daemon: who holds the keys
 
+SCAN_CHUNK = 4 << 20
+SCAN_SKIP = 1 << 30     # sanitizer shadow memory: terabytes of zeros
+
+
 def scan_memory(pid, needles):
     """Which needles occur in the readable memory of pid (read as root
-    through /proc/PID/mem)."""
+    through /proc/PID/mem, in chunks that overlap by a needle's length).
+    Mappings of a gigabyte or more are the sanitizers' shadow memory
+    and are skipped; the key process check shows the keys are found."""
     found = set()
+    overlap = max(len(n) for n in needles.values())
     with open("/proc/%d/maps" % pid) as f:
         maps = f.read().splitlines()
     with open("/proc/%d/mem" % pid, "rb", 0) as mem:
@@ -317,14 +324,22 @@ def scan_memory(pid, needles):
             if perm[0] != "r":
                 continue
             start, end = (int(x, 16) for x in addr.split("-"))
-            try:
-                mem.seek(start)
-                data = mem.read(end - start)
-            except (OSError, ValueError, OverflowError):
+            if end - start >= SCAN_SKIP:
                 continue
-            for name, n in needles.items():
-                if n in data:
-                    found.add(name)
+            tail = b""
+            off = start
+            while off < end:
+                n = min(SCAN_CHUNK, end - off)
+                try:
+                    mem.seek(off)
+                    data = tail + mem.read(n)
+                except (OSError, ValueError, OverflowError):
+                    break
+                for name, nd in needles.items():
+                    if nd in data:
+                        found.add(name)
+                tail = data[-overlap:]
+                off += n
     return found
 
 
@@ -573,6 +588,43 @@ def dead_or_stuck_key_process_fails_cleanly():
         expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
         err = drv.p.stderr
         assert err is not None
+    finally:
+        drv.stop()
+
+
+@test
+def key_process_checks_every_request():
+    drv = Drive([(K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("ec"))])
+    try:
+        def ask(cmd):
+            drv.command(cmd)
+            return drv.readline()
+        # Key ids 0 (RSA 2048) and 1 (ECDSA P-256); ops 1 RSA sign,
+        # 2 ECDSA sign; RSA paddings 1 PKCS#1, 3 none.
+        assert ask("op 0 1 1 32") == "result 0 256"
+        assert ask("op 0 1 3 256") == "result 0 256"
+        assert re.match(r"result 0 7[0-2]$", ask("op 1 2 0 32"))
+        for bad in ("op 9 1 1 32",      # unknown key id
+                    "op 0 7 1 32",      # unknown operation
+                    "op 0 2 0 32",      # ECDSA on the RSA key
+                    "op 1 1 1 32",      # RSA on the ECDSA key
+                    "op 0 1 4 32",      # OAEP padding
+                    "op 0 1 3 100",     # raw RSA of the wrong length
+                    "op 0 1 1 246",     # PKCS#1 input too long
+                    "op 0 1 1 0",       # empty
+                    "op 0 1 1 5000",    # beyond the message
+                    "op 1 2 0 19",      # not a digest's length
+                    "op 1 2 5 32"):     # padding on ECDSA
+            assert ask(bad) == "result -1 0", bad
+        # A malformed message costs the worker its channel, not the
+        # others theirs.
+        assert ask("size 10") == "closed"
+        assert alive(drv.keypid)
+        expect_handshake(drv, "tls1_3", "ECDSA+SHA256", "ECDSA")
+        drv.command("respawn")
+        assert drv.readline().startswith("respawned ")
+        assert ask("type 9999") == "closed"
+        expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
     finally:
         drv.stop()
 
