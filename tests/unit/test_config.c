@@ -1718,6 +1718,62 @@ START_TEST(t_dump_layout)
 END_TEST
 
 /* Every golden dump parses back to itself. */
+/*
+ * The places of TLS directives, for the messages of the TLS code: per
+ * list item and per single value, inherited from the mail level with
+ * the mail level's place, unset (file NULL, line 0) for a default.
+ */
+START_TEST(t_tls_where)
+{
+	struct mailproxyd_conf	*conf;
+	struct conf_mail	*m;
+	char			 path[PATH_MAX];
+
+	conf = parse_ok(MAIL_HEAD			/* lines 1-3 */
+	    "    ssl_dhparam dh.pem;\n"		/* 4 */
+	    "    ssl_certificate a.crt;\n"		/* 5 */
+	    "    ssl_certificate_key a.key;\n"	/* 6 */
+	    "    server {\n"				/* 7 */
+	    "        listen 127.0.0.1:993 ssl;\n"	/* 8 */
+	    "        ssl_certificate b.crt;\n"		/* 9 */
+	    "        ssl_certificate_key b.key;\n"	/* 10 */
+	    "        ssl_certificate c.crt;\n"		/* 11 */
+	    "        ssl_certificate_key\n"		/* 12 */
+	    "            c.key;\n"			/* 13 */
+	    "        ssl_ciphers HIGH;\n"		/* 14 */
+	    "        proxy_ssl on;\n"			/* 15 */
+	    "    }\n"
+	    "    server {\n"
+	    "        listen 127.0.0.1:995 ssl;\n"
+	    "    }\n"
+	    "}\n");
+	tmp_path(path, sizeof(path), "test.conf");
+	m = &server_n(conf, 0)->s_mail;
+	ck_assert_uint_eq(m->m_ssl_certificate.cl_n, 2);
+	ck_assert_str_eq(m->m_ssl_certificate.cl_item[0].ci_file, path);
+	ck_assert_int_eq(m->m_ssl_certificate.cl_item[0].ci_line, 9);
+	ck_assert_int_eq(m->m_ssl_certificate.cl_item[1].ci_line, 11);
+	ck_assert_int_eq(m->m_ssl_certificate_key.cl_item[0].ci_line, 10);
+	/* A directive is placed where it ends, as nginx places it. */
+	ck_assert_int_eq(m->m_ssl_certificate_key.cl_item[1].ci_line, 13);
+	ck_assert_str_eq(m->m_ssl_dhparam_at.cw_file, path);
+	ck_assert_int_eq(m->m_ssl_dhparam_at.cw_line, 4);
+	ck_assert_int_eq(m->m_ssl_ciphers_at.cw_line, 14);
+	ck_assert_int_eq(m->m_proxy_ssl_at.cw_line, 15);
+	ck_assert_ptr_null(m->m_ssl_ecdh_curve_at.cw_file);
+	ck_assert_int_eq(m->m_ssl_ecdh_curve_at.cw_line, 0);
+	ck_assert_ptr_null(m->m_proxy_starttls_at.cw_file);
+	ck_assert_int_eq(server_n(conf, 0)->s_ssl_listen, 1);
+	m = &server_n(conf, 1)->s_mail;
+	ck_assert_int_eq(m->m_ssl_certificate.cl_item[0].ci_line, 5);
+	ck_assert_int_eq(m->m_ssl_certificate_key.cl_item[0].ci_line, 6);
+	ck_assert_int_eq(m->m_ssl_dhparam_at.cw_line, 4);
+	ck_assert_ptr_null(m->m_ssl_ciphers_at.cw_file);
+	ck_assert_int_eq(m->m_proxy_ssl, 0);
+	conf_free(conf);
+}
+END_TEST
+
 START_TEST(t_golden_roundtrip)
 {
 	struct mailproxyd_conf	*conf;
@@ -1808,6 +1864,7 @@ config_suite(void)
 	tcase_add_test(tc, t_dump_quoting);
 	tcase_add_test(tc, t_dump_layout);
 	tcase_add_test(tc, t_golden_roundtrip);
+	tcase_add_test(tc, t_tls_where);
 	suite_add_tcase(s, tc);
 
 	return (s);
