@@ -526,7 +526,9 @@ WEIRD_USER = "a b+c=d"
 
 # Postfix's SASL users (Dovecot's passwd-file) and the proxy's users
 # whose auth server answer carries them as Auth-User and Auth-Pass.
-SASL_USERS = {"alice": "dc-alice-pw", "bob": "dc-bob-pw"}
+# Bob's password has a blank, "%41", "=" and "+": Auth-Pass is used as
+# it came, not unescaped.
+SASL_USERS = {"alice": "dc-alice-pw", "bob": "dc bob%41=pw+"}
 SASL_CLIENT_PW = "client-pw"     # what clients give the proxy
 
 
