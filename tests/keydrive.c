@@ -11,6 +11,7 @@
  *
  * Prints, one per line:
  *
+ *	blob SERVER NAME INDEX LENGTH SHA256	each file a worker received
  *	ready KEYPID
  *	handshake ok VERSION CIPHER | handshake fail
  *	respawned KEYPID
@@ -50,6 +51,7 @@
 #include <netinet/in.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
@@ -189,6 +191,49 @@ receive_material(void)
 	tls_material_ready(drv_conf);
 }
 
+static void
+print_blob(int server, const char *name, size_t index,
+    const struct tls_blob *b)
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	mdlen, i;
+
+	if (b->tb_data == NULL)
+		return;
+	if (EVP_Digest(b->tb_data, b->tb_len, md, &mdlen, EVP_sha256(),
+	    NULL) != 1)
+		errx(1, "EVP_Digest");
+	printf("blob %d %s %zu %zu ", server, name, index, b->tb_len);
+	for (i = 0; i < mdlen; i++)
+		printf("%02x", md[i]);
+	printf("\n");
+}
+
+/* What arrived, for the test to compare with the files. */
+static void
+print_material(void)
+{
+	const struct conf_server	*s;
+	const struct tls_material	*tm;
+	size_t				 i;
+
+	TAILQ_FOREACH(s, &drv_conf->c_servers, s_entry) {
+		if ((tm = tls_material_get(s->s_index)) == NULL)
+			continue;
+		for (i = 0; i < tm->tm_ncert; i++)
+			print_blob(s->s_index, "cert", i, &tm->tm_cert[i]);
+		print_blob(s->s_index, "dhparam", 0, &tm->tm_dhparam);
+		print_blob(s->s_index, "client_ca", 0, &tm->tm_client_ca);
+		print_blob(s->s_index, "trusted_ca", 0, &tm->tm_trusted_ca);
+		print_blob(s->s_index, "crl", 0, &tm->tm_crl);
+		for (i = 0; i < tm->tm_nticket; i++)
+			print_blob(s->s_index, "ticket", i, &tm->tm_ticket[i]);
+		print_blob(s->s_index, "proxy_cert", 0, &tm->tm_proxy_cert);
+		print_blob(s->s_index, "proxy_trusted", 0,
+		    &tm->tm_proxy_trusted);
+	}
+}
+
 /*
  * The worker's contexts (tls.c) from the received material; the first
  * server with certificates is served.
@@ -325,6 +370,7 @@ main(int argc, char *argv[])
 		errx(1, "dump");
 	event_init();
 	receive_material();
+	print_material();
 	keyproxy_set_channel(spawn_key());
 	server = build_contexts();
 

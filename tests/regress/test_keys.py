@@ -19,6 +19,7 @@ Usage: test_keys.py DAEMON [name...]
 
 Ends with the line "N passed, M failed"."""
 
+import hashlib
 import os
 import re
 import shutil
@@ -492,10 +493,16 @@ class Drive:
         self.d = Daemon(BINARY, server_block(free_port(), certs, extra),
                         name="keys")
         self.p = subprocess.Popen(
-            [KEYDRIVE, BINARY, self.d.conf, str(self.port)],
+            [KEYDRIVE, BINARY, self.d.conf, str(self.port)], bufsize=0,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
-        line = self.readline()
+        self.blobs = {}
+        while True:
+            line = self.readline()
+            if not line.startswith("blob "):
+                break
+            _, server, name, index, length, digest = line.split()
+            self.blobs[(name, int(index))] = (int(length), digest)
         assert line.startswith("ready "), line
         self.keypid = int(line.split()[1])
 
@@ -590,6 +597,111 @@ def dead_or_stuck_key_process_fails_cleanly():
         assert err is not None
     finally:
         drv.stop()
+
+
+def big_crl(n):
+    """A CRL of the rsa "CA" revoking n serials, made with openssl ca:
+    large enough to need many imsg chunks."""
+    d = K.path("ca-%d" % n)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "index.txt"), "w") as f:
+        for i in range(n):
+            f.write("R\t300101000000Z\t240101000000Z\t%06X\tunknown\t"
+                    "/CN=revoked%d\n" % (i + 16, i))
+    with open(os.path.join(d, "crlnumber"), "w") as f:
+        f.write("01\n")
+    with open(os.path.join(d, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\n"
+                "crlnumber = %s/crlnumber\ndefault_md = sha256\n"
+                "default_crl_days = 30\n" % (d, d))
+    out = os.path.join(d, "crl.pem")
+    K.check(["openssl", "ca", "-batch", "-gencrl", "-config",
+             os.path.join(d, "ca.cnf"), "-keyfile", K.key("rsa"), "-cert",
+             K.crt("rsa"), "-out", out])
+    return out
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+@test
+def material_reaches_worker_intact():
+    # A CRL of several hundred kilobytes (imsg payloads are under 64 KiB)
+    # and the other public files arrive byte for byte; the ticket keys
+    # too, and none is made up when a file is given.
+    crl = big_crl(12000)
+    assert os.path.getsize(crl) > 300000
+    extra = "\n".join("        " + x for x in (
+        "ssl_verify_client on;",
+        "ssl_client_certificate %s;" % K.crt("ec"),
+        "ssl_trusted_certificate %s;" % K.crt("rsa2"),
+        "ssl_crl %s;" % crl,
+        "ssl_session_ticket_key %s;" % K.path("ticket48")))
+    drv = Drive([(K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("ec"))],
+                extra)
+    try:
+        want = {("cert", 0): digest(K.crt("rsa")),
+                ("cert", 1): digest(K.crt("ec")),
+                ("client_ca", 0): digest(K.crt("ec")),
+                ("trusted_ca", 0): digest(K.crt("rsa2")),
+                ("crl", 0): digest(crl),
+                ("ticket", 0): digest(K.path("ticket48"))}
+        assert drv.blobs == want, (drv.blobs, want)
+        expect_handshake(drv, "tls1_3", "ECDSA+SHA256", "ECDSA")
+    finally:
+        drv.stop()
+
+
+@test
+def random_ticket_key_without_files():
+    drv = Drive([(K.crt("rsa"), K.key("rsa"))])
+    try:
+        assert set(drv.blobs) == {("cert", 0), ("ticket", 0)}, drv.blobs
+        assert drv.blobs[("ticket", 0)][0] == 80
+    finally:
+        drv.stop()
+    drv = Drive([(K.crt("rsa"), K.key("rsa"))],
+                "        ssl_session_tickets off;")
+    try:
+        assert set(drv.blobs) == {("cert", 0)}, drv.blobs
+    finally:
+        drv.stop()
+
+
+def memfd_inodes(pid):
+    """Inodes of the session cache zones mapped by pid."""
+    out = set()
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            if "mailproxyd-ssl-session-cache" in line:
+                out.add(int(line.split()[4]))
+    return out
+
+
+@test
+def shared_session_cache_one_zone_for_all_workers():
+    port2 = free_port()
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))],
+                     "        ssl_session_cache shared:ZONE:1m;")
+    try:
+        # A second server naming the same zone shares it.
+        d.write(server_block(free_port(), [(K.crt("rsa"), K.key("rsa"))],
+                             "        ssl_session_cache shared:ZONE:1m;") +
+                "\n" + server_block(port2, [(K.crt("ec"), K.key("ec"))],
+                                     "        ssl_session_cache "
+                                     "shared:ZONE:1m;"))
+        d.signal(signal.SIGHUP)
+        d.wait_log("generation 2 serving")
+        wait_for(lambda: len(d.workers_now()) == 2 and all(
+            memfd_inodes(w) for w in d.workers_now()), what="new workers")
+        zones = [memfd_inodes(w) for w in d.workers_now()]
+        assert len(zones[0]) == 1 and zones[0] == zones[1], zones
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
 
 
 @test
