@@ -446,6 +446,41 @@ def key_process_respawned_and_relinked():
         shutil.rmtree(d.dir, ignore_errors=True)
 
 
+def socket_count(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith(
+                    "socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+@test
+def respawned_worker_relinked_to_key_process():
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))])
+    try:
+        (kp,) = key_procs(d)
+        fds = fd_count(kp)
+        assert socket_count(kp) == 3, socket_count(kp)
+        for i in range(3):
+            old = d.workers_now()
+            os.kill(old[0], signal.SIGKILL)
+            wait_for(lambda: len(d.workers_now()) == 2 and
+                     old[0] not in d.workers_now(), what="new worker")
+            wait_for(lambda: all(d.dropped(w) for w in d.workers_now()),
+                     what="privilege drop")
+            # The dead worker's channel is replaced, not added to.
+            wait_for(lambda: socket_count(kp) == 3 and fd_count(kp) == fds,
+                     what="key process channels back to 3")
+        assert key_procs(d) == [kp]
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
 @test
 def hup_new_key_served_by_new_key_process():
     d = start_daemon([(K.crt("rsa"), K.key("rsa"))])
