@@ -10,8 +10,6 @@
  * serves one generation and ends with its workers.
  */
 
-#define OPENSSL_SUPPRESS_DEPRECATED
-
 #include <sys/types.h>
 #include <sys/socket.h>
 
@@ -23,11 +21,9 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
-#include <openssl/x509.h>
 
 #include "mailproxyd.h"
 
@@ -274,7 +270,6 @@ keyproc_op(const struct key_op *ko, struct key_result *kr)
 {
 	struct keyproc_key	*kk = NULL;
 	EVP_PKEY_CTX		*ctx;
-	const RSA		*rsa;
 	size_t			 i, len;
 	int			 r;
 
@@ -299,14 +294,19 @@ keyproc_op(const struct key_op *ko, struct key_result *kr)
 				return -1;
 		} else
 			return -1;
-		if ((rsa = EVP_PKEY_get0_RSA(kk->kk_pkey)) == NULL)
-			return -1;
-		r = RSA_private_encrypt((int)ko->ko_len, ko->ko_data,
-		    kr->kr_data, (RSA *)(uintptr_t)rsa, ko->ko_padding);
+		/* No digest: the input is signed as it is. */
+		if ((ctx = EVP_PKEY_CTX_new(kk->kk_pkey, NULL)) == NULL)
+			fatalx("EVP_PKEY_CTX_new");
+		len = sizeof(kr->kr_data);
+		r = EVP_PKEY_sign_init(ctx) == 1 &&
+		    EVP_PKEY_CTX_set_rsa_padding(ctx, ko->ko_padding) == 1 &&
+		    EVP_PKEY_sign(ctx, kr->kr_data, &len, ko->ko_data,
+		    ko->ko_len) == 1;
+		EVP_PKEY_CTX_free(ctx);
 		ERR_clear_error();
-		if (r < 0)
+		if (!r)
 			return -1;
-		kr->kr_len = (uint32_t)r;
+		kr->kr_len = (uint32_t)len;
 		return 0;
 	case KEY_OP_ECDSA_SIGN:
 		/* A digest: SHA-1 up to SHA-512. */
