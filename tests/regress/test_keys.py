@@ -32,7 +32,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import Daemon, TOP, alive, children, free_port, wait_for  # noqa: E402
+from mpd import Daemon, TOP, alive, children, free_port, listening_inodes, \
+    wait_for  # noqa: E402
 
 KEYDRIVE = os.path.join(TOP, "tests", "keydrive")
 TMP = os.path.join(TOP, "tests", "tmp")
@@ -737,6 +738,43 @@ def shared_session_cache_one_zone_for_all_workers():
     finally:
         d.stop()
         shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def backend_client_certificate_signed_by_key_process():
+    # proxy_ssl_certificate_key: the worker's TLS client towards the
+    # backend proves the certificate with the key process's signature;
+    # the backend (openssl s_server) requires and verifies it.
+    for key, versions in (("ec", ("-tls1_2", "-tls1_3")),
+                          ("rsa2", ("-tls1_2", "-tls1_3"))):
+        drv = Drive([(K.crt("rsa"), K.key("rsa"))], "\n".join(
+            "        " + x for x in (
+                "proxy_ssl on;",
+                "proxy_ssl_certificate %s;" % K.crt(key),
+                "proxy_ssl_certificate_key %s;" % K.key(key))))
+        try:
+            for v in versions:
+                port = free_port()
+                srv = subprocess.Popen(
+                    ["openssl", "s_server", "-accept", str(port),
+                     "-naccept", "1", "-rev", v, "-cert", K.crt("rsa"),
+                     "-key", K.key("rsa"), "-Verify", "1", "-CAfile",
+                     K.crt(key), "-verify_return_error"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT)
+                try:
+                    wait_for(lambda: listening_inodes(port),
+                             what="s_server")
+                    drv.command("backend %d" % port)
+                    line = drv.readline()
+                    want = {"-tls1_2": "TLSv1.2", "-tls1_3": "TLSv1.3"}[v]
+                    assert line == "backend ok " + want, (key, v, line)
+                finally:
+                    srv.kill()
+                    out = srv.communicate()[0].decode(errors="replace")
+                assert "verify return:1" in out, out
+        finally:
+            drv.stop()
 
 
 @test
