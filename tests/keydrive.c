@@ -29,6 +29,8 @@
  *	op KEY OP PADDING LEN	an IMSG_KEY_OP with LEN zero bytes of input
  *	size N			an IMSG_KEY_OP of N bytes (a wrong size)
  *	type T			a message of type T with no payload
+ *	flood N			N valid requests, not reading the answers,
+ *				answered by "flood closed" or "flood open"
  *
  * each answered by "result STATUS LEN", "closed" (the key process
  * dropped the channel) or "timeout".
@@ -333,6 +335,49 @@ backend(int server, int port)
 	close(fd);
 }
 
+/* Requests without reading the answers: the key process must give up. */
+static void
+raw_flood(unsigned int n)
+{
+	struct key_op	 ko;
+	struct pollfd	 pfd;
+	char		 buf[65536];
+	unsigned int	 i;
+	ssize_t		 r;
+
+	memset(&ko, 0, sizeof(ko));
+	ko.ko_op = KEY_OP_RSA_SIGN;
+	ko.ko_padding = 1;
+	ko.ko_len = 32;
+	for (i = 0; i < n; i++)
+		if (imsg_compose(&drv_raw, IMSG_KEY_OP, i, 0, -1, &ko,
+		    sizeof(ko)) == -1)
+			err(1, "imsg_compose");
+	/* Write all that goes in; stop when the other side closed. */
+	while (imsg_queued(&drv_raw) > 0) {
+		pfd.fd = drv_rawfd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, 5000) <= 0)
+			break;
+		if (imsg_write(&drv_raw) == -1 && errno != EAGAIN)
+			break;
+	}
+	/* Then read what was answered, up to the end. */
+	for (;;) {
+		pfd.fd = drv_rawfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 3000) <= 0) {
+			printf("flood open\n");
+			break;
+		}
+		if ((r = read(drv_rawfd, buf, sizeof(buf))) <= 0) {
+			printf("flood closed\n");
+			break;
+		}
+	}
+	fflush(stdout);
+}
+
 static void
 raw_command(const char *line)
 {
@@ -355,6 +400,8 @@ raw_command(const char *line)
 		free(buf);
 	} else if (sscanf(line, "type %u", &op) == 1)
 		raw_request(op, NULL, 0);
+	else if (sscanf(line, "flood %u", &len) == 1)
+		raw_flood(len);
 	else
 		errx(1, "bad command: %s", line);
 	fflush(stdout);

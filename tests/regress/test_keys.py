@@ -548,6 +548,12 @@ class Drive:
         assert r, "keydrive said nothing"
         return self.p.stdout.readline().decode().strip()
 
+    def respawn(self):
+        self.command("respawn")
+        line = self.readline()
+        assert line.startswith("respawned "), line
+        self.keypid = int(line.split()[1])
+
     def command(self, cmd):
         self.p.stdin.write(cmd.encode() + b"\n")
         self.p.stdin.flush()
@@ -624,9 +630,7 @@ def dead_or_stuck_key_process_fails_cleanly():
             assert secs < 5, secs
         assert drv.p.poll() is None, "keydrive died"
         assert fd_count(drv.p.pid) <= fds, "descriptors grew"
-        drv.command("respawn")
-        line = drv.readline()
-        assert line.startswith("respawned "), line
+        drv.respawn()
         expect_handshake(drv, "tls1_3", "RSA-PSS+SHA256", "RSA-PSS")
         expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
         err = drv.p.stderr
@@ -801,13 +805,18 @@ def key_process_checks_every_request():
                     "op 1 2 0 19",      # not a digest's length
                     "op 1 2 5 32"):     # padding on ECDSA
             assert ask(bad) == "result -1 0", bad
+        # So does a flood of requests whose answers are left unread.
+        drv.command("flood 3000")
+        assert drv.readline(timeout=30) == "flood closed"
+        assert alive(drv.keypid)
+        expect_handshake(drv, "tls1_2", "ECDSA+SHA256", "ECDSA")
+        drv.respawn()
         # A malformed message costs the worker its channel, not the
         # others theirs.
         assert ask("size 10") == "closed"
         assert alive(drv.keypid)
         expect_handshake(drv, "tls1_3", "ECDSA+SHA256", "ECDSA")
-        drv.command("respawn")
-        assert drv.readline().startswith("respawned ")
+        drv.respawn()
         assert ask("type 9999") == "closed"
         expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
     finally:
