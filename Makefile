@@ -18,10 +18,11 @@ CFLAGS?=	-O2 -g
 SAN_FLAGS!=	[ -n "$${SANITIZE:-}" ] && \
 		echo "-fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=undefined" || true
-PKG_CFLAGS!=	${PKG_CONFIG} --cflags libbsd-overlay libevent openssl \
-		2>/dev/null || true
-PKG_LIBS!=	${PKG_CONFIG} --libs libbsd-overlay libevent openssl \
-		2>/dev/null || echo "-levent -lssl -lcrypto"
+PKG_CFLAGS!=	${PKG_CONFIG} --cflags libbsd-overlay libevent \
+		libevent_openssl openssl 2>/dev/null || true
+PKG_LIBS!=	${PKG_CONFIG} --libs libbsd-overlay libevent libevent_openssl \
+		openssl 2>/dev/null || \
+		echo "-levent_openssl -levent -lssl -lcrypto"
 # OpenBSD has crypt(3) in libc.
 CRYPT_LIBS!=	[ "`uname -s`" = OpenBSD ] || echo "-lcrypt"
 CHECK_CFLAGS!=	${PKG_CONFIG} --cflags check 2>/dev/null || true

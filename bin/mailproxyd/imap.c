@@ -40,7 +40,9 @@ enum imap_bstep {
 	IMAP_B_GREETING,
 	IMAP_B_USER,		/* LOGIN {n} sent: waiting for "+" */
 	IMAP_B_PASS,		/* user {n} sent: waiting for "+" */
-	IMAP_B_LOGIN		/* password sent: the tagged reply */
+	IMAP_B_LOGIN,		/* password sent: the tagged reply */
+	IMAP_B_STARTTLS,	/* proxy_starttls: STARTTLS sent */
+	IMAP_B_TLS		/* its handshake */
 };
 
 struct imap_session {
@@ -61,6 +63,7 @@ static void	 imap_auth_failed(struct session *, const char *,
 		    const char *);
 static void	 imap_backend(struct session *);
 static void	 imap_free(struct session *);
+static void	 imap_backend_login(struct session *, struct imap_session *);
 static int	 imap_command(struct session *, struct imap_session *,
 		    const char *, size_t);
 static int	 imap_sasl(struct session *, struct imap_session *,
@@ -85,7 +88,9 @@ const struct session_proto imap_proto = {
 	imap_backend,
 	imap_free,
 	NULL,
-	NULL
+	NULL,
+	"* BYE SSL certificate error\r\n",
+	"* BYE No required SSL certificate\r\n"
 };
 
 static long
@@ -208,8 +213,12 @@ imap_command(struct session *s, struct imap_session *is, const char *buf,
 		session_quit(s);
 		break;
 	case IMAP_CMD_STARTTLS:
-		/* TLS is not built yet: as with "starttls off". */
-		imap_bad(s, ic.ic_tag, 0);
+		if (session_starttls(s) == CONF_STARTTLS_OFF) {
+			imap_bad(s, ic.ic_tag, 0);
+			break;
+		}
+		session_printf(s, "%s OK completed\r\n", ic.ic_tag);
+		session_starttls_begin(s);
 		break;
 	case IMAP_CMD_LOGIN:
 		if (session_starttls(s) == CONF_STARTTLS_ONLY ||
@@ -431,12 +440,23 @@ imap_auth_failed(struct session *s, const char *text, const char *sasl)
  * the tagged reply to the password, which goes to the client as the
  * answer to its own command.
  */
+/* LOGIN at the backend, after its greeting (and STARTTLS, if asked). */
+static void
+imap_backend_login(struct session *s, struct imap_session *is)
+{
+	is->is_bstep = IMAP_B_USER;
+	if (evbuffer_add_printf(bufferevent_get_output(s->s_bbev),
+	    "%s LOGIN {%zu}\r\n", is->is_tag, s->s_userlen) == -1)
+		fatal("evbuffer_add_printf");
+}
+
 static void
 imap_backend(struct session *s)
 {
 	static const enum imap_backend_step	 steps[] = {
 		IMAP_BACKEND_GREETING, IMAP_BACKEND_CONTINUE,
-		IMAP_BACKEND_CONTINUE, IMAP_BACKEND_LOGIN
+		IMAP_BACKEND_CONTINUE, IMAP_BACKEND_LOGIN, IMAP_BACKEND_LOGIN,
+		IMAP_BACKEND_LOGIN
 	};
 	struct imap_session	*is = s->s_pdata;
 	struct evbuffer		*in = session_backend_input(s);
@@ -444,6 +464,11 @@ imap_backend(struct session *s)
 	size_t			 len;
 	int			 r;
 
+	if (is->is_bstep == IMAP_B_TLS) {
+		if (s->s_btls)
+			imap_backend_login(s, is);
+		return;
+	}
 	if ((len = evbuffer_get_length(in)) == 0)
 		return;
 	if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
@@ -463,10 +488,26 @@ imap_backend(struct session *s)
 	switch (is->is_bstep) {
 	case IMAP_B_GREETING:
 		evbuffer_drain(in, len);
-		is->is_bstep = IMAP_B_USER;
-		if (evbuffer_add_printf(bufferevent_get_output(s->s_bbev),
-		    "%s LOGIN {%zu}\r\n", is->is_tag, s->s_userlen) == -1)
-			fatal("evbuffer_add_printf");
+		if (s->s_mail->m_proxy_starttls && !s->s_btls) {
+			is->is_bstep = IMAP_B_STARTTLS;
+			if (evbuffer_add_printf(bufferevent_get_output(
+			    s->s_bbev), "%s STARTTLS\r\n", is->is_tag) == -1)
+				fatal("evbuffer_add_printf");
+			break;
+		}
+		imap_backend_login(s, is);
+		break;
+	case IMAP_B_STARTTLS:
+		/* One tagged OK line, nothing after it before the handshake. */
+		if (buf[0] == '*' || memchr(buf, '\n', len) != buf + len - 1) {
+			session_backend_starttls(s);
+			break;
+		}
+		evbuffer_drain(in, len);
+		is->is_bstep = IMAP_B_TLS;
+		session_backend_starttls(s);
+		break;
+	case IMAP_B_TLS:
 		break;
 	case IMAP_B_USER:
 		evbuffer_drain(in, len);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "imsg.h"
 #include "log.h"
+#include "tls.h"
 
 #define MAILPROXYD_NAME		"mailproxyd"
 #define MAILPROXYD_VERSION	"0.1.0"
@@ -336,6 +337,9 @@ struct session_proto {
 				    struct auth_request *);
 	void			(*sp_resolved)(struct session *,
 				    const char *);
+	/* The replies, then close, to a refused client certificate. */
+	const char		*sp_cert_error;		/* with CR LF */
+	const char		*sp_cert_missing;
 };
 
 /*
@@ -377,7 +381,12 @@ struct session {
 	struct bufferevent	*s_cbev;	/* NULL once splicing */
 	struct bufferevent	*s_bbev;
 	struct relay		*s_relay;
+	SSL			*s_ssl;		/* the client's TLS, or NULL */
+	SSL			*s_bssl;	/* the backend's TLS, or NULL */
 	unsigned int		 s_tls:1;	/* the client side is TLS */
+	unsigned int		 s_listen_ssl:1;	/* listen ... ssl */
+	unsigned int		 s_tls_switch:1;	/* STARTTLS reply queued */
+	unsigned int		 s_btls:1;	/* the backend side is TLS */
 	unsigned int		 s_blocked:1;	/* replies queued: pause */
 	unsigned int		 s_lingering:1;	/* closing: discard input */
 	unsigned int		 s_connected:1;	/* to the backend */
@@ -435,6 +444,8 @@ int		 session_parse_error(struct session *);
 int		 session_command(struct session *);
 void		 session_too_long(struct session *, const char *, size_t);
 int		 session_starttls(const struct session *);
+void		 session_starttls_begin(struct session *);
+void		 session_backend_starttls(struct session *);
 char		*session_scratch(size_t);
 void		 session_backend_too_long(struct session *);
 void		 session_backend_unexpected(struct session *, const char *,

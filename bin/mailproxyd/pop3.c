@@ -39,7 +39,9 @@ enum pop3_state {
 enum pop3_bstep {
 	POP3_B_GREETING,
 	POP3_B_USER,		/* USER sent */
-	POP3_B_PASS		/* PASS sent: its reply is the client's */
+	POP3_B_PASS,		/* PASS sent: its reply is the client's */
+	POP3_B_STLS,		/* proxy_starttls: STLS sent */
+	POP3_B_TLS		/* its handshake */
 };
 
 struct pop3_session {
@@ -57,6 +59,7 @@ static void	 pop3_auth_failed(struct session *, const char *,
 		    const char *);
 static void	 pop3_backend(struct session *);
 static void	 pop3_free(struct session *);
+static void	 pop3_backend_user(struct session *, struct pop3_session *);
 static int	 pop3_command(struct session *, struct pop3_session *,
 		    const char *, size_t);
 static int	 pop3_sasl(struct session *, struct pop3_session *,
@@ -81,7 +84,9 @@ const struct session_proto pop3_proto = {
 	pop3_backend,
 	pop3_free,
 	NULL,
-	NULL
+	NULL,
+	"-ERR SSL certificate error\r\n",
+	"-ERR No required SSL certificate\r\n"
 };
 
 /* The order of the SASL line, the AUTH listing and nothing else. */
@@ -261,7 +266,11 @@ pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
 		session_quit(s);
 		return (1);
 	case POP3_CMD_STLS:
-		/* TLS is not built yet: as with "starttls off". */
+		if (session_starttls(s) == CONF_STARTTLS_OFF)
+			break;
+		session_write(s, POP3_OK, strlen(POP3_OK));
+		session_starttls_begin(s);
+		return (1);
 	default:
 		break;
 	}
@@ -458,6 +467,16 @@ pop3_auth_failed(struct session *s, const char *text, const char *sasl)
  * The proxy's login at the backend: "+OK" greeting, USER, PASS.  The
  * reply to PASS goes to the client.
  */
+/* USER at the backend, after its greeting (and STLS, if asked for). */
+static void
+pop3_backend_user(struct session *s, struct pop3_session *ps)
+{
+	ps->ps_bstep = POP3_B_USER;
+	session_backend_write(s, "USER ", 5);
+	session_backend_write(s, s->s_user, s->s_userlen);
+	session_backend_write(s, "\r\n", 2);
+}
+
 static void
 pop3_backend(struct session *s)
 {
@@ -467,6 +486,11 @@ pop3_backend(struct session *s)
 	size_t			 len;
 	int			 r;
 
+	if (ps->ps_bstep == POP3_B_TLS) {
+		if (s->s_btls)
+			pop3_backend_user(s, ps);
+		return;
+	}
 	if ((len = evbuffer_get_length(in)) == 0)
 		return;
 	if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
@@ -484,10 +508,24 @@ pop3_backend(struct session *s)
 	switch (ps->ps_bstep) {
 	case POP3_B_GREETING:
 		evbuffer_drain(in, len);
-		ps->ps_bstep = POP3_B_USER;
-		session_backend_write(s, "USER ", 5);
-		session_backend_write(s, s->s_user, s->s_userlen);
-		session_backend_write(s, "\r\n", 2);
+		if (s->s_mail->m_proxy_starttls && !s->s_btls) {
+			ps->ps_bstep = POP3_B_STLS;
+			session_backend_write(s, "STLS\r\n", 6);
+			break;
+		}
+		pop3_backend_user(s, ps);
+		break;
+	case POP3_B_STLS:
+		/* One "+OK" line, nothing after it before the handshake. */
+		if (memchr(buf, '\n', len) != buf + len - 1) {
+			session_backend_starttls(s);
+			break;
+		}
+		evbuffer_drain(in, len);
+		ps->ps_bstep = POP3_B_TLS;
+		session_backend_starttls(s);
+		break;
+	case POP3_B_TLS:
 		break;
 	case POP3_B_USER:
 		evbuffer_drain(in, len);

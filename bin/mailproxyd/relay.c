@@ -11,7 +11,7 @@
  * holds its pipe only while bytes are in it, then gives it back to a
  * small pool, so an idle session keeps no buffer and no pipe at all
  * (two descriptors, not six).  Everything else (other systems, a
- * TLS side once there is TLS, unix sockets) goes through the sides'
+ * TLS side, unix sockets) goes through the sides'
  * bufferevents, whose queues are bounded by imap_client_buffer,
  * pop3_client_buffer or smtp_client_buffer (client to backend) and
  * proxy_buffer (backend to client) and hold no memory while empty.
@@ -131,7 +131,7 @@ relay_can_splice(const struct session *s)
 		v = getenv("MAILPROXYD_RELAY");
 		off = v != NULL && strcmp(v, "readwrite") == 0;
 	}
-	if (off || s->s_tls)
+	if (off || s->s_ssl != NULL || s->s_bssl != NULL)
 		return (0);
 	return ((cf == AF_INET || cf == AF_INET6) &&
 	    (bf == AF_INET || bf == AF_INET6));
@@ -554,8 +554,13 @@ static void
 relay_bev_shutdown(struct session *s, int side)
 {
 	struct relay	*r = s->s_relay;
+	SSL		*ssl;
 
 	r->r_shut[side] = 1;
+	/* TLS ends its half with a close_notify, then the FIN. */
+	ssl = side == SIDE_CLIENT ? s->s_ssl : s->s_bssl;
+	if (ssl != NULL)
+		(void)SSL_shutdown(ssl);
 	(void)shutdown(side == SIDE_CLIENT ? s->s_cfd : s->s_bfd, SHUT_WR);
 	relay_check_done(s);
 }

@@ -34,7 +34,11 @@
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/buffer.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "mailproxyd.h"
 #include "base64.h"
@@ -77,6 +81,12 @@ static void	 session_linger(struct session *);
 static void	 session_host(const struct sockaddr *, char *, size_t,
 		    uint16_t *);
 static void	 session_summary(struct session *);
+static void	 session_tls_accept(struct session *);
+static void	 session_tls_done(struct session *);
+static void	 session_tls_errors(struct session *, struct bufferevent *,
+		    const char *);
+static void	 session_backend_tls(struct session *);
+static void	 session_backend_flushed(struct bufferevent *, void *);
 
 static struct session_list *
 session_bucket(uint64_t id)
@@ -134,6 +144,7 @@ session_new(const struct conf_listen *l, int fd,
 	memcpy(&s->s_lg->lg_ss, ss, sslen);
 	s->s_lg->lg_sslen = sslen;
 	s->s_cfamily = ss->ss_family;
+	s->s_listen_ssl = l->l_ssl != 0;
 	s->s_lg->lg_locallen = sizeof(s->s_lg->lg_local);
 	if (getsockname(fd, (struct sockaddr *)&s->s_lg->lg_local,
 	    &s->s_lg->lg_locallen) == -1)
@@ -184,6 +195,10 @@ session_new(const struct conf_listen *l, int fd,
 void
 session_start(struct session *s)
 {
+	if (s->s_listen_ssl) {
+		session_tls_accept(s);
+		return;
+	}
 	if ((s->s_cbev = bufferevent_socket_new(worker_base, s->s_cfd,
 	    0)) == NULL)
 		fatal("bufferevent_socket_new");
@@ -356,6 +371,10 @@ session_client_write(struct bufferevent *bev, void *arg)
 		session_linger(s);
 		return;
 	}
+	if (s->s_tls_switch) {
+		session_tls_accept(s);
+		return;
+	}
 	if (s->s_state == SESSION_PREAUTH && s->s_blocked) {
 		s->s_blocked = 0;
 		s->s_proto->sp_input(s);
@@ -368,6 +387,16 @@ session_client_event(struct bufferevent *bev, short what, void *arg)
 	struct session	*s = arg;
 	int		 saved = errno;
 
+	if (what & BEV_EVENT_CONNECTED) {
+		session_tls_done(s);
+		return;
+	}
+	if (s->s_ssl != NULL && !s->s_tls &&
+	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		session_tls_errors(s, bev, "SSL handshake failed");
+		session_close(s, "tls-handshake-failed");
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		/* A half-closed client still gets what was queued. */
 		if (s->s_state == SESSION_PREAUTH &&
@@ -382,8 +411,12 @@ session_client_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		log_session(LOG_LVL_INFO, s->s_id, "client connection "
-		    "failed (%d: %s)", saved, strerror(saved));
+		if (s->s_ssl != NULL)
+			session_tls_errors(s, bev, "client TLS connection "
+			    "failed");
+		else
+			log_session(LOG_LVL_INFO, s->s_id, "client connection "
+			    "failed (%d: %s)", saved, strerror(saved));
 		session_close(s, "client-error");
 	}
 }
@@ -470,6 +503,8 @@ session_linger(struct session *s)
 		return;
 	}
 	s->s_lingering = 1;
+	if (s->s_ssl != NULL && s->s_tls)
+		(void)SSL_shutdown(s->s_ssl);
 	(void)shutdown(s->s_cfd, SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(s->s_cbev),
 	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)));
@@ -533,18 +568,124 @@ session_too_long(struct session *s, const char *buf, size_t len)
 }
 
 /*
- * The starttls mode the client sees now: off once TLS is active.  TLS
- * itself is not built yet, so "on" behaves as "off" (STARTTLS is not
- * offered), while "only" keeps refusing logins in cleartext.
+ * The starttls mode the client sees now: off once TLS is active (by
+ * STARTTLS or on a "listen ... ssl").
  */
 int
 session_starttls(const struct session *s)
 {
-	if (s->s_tls)
+	if (s->s_tls || s->s_listen_ssl)
 		return (CONF_STARTTLS_OFF);
-	if (s->s_mail->m_starttls == CONF_STARTTLS_ONLY)
-		return (CONF_STARTTLS_ONLY);
-	return (CONF_STARTTLS_OFF);
+	return (s->s_mail->m_starttls);
+}
+
+/*
+ * STARTTLS, STLS: the protocol queued its positive reply.  Everything
+ * the client sent after the command is thrown away (CVE-2014-3556: it
+ * was not protected by TLS), nothing more is read in cleartext, and
+ * the handshake starts once the reply is out.
+ */
+void
+session_starttls_begin(struct session *s)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->s_cbev);
+
+	if (evbuffer_get_length(in) > 0) {
+		log_session(LOG_LVL_INFO, s->s_id, "client sent %zu bytes "
+		    "after STARTTLS in cleartext: discarded",
+		    evbuffer_get_length(in));
+		evbuffer_drain(in, evbuffer_get_length(in));
+	}
+	bufferevent_disable(s->s_cbev, EV_READ);
+	s->s_tls_switch = 1;
+	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) == 0)
+		session_tls_accept(s);
+}
+
+/*
+ * The server side of a handshake on the client's socket: at once for
+ * "listen ... ssl", after the STARTTLS reply otherwise.  `timeout`
+ * bounds it (the session's timer runs).
+ */
+static void
+session_tls_accept(struct session *s)
+{
+	s->s_tls_switch = 0;
+	if (s->s_cbev != NULL) {
+		bufferevent_free(s->s_cbev);
+		s->s_cbev = NULL;
+	}
+	if ((s->s_ssl = tls_server_new(s->s_server->s_index)) == NULL) {
+		log_session(LOG_LVL_ERR, s->s_id, "no TLS context for the "
+		    "server in %s:%d", s->s_server->s_file,
+		    s->s_server->s_line);
+		session_close(s, "internal-error");
+		return;
+	}
+	if ((s->s_cbev = bufferevent_openssl_socket_new(worker_base,
+	    s->s_cfd, s->s_ssl, BUFFEREVENT_SSL_ACCEPTING, 0)) == NULL)
+		fatal("bufferevent_openssl_socket_new");
+	bufferevent_openssl_set_allow_dirty_shutdown(s->s_cbev, 1);
+	bufferevent_setcb(s->s_cbev, session_client_read,
+	    session_client_write, session_client_event, s);
+	bufferevent_setwatermark(s->s_cbev, EV_READ, 0, session_bufsize(s));
+	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
+}
+
+/*
+ * The handshake is done: the client certificate is checked as
+ * ssl_verify_client wants (reference 4.3), then the protocol greets
+ * (implicit TLS) or reads commands again, in a fresh state (STARTTLS).
+ */
+static void
+session_tls_done(struct session *s)
+{
+	const char	*why, *reply;
+
+	s->s_tls = 1;
+	log_session(LOG_LVL_DEBUG, s->s_id, "TLS established: %s %s%s",
+	    SSL_get_version(s->s_ssl), SSL_get_cipher_name(s->s_ssl),
+	    SSL_session_reused(s->s_ssl) ? " (reused)" : "");
+	if ((why = tls_verify_error(s->s_ssl, s->s_mail)) != NULL) {
+		log_session(LOG_LVL_INFO, s->s_id, "%s", why);
+		SSL_CTX_remove_session(SSL_get_SSL_CTX(s->s_ssl),
+		    SSL_get0_session(s->s_ssl));
+		reply = strstr(why, "no required") != NULL ?
+		    s->s_proto->sp_cert_missing : s->s_proto->sp_cert_error;
+		s->s_end = "client-certificate";
+		session_write(s, reply, strlen(reply));
+		session_quit(s);
+		return;
+	}
+	if (s->s_pdata == NULL) {
+		s->s_proto->sp_start(s);
+		return;
+	}
+	bufferevent_enable(s->s_cbev, EV_READ);
+	session_timer(s, s->s_mail->m_timeout);
+}
+
+/* A TLS failure, with what OpenSSL said about it. */
+static void
+session_tls_errors(struct session *s, struct bufferevent *bev,
+    const char *what)
+{
+	char		 buf[256], msg[768];
+	unsigned long	 e;
+	size_t		 n = 0;
+
+	msg[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		if (n < sizeof(msg))
+			n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s%s",
+			    n > 0 ? " " : "", buf);
+	}
+	if (msg[0] == '\0' && errno != 0)
+		(void)snprintf(msg, sizeof(msg), "(%d: %s)", errno,
+		    strerror(errno));
+	log_session(LOG_LVL_INFO, s->s_id, "%s%s%s", what,
+	    msg[0] != '\0' ? ": " : "", msg);
 }
 
 /*
@@ -856,6 +997,8 @@ session_auth(struct session *s)
 		    rq->rq_local_addr, sizeof(rq->rq_local_addr),
 		    &rq->rq_local_port);
 	ppsession_request(s, rq);
+	if (s->s_ssl != NULL && s->s_tls)
+		tls_auth_info(s->s_ssl, s->s_mail, rq);
 	if (s->s_proto->sp_request != NULL)
 		s->s_proto->sp_request(s, rq);
 	r = imsgev_compose(iev, IMSG_AUTH_REQUEST, 0, -1, rq, sizeof(*rq));
@@ -1140,15 +1283,34 @@ session_backend_event(struct bufferevent *bev, short what, void *arg)
 	struct session	*s = arg;
 	int		 saved = EVUTIL_SOCKET_ERROR();
 
-	(void)bev;
 	if (s->s_state != SESSION_BACKEND)
 		return;
+	if ((what & BEV_EVENT_CONNECTED) && s->s_bssl != NULL) {
+		s->s_btls = 1;
+		log_session(LOG_LVL_DEBUG, s->s_id, "TLS to %s established: "
+		    "%s %s", s->s_backend_text, SSL_get_version(s->s_bssl),
+		    SSL_get_cipher_name(s->s_bssl));
+		s->s_proto->sp_backend(s);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		s->s_connected = 1;
 		log_session(LOG_LVL_DEBUG, s->s_id, "connected to %s",
 		    s->s_backend_text);
-		if (ppsession_send(s) == -1)
+		if (ppsession_send(s) == -1) {
 			session_internal_error(s);
+			return;
+		}
+		if (s->s_mail->m_proxy_ssl)
+			session_backend_tls(s);
+		return;
+	}
+	if (s->s_bssl != NULL) {
+		session_tls_errors(s, bev, s->s_btls ? "upstream TLS "
+		    "connection failed" : "upstream SSL handshake failed");
+		log_session(LOG_LVL_ERR, s->s_id, "TLS to the upstream failed, "
+		    "upstream: %s", s->s_backend_text);
+		session_internal_error(s);
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
@@ -1173,6 +1335,78 @@ struct evbuffer *
 session_backend_input(struct session *s)
 {
 	return (bufferevent_get_input(s->s_bbev));
+}
+
+/*
+ * STARTTLS towards the backend (proxy_starttls): the protocol read the
+ * positive reply and drained it.  A backend that sent more than that
+ * reply before the handshake is refused: those bytes would be taken
+ * for protected ones.
+ */
+void
+session_backend_starttls(struct session *s)
+{
+	size_t	 n = evbuffer_get_length(bufferevent_get_input(s->s_bbev));
+
+	if (n > 0) {
+		log_session(LOG_LVL_ERR, s->s_id, "upstream sent %zu bytes "
+		    "after its STARTTLS reply, upstream: %s", n,
+		    s->s_backend_text);
+		s->s_end = "upstream-starttls";
+		session_internal_error(s);
+		s->s_end = "upstream-starttls";
+		return;
+	}
+	session_backend_tls(s);
+}
+
+/*
+ * The client side of a handshake on the backend's socket, once what is
+ * queued (a PROXY protocol header, the STARTTLS command) is written.
+ * The protocol's sp_backend runs when it is done, with s_btls set.
+ */
+static void
+session_backend_tls(struct session *s)
+{
+	char		 host[AUTH_ADDR_MAX];
+	uint16_t	 port;
+
+	if (evbuffer_get_length(bufferevent_get_output(s->s_bbev)) > 0) {
+		bufferevent_setcb(s->s_bbev, NULL, session_backend_flushed,
+		    session_backend_event, s);
+		bufferevent_disable(s->s_bbev, EV_READ);
+		return;
+	}
+	session_host((struct sockaddr *)&s->s_lg->lg_backend, host,
+	    sizeof(host), &port);
+	if ((s->s_bssl = tls_backend_new(s->s_server->s_index, host)) ==
+	    NULL) {
+		log_session(LOG_LVL_ERR, s->s_id, "no TLS context towards "
+		    "the upstream for the server in %s:%d",
+		    s->s_server->s_file, s->s_server->s_line);
+		session_internal_error(s);
+		return;
+	}
+	bufferevent_free(s->s_bbev);
+	if ((s->s_bbev = bufferevent_openssl_socket_new(worker_base,
+	    s->s_bfd, s->s_bssl, BUFFEREVENT_SSL_CONNECTING, 0)) == NULL)
+		fatal("bufferevent_openssl_socket_new");
+	bufferevent_openssl_set_allow_dirty_shutdown(s->s_bbev, 1);
+	bufferevent_setcb(s->s_bbev, session_backend_read, NULL,
+	    session_backend_event, s);
+	bufferevent_setwatermark(s->s_bbev, EV_READ, 0,
+	    (size_t)s->s_mail->m_proxy_buffer);
+	bufferevent_enable(s->s_bbev, EV_READ | EV_WRITE);
+}
+
+static void
+session_backend_flushed(struct bufferevent *bev, void *arg)
+{
+	struct session	*s = arg;
+
+	(void)bev;
+	if (s->s_state == SESSION_BACKEND)
+		session_backend_tls(s);
 }
 
 /*
@@ -1271,6 +1505,19 @@ session_close(struct session *s, const char *end)
 	if (s->s_bbev != NULL)
 		bufferevent_free(s->s_bbev);
 	s->s_cbev = s->s_bbev = NULL;
+	/* A clean close keeps the TLS session resumable; a bad one not. */
+	if (s->s_ssl != NULL) {
+		if (s->s_tls)
+			(void)SSL_shutdown(s->s_ssl);
+		SSL_free(s->s_ssl);
+		s->s_ssl = NULL;
+	}
+	if (s->s_bssl != NULL) {
+		if (s->s_btls)
+			(void)SSL_shutdown(s->s_bssl);
+		SSL_free(s->s_bssl);
+		s->s_bssl = NULL;
+	}
 	close(s->s_cfd);
 	if (s->s_bfd != -1)
 		close(s->s_bfd);

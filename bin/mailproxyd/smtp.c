@@ -60,7 +60,10 @@ enum smtp_bstep {
 	SMTP_B_AUTH,		/* AUTH PLAIN: 235 */
 	SMTP_B_LOGIN,		/* AUTH LOGIN: 334 */
 	SMTP_B_LOGIN_USER,	/* 334 */
-	SMTP_B_LOGIN_PASS	/* 235 */
+	SMTP_B_LOGIN_PASS,	/* 235 */
+	SMTP_B_TLS_EHLO,	/* proxy_starttls: our EHLO, 250 */
+	SMTP_B_STARTTLS,	/* 220 */
+	SMTP_B_TLS		/* its handshake */
 };
 
 struct smtp_session {
@@ -117,6 +120,8 @@ static void	 smtp_backend_send(struct session *, const char *, ...)
 static void	 smtp_backend_b64(struct session *, const char *, size_t);
 static void	 smtp_backend_xclient(struct session *, struct smtp_session *);
 static void	 smtp_backend_next(struct session *, struct smtp_session *);
+static void	 smtp_backend_helo(struct session *, struct smtp_session *);
+static int	 smtp_backend_offers(const char *, size_t, const char *);
 static void	 smtp_backend_ehlo_auth(struct smtp_session *, const char *,
 		    size_t);
 static int	 smtp_backend_expected(enum smtp_bstep, int);
@@ -131,7 +136,9 @@ const struct session_proto smtp_proto = {
 	smtp_backend,
 	smtp_free,
 	smtp_request,
-	smtp_resolved
+	smtp_resolved,
+	"421 4.7.1 SSL certificate error\r\n",
+	"421 4.7.1 No required SSL certificate\r\n"
 };
 
 /* The order of the EHLO AUTH line. */
@@ -373,7 +380,18 @@ smtp_command(struct session *s, struct smtp_session *ss, const char *buf,
 		session_quit(s);
 		break;
 	case SMTP_CMD_STARTTLS:
-		/* TLS is not built yet: as with "starttls off". */
+		if (session_starttls(s) == CONF_STARTTLS_OFF) {
+			smtp_invalid(s, ss, 0);
+			break;
+		}
+		/* A fresh start under TLS: the client must EHLO again. */
+		free(ss->ss_helo);
+		ss->ss_helo = NULL;
+		ss->ss_esmtp = 0;
+		smtp_clear_envelope(ss);
+		smtp_reply(s, "220 2.0.0 Start TLS\r\n");
+		session_starttls_begin(s);
+		break;
 	default:
 		/* VRFY, EXPN, HELP: refused, not counted. */
 		smtp_invalid(s, ss, 0);
@@ -423,11 +441,7 @@ smtp_ehlo(struct session *s)
 	int			 starttls;
 	size_t			 i, n, left;
 
-	/*
-	 * The mode as this build serves it (session_starttls): until TLS
-	 * exists "on" is "off", so STARTTLS is never offered only to be
-	 * refused; "only" keeps AUTH hidden and lists STARTTLS.
-	 */
+	/* Off once TLS is on; "only" keeps AUTH hidden before it. */
 	starttls = session_starttls(s);
 
 	auth[0] = '\0';
@@ -839,6 +853,35 @@ smtp_backend_ehlo_auth(struct smtp_session *ss, const char *buf, size_t len)
 	ss->ss_login_only = login && !plain;
 }
 
+/* Whether an EHLO reply (buf, len: the whole reply) lists a keyword. */
+static int
+smtp_backend_offers(const char *buf, size_t len, const char *word)
+{
+	const char	*p, *lf, *end = buf + len;
+	size_t		 n, wl = strlen(word);
+
+	for (p = buf; p < end; p = lf + 1) {
+		if ((lf = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			break;
+		n = (size_t)(lf - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n >= 4 + wl && strncasecmp(p + 4, word, wl) == 0 &&
+		    (n == 4 + wl || p[4 + wl] == ' '))
+			return (1);
+	}
+	return (0);
+}
+
+/* Our EHLO or HELO after the greeting (and STARTTLS, if asked for). */
+static void
+smtp_backend_helo(struct session *s, struct smtp_session *ss)
+{
+	ss->ss_bstep = SMTP_B_HELO;
+	smtp_backend_send(s, "%s %s\r\n", s->s_mail->m_xclient ||
+	    ss->ss_esmtp ? "EHLO" : "HELO", s->s_mail->m_server_name);
+}
+
 /* The reply code each step waits for. */
 static int
 smtp_backend_expected(enum smtp_bstep step, int code)
@@ -849,7 +892,12 @@ smtp_backend_expected(enum smtp_bstep step, int code)
 	case SMTP_B_HELO:
 	case SMTP_B_CLIENT_HELO:
 	case SMTP_B_MAIL:
+	case SMTP_B_TLS_EHLO:
 		return (code == 250);
+	case SMTP_B_STARTTLS:
+		return (code == 220);
+	case SMTP_B_TLS:
+		return (0);
 	case SMTP_B_XCLIENT:
 		return (code == 220 || code == 250);
 	case SMTP_B_RCPT:
@@ -878,6 +926,11 @@ smtp_backend(struct session *s)
 	size_t			 len;
 	int			 r;
 
+	if (ss->ss_bstep == SMTP_B_TLS) {
+		if (!s->s_btls)
+			return;
+		smtp_backend_helo(s, ss);
+	}
 	while (s->s_state == SESSION_BACKEND) {
 		if ((len = evbuffer_get_length(in)) == 0)
 			return;
@@ -909,11 +962,33 @@ smtp_backend(struct session *s)
 
 		switch (ss->ss_bstep) {
 		case SMTP_B_GREETING:
-			ss->ss_bstep = SMTP_B_HELO;
-			smtp_backend_send(s, "%s %s\r\n",
-			    s->s_mail->m_xclient || ss->ss_esmtp ? "EHLO" :
-			    "HELO", s->s_mail->m_server_name);
+			if (s->s_mail->m_proxy_starttls && !s->s_btls) {
+				ss->ss_bstep = SMTP_B_TLS_EHLO;
+				smtp_backend_send(s, "EHLO %s\r\n",
+				    s->s_mail->m_server_name);
+				break;
+			}
+			smtp_backend_helo(s, ss);
 			break;
+		case SMTP_B_TLS_EHLO:
+			if (!smtp_backend_offers(buf, sr.sr_len, "STARTTLS")) {
+				log_session(LOG_LVL_ERR, s->s_id, "upstream "
+				    "does not offer STARTTLS, upstream: %s",
+				    s->s_backend_text);
+				s->s_end = "upstream-starttls";
+				session_internal_error(s);
+				s->s_end = "upstream-starttls";
+				return;
+			}
+			ss->ss_bstep = SMTP_B_STARTTLS;
+			smtp_backend_send(s, "STARTTLS\r\n");
+			break;
+		case SMTP_B_STARTTLS:
+			ss->ss_bstep = SMTP_B_TLS;
+			session_backend_starttls(s);
+			return;
+		case SMTP_B_TLS:
+			return;
 		case SMTP_B_HELO:
 			if (s->s_mail->m_xclient) {
 				ss->ss_bstep = SMTP_B_XCLIENT;

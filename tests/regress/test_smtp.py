@@ -860,11 +860,9 @@ EHLO_WANT = {
                    b"250 PIPELINING\r\n",
     "e_all": b"250-mx.test\r\n250-PIPELINING\r\n"
              b"250 AUTH PLAIN LOGIN CRAM-MD5\r\n",
-    # Reference 3.3 lists "250-AUTH PLAIN LOGIN" then "250 STARTTLS" for
-    # starttls on; this release has no TLS yet and serves "on" as "off"
-    # (mailproxyd(8) CAVEATS), so that no client is offered a STARTTLS
-    # it would then be refused.  The TLS issue restores the reference.
-    "e_tls_on": b"250-mx.test\r\n250-SIZE 1000\r\n250 AUTH PLAIN LOGIN\r\n",
+    # Reference 3.3: with starttls on, "250-AUTH ..." then "250 STARTTLS".
+    "e_tls_on": b"250-mx.test\r\n250-SIZE 1000\r\n250-AUTH PLAIN LOGIN\r\n"
+                b"250 STARTTLS\r\n",
     "e_tls_only": b"250-mx.test\r\n250-SIZE 1000\r\n250 STARTTLS\r\n",
     "e_tls_off": b"250-mx.test\r\n250-8BITMIME\r\n"
                  b"250 AUTH PLAIN LOGIN CRAM-MD5\r\n",
