@@ -17,8 +17,11 @@
  *	respawned KEYPID
  *
  * and reads commands from standard input: "respawn" (a new key process
- * and a new channel to it, as the parent does after a crash) and
- * "quit".  Each handshaken client gets "hello" and a close.
+ * and a new channel to it, as the parent does after a crash),
+ * "backend PORT" (a TLS connection as the server's proxy_ssl client,
+ * with its proxy_ssl_certificate, to a server on 127.0.0.1:PORT that
+ * echoes lines reversed, answered by "backend ok VERSION" or "backend
+ * fail") and "quit".  Each handshaken client gets "hello" and a close.
  *
  * A second channel to the key process (worker slot 1) plays a hostile
  * worker:
@@ -26,6 +29,8 @@
  *	op KEY OP PADDING LEN	an IMSG_KEY_OP with LEN zero bytes of input
  *	size N			an IMSG_KEY_OP of N bytes (a wrong size)
  *	type T			a message of type T with no payload
+ *	flood N			N valid requests, not reading the answers,
+ *				answered by "flood closed" or "flood open"
  *
  * each answered by "result STATUS LEN", "closed" (the key process
  * dropped the channel) or "timeout".
@@ -294,6 +299,85 @@ raw_request(uint32_t type, const void *data, size_t len)
 	}
 }
 
+/* The proxy_ssl side: our client certificate signed by the key process. */
+static void
+backend(int server, int port)
+{
+	struct sockaddr_in	 sin;
+	struct timeval		 tv = { 10, 0 };
+	SSL			*ssl;
+	char			 buf[16];
+	int			 fd, n;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		err(1, "socket");
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		err(1, "connect");
+	if ((ssl = tls_backend_new(server, "127.0.0.1")) == NULL)
+		errx(1, "tls_backend_new");
+	SSL_set_fd(ssl, fd);
+	/* The server verified our certificate once it answers. */
+	if (SSL_connect(ssl) == 1 && SSL_write(ssl, "ping\n", 5) == 5 &&
+	    (n = SSL_read(ssl, buf, sizeof(buf) - 1)) > 0 &&
+	    strncmp(buf, "gnip", 4) == 0)
+		printf("backend ok %s\n", SSL_get_version(ssl));
+	else
+		printf("backend fail\n");
+	ERR_clear_error();
+	fflush(stdout);
+	SSL_free(ssl);
+	close(fd);
+}
+
+/* Requests without reading the answers: the key process must give up. */
+static void
+raw_flood(unsigned int n)
+{
+	struct key_op	 ko;
+	struct pollfd	 pfd;
+	char		 buf[65536];
+	unsigned int	 i;
+	ssize_t		 r;
+
+	memset(&ko, 0, sizeof(ko));
+	ko.ko_op = KEY_OP_RSA_SIGN;
+	ko.ko_padding = 1;
+	ko.ko_len = 32;
+	for (i = 0; i < n; i++)
+		if (imsg_compose(&drv_raw, IMSG_KEY_OP, i, 0, -1, &ko,
+		    sizeof(ko)) == -1)
+			err(1, "imsg_compose");
+	/* Write all that goes in; stop when the other side closed. */
+	while (imsg_queued(&drv_raw) > 0) {
+		pfd.fd = drv_rawfd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, 5000) <= 0)
+			break;
+		if (imsg_write(&drv_raw) == -1 && errno != EAGAIN)
+			break;
+	}
+	/* Then read what was answered, up to the end. */
+	for (;;) {
+		pfd.fd = drv_rawfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 3000) <= 0) {
+			printf("flood open\n");
+			break;
+		}
+		if ((r = read(drv_rawfd, buf, sizeof(buf))) <= 0) {
+			printf("flood closed\n");
+			break;
+		}
+	}
+	fflush(stdout);
+}
+
 static void
 raw_command(const char *line)
 {
@@ -316,6 +400,8 @@ raw_command(const char *line)
 		free(buf);
 	} else if (sscanf(line, "type %u", &op) == 1)
 		raw_request(op, NULL, 0);
+	else if (sscanf(line, "flood %u", &len) == 1)
+		raw_flood(len);
 	else
 		errx(1, "bad command: %s", line);
 	fflush(stdout);
@@ -406,7 +492,9 @@ main(int argc, char *argv[])
 				keyproxy_set_channel(spawn_key());
 				printf("respawned %ld\n", (long)drv_keypid);
 				fflush(stdout);
-			} else
+			} else if (strncmp(line, "backend ", 8) == 0)
+				backend(server, atoi(line + 8));
+			else
 				raw_command(line);
 		}
 	}

@@ -27,6 +27,9 @@
 
 #include "mailproxyd.h"
 
+/* Answers a worker may leave unread before it loses its channel. */
+#define KEYPROC_QUEUE_MAX	64
+
 struct keyproc_key {
 	uint32_t	 kk_id;
 	EVP_PKEY	*kk_pkey;
@@ -238,6 +241,10 @@ keyproc_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_KEY_OP:
 		if (imsg_get_data(imsg, &ko, sizeof(ko)) == -1) {
 			keyproc_bad_worker(iev, "bad IMSG_KEY_OP");
+			return;
+		}
+		if (imsg_queued(&iev->iev_ibuf) >= KEYPROC_QUEUE_MAX) {
+			keyproc_bad_worker(iev, "answers left unread");
 			return;
 		}
 		memset(&kr, 0, sizeof(kr));

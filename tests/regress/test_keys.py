@@ -32,7 +32,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import Daemon, TOP, alive, children, free_port, wait_for  # noqa: E402
+from mpd import Daemon, TOP, alive, children, free_port, listening_inodes, \
+    wait_for  # noqa: E402
 
 KEYDRIVE = os.path.join(TOP, "tests", "keydrive")
 TMP = os.path.join(TOP, "tests", "tmp")
@@ -547,6 +548,12 @@ class Drive:
         assert r, "keydrive said nothing"
         return self.p.stdout.readline().decode().strip()
 
+    def respawn(self):
+        self.command("respawn")
+        line = self.readline()
+        assert line.startswith("respawned "), line
+        self.keypid = int(line.split()[1])
+
     def command(self, cmd):
         self.p.stdin.write(cmd.encode() + b"\n")
         self.p.stdin.flush()
@@ -623,9 +630,7 @@ def dead_or_stuck_key_process_fails_cleanly():
             assert secs < 5, secs
         assert drv.p.poll() is None, "keydrive died"
         assert fd_count(drv.p.pid) <= fds, "descriptors grew"
-        drv.command("respawn")
-        line = drv.readline()
-        assert line.startswith("respawned "), line
+        drv.respawn()
         expect_handshake(drv, "tls1_3", "RSA-PSS+SHA256", "RSA-PSS")
         expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
         err = drv.p.stderr
@@ -740,6 +745,43 @@ def shared_session_cache_one_zone_for_all_workers():
 
 
 @test
+def backend_client_certificate_signed_by_key_process():
+    # proxy_ssl_certificate_key: the worker's TLS client towards the
+    # backend proves the certificate with the key process's signature;
+    # the backend (openssl s_server) requires and verifies it.
+    for key, versions in (("ec", ("-tls1_2", "-tls1_3")),
+                          ("rsa2", ("-tls1_2", "-tls1_3"))):
+        drv = Drive([(K.crt("rsa"), K.key("rsa"))], "\n".join(
+            "        " + x for x in (
+                "proxy_ssl on;",
+                "proxy_ssl_certificate %s;" % K.crt(key),
+                "proxy_ssl_certificate_key %s;" % K.key(key))))
+        try:
+            for v in versions:
+                port = free_port()
+                srv = subprocess.Popen(
+                    ["openssl", "s_server", "-accept", str(port),
+                     "-naccept", "1", "-rev", v, "-cert", K.crt("rsa"),
+                     "-key", K.key("rsa"), "-Verify", "1", "-CAfile",
+                     K.crt(key), "-verify_return_error"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT)
+                try:
+                    wait_for(lambda: listening_inodes(port),
+                             what="s_server")
+                    drv.command("backend %d" % port)
+                    line = drv.readline()
+                    want = {"-tls1_2": "TLSv1.2", "-tls1_3": "TLSv1.3"}[v]
+                    assert line == "backend ok " + want, (key, v, line)
+                finally:
+                    srv.kill()
+                    out = srv.communicate()[0].decode(errors="replace")
+                assert "verify return:1" in out, out
+        finally:
+            drv.stop()
+
+
+@test
 def key_process_checks_every_request():
     drv = Drive([(K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("ec"))])
     try:
@@ -763,13 +805,18 @@ def key_process_checks_every_request():
                     "op 1 2 0 19",      # not a digest's length
                     "op 1 2 5 32"):     # padding on ECDSA
             assert ask(bad) == "result -1 0", bad
+        # So does a flood of requests whose answers are left unread.
+        drv.command("flood 3000")
+        assert drv.readline(timeout=30) == "flood closed"
+        assert alive(drv.keypid)
+        expect_handshake(drv, "tls1_2", "ECDSA+SHA256", "ECDSA")
+        drv.respawn()
         # A malformed message costs the worker its channel, not the
         # others theirs.
         assert ask("size 10") == "closed"
         assert alive(drv.keypid)
         expect_handshake(drv, "tls1_3", "ECDSA+SHA256", "ECDSA")
-        drv.command("respawn")
-        assert drv.readline().startswith("respawned ")
+        drv.respawn()
         assert ask("type 9999") == "closed"
         expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
     finally:

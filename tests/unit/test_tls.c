@@ -1374,6 +1374,7 @@ crl_make(void)
 	ASN1_TIME_free(t);
 	t = X509_gmtime_adj(NULL, 86400);
 	MUST(X509_CRL_set1_nextUpdate(crl, t) == 1);
+	ASN1_TIME_free(t);
 	MUST((r = X509_REVOKED_new()) != NULL);
 	MUST(X509_REVOKED_set_serialNumber(r,
 	    X509_get_serialNumber(cl_revoked)) == 1);

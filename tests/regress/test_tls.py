@@ -1,0 +1,1052 @@
+#!/usr/bin/env python3
+"""End-to-end tests of TLS (issue 6): implicit TLS and STARTTLS on IMAP,
+POP3 and SMTP, STARTTLS command injection, client certificates and the
+Auth-SSL-* headers the auth server receives, session resumption across
+server blocks, TLS to the backend (proxy_ssl, proxy_starttls), SNI and
+RSA/ECDSA certificate selection, ALPN, renegotiation, descriptors and
+memory over many sessions, and configuration errors for TLS files.
+
+Real clients: openssl s_client (-starttls, -alpn, -sess_out/-sess_in),
+imaplib, poplib, smtplib and raw sockets wrapped with Python's ssl, curl
+with --ssl-reqd.  Real backends: Dovecot serving TLS (dovecot.py) and
+Postfix (postfix.py); the reference auth server records every request.
+Scripted fake backends only where the backend is the hostile party
+(refusing STARTTLS, injecting bytes, cleartext on a TLS port).
+Certificates come from tlsfix.py.
+
+Expected bytes are those of the compatibility reference
+(nginx-mail-behaviour.md sections 2.2, 3.1-3.3 and 4) and of
+hostile-inputs.md (T-STLS-*, T-TLS-*, T-BE-08/09), not of the
+implementation.
+
+Run as root.  Python 3 standard library only.
+Usage: test_tls.py DAEMON [name...]
+
+Ends with the line "N passed, M failed"."""
+
+import base64
+import concurrent.futures
+import imaplib
+import os
+import poplib
+import re
+import resource
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import json
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from mpd import Daemon, TOP, alive, free_port, wait_for  # noqa: E402
+from dovecot import Dovecot, make_message  # noqa: E402
+from postfix import Postfix  # noqa: E402
+from tlsfix import Certs  # noqa: E402
+
+AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
+                          "mailproxyd-auth-server")
+TMP = os.path.join(TOP, "tests", "tmp")
+
+BINARY = None
+TESTS = []
+
+# Fixed strings of the reference (sections 3.1, 3.2, 3.3 and 4.3).
+IMAP_GREETING = b"* OK IMAP4 ready\r\n"
+POP3_GREETING = b"+OK POP3 ready\r\n"
+SMTP_GREETING = b"220 mx.test ESMTP ready\r\n"
+IMAP_INTERNAL = b"* BAD internal server error\r\n"
+POP3_INTERNAL = b"-ERR internal server error\r\n"
+POP3_INVALID = b"-ERR invalid command\r\n"
+SMTP_INVALID = b"500 5.5.1 Invalid command\r\n"
+SMTP_OK = b"250 2.0.0 OK\r\n"
+SMTP_AUTH_OK = b"235 2.0.0 OK\r\n"
+IMAP_CAPS = b"IMAP4 IMAP4rev1 UIDPLUS"
+CERT_ERROR = {"imap": b"* BYE SSL certificate error\r\n",
+              "pop3": b"-ERR SSL certificate error\r\n",
+              "smtp": b"421 4.7.1 SSL certificate error\r\n"}
+CERT_MISSING = {"imap": b"* BYE No required SSL certificate\r\n",
+                "pop3": b"-ERR No required SSL certificate\r\n",
+                "smtp": b"421 4.7.1 No required SSL certificate\r\n"}
+GREETING = {"imap": IMAP_GREETING, "pop3": POP3_GREETING,
+            "smtp": SMTP_GREETING}
+
+ALICE_PW = "s3cret-Alice"
+DOMAIN = "example.test"
+ALICE_ADDR = "alice@" + DOMAIN
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def eq(got, want, what=""):
+    if got != want:
+        raise AssertionError("%s\n  got:  %r\n  want: %r"
+                             % (what or "mismatch", got, want))
+
+
+def b64(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return base64.b64encode(s)
+
+
+def sanitized():
+    try:
+        with open(BINARY, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+def subenv():
+    e = dict(os.environ)
+    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + \
+        ":detect_leaks=0:handle_segv=0:quarantine_size_mb=1"
+    return e
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+# --------------------------------------------------------------------------
+# TLS contexts of the clients
+
+def client_ctx(cert=None, maximum=None, ciphers=None, alpn=None,
+               verify=True):
+    """A client context trusting the test CA; cert: a tlsfix name whose
+    certificate and key are presented."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if verify:
+        ctx.load_verify_locations(CERTS.crt("ca"))
+        ctx.check_hostname = True
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(CERTS.crt(cert), CERTS.key(cert))
+    if maximum:
+        ctx.maximum_version = maximum
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def backend_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(CERTS.crt("backend_ca"))
+    return ctx
+
+
+# --------------------------------------------------------------------------
+# A raw client connection that can start TLS
+
+class Conn:
+    """A client socket with a line reader; every wait is bounded.
+    tls: a client context for implicit TLS (handshake on connect)."""
+
+    def __init__(self, port, tls=None, server_hostname="mx.test",
+                 timeout=10.0):
+        self.s = socket.create_connection(("127.0.0.1", port),
+                                          timeout=timeout)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.buf = b""
+        self.closed = False
+        if tls is not None:
+            self.s = tls.wrap_socket(self.s, server_hostname=server_hostname)
+
+    def starttls(self, ctx, server_hostname="mx.test"):
+        """The handshake on this connection.  Nothing the server sent
+        before it may be left unread: that would be plaintext injected
+        ahead of TLS."""
+        if self.buf:
+            raise AssertionError("bytes before the TLS handshake: %r"
+                                 % self.buf[:200])
+        self.s.settimeout(self.timeout)
+        self.s = ctx.wrap_socket(self.s, server_hostname=server_hostname)
+        return self.s
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout()
+        self.s.settimeout(left)
+        try:
+            chunk = self.s.recv(65536)
+        except (ConnectionResetError, ssl.SSLEOFError):
+            chunk = b""
+        except ssl.SSLZeroReturnError:
+            chunk = b""
+        if not chunk:
+            self.closed = True
+        self.buf += chunk
+        return chunk
+
+    def line(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\n" not in self.buf:
+            try:
+                if not self._fill(deadline):
+                    raise AssertionError("connection closed; partial %r"
+                                         % self.buf[:200])
+            except socket.timeout:
+                raise AssertionError("no complete line in time; have %r"
+                                     % self.buf[:200])
+        i = self.buf.index(b"\n") + 1
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def expect(self, want, what="reply"):
+        n = want.count(b"\n")
+        got = b"".join(self.line() for _ in range(n))
+        eq(got, want, what)
+
+    def cmd(self, data, want, what=None):
+        self.send(data + b"\r\n")
+        self.expect(want, what or data.decode(errors="replace"))
+
+    def until_tagged(self, tag):
+        out = []
+        while True:
+            ln = self.line()
+            out.append(ln)
+            if ln.startswith(tag + b" "):
+                return out
+
+    def smtp_reply(self):
+        out = []
+        while True:
+            ln = self.line()
+            out.append(ln)
+            if ln[3:4] != b"-":
+                return b"".join(out)
+
+    def eof(self, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not self.closed:
+            try:
+                self._fill(deadline)
+            except socket.timeout:
+                raise AssertionError("connection not closed in time; "
+                                     "have %r" % self.buf[:200])
+            except (ssl.SSLError, OSError):
+                self.closed = True
+        out, self.buf = self.buf, b""
+        return out
+
+    def expect_eof(self, timeout=None, what="nothing more, then close"):
+        eq(self.eof(timeout), b"", what)
+
+    def quiet_for(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self._fill(deadline)
+            except socket.timeout:
+                break
+            if self.buf or self.closed:
+                raise AssertionError("unexpected %r (closed=%s) within %.1fs"
+                                     % (self.buf[:200], self.closed, seconds))
+
+
+# --------------------------------------------------------------------------
+# openssl s_client
+
+def s_client(port, args=(), stdin=b"", timeout=20, script=None):
+    """Run openssl s_client against port; returns (exit status, stdout
+    and stderr as text).  stdin is given all at once (with -ign_eof in
+    args the client stays until the server closes); script is a list of
+    (delay, bytes) written one after the other instead."""
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+           "-CAfile", CERTS.crt("ca"), "-verify_return_error"] + list(args)
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    if script is None:
+        try:
+            out, _ = p.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_pid(p.pid)
+            out, _ = p.communicate()
+            raise AssertionError("s_client did not finish: %s"
+                                 % out.decode(errors="replace")[-2000:])
+        return p.returncode, out.decode(errors="replace")
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.append(p.stdout.read()),
+                              daemon=True)
+    reader.start()
+    try:
+        for delay, data in script:
+            time.sleep(delay)
+            try:
+                p.stdin.write(data)
+                p.stdin.flush()
+            except (BrokenPipeError, OSError):
+                break
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_pid(p.pid)
+        p.wait()
+        reader.join(5)
+        raise AssertionError("s_client did not finish: %s" % (
+            b"".join(chunks).decode(errors="replace")[-2000:]))
+    reader.join(5)
+    return p.returncode, b"".join(chunks).decode(errors="replace")
+
+
+# --------------------------------------------------------------------------
+# The reference auth server, recording every request
+
+class AuthServer:
+    def __init__(self, users, *flags, name="as"):
+        os.makedirs(TMP, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="tls-" + name + "-", dir=TMP)
+        self.users = os.path.join(self.dir, "users")
+        with open(self.users, "w") as f:
+            f.write(users)
+        os.chmod(self.users, 0o600)
+        self.record = os.path.join(self.dir, "record")
+        self.log = os.path.join(self.dir, "log")
+        portfile = os.path.join(self.dir, "port")
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, AUTHSERVER, "-u", self.users, "-q",
+                 "--listen", "127.0.0.1:0", "--port-file", portfile,
+                 "--record", self.record] + list(flags),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err)
+
+        def port():
+            if self.proc.poll() is not None:
+                raise AssertionError("auth server exited: " +
+                                     open(self.log).read()[-1000:])
+            try:
+                with open(portfile) as f:
+                    return int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                return None
+        self.port = wait_for(port, timeout=15, what="auth server port")
+
+    def records(self):
+        try:
+            with open(self.record) as f:
+                return [json.loads(x) for x in f if x.strip()]
+        except FileNotFoundError:
+            return []
+
+    def mark(self):
+        return len(self.records())
+
+    def since(self, mark):
+        return self.records()[mark:]
+
+    def one_since(self, mark):
+        recs = wait_for(lambda: self.since(mark), timeout=10,
+                        what="an auth request")
+        eq(len(recs), 1, "auth requests since the mark")
+        return recs[0]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            kill_pid(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill_pid(self.proc.pid)
+                self.proc.wait(timeout=5)
+
+
+def header(rec, name):
+    for k, v in rec["headers"].items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def mail_escape(text):
+    """nginx's escaping of Auth-User, Auth-Pass and Auth-SSL-Cert
+    (reference 2.4): %XX for bytes below 0x21 and '%'."""
+    out = []
+    for ch in text.encode():
+        if ch < 0x21 or ch == 0x25:
+            out.append("%%%02X" % ch)
+        else:
+            out.append(chr(ch))
+    return "".join(out)
+
+
+def tinfo(sock):
+    """What the client negotiated: (protocol, cipher)."""
+    return sock.version(), sock.cipher()[0]
+
+
+def check_ssl_headers(rec, ti, verify=None, cert=None, pass_cert=False):
+    """The Auth-SSL-* headers of one request (reference 2.2 rows 12-18).
+    ti: tinfo() of the client's TLS socket.  verify:
+    None when ssl_verify_client is off (no Auth-SSL-Verify), else the
+    expected value.  cert: the tlsfix name of the certificate the
+    client presented, or None."""
+    eq(header(rec, "Auth-SSL"), "on", "Auth-SSL")
+    eq(header(rec, "Auth-SSL-Protocol"), ti[0], "Auth-SSL-Protocol")
+    eq(header(rec, "Auth-SSL-Cipher"), ti[1], "Auth-SSL-Cipher")
+    eq(header(rec, "Auth-SSL-Verify"), verify, "Auth-SSL-Verify")
+    names = ("Subject", "Issuer", "Serial", "Fingerprint")
+    if cert is None:
+        for n in names + ("Cert",):
+            eq(header(rec, "Auth-SSL-" + n), None, "Auth-SSL-" + n)
+        return
+    info = CERTS.info(cert)
+    for n in names:
+        eq(header(rec, "Auth-SSL-" + n), info[n.lower()], "Auth-SSL-" + n)
+    eq(header(rec, "Auth-SSL-Cert"),
+       mail_escape(info["pem"]) if pass_cert else None, "Auth-SSL-Cert")
+
+
+# --------------------------------------------------------------------------
+# Fake backends: the hostile party of the backend-TLS tests
+
+class FakeBackend:
+    """A scripted IMAP or POP3 backend.  Modes:
+    dropstls   answers STARTTLS/STLS with BAD/-ERR (STARTTLS stripping)
+    injstls    accepts STARTTLS and sends an extra line in the same
+               segment, then does the TLS handshake (response injection)
+    plain      on an implicit-TLS backend port: sends a cleartext
+               greeting at once instead of a handshake
+    Everything received (decrypted after a handshake) is recorded."""
+
+    def __init__(self, proto, mode):
+        self.proto = proto
+        self.mode = mode
+        self.records = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.3)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+    def clear(self):
+        with self.lock:
+            del self.records[:]
+
+    def received(self):
+        with self.lock:
+            return b"".join(bytes(r) for r in self.records)
+
+    def accept_loop(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            rec = bytearray()
+            with self.lock:
+                self.records.append(rec)
+            threading.Thread(target=self.serve, args=(c, rec),
+                             daemon=True).start()
+
+    def serve(self, c, rec):
+        c.settimeout(15)
+        conn = [c]
+        buf = [b""]
+
+        def line():
+            while b"\n" not in buf[0]:
+                d = conn[0].recv(65536)
+                if not d:
+                    raise EOFError
+                rec.extend(d)
+                buf[0] += d
+            i = buf[0].index(b"\n") + 1
+            out, buf[0] = buf[0][:i], buf[0][i:]
+            return out
+
+        imap = self.proto == "imap"
+        try:
+            if self.mode == "plain":
+                c.sendall(b"* OK fake IMAP ready\r\n" if imap else
+                          b"+OK fake POP3 ready\r\n")
+                while True:
+                    line()
+            c.sendall(b"* OK fake IMAP ready\r\n" if imap else
+                      b"+OK fake POP3 ready\r\n")
+            while True:
+                ln = line()
+                words = ln.split()
+                if imap and len(words) >= 2 and \
+                        words[1].upper() == b"STARTTLS":
+                    tag = words[0]
+                    if self.mode == "dropstls":
+                        c.sendall(tag + b" BAD STARTTLS not available\r\n")
+                        continue
+                    c.sendall(tag + b" OK Begin TLS negotiation now\r\n"
+                              b"* OK [ALERT] injected before TLS\r\n")
+                    self.handshake(conn)
+                    buf[0] = b""
+                    continue
+                if not imap and words[:1] and words[0].upper() == b"STLS":
+                    if self.mode == "dropstls":
+                        c.sendall(b"-ERR STLS not available\r\n")
+                        continue
+                    c.sendall(b"+OK Begin TLS\r\n+OK injected\r\n")
+                    self.handshake(conn)
+                    buf[0] = b""
+                    continue
+                if imap and len(words) >= 2:
+                    conn[0].sendall(words[0] + b" NO fake refuses\r\n")
+                else:
+                    conn[0].sendall(b"-ERR fake refuses\r\n")
+        except (EOFError, OSError, ssl.SSLError):
+            pass
+        finally:
+            try:
+                conn[0].close()
+            except OSError:
+                pass
+
+    def handshake(self, conn):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(CERTS.crt("backend"), CERTS.key("backend"))
+        conn[0] = ctx.wrap_socket(conn[0], server_side=True)
+
+
+# --------------------------------------------------------------------------
+# The environment shared by the tests
+
+CERTS = None
+DC = None           # Dovecot with the good backend certificate
+DC_WRONG = None     # Dovecot with a certificate of another CA
+PF = None           # Postfix
+AS = None           # auth server
+D = None            # mailproxyd
+BODY = None
+FAKES = {}
+PORT = {}
+STARTED = []
+
+
+def server_block(name, proto, lines, ssl_listen=False):
+    PORT[name] = free_port()
+    return ("    server {\n        listen 127.0.0.1:%d%s;\n"
+            "        protocol %s;\n%s    }\n"
+            % (PORT[name], " ssl" if ssl_listen else "", proto,
+               "".join("        %s;\n" % ln for ln in lines)))
+
+
+def cert_lines(*names):
+    out = []
+    for n in names:
+        out += ["ssl_certificate " + CERTS.crt(n),
+                "ssl_certificate_key " + CERTS.key(n)]
+    return out
+
+
+def start_daemon():
+    global D
+    D = Daemon(BINARY, BODY, workers=2, name="tls",
+               main_extra="worker_rlimit_nofile 8192;\n"
+                          "events {\n    worker_connections 4096;\n}\n")
+    D.start(env=subenv())
+
+
+def ensure_daemon():
+    if D is None or D.pid is None or not alive(D.pid):
+        if D is not None:
+            D.stop()
+        start_daemon()
+
+
+def setup():
+    global CERTS, DC, DC_WRONG, PF, AS, BODY
+    os.makedirs(TMP, exist_ok=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)),
+                                                hard))
+    CERTS = Certs()
+    STARTED.append(CERTS.remove)
+
+    DC = Dovecot({"alice": ALICE_PW}, name="tls-dovecot",
+                 tls={"cert": CERTS.crt("backend"),
+                      "key": CERTS.key("backend")})
+    STARTED.append(DC.stop)
+    DC.add_message("alice", make_message(
+        "over TLS", ["Hello alice.", "This came through TLS."]))
+    DC.start()
+    DC_WRONG = Dovecot({"alice": ALICE_PW}, name="tls-dovecot-wrong",
+                       tls={"cert": CERTS.crt("backend_wrong"),
+                            "key": CERTS.key("backend_wrong")})
+    STARTED.append(DC_WRONG.stop)
+    DC_WRONG.start()
+    PF = Postfix([ALICE_ADDR], name="tls-postfix")
+    STARTED.append(PF.stop)
+    PF.start()
+    for proto in ("imap", "pop3"):
+        for mode in ("dropstls", "injstls", "plain"):
+            FAKES[(proto, mode)] = FakeBackend(proto, mode)
+            STARTED.append(FAKES[(proto, mode)].stop)
+
+    def be(dc, tls):
+        if tls:
+            return "imap=127.0.0.1:%d pop3=127.0.0.1:%d" % (
+                dc.imaps_port, dc.pop3s_port)
+        return "imap=127.0.0.1:%d pop3=127.0.0.1:%d" % (
+            dc.imap_port, dc.pop3_port)
+
+    def fk(mode):
+        return "imap=127.0.0.1:%d pop3=127.0.0.1:%d" % (
+            FAKES[("imap", mode)].port, FAKES[("pop3", mode)].port)
+    alias = "backend_user=alice backend_pass=%s" % ALICE_PW
+    users = "alice %s %s smtp=127.0.0.1:%d\n" % (ALICE_PW, be(DC, False),
+                                                 PF.port)
+    users += "tlsalice %s %s %s\n" % (ALICE_PW, be(DC, True), alias)
+    users += "wrongbe %s %s %s\n" % (ALICE_PW, be(DC_WRONG, True), alias)
+    users += "wrongbe_stls %s %s %s\n" % (ALICE_PW, be(DC_WRONG, False),
+                                          alias)
+    for mode in ("dropstls", "injstls", "plain"):
+        users += "f_%s %s %s %s\n" % (mode, ALICE_PW, fk(mode), alias)
+    AS = AuthServer(users, "--external-require-verify", name="as")
+    STARTED.append(AS.stop)
+
+    http = "auth_http 127.0.0.1:%d/auth" % AS.port
+    both = cert_lines("rsa", "ec")
+    body = ""
+    for p in ("imap", "pop3", "smtp"):
+        auth = ["smtp_auth plain login"] if p == "smtp" else []
+        body += server_block(p + "_ssl", p, [http] + auth + both,
+                             ssl_listen=True)
+        body += server_block(p + "_on", p, [http, "starttls on"] + auth +
+                             both)
+        body += server_block(p + "_only", p, [http, "starttls only"] +
+                             auth + both)
+        ext = {"imap": "imap_auth plain external",
+               "pop3": "pop3_auth plain external",
+               "smtp": "smtp_auth plain external"}[p]
+        ca = ["ssl_client_certificate " + CERTS.crt("client_ca"),
+              "auth_http_pass_client_cert on", ext]
+        body += server_block(p + "_vc_on", p, [
+            http, "ssl_verify_client on"] + ca + both, ssl_listen=True)
+    body += server_block("imap_vc_opt", "imap", [
+        http, "ssl_verify_client optional",
+        "ssl_client_certificate " + CERTS.crt("client_ca"),
+        "imap_auth plain external"] + both, ssl_listen=True)
+    body += server_block("imap_vc_noca", "imap", [
+        http, "ssl_verify_client optional_no_ca",
+        "ssl_client_certificate " + CERTS.crt("client_ca"),
+        "auth_http_pass_client_cert on",
+        "imap_auth plain external"] + both, ssl_listen=True)
+    body += server_block("imap_stls_vc_on", "imap", [
+        http, "starttls on", "ssl_verify_client on",
+        "ssl_client_certificate " + CERTS.crt("client_ca")] + both)
+    # Resumption: the same certificate on two blocks, the second one
+    # requiring client certificates.
+    body += server_block("res_a", "imap", [http] + both, ssl_listen=True)
+    body += server_block("res_b", "imap", [
+        http, "ssl_verify_client on",
+        "ssl_client_certificate " + CERTS.crt("client_ca")] + both,
+        ssl_listen=True)
+    # SNI: two names, RSA and ECDSA for the first one.
+    sni = cert_lines("rsa", "ec", "other")
+    body += server_block("imap_sni", "imap", [http] + sni, ssl_listen=True)
+    body += server_block("imap_sni_stls", "imap", [http, "starttls on"] +
+                         sni)
+    # TLS to the backend, verified.
+    pv = ["proxy_ssl_verify on",
+          "proxy_ssl_trusted_certificate " + CERTS.crt("backend_ca")]
+    for p in ("imap", "pop3"):
+        body += server_block(p + "_pssl", p, [http, "proxy_ssl on"] + pv)
+        body += server_block(p + "_pstls", p, [http, "proxy_starttls on"] +
+                             pv)
+    body += server_block("imap_pssl_name", "imap", [
+        http, "proxy_ssl on", "proxy_ssl_name backend.test"] + pv)
+    body += server_block("imap_pssl_badname", "imap", [
+        http, "proxy_ssl on", "proxy_ssl_name other.test"] + pv)
+    # Many sessions.
+    body += server_block("imap_many", "imap", [http] + cert_lines("ec"),
+                         ssl_listen=True)
+    body += server_block("imap_many_stls", "imap", [http, "starttls on"] +
+                         cert_lines("ec"))
+    BODY = body
+    start_daemon()
+
+
+def teardown(keep=True):
+    if D is not None:
+        D.stop()
+    for fn in reversed(STARTED):
+        if fn is CERTS.remove and keep:
+            continue
+        try:
+            fn()
+        except Exception:  # noqa
+            traceback.print_exc(file=sys.stdout)
+    if not keep:
+        dirs = [x.dir for x in (D, DC, DC_WRONG, PF, AS) if x is not None]
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# Sessions through to the backends
+
+def imap_login_select(c, user="alice", tag=b"l"):
+    """LOGIN then SELECT and FETCH through the proxy on a Conn."""
+    c.send(tag + b" LOGIN %s %s\r\n" % (user.encode(), ALICE_PW.encode()))
+    lines = c.until_tagged(tag)
+    assert lines[-1].startswith(tag + b" OK"), lines
+    imap_select_fetch(c)
+
+
+def imap_select_fetch(c):
+    c.send(b"s SELECT INBOX\r\n")
+    lines = c.until_tagged(b"s")
+    assert lines[-1].startswith(b"s OK"), lines
+    assert b"* 1 EXISTS\r\n" in lines, lines
+    c.send(b"f FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\r\n")
+    lines = c.until_tagged(b"f")
+    assert lines[-1].startswith(b"f OK"), lines
+    assert b"Subject: over TLS\r\n" in b"".join(lines), lines
+    c.send(b"z LOGOUT\r\n")
+    lines = c.until_tagged(b"z")
+    assert lines[0].startswith(b"* BYE"), lines
+    c.eof()
+
+
+def pop3_login_stat(c, user="alice"):
+    c.cmd(b"USER " + user.encode(), b"+OK\r\n")
+    c.send(b"PASS %s\r\n" % ALICE_PW.encode())
+    assert c.line().startswith(b"+OK"), "PASS"
+    c.send(b"STAT\r\n")
+    eq(c.line(), b"+OK 1 %d\r\n" % len(DC.messages["alice"][0]), "STAT")
+    c.send(b"QUIT\r\n")
+    assert c.line().startswith(b"+OK"), "QUIT"
+    c.eof()
+
+
+def dovecot_last_login(dc, proto, since):
+    """The Dovecot log line of the first login after offset since."""
+    def find():
+        text = dc.logtext()[since:]
+        m = re.search(r"%s-login: Info: Login: user=<alice>[^\n]*" % proto,
+                      text)
+        return m and m.group(0)
+    return wait_for(find, timeout=10, what="a %s login at Dovecot" % proto)
+
+
+def message(subject):
+    return ("From: alice@example.org\r\nTo: %s\r\nSubject: %s\r\n"
+            "Date: Mon, 23 Nov 2026 12:00:00 +0000\r\n"
+            "Message-ID: <%s@example.org>\r\n\r\nSent over TLS.\r\n"
+            % (ALICE_ADDR, subject, subject.replace(" ", "."))).encode()
+
+
+def wait_delivered(subject):
+    def find():
+        for m in PF.messages(ALICE_ADDR):
+            if ("Subject: %s\n" % subject).encode() in m:
+                return m
+        return None
+    return wait_for(find, timeout=60, what="delivery of %r" % subject)
+
+
+# ==========================================================================
+# Implicit TLS and STARTTLS, through to the backends
+
+# ==========================================================================
+# STARTTLS command injection (hostile-inputs T-STLS-01)
+
+# ==========================================================================
+# Client certificates (reference 4.3)
+
+def cert_session(port, cert, proto="imap"):
+    """Connect with implicit TLS presenting cert (or none); returns the
+    Conn after the handshake."""
+    return Conn(port, tls=client_ctx(cert=cert))
+
+
+def refused(port, cert, proto, want):
+    with cert_session(port, cert) as c:
+        try:
+            data = c.eof()
+        except ssl.SSLError as e:
+            raise AssertionError("TLS error instead of the reply %r: %s"
+                                 % (want, e))
+        eq(data, want, "reply to a %s certificate" % (cert or "missing"))
+
+
+def imap_cert_login(port, cert, verify, pass_cert):
+    mark = AS.mark()
+    with cert_session(port, cert) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c)
+        check_ssl_headers(AS.one_since(mark), tinfo(c.s), verify=verify,
+                          cert=cert, pass_cert=pass_cert)
+
+
+@test
+def plaintext_login_has_no_ssl_headers():
+    mark = AS.mark()
+    with Conn(PORT["imap_on"]) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c)
+    rec = AS.one_since(mark)
+    for n in ("Auth-SSL", "Auth-SSL-Protocol", "Auth-SSL-Cipher",
+              "Auth-SSL-Verify"):
+        eq(header(rec, n), None, n)
+
+
+# ==========================================================================
+# Session resumption (hostile-inputs T-TLS-05)
+
+def resume(port, sess, out_file=False, extra=()):
+    args = ["-crlf", "-ign_eof", "-servername", "mx.test"] + list(extra)
+    args += ["-sess_out" if out_file else "-sess_in", sess]
+    return s_client(port, args, stdin=b"a LOGOUT\n")
+
+
+# ==========================================================================
+# SNI and certificate types
+
+def peer_der(port, server_hostname, starttls=False, **kw):
+    ctx = client_ctx(**kw)
+    ctx.check_hostname = False
+    if starttls:
+        with Conn(port) as c:
+            c.expect(IMAP_GREETING)
+            c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+            s = c.starttls(ctx, server_hostname=server_hostname)
+            return s.getpeercert(binary_form=True)
+    with Conn(port, tls=ctx, server_hostname=server_hostname) as c:
+        c.expect(IMAP_GREETING)
+        return c.s.getpeercert(binary_form=True)
+
+
+def der(name):
+    return ssl.PEM_cert_to_DER_cert(CERTS.pem(name))
+
+
+def cert_name(d):
+    for n in ("rsa", "ec", "other"):
+        if d == der(n):
+            return n
+    return "unknown"
+
+
+# ==========================================================================
+# ALPN and renegotiation
+
+# ==========================================================================
+# TLS to the backends (our proxy_ssl / proxy_starttls extension)
+
+def backend_refused(port, proto, user, dc=None):
+    """The login fails with the temporary-failure reply, and if dc is
+    given, no login reached that Dovecot."""
+    since = len(dc.logtext()) if dc else 0
+    with Conn(port) as c:
+        if proto == "imap":
+            c.expect(IMAP_GREETING)
+            c.send(b"l LOGIN %s %s\r\n" % (user.encode(),
+                                           ALICE_PW.encode()))
+            eq(c.eof(), IMAP_INTERNAL, "reply for %s" % user)
+        else:
+            c.expect(POP3_GREETING)
+            c.cmd(b"USER " + user.encode(), b"+OK\r\n")
+            c.send(b"PASS %s\r\n" % ALICE_PW.encode())
+            eq(c.eof(), POP3_INTERNAL, "reply for %s" % user)
+    if dc:
+        time.sleep(0.3)
+        assert "Login: user=<alice>" not in dc.logtext()[since:], \
+            dc.logtext()[since:]
+
+
+# ==========================================================================
+# Descriptors and memory over many sessions
+
+def worker_usage():
+    fds = rss = 0
+    for pid in D.workers_now():
+        fds += len(os.listdir("/proc/%d/fd" % pid))
+        with open("/proc/%d/status" % pid) as f:
+            for ln in f:
+                if ln.startswith("VmRSS:"):
+                    rss += int(ln.split()[1])
+    return fds, rss
+
+
+def one_session(i):
+    """Implicit TLS or STARTTLS, greeting, CAPABILITY, LOGOUT."""
+    ctx = CTX_MANY
+    if i % 5 == 0:
+        with Conn(PORT["imap_many_stls"], timeout=30) as c:
+            c.expect(IMAP_GREETING)
+            c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+            c.starttls(ctx)
+            c.cmd(b"a LOGOUT", b"* BYE\r\na OK completed\r\n")
+            c.eof()
+        return
+    with Conn(PORT["imap_many"], tls=ctx, timeout=30) as c:
+        c.expect(IMAP_GREETING)
+        if i % 7 == 0:
+            return          # the client just goes away
+        c.cmd(b"a LOGOUT", b"* BYE\r\na OK completed\r\n")
+        c.eof()
+
+
+CTX_MANY = None
+
+
+# ==========================================================================
+# Configuration errors (-t names the file, the directive and the line)
+
+def conf_error(lines, needle_path, directive):
+    d = Daemon(BINARY, "", name="tlsconf")
+    body = ("    server {\n        listen 127.0.0.1:%d ssl;\n"
+            "        protocol imap;\n%s    }\n"
+            % (free_port(), "".join("        %s;\n" % ln for ln in lines)))
+    d.write(body)
+    try:
+        with open(d.conf) as f:
+            text = f.read().split("\n")
+        lineno = None
+        for i, ln in enumerate(text, 1):
+            if ln.strip().startswith(directive + " ") and \
+                    needle_path in ln:
+                lineno = i
+        assert lineno, "directive not in the generated file"
+        r = subprocess.run([BINARY, "-t", "-c", d.conf],
+                           capture_output=True, text=True, timeout=30,
+                           env=subenv())
+        assert r.returncode != 0, "-t accepted it: %s" % r.stderr
+        err = r.stderr
+        assert needle_path in err, "file not named: %s" % err
+        assert "%s:%d" % (d.conf, lineno) in err, \
+            "%s:%d not named: %s" % (d.conf, lineno, err)
+        assert directive in err, "directive not named: %s" % err
+    finally:
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def config_errors_for_tls_files():
+    missing = os.path.join(CERTS.dir, "no-such-file.pem")
+    garbage = os.path.join(CERTS.dir, "garbage.pem")
+    with open(garbage, "w") as f:
+        f.write("this is not a certificate\n")
+    a_dir = os.path.join(CERTS.dir, "a-directory")
+    os.makedirs(a_dir, exist_ok=True)
+    for bad in (missing, garbage, a_dir):
+        conf_error(["ssl_certificate " + bad,
+                    "ssl_certificate_key " + CERTS.key("rsa")],
+                   bad, "ssl_certificate")
+        conf_error(["ssl_certificate " + CERTS.crt("rsa"),
+                    "ssl_certificate_key " + bad],
+                   bad, "ssl_certificate_key")
+    conf_error(cert_lines("rsa") + ["ssl_verify_client on",
+                                    "ssl_client_certificate " + missing],
+               missing, "ssl_client_certificate")
+    conf_error(cert_lines("rsa") + ["proxy_ssl on", "proxy_ssl_verify on",
+                                    "proxy_ssl_trusted_certificate " +
+                                    missing],
+               missing, "proxy_ssl_trusted_certificate")
+
+
+# ==========================================================================
+
+def main():
+    global BINARY
+    BINARY = os.path.abspath(sys.argv[1])
+    only = sys.argv[2:]
+    passed = failed = 0
+    if os.geteuid() != 0:
+        print("FAIL: this suite starts mailproxyd, Dovecot and Postfix and "
+              "must run as root")
+        print("0 passed, 1 failed")
+        return 1
+    selected = [fn for fn in TESTS if not only or fn.__name__ in only]
+    t_all = time.monotonic()
+    try:
+        setup()
+    except Exception:  # noqa
+        print("FAIL setup")
+        traceback.print_exc(file=sys.stdout)
+        teardown()
+        for fn in selected:
+            print("FAIL %s (setup failed)" % fn.__name__)
+        print("%d passed, %d failed" % (0, len(selected) + 1))
+        return 1
+    try:
+        for fn in selected:
+            t0 = time.monotonic()
+            try:
+                ensure_daemon()
+                before = D.workers_now() + D.auth_now()
+                fn()
+                after = D.workers_now() + D.auth_now()
+                if alive(D.pid) and sorted(after) != sorted(before):
+                    raise AssertionError(
+                        "a child process was replaced during the test "
+                        "(crash?): %s -> %s" % (before, after))
+            except Exception:  # noqa
+                failed += 1
+                print("FAIL %s (%.1fs)" % (fn.__name__,
+                                           time.monotonic() - t0))
+                traceback.print_exc(file=sys.stdout)
+                sys.stdout.flush()
+            else:
+                passed += 1
+                print("ok   %s (%.1fs)" % (fn.__name__,
+                                           time.monotonic() - t0))
+                sys.stdout.flush()
+    finally:
+        teardown(keep=failed > 0)
+    print("(%.0fs in all)" % (time.monotonic() - t_all))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
