@@ -102,6 +102,9 @@ static int	tm_uses_backend_tls(const struct conf_server *);
 static void	tm_material_clear(struct tls_material *, int);
 static void	tm_send_blob(struct imsgev *, int, enum tls_data_kind,
 		    uint32_t, const struct tls_blob *);
+static struct tls_material *wm_server(int32_t);
+static struct tls_blob *wm_blob(const struct cfg_tls_data *);
+static X509	*wm_cert(const struct tls_blob *);
 
 static void
 blob_wipe(struct tls_blob *b)
@@ -333,8 +336,8 @@ tm_leaf(const struct conf_server *s, const struct conf_where *w,
  */
 static int
 tm_load_key(struct tls_loadctx *lc, struct tls_loaded *tl, uint32_t index,
-    const struct conf_where *w, const char *directive, const char *certname, const char *name, X509 *cert,
-    EVP_PKEY **keyp)
+    const struct conf_where *w, const char *directive, const char *certname,
+    const char *name, X509 *cert, EVP_PKEY **keyp)
 {
 	const struct conf_server	*s = lc->lc_server;
 	struct tls_blob			 b;
