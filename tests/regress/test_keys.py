@@ -495,7 +495,10 @@ def hup_new_key_served_by_new_key_process():
         assert key_procs(d) == [old]
         d.write(server_block(port, [(K.crt("rsa2"), K.key("rsa2"))]))
         d.signal(signal.SIGHUP)
-        d.wait_log("generation 2 serving")
+        try:
+            d.wait_log("generation 2 serving", timeout=30)
+        except AssertionError:
+            raise AssertionError(d.logtext()[-3000:])
         wait_for(lambda: old not in key_procs(d) and
                  len(key_procs(d)) == 1, what="old key process gone")
         (new,) = key_procs(d)
