@@ -523,6 +523,118 @@ def no_key_process_without_tls():
         shutil.rmtree(d.dir, ignore_errors=True)
 
 
+def s_client(port, *args, data=b"a1 LOGOUT\r\n"):
+    """openssl s_client against the daemon; (output, seconds)."""
+    t0 = time.monotonic()
+    c = subprocess.run(["openssl", "s_client", "-connect",
+                        "127.0.0.1:%d" % port, "-ign_eof"] + list(args),
+                       input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    return c.stdout.decode(errors="replace"), time.monotonic() - t0
+
+
+def daemon_port(d):
+    with open(d.conf) as f:
+        return int(re.search(r"listen 127\.0\.0\.1:(\d+) ssl", f.read())
+                   .group(1))
+
+
+def imap_over_tls(port, version, sigalg, name, peer_type):
+    """An implicit TLS IMAP session: the greeting after a handshake
+    signed as asked."""
+    out, _ = s_client(port, "-" + version, "-sigalgs", sigalg,
+                      "-servername", name)
+    assert "* OK IMAP4 ready" in out, out
+    want = {"tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}[version]
+    assert re.search(r"Protocol *: %s\n" % want, out) or \
+        "New, %s," % want in out, out
+    assert "Peer signature type: %s\n" % peer_type in out, out
+    assert "subject=CN = %s" % name in out, out
+
+
+@test
+def daemon_handshakes_through_key_process():
+    d = start_daemon([(K.crt("rsa"), K.path("rsa_enc.key")),
+                      (K.crt("ec"), K.key("ec"))],
+                     "        ssl_password_file %s;" % K.path("pw_good"))
+    try:
+        port = daemon_port(d)
+        workers = d.workers_now()
+        for version in ("tls1_2", "tls1_3"):
+            imap_over_tls(port, version, "RSA-PSS+SHA256", "rsa.test",
+                          "RSA-PSS")
+            imap_over_tls(port, version, "ECDSA+SHA256", "ec.test",
+                          "ECDSA")
+        imap_over_tls(port, "tls1_2", "RSA+SHA256", "rsa.test", "RSA")
+        # After serving, still no key in any worker.
+        needles = needles_of(["rsa", "ec"])
+        for w in d.workers_now():
+            assert not scan_memory(w, needles), w
+        assert d.workers_now() == workers
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def daemon_stuck_or_killed_key_process():
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))], workers=1)
+    try:
+        port = daemon_port(d)
+        (w,) = d.workers_now()
+        imap_over_tls(port, "tls1_3", "RSA-PSS+SHA256", "rsa.test",
+                      "RSA-PSS")
+        fds = fd_count(w)
+        (kp,) = key_procs(d)
+        # Stuck: each handshake fails after about a second, the worker
+        # goes on.
+        os.kill(kp, signal.SIGSTOP)
+        try:
+            for _ in range(2):
+                out, secs = s_client(port, "-tls1_3")
+                assert "* OK" not in out, out
+                assert secs < 5, secs
+        finally:
+            os.kill(kp, signal.SIGKILL)
+        d.wait_log("key process did not answer within 1000 ms")
+        # Killed: the parent starts another and links the worker to it.
+        wait_for(lambda: len(key_procs(d)) == 1 and key_procs(d) != [kp],
+                 what="respawned key process")
+        wait_for(lambda: d.dropped(key_procs(d)[0]), what="privilege drop")
+        ok = wait_for(lambda: "* OK" in s_client(port, "-tls1_3")[0],
+                      timeout=10, what="handshakes again")
+        assert ok
+        imap_over_tls(port, "tls1_2", "RSA+SHA256", "rsa.test", "RSA")
+        assert d.workers_now() == [w], "the worker was replaced"
+        wait_for(lambda: fd_count(w) <= fds, what="worker descriptors")
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def daemon_hup_serves_new_key():
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))])
+    try:
+        port = daemon_port(d)
+        imap_over_tls(port, "tls1_3", "RSA-PSS+SHA256", "rsa.test",
+                      "RSA-PSS")
+        old = d.workers_now() + key_procs(d)
+        d.write(server_block(port, [(K.crt("rsa2"), K.key("rsa2"))]))
+        d.signal(signal.SIGHUP)
+        d.wait_log("generation 2 serving", timeout=30)
+        # The old workers and their key process leave once idle.
+        wait_for(lambda: not set(old) & set(d.workers_now() +
+                                             key_procs(d)),
+                 what="the old generation gone")
+        imap_over_tls(port, "tls1_3", "RSA-PSS+SHA256", "rsa2.test",
+                      "RSA-PSS")
+        imap_over_tls(port, "tls1_2", "RSA+SHA256", "rsa2.test", "RSA")
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
 # ==========================================================================
 # Handshakes through the key process (tests/keydrive)
 
