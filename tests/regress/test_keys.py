@@ -8,11 +8,13 @@ are signed by the key process (RSA PKCS#1 and PSS, ECDSA; TLS 1.2 and
 1.3).  A dead or stuck key process fails handshakes quickly without
 harming the worker, and comes back.
 
-Handshakes are served by tests/keydrive, which loads the material as the
-parent does, starts a real key process from the daemon binary and
-serves TLS with the worker-side keys that forward to it; openssl
-s_client is the client.  Keys and certificates are made here with the
-openssl command line.
+Handshakes go through the daemon (IMAP on "listen ... ssl", openssl
+s_client as the client) and through tests/keydrive, which loads the
+material as the parent does, starts a real key process from the daemon
+binary and serves TLS with the worker-side keys that forward to it: it
+can show a dead key process without a respawn, print what a worker
+received, play a hostile worker and act as proxy_ssl client.  Keys and
+certificates are made here with the openssl command line.
 
 Run as root.  Python 3 standard library only.
 Usage: test_keys.py DAEMON [name...]
@@ -122,10 +124,10 @@ class Keys:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def server_block(port, certs, extra=""):
+def server_block(port, certs, extra="", params=""):
     """A server with implicit TLS and the given (cert, key) pairs."""
     lines = ["    server {",
-             "        listen 127.0.0.1:%d ssl;" % port,
+             "        listen 127.0.0.1:%d ssl%s;" % (port, params),
              "        protocol imap;"]
     for crt, key in certs:
         lines.append("        ssl_certificate %s;" % crt)
@@ -362,10 +364,10 @@ def key_procs(d):
                   if "key process" in c)
 
 
-def start_daemon(certs, extra="", workers=2):
+def start_daemon(certs, extra="", workers=2, params=""):
     port = free_port()
-    d = Daemon(BINARY, server_block(port, certs, extra), workers=workers,
-               name="keys")
+    d = Daemon(BINARY, server_block(port, certs, extra, params),
+               workers=workers, name="keys")
     d.start()
     wait_for(lambda: len(key_procs(d)) == 1, what="key process")
     return d
@@ -535,8 +537,8 @@ def s_client(port, *args, data=b"a1 LOGOUT\r\n"):
 
 def daemon_port(d):
     with open(d.conf) as f:
-        return int(re.search(r"listen 127\.0\.0\.1:(\d+) ssl", f.read())
-                   .group(1))
+        return int(re.search(r"listen 127\.0\.0\.1:(\d+) ssl",
+                             f.read()).group(1))
 
 
 def imap_over_tls(port, version, sigalg, name, peer_type):
@@ -607,6 +609,30 @@ def daemon_stuck_or_killed_key_process():
         imap_over_tls(port, "tls1_2", "RSA+SHA256", "rsa.test", "RSA")
         assert d.workers_now() == [w], "the worker was replaced"
         wait_for(lambda: fd_count(w) <= fds, what="worker descriptors")
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def daemon_ticket_key_shared_by_workers():
+    # No ssl_session_ticket_key: the parent makes one random key for the
+    # generation, so a ticket from one worker resumes on the other.
+    # reuseport: the kernel spreads the connections over both workers.
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))], workers=2,
+                     params=" reuseport")
+    try:
+        port = daemon_port(d)
+        sess = os.path.join(d.dir, "sess.pem")
+        out, _ = s_client(port, "-tls1_2", "-sess_out", sess)
+        assert "* OK" in out and os.path.getsize(sess) > 0, out
+        for i in range(12):
+            out, _ = s_client(port, "-tls1_2", "-sess_in", sess)
+            assert "Reused, TLSv1.2" in out, (i, out)
+        # Both workers served some of them.
+        pids = set(re.findall(r"\] (\d+)#0: \*\d+ session done",
+                              d.logtext()))
+        assert pids == set(str(w) for w in d.workers_now()), pids
     finally:
         d.stop()
         shutil.rmtree(d.dir, ignore_errors=True)
