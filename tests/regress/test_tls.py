@@ -689,6 +689,15 @@ def setup():
         http, "ssl_verify_client on",
         "ssl_client_certificate " + CERTS.crt("client_ca")] + both,
         ssl_listen=True)
+    # The same without tickets: sessions in one shared cache zone that
+    # both blocks name (the session-ID path of CVE-2014-3616).
+    cache = ["ssl_session_tickets off", "ssl_session_cache shared:TLSTEST:1m"]
+    body += server_block("res_c", "imap", [http] + cache + both,
+                         ssl_listen=True)
+    body += server_block("res_d", "imap", [
+        http, "ssl_verify_client on",
+        "ssl_client_certificate " + CERTS.crt("client_ca")] + cache + both,
+        ssl_listen=True)
     # SNI: two names, RSA and ECDSA for the first one.
     sni = cert_lines("rsa", "ec", "other")
     body += server_block("imap_sni", "imap", [http] + sni, ssl_listen=True)
@@ -708,8 +717,17 @@ def setup():
     # Many sessions.
     body += server_block("imap_many", "imap", [http] + cert_lines("ec"),
                          ssl_listen=True)
+    body += server_block("imap_ssl_t", "imap", [http, "timeout 2s"] +
+                         cert_lines("ec"), ssl_listen=True)
+    body += server_block("imap_on_t", "imap", [http, "timeout 2s",
+                                               "starttls on"] +
+                         cert_lines("ec"))
     body += server_block("imap_many_stls", "imap", [http, "starttls on"] +
                          cert_lines("ec"))
+    body += server_block("imap_many_vc", "imap", [
+        http, "ssl_verify_client on",
+        "ssl_client_certificate " + CERTS.crt("client_ca")] +
+        cert_lines("ec"), ssl_listen=True)
     BODY = body
     start_daemon()
 
@@ -796,8 +814,369 @@ def wait_delivered(subject):
 # ==========================================================================
 # Implicit TLS and STARTTLS, through to the backends
 
+@test
+def imap_implicit_tls_imaplib():
+    mark = AS.mark()
+    m = imaplib.IMAP4_SSL("127.0.0.1", PORT["imap_ssl"],
+                          ssl_context=client_ctx(), timeout=15)
+    try:
+        eq(m.welcome, IMAP_GREETING.rstrip(b"\r\n"), "greeting after TLS")
+        typ, caps = m.capability()
+        eq(caps, [IMAP_CAPS + b" AUTH=PLAIN"], "CAPABILITY on TLS")
+        ti = tinfo(m.sock)
+        m.login("alice", ALICE_PW)
+        typ, data = m.select("INBOX")
+        eq((typ, data), ("OK", [b"1"]), "SELECT")
+        typ, data = m.fetch("1", "(BODY.PEEK[])")
+        eq(data[0][1], DC.messages["alice"][0], "the message")
+        m.logout()
+    finally:
+        if m.state != "LOGOUT":
+            m.shutdown()
+    check_ssl_headers(AS.one_since(mark), ti)
+
+
+@test
+def imap_starttls_imaplib():
+    m = imaplib.IMAP4("127.0.0.1", PORT["imap_on"], timeout=15)
+    try:
+        eq(m.capabilities, tuple((IMAP_CAPS + b" AUTH=PLAIN STARTTLS")
+                                 .decode().upper().split()), "before TLS")
+        m.starttls(ssl_context=client_ctx())
+        eq(m.capabilities, tuple((IMAP_CAPS + b" AUTH=PLAIN")
+                                 .decode().upper().split()), "after TLS")
+        ti = tinfo(m.sock)
+        mark = AS.mark()
+        m.login("alice", ALICE_PW)
+        typ, data = m.select("INBOX")
+        eq((typ, data), ("OK", [b"1"]), "SELECT")
+        m.logout()
+    finally:
+        if m.state != "LOGOUT":
+            m.shutdown()
+    check_ssl_headers(AS.one_since(mark), ti)
+
+
+@test
+def imap_starttls_on_dialogue():
+    """Reference 3.1: STARTTLS advertised after the AUTH= entries before
+    TLS, not after; a second STARTTLS is an invalid command; no greeting
+    after the handshake."""
+    with Conn(PORT["imap_on"]) as c:
+        c.expect(IMAP_GREETING)
+        c.cmd(b"t CAPABILITY", b"* CAPABILITY " + IMAP_CAPS +
+              b" AUTH=PLAIN STARTTLS\r\nt OK completed\r\n")
+        c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+        c.starttls(client_ctx())
+        c.quiet_for(0.3)
+        c.cmd(b"t CAPABILITY", b"* CAPABILITY " + IMAP_CAPS +
+              b" AUTH=PLAIN\r\nt OK completed\r\n")
+        c.cmd(b"u STARTTLS", b"u BAD invalid command\r\n")
+        imap_login_select(c)
+
+
+@test
+def imap_starttls_only_dialogue():
+    """Reference 3.1 and 4.1: LOGINDISABLED and no AUTH= before TLS,
+    LOGIN and AUTHENTICATE refused with BAD invalid command (no auth
+    request made); after STARTTLS the normal capabilities and a login."""
+    mark = AS.mark()
+    with Conn(PORT["imap_only"]) as c:
+        c.expect(IMAP_GREETING)
+        c.cmd(b"t CAPABILITY", b"* CAPABILITY " + IMAP_CAPS +
+              b" STARTTLS LOGINDISABLED\r\nt OK completed\r\n")
+        c.cmd(b"a LOGIN alice " + ALICE_PW.encode(),
+              b"a BAD invalid command\r\n")
+        c.cmd(b"b AUTHENTICATE PLAIN " + b64("\0alice\0" + ALICE_PW),
+              b"b BAD invalid command\r\n")
+        c.cmd(b"c AUTHENTICATE PLAIN", b"c BAD invalid command\r\n")
+        eq(AS.since(mark), [], "auth requests before TLS")
+        c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+        c.starttls(client_ctx())
+        c.cmd(b"t CAPABILITY", b"* CAPABILITY " + IMAP_CAPS +
+              b" AUTH=PLAIN\r\nt OK completed\r\n")
+        ti = tinfo(c.s)
+        imap_login_select(c)
+    check_ssl_headers(AS.one_since(mark), ti)
+
+
+@test
+def imap_starttls_off_on_implicit_tls():
+    with Conn(PORT["imap_ssl"], tls=client_ctx()) as c:
+        c.expect(IMAP_GREETING)
+        c.cmd(b"s STARTTLS", b"s BAD invalid command\r\n")
+        c.cmd(b"t CAPABILITY", b"* CAPABILITY " + IMAP_CAPS +
+              b" AUTH=PLAIN\r\nt OK completed\r\n")
+
+
+@test
+def imap_openssl_starttls_and_curl():
+    rc, out = s_client(PORT["imap_on"], ["-starttls", "imap", "-crlf",
+                                         "-ign_eof"],
+                       stdin=b"a LOGIN alice " + ALICE_PW.encode() +
+                       b"\nb SELECT INBOX\nc LOGOUT\n")
+    assert "Verify return code: 0 (ok)" in out, out
+    assert re.search(r"^a OK ", out, re.M), out
+    assert "* 1 EXISTS" in out and re.search(r"^b OK ", out, re.M), out
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "--ssl-reqd", "--cacert",
+         CERTS.crt("ca"), "--user", "alice:" + ALICE_PW,
+         "imap://127.0.0.1:%d/INBOX;UID=1" % PORT["imap_on"]],
+        capture_output=True, timeout=30)
+    eq(r.returncode, 0, "curl imap --ssl-reqd: %r" % r.stderr)
+    eq(r.stdout, DC.messages["alice"][0], "the message through curl")
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "--cacert", CERTS.crt("ca"),
+         "--user", "alice:" + ALICE_PW,
+         "imaps://127.0.0.1:%d/INBOX;UID=1" % PORT["imap_ssl"]],
+        capture_output=True, timeout=30)
+    eq(r.returncode, 0, "curl imaps: %r" % r.stderr)
+    eq(r.stdout, DC.messages["alice"][0], "the message through curl")
+
+
+@test
+def pop3_implicit_tls_poplib():
+    mark = AS.mark()
+    p = poplib.POP3_SSL("127.0.0.1", PORT["pop3_ssl"],
+                        context=client_ctx(), timeout=15)
+    try:
+        eq(p.getwelcome(), POP3_GREETING.rstrip(b"\r\n"), "greeting")
+        eq(p.capa(), {"TOP": [], "USER": [], "UIDL": [],
+                      "SASL": ["PLAIN", "LOGIN"]}, "CAPA on TLS")
+        ti = tinfo(p.sock)
+        p.user("alice")
+        p.pass_(ALICE_PW)
+        eq(p.stat(), (1, len(DC.messages["alice"][0])), "STAT")
+        resp, lines, octets = p.retr(1)
+        eq(b"\r\n".join(lines) + b"\r\n", DC.messages["alice"][0], "RETR")
+        p.quit()
+    finally:
+        p.close()
+    check_ssl_headers(AS.one_since(mark), ti)
+
+
+@test
+def pop3_stls_poplib():
+    p = poplib.POP3("127.0.0.1", PORT["pop3_on"], timeout=15)
+    try:
+        eq(p.capa(), {"TOP": [], "USER": [], "UIDL": [],
+                      "SASL": ["PLAIN", "LOGIN"], "STLS": []}, "CAPA")
+        p.stls(context=client_ctx())
+        eq(p.capa(), {"TOP": [], "USER": [], "UIDL": [],
+                      "SASL": ["PLAIN", "LOGIN"]}, "CAPA after STLS")
+        mark = AS.mark()
+        ti = tinfo(p.sock)
+        p.user("alice")
+        p.pass_(ALICE_PW)
+        eq(p.stat(), (1, len(DC.messages["alice"][0])), "STAT")
+        p.quit()
+    finally:
+        p.close()
+    check_ssl_headers(AS.one_since(mark), ti)
+
+
+@test
+def pop3_stls_dialogue():
+    with Conn(PORT["pop3_on"]) as c:
+        c.expect(POP3_GREETING)
+        c.cmd(b"CAPA", b"+OK Capability list follows\r\nTOP\r\nUSER\r\n"
+              b"UIDL\r\nSASL PLAIN LOGIN\r\nSTLS\r\n.\r\n")
+        c.cmd(b"STLS", b"+OK\r\n")
+        c.starttls(client_ctx())
+        c.quiet_for(0.3)
+        c.cmd(b"CAPA", b"+OK Capability list follows\r\nTOP\r\nUSER\r\n"
+              b"UIDL\r\nSASL PLAIN LOGIN\r\n.\r\n")
+        c.cmd(b"STLS", POP3_INVALID)
+        pop3_login_stat(c)
+
+
+@test
+def pop3_stls_only_dialogue():
+    """Reference 3.2 and 4.1: no USER and no SASL line before TLS; USER,
+    AUTH and APOP refused."""
+    mark = AS.mark()
+    with Conn(PORT["pop3_only"]) as c:
+        c.expect(POP3_GREETING)
+        c.cmd(b"CAPA", b"+OK Capability list follows\r\nTOP\r\nUIDL\r\n"
+              b"STLS\r\n.\r\n")
+        c.cmd(b"USER alice", POP3_INVALID)
+        c.cmd(b"PASS " + ALICE_PW.encode(), POP3_INVALID)
+        c.cmd(b"AUTH PLAIN " + b64("\0alice\0" + ALICE_PW), POP3_INVALID)
+        c.cmd(b"AUTH PLAIN", POP3_INVALID)
+        eq(AS.since(mark), [], "auth requests before TLS")
+        c.cmd(b"STLS", b"+OK\r\n")
+        c.starttls(client_ctx())
+        c.cmd(b"CAPA", b"+OK Capability list follows\r\nTOP\r\nUSER\r\n"
+              b"UIDL\r\nSASL PLAIN LOGIN\r\n.\r\n")
+        ti = tinfo(c.s)
+        pop3_login_stat(c)
+    check_ssl_headers(AS.one_since(mark), ti)
+
+
+@test
+def pop3_openssl_stls_and_curl():
+    rc, out = s_client(PORT["pop3_on"], ["-starttls", "pop3", "-crlf",
+                                         "-ign_eof"],
+                       stdin=b"USER alice\nPASS " + ALICE_PW.encode() +
+                       b"\nSTAT\nQUIT\n")
+    assert "Verify return code: 0 (ok)" in out, out
+    assert "+OK 1 %d" % len(DC.messages["alice"][0]) in out, out
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "--ssl-reqd", "--cacert",
+         CERTS.crt("ca"), "--user", "alice:" + ALICE_PW,
+         "pop3://127.0.0.1:%d/1" % PORT["pop3_on"]],
+        capture_output=True, timeout=30)
+    eq(r.returncode, 0, "curl pop3 --ssl-reqd: %r" % r.stderr)
+    eq(r.stdout, DC.messages["alice"][0], "RETR through curl")
+
+
+@test
+def smtp_implicit_tls_smtplib_to_postfix():
+    mark = AS.mark()
+    s = smtplib.SMTP_SSL("127.0.0.1", PORT["smtp_ssl"],
+                         context=client_ctx(), timeout=20)
+    try:
+        code, text = s.ehlo("client.example.org")
+        eq((code, text), (250, b"mx.test\nAUTH PLAIN LOGIN"), "EHLO on TLS")
+        ti = tinfo(s.sock)
+        s.login("alice", ALICE_PW)
+        s.sendmail("alice@example.org", [ALICE_ADDR],
+                   message("smtps implicit"))
+        s.quit()
+    finally:
+        s.close()
+    check_ssl_headers(AS.one_since(mark), ti)
+    wait_delivered("smtps implicit")
+
+
+@test
+def smtp_starttls_smtplib_to_postfix():
+    s = smtplib.SMTP("127.0.0.1", PORT["smtp_on"], timeout=20)
+    try:
+        code, text = s.ehlo("client.example.org")
+        eq((code, text), (250, b"mx.test\nAUTH PLAIN LOGIN\nSTARTTLS"),
+           "EHLO before TLS")
+        s.starttls(context=client_ctx())
+        code, text = s.ehlo("client.example.org")
+        eq((code, text), (250, b"mx.test\nAUTH PLAIN LOGIN"),
+           "EHLO after TLS")
+        mark = AS.mark()
+        ti = tinfo(s.sock)
+        s.login("alice", ALICE_PW)
+        s.sendmail("alice@example.org", [ALICE_ADDR],
+                   message("smtp starttls"))
+        s.quit()
+    finally:
+        s.close()
+    check_ssl_headers(AS.one_since(mark), ti)
+    wait_delivered("smtp starttls")
+
+
+@test
+def smtp_starttls_dialogue():
+    with Conn(PORT["smtp_on"]) as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"EHLO x", b"250-mx.test\r\n250-AUTH PLAIN LOGIN\r\n"
+              b"250 STARTTLS\r\n")
+        c.cmd(b"STARTTLS", b"220 2.0.0 Start TLS\r\n")
+        c.starttls(client_ctx())
+        c.quiet_for(0.3)
+        c.cmd(b"EHLO x", b"250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n")
+        c.cmd(b"STARTTLS", SMTP_INVALID)
+
+
+@test
+def smtp_starttls_only_dialogue():
+    mark = AS.mark()
+    with Conn(PORT["smtp_only"]) as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"EHLO x", b"250-mx.test\r\n250 STARTTLS\r\n")
+        c.cmd(b"AUTH PLAIN " + b64("\0alice\0" + ALICE_PW), SMTP_INVALID)
+        c.cmd(b"AUTH LOGIN", SMTP_INVALID)
+        eq(AS.since(mark), [], "auth requests before TLS")
+        c.cmd(b"STARTTLS", b"220 2.0.0 Start TLS\r\n")
+        c.starttls(client_ctx())
+        c.cmd(b"EHLO x", b"250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n")
+        ti = tinfo(c.s)
+        c.cmd(b"AUTH PLAIN " + b64("\0alice\0" + ALICE_PW), SMTP_AUTH_OK)
+        c.cmd(b"MAIL FROM:<alice@example.org>", b"250 2.1.0 Ok\r\n")
+        c.cmd(b"RCPT TO:<%s>" % ALICE_ADDR.encode(), b"250 2.1.5 Ok\r\n")
+        c.cmd(b"DATA", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        c.send(message("smtp only") + b".\r\n")
+        assert c.line().startswith(b"250 2.0.0 Ok: queued"), "DATA"
+        c.cmd(b"QUIT", b"221 2.0.0 Bye\r\n")
+    check_ssl_headers(AS.one_since(mark), ti)
+    wait_delivered("smtp only")
+
+
+@test
+def smtp_openssl_starttls_and_curl():
+    rc, out = s_client(PORT["smtp_on"], ["-starttls", "smtp", "-crlf",
+                                         "-ign_eof"],
+                       stdin=b"EHLO x\nQUIT\n")
+    assert "Verify return code: 0 (ok)" in out, out
+    assert "250 AUTH PLAIN LOGIN" in out and "221 2.0.0 Bye" in out, out
+    path = os.path.join(CERTS.dir, "curl-msg")
+    with open(path, "wb") as f:
+        f.write(message("curl ssl reqd"))
+    r = subprocess.run(
+        ["curl", "-sS", "--max-time", "30", "--ssl-reqd", "--cacert",
+         CERTS.crt("ca"), "--user", "alice:" + ALICE_PW,
+         "--mail-from", "alice@example.org", "--mail-rcpt", ALICE_ADDR,
+         "--upload-file", path, "smtp://127.0.0.1:%d" % PORT["smtp_on"]],
+        capture_output=True, timeout=40)
+    eq(r.returncode, 0, "curl smtp --ssl-reqd: %r" % r.stderr)
+    wait_delivered("curl ssl reqd")
+
+
 # ==========================================================================
 # STARTTLS command injection (hostile-inputs T-STLS-01)
+
+@test
+def imap_starttls_injection():
+    """A command pipelined after STARTTLS in the same segment is
+    discarded: neither answered in clear nor after the handshake, and
+    credentials in it never reach the auth server."""
+    mark = AS.mark()
+    with Conn(PORT["imap_on"]) as c:
+        c.expect(IMAP_GREETING)
+        c.send(b"s STARTTLS\r\nb NOOP\r\nx LOGIN alice " +
+               ALICE_PW.encode() + b"\r\n")
+        c.expect(b"s OK completed\r\n", "STARTTLS")
+        time.sleep(0.2)
+        c.starttls(client_ctx())
+        c.cmd(b"c NOOP", b"c OK completed\r\n",
+              "the first reply after the handshake")
+        c.quiet_for(0.5)
+    eq(AS.since(mark), [], "auth requests")
+
+
+@test
+def pop3_stls_injection():
+    with Conn(PORT["pop3_on"]) as c:
+        c.expect(POP3_GREETING)
+        c.send(b"STLS\r\nCAPA\r\n")
+        c.expect(b"+OK\r\n", "STLS")
+        time.sleep(0.2)
+        c.starttls(client_ctx())
+        c.cmd(b"NOOP", b"+OK\r\n", "the first reply after the handshake")
+        c.quiet_for(0.5)
+
+
+@test
+def smtp_starttls_injection():
+    mark = AS.mark()
+    with Conn(PORT["smtp_on"]) as c:
+        c.expect(SMTP_GREETING)
+        c.send(b"STARTTLS\r\nHELO evil\r\nAUTH PLAIN " +
+               b64("\0alice\0" + ALICE_PW) + b"\r\n")
+        c.expect(b"220 2.0.0 Start TLS\r\n", "STARTTLS")
+        time.sleep(0.2)
+        c.starttls(client_ctx())
+        c.cmd(b"NOOP", SMTP_OK, "the first reply after the handshake")
+        c.quiet_for(0.5)
+    eq(AS.since(mark), [], "auth requests")
+
 
 # ==========================================================================
 # Client certificates (reference 4.3)
@@ -828,6 +1207,103 @@ def imap_cert_login(port, cert, verify, pass_cert):
 
 
 @test
+def verify_on_imap():
+    p = PORT["imap_vc_on"]
+    imap_cert_login(p, "client", "SUCCESS", True)
+    refused(p, "wrongca", "imap", CERT_ERROR["imap"])
+    refused(p, "expired", "imap", CERT_ERROR["imap"])
+    refused(p, None, "imap", CERT_MISSING["imap"])
+
+
+@test
+def verify_on_pop3():
+    p = PORT["pop3_vc_on"]
+    mark = AS.mark()
+    with cert_session(p, "client") as c:
+        c.expect(POP3_GREETING)
+        pop3_login_stat(c)
+        check_ssl_headers(AS.one_since(mark), tinfo(c.s), verify="SUCCESS",
+                          cert="client", pass_cert=True)
+    refused(p, "wrongca", "pop3", CERT_ERROR["pop3"])
+    refused(p, "expired", "pop3", CERT_ERROR["pop3"])
+    refused(p, None, "pop3", CERT_MISSING["pop3"])
+
+
+@test
+def verify_on_smtp():
+    p = PORT["smtp_vc_on"]
+    mark = AS.mark()
+    with cert_session(p, "client") as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"EHLO x", b"250-mx.test\r\n250 AUTH PLAIN EXTERNAL\r\n")
+        c.cmd(b"AUTH PLAIN " + b64("\0alice\0" + ALICE_PW), SMTP_AUTH_OK)
+        c.cmd(b"QUIT", b"221 2.0.0 Bye\r\n")
+        check_ssl_headers(AS.one_since(mark), tinfo(c.s), verify="SUCCESS",
+                          cert="client", pass_cert=True)
+    refused(p, "wrongca", "smtp", CERT_ERROR["smtp"])
+    refused(p, "expired", "smtp", CERT_ERROR["smtp"])
+    refused(p, None, "smtp", CERT_MISSING["smtp"])
+
+
+@test
+def verify_on_after_starttls():
+    """The check runs after a STARTTLS handshake as well."""
+    p = PORT["imap_stls_vc_on"]
+    for cert, want in (("wrongca", CERT_ERROR["imap"]),
+                       (None, CERT_MISSING["imap"])):
+        with Conn(p) as c:
+            c.expect(IMAP_GREETING)
+            c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+            c.starttls(client_ctx(cert=cert))
+            eq(c.eof(), want, "after STARTTLS with %s" % cert)
+    mark = AS.mark()
+    with Conn(p) as c:
+        c.expect(IMAP_GREETING)
+        c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+        c.starttls(client_ctx(cert="client"))
+        imap_login_select(c)
+        check_ssl_headers(AS.one_since(mark), tinfo(c.s), verify="SUCCESS",
+                          cert="client")
+
+
+@test
+def verify_optional():
+    """optional: a missing certificate is fine (Auth-SSL-Verify: NONE),
+    a bad one is refused; no Auth-SSL-Cert without
+    auth_http_pass_client_cert."""
+    p = PORT["imap_vc_opt"]
+    imap_cert_login(p, "client", "SUCCESS", False)
+    imap_cert_login(p, None, "NONE", False)
+    refused(p, "wrongca", "imap", CERT_ERROR["imap"])
+    refused(p, "expired", "imap", CERT_ERROR["imap"])
+
+
+@test
+def verify_optional_no_ca():
+    """optional_no_ca: a certificate of an unknown CA is let through and
+    its failure reported to the auth server (OpenSSL's last error for a
+    lone leaf whose issuer is unknown, as nginx reports it); an expired
+    one is still refused."""
+    p = PORT["imap_vc_noca"]
+    imap_cert_login(p, "client", "SUCCESS", True)
+    imap_cert_login(p, None, "NONE", True)
+    imap_cert_login(p, "wrongca",
+                    "FAILED:unable to verify the first certificate", True)
+    refused(p, "expired", "imap", CERT_ERROR["imap"])
+
+
+@test
+def verify_off_sends_no_verify_headers():
+    """ssl_verify_client off: Auth-SSL but no Auth-SSL-Verify or
+    certificate headers, even if the client offers a certificate."""
+    mark = AS.mark()
+    with Conn(PORT["imap_ssl"], tls=client_ctx(cert="client")) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c)
+        check_ssl_headers(AS.one_since(mark), tinfo(c.s))
+
+
+@test
 def plaintext_login_has_no_ssl_headers():
     mark = AS.mark()
     with Conn(PORT["imap_on"]) as c:
@@ -839,6 +1315,57 @@ def plaintext_login_has_no_ssl_headers():
         eq(header(rec, n), None, n)
 
 
+@test
+def imap_authenticate_external():
+    """AUTH EXTERNAL with a verified certificate: the auth server
+    (--external-require-verify) maps it to alice, who is logged in at
+    Dovecot; with an unverified certificate (optional_no_ca, unknown CA)
+    the auth server refuses."""
+    mark = AS.mark()
+    with cert_session(PORT["imap_vc_on"], "client") as c:
+        c.expect(IMAP_GREETING)
+        c.cmd(b"t CAPABILITY", b"* CAPABILITY " + IMAP_CAPS +
+              b" AUTH=PLAIN AUTH=EXTERNAL\r\nt OK completed\r\n")
+        c.send(b"e AUTHENTICATE EXTERNAL " + b64("alice") + b"\r\n")
+        lines = c.until_tagged(b"e")
+        assert lines[-1].startswith(b"e OK"), lines
+        rec = AS.one_since(mark)
+        eq(rec["method"], "external", "Auth-Method")
+        eq(rec["user"], "alice", "Auth-User")
+        eq(header(rec, "Auth-Pass"), "", "Auth-Pass")
+        check_ssl_headers(rec, tinfo(c.s), verify="SUCCESS", cert="client",
+                          pass_cert=True)
+        imap_select_fetch(c)
+    mark = AS.mark()
+    with cert_session(PORT["imap_vc_noca"], "wrongca") as c:
+        c.expect(IMAP_GREETING)
+        c.send(b"e AUTHENTICATE EXTERNAL " + b64("alice") + b"\r\n")
+        ln = c.line()
+        assert ln.startswith(b"e NO"), ln
+        rec = AS.one_since(mark)
+        eq(rec["status"] == "OK", False, "auth server status")
+
+
+@test
+def smtp_auth_external():
+    mark = AS.mark()
+    with cert_session(PORT["smtp_vc_on"], "client") as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"EHLO x", b"250-mx.test\r\n250 AUTH PLAIN EXTERNAL\r\n")
+        c.cmd(b"AUTH EXTERNAL " + b64("alice"), SMTP_AUTH_OK)
+        c.cmd(b"MAIL FROM:<alice@example.org>", b"250 2.1.0 Ok\r\n")
+        c.cmd(b"RCPT TO:<%s>" % ALICE_ADDR.encode(), b"250 2.1.5 Ok\r\n")
+        c.cmd(b"DATA", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        c.send(message("smtp external") + b".\r\n")
+        assert c.line().startswith(b"250 2.0.0 Ok: queued"), "DATA"
+        c.cmd(b"QUIT", b"221 2.0.0 Bye\r\n")
+        rec = AS.one_since(mark)
+        eq(rec["method"], "external", "Auth-Method")
+        check_ssl_headers(rec, tinfo(c.s), verify="SUCCESS", cert="client",
+                          pass_cert=True)
+    wait_delivered("smtp external")
+
+
 # ==========================================================================
 # Session resumption (hostile-inputs T-TLS-05)
 
@@ -846,6 +1373,68 @@ def resume(port, sess, out_file=False, extra=()):
     args = ["-crlf", "-ign_eof", "-servername", "mx.test"] + list(extra)
     args += ["-sess_out" if out_file else "-sess_in", sess]
     return s_client(port, args, stdin=b"a LOGOUT\n")
+
+
+@test
+def resumption_within_a_server_block():
+    for ver in ("-tls1_3", "-tls1_2"):
+        sess = os.path.join(CERTS.dir, "sess-a" + ver)
+        rc, out = resume(PORT["res_a"], sess, out_file=True, extra=[ver])
+        assert re.search(r"^New, TLSv1\.[23]", out, re.M), out
+        assert "* OK IMAP4 ready" in out, out
+        assert os.path.getsize(sess) > 0, "no session saved"
+        rc, out = resume(PORT["res_a"], sess, extra=[ver])
+        assert re.search(r"^Reused, TLSv1\.[23]", out, re.M), \
+            "%s: not resumed:\n%s" % (ver, out)
+        assert "* OK IMAP4 ready" in out, out
+
+
+def no_cross_resumption(a, b, tag):
+    """A session of block a (no client certificates) offered to block b
+    (ssl_verify_client on): never resumed, and without a certificate b
+    refuses the client; b's own sessions resume."""
+    for ver in ("-tls1_3", "-tls1_2"):
+        sess = os.path.join(CERTS.dir, "sess-%s-x%s" % (tag, ver))
+        rc, out = resume(PORT[a], sess, out_file=True, extra=[ver])
+        assert "* OK IMAP4 ready" in out, out
+        rc, out = resume(PORT[b], sess, extra=[ver])
+        assert not re.search(r"^Reused,", out, re.M), \
+            "%s: resumed on the other block:\n%s" % (ver, out)
+        assert "* OK IMAP4 ready" not in out, out
+        assert "* BYE No required SSL certificate" in out or \
+            "alert" in out, out
+    cert = ["-cert", CERTS.crt("client"), "-key", CERTS.key("client")]
+    for ver in ("-tls1_3", "-tls1_2"):
+        sess = os.path.join(CERTS.dir, "sess-%s-b%s" % (tag, ver))
+        rc, out = resume(PORT[b], sess, out_file=True, extra=cert + [ver])
+        assert "* OK IMAP4 ready" in out, out
+        rc, out = resume(PORT[b], sess, extra=cert + [ver])
+        assert re.search(r"^Reused,", out, re.M), out
+        assert "* OK IMAP4 ready" in out, out
+        # ... but not on block a either (another block's session).
+        rc, out = resume(PORT[a], sess, extra=[ver])
+        assert not re.search(r"^Reused,", out, re.M), out
+        assert "* OK IMAP4 ready" in out, out
+
+
+@test
+def resumption_does_not_cross_server_blocks():
+    no_cross_resumption("res_a", "res_b", "tickets")
+
+
+@test
+def resumption_shared_cache_within_and_not_across_blocks():
+    """ssl_session_tickets off and one shared cache zone named by both
+    blocks: sessions resume within a block, never across."""
+    for ver in ("-tls1_3", "-tls1_2"):
+        sess = os.path.join(CERTS.dir, "sess-c" + ver)
+        rc, out = resume(PORT["res_c"], sess, out_file=True, extra=[ver])
+        assert "* OK IMAP4 ready" in out, out
+        for i in range(3):      # whichever worker takes the connection
+            rc, out = resume(PORT["res_c"], sess, extra=[ver])
+            assert re.search(r"^Reused, TLSv1\.[23]", out, re.M), \
+                "%s: not resumed from the shared cache:\n%s" % (ver, out)
+    no_cross_resumption("res_c", "res_d", "cache")
 
 
 # ==========================================================================
@@ -876,11 +1465,175 @@ def cert_name(d):
     return "unknown"
 
 
+def cert_host(d):
+    """The name a certificate is for: the default pair (RSA and ECDSA,
+    either may be chosen by the client's offer) is mx.test."""
+    return {"rsa": "mx.test", "ec": "mx.test",
+            "other": "other.test"}.get(cert_name(d), "unknown")
+
+
+@test
+def sni_selects_certificate():
+    for starttls, port in ((False, PORT["imap_sni"]),
+                           (True, PORT["imap_sni_stls"])):
+        eq(cert_host(peer_der(port, "other.test", starttls)), "other.test",
+           "SNI other.test (starttls=%s)" % starttls)
+        eq(cert_host(peer_der(port, "OTHER.test.", starttls)),
+           "other.test", "SNI in upper case with a final dot")
+        eq(cert_host(peer_der(port, "mx.test", starttls)), "mx.test",
+           "SNI mx.test (starttls=%s)" % starttls)
+        eq(cert_host(peer_der(port, "unknown.test", starttls)), "mx.test",
+           "SNI unknown.test gets the default (starttls=%s)" % starttls)
+        eq(cert_host(peer_der(port, None, starttls)), "mx.test",
+           "no SNI gets the default (starttls=%s)" % starttls)
+        # Among the default names, the client's offer decides.
+        eq(cert_name(peer_der(port, "unknown.test", starttls,
+                              maximum=ssl.TLSVersion.TLSv1_2,
+                              ciphers="ECDHE-RSA-AES128-GCM-SHA256")),
+           "rsa", "RSA suite, unknown name")
+        eq(cert_name(peer_der(port, "unknown.test", starttls,
+                              maximum=ssl.TLSVersion.TLSv1_2,
+                              ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")),
+           "ec", "ECDSA suite, unknown name")
+
+
+@test
+def sni_name_verified_by_client_and_sent_to_auth():
+    mark = AS.mark()
+    with Conn(PORT["imap_sni"], tls=client_ctx(),
+              server_hostname="other.test") as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c)
+    rec = AS.one_since(mark)
+    eq(header(rec, "Auth-SSL-Servername"), "other.test",
+       "Auth-SSL-Servername")
+
+
+@test
+def rsa_or_ecdsa_by_client_offer():
+    """TLS 1.2: the cipher suite decides; TLS 1.3: the signature
+    algorithms."""
+    p = PORT["imap_ssl"]
+    eq(cert_name(peer_der(p, "mx.test", maximum=ssl.TLSVersion.TLSv1_2,
+                          ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")), "ec",
+       "TLS 1.2 ECDSA suite")
+    eq(cert_name(peer_der(p, "mx.test", maximum=ssl.TLSVersion.TLSv1_2,
+                          ciphers="ECDHE-RSA-AES128-GCM-SHA256")), "rsa",
+       "TLS 1.2 RSA suite")
+    for sigalgs, want in (("ECDSA+SHA256", "ECDSA"),
+                          ("RSA-PSS+SHA256:rsa_pss_pss_sha256", "RSA-PSS")):
+        rc, out = s_client(p, ["-tls1_3", "-sigalgs", sigalgs,
+                               "-servername", "mx.test", "-crlf",
+                               "-ign_eof"], stdin=b"a LOGOUT\n")
+        assert "* OK IMAP4 ready" in out, out
+        m = re.search(r"^Peer signature type: (\S+)", out, re.M)
+        assert m and m.group(1) == want, "sigalgs %s:\n%s" % (sigalgs, out)
+
+
 # ==========================================================================
 # ALPN and renegotiation
 
+@test
+def alpn_mismatch_aborts_handshake():
+    for port, proto, wrong in ((PORT["imap_ssl"], "imap", "pop3"),
+                               (PORT["pop3_ssl"], "pop3", "imap"),
+                               (PORT["smtp_ssl"], "smtp", "imap")):
+        bye = b"a LOGOUT\n" if proto == "imap" else b"QUIT\n"
+        rc, out = s_client(port, ["-alpn", wrong, "-crlf", "-ign_eof"],
+                           stdin=bye)
+        assert rc != 0, "%s with ALPN %s: %s" % (proto, wrong, out)
+        assert "no application protocol" in out, out
+        assert GREETING[proto].decode().strip() not in out, out
+        rc, out = s_client(port, ["-alpn", "h2," + proto, "-crlf",
+                                  "-ign_eof"], stdin=bye)
+        assert "ALPN protocol: " + proto in out, out
+        assert GREETING[proto].decode().strip() in out, out
+        rc, out = s_client(port, ["-crlf", "-ign_eof"], stdin=bye)
+        assert "No ALPN negotiated" in out, out
+        assert GREETING[proto].decode().strip() in out, out
+    # On the STARTTLS path too.
+    for port, proto, wrong in ((PORT["imap_on"], "imap", "smtp"),
+                               (PORT["pop3_on"], "pop3", "imap"),
+                               (PORT["smtp_on"], "smtp", "pop3")):
+        bye = b"a LOGOUT\n" if proto == "imap" else b"QUIT\n"
+        rc, out = s_client(port, ["-starttls", proto, "-alpn", wrong,
+                                  "-crlf", "-ign_eof"], stdin=bye)
+        assert rc != 0, "%s STARTTLS with ALPN %s: %s" % (proto, wrong, out)
+        assert "no application protocol" in out, out
+
+
+@test
+def renegotiation_refused():
+    for port, first, probe, answer in (
+            (PORT["imap_ssl"], "* OK IMAP4 ready", b"a NOOP\n", r"^a OK"),
+            (PORT["pop3_ssl"], "+OK POP3 ready", b"NOOP\n", r"^\+OK"),
+            (PORT["smtp_ssl"], "220 mx.test ESMTP ready", b"NOOP\n",
+             r"^250 ")):
+        rc, out = s_client(port, ["-tls1_2", "-crlf"],
+                           script=[(1.0, b"R\n"), (1.5, probe),
+                                   (1.5, b"")])
+        assert first in out, out
+        assert "RENEGOTIATING" in out, out
+        tail = out.split("RENEGOTIATING", 1)[1]
+        assert not re.search(answer, tail, re.M), \
+            "the session went on after a renegotiation:\n" + out
+
+
 # ==========================================================================
 # TLS to the backends (our proxy_ssl / proxy_starttls extension)
+
+@test
+def proxy_ssl_imap_to_dovecot():
+    since = len(DC.logtext())
+    with Conn(PORT["imap_pssl"]) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c, user="tlsalice")
+    line = dovecot_last_login(DC, "imap", since)
+    assert ", TLS," in line, line
+
+
+@test
+def proxy_ssl_pop3_to_dovecot():
+    since = len(DC.logtext())
+    with Conn(PORT["pop3_pssl"]) as c:
+        c.expect(POP3_GREETING)
+        pop3_login_stat(c, user="tlsalice")
+    line = dovecot_last_login(DC, "pop3", since)
+    assert ", TLS," in line, line
+
+
+@test
+def proxy_starttls_imap_to_dovecot():
+    since = len(DC.logtext())
+    with Conn(PORT["imap_pstls"]) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c, user="alice")
+    line = dovecot_last_login(DC, "imap", since)
+    assert ", TLS," in line, line
+
+
+@test
+def proxy_starttls_pop3_to_dovecot():
+    since = len(DC.logtext())
+    with Conn(PORT["pop3_pstls"]) as c:
+        c.expect(POP3_GREETING)
+        pop3_login_stat(c, user="alice")
+    line = dovecot_last_login(DC, "pop3", since)
+    assert ", TLS," in line, line
+
+
+@test
+def proxy_ssl_name_checked():
+    since = len(DC.logtext())
+    with Conn(PORT["imap_pssl_name"]) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c, user="tlsalice")
+    assert ", TLS," in dovecot_last_login(DC, "imap", since)
+    with Conn(PORT["imap_pssl_badname"]) as c:
+        c.expect(IMAP_GREETING)
+        c.send(b"l LOGIN tlsalice %s\r\n" % ALICE_PW.encode())
+        eq(c.eof(), IMAP_INTERNAL, "certificate not for other.test")
+
 
 def backend_refused(port, proto, user, dc=None):
     """The login fails with the temporary-failure reply, and if dc is
@@ -903,6 +1656,51 @@ def backend_refused(port, proto, user, dc=None):
             dc.logtext()[since:]
 
 
+@test
+def proxy_ssl_wrong_backend_certificate_refused():
+    backend_refused(PORT["imap_pssl"], "imap", "wrongbe", DC_WRONG)
+    backend_refused(PORT["pop3_pssl"], "pop3", "wrongbe", DC_WRONG)
+    backend_refused(PORT["imap_pstls"], "imap", "wrongbe_stls", DC_WRONG)
+    backend_refused(PORT["pop3_pstls"], "pop3", "wrongbe_stls", DC_WRONG)
+
+
+@test
+def proxy_starttls_refused_by_backend():
+    """T-STLS-05: a backend that answers STARTTLS/STLS negatively fails
+    the session; the credentials never go to it in clear."""
+    for proto in ("imap", "pop3"):
+        fk = FAKES[(proto, "dropstls")]
+        fk.clear()
+        backend_refused(PORT[proto + "_pstls"], proto, "f_dropstls")
+        got = fk.received()
+        assert ALICE_PW.encode() not in got and b"alice" not in got, got
+        assert b"STARTTLS" in got or b"STLS" in got, got
+
+
+@test
+def proxy_starttls_response_injection():
+    """T-STLS-04: bytes after the positive STARTTLS reply, before the
+    handshake, fail the session; no login is sent."""
+    for proto in ("imap", "pop3"):
+        fk = FAKES[(proto, "injstls")]
+        fk.clear()
+        backend_refused(PORT[proto + "_pstls"], proto, "f_injstls")
+        got = fk.received()
+        assert ALICE_PW.encode() not in got and b"alice" not in got, got
+
+
+@test
+def proxy_ssl_cleartext_backend_refused():
+    """T-BE-09: a cleartext greeting where a TLS handshake was expected
+    fails the session; nothing is sent in clear."""
+    for proto in ("imap", "pop3"):
+        fk = FAKES[(proto, "plain")]
+        fk.clear()
+        backend_refused(PORT[proto + "_pssl"], proto, "f_plain")
+        got = fk.received()
+        assert ALICE_PW.encode() not in got and b"alice" not in got, got
+
+
 # ==========================================================================
 # Descriptors and memory over many sessions
 
@@ -918,8 +1716,26 @@ def worker_usage():
 
 
 def one_session(i):
-    """Implicit TLS or STARTTLS, greeting, CAPABILITY, LOGOUT."""
+    """Implicit TLS or STARTTLS, greeting, LOGOUT; some clients leave
+    at once, some offer a wrong ALPN, some present a client certificate
+    or none where one is required."""
     ctx = CTX_MANY
+    if i % 11 == 0:
+        try:
+            with Conn(PORT["imap_many"], tls=CTX_ALPN, timeout=30) as c:
+                raise AssertionError("handshake with ALPN pop3 succeeded")
+        except ssl.SSLError:
+            return
+    if i % 13 == 0:
+        with Conn(PORT["imap_many_vc"], tls=CTX_CERT, timeout=30) as c:
+            c.expect(IMAP_GREETING)
+            c.cmd(b"a LOGOUT", b"* BYE\r\na OK completed\r\n")
+            c.eof()
+        return
+    if i % 17 == 0:
+        with Conn(PORT["imap_many_vc"], tls=ctx, timeout=30) as c:
+            eq(c.eof(), CERT_MISSING["imap"], "no certificate")
+        return
     if i % 5 == 0:
         with Conn(PORT["imap_many_stls"], timeout=30) as c:
             c.expect(IMAP_GREETING)
@@ -936,7 +1752,149 @@ def one_session(i):
         c.eof()
 
 
-CTX_MANY = None
+CTX_MANY = CTX_ALPN = CTX_CERT = None
+
+
+@test
+def many_sessions_no_growth():
+    global CTX_MANY, CTX_ALPN, CTX_CERT
+    CTX_MANY = client_ctx()
+    CTX_ALPN = client_ctx(alpn=["pop3"])
+    CTX_CERT = client_ctx(cert="client")
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+    try:
+        list(pool.map(one_session, range(300)))
+        time.sleep(0.5)
+        fds0, rss0 = worker_usage()
+        t0 = time.monotonic()
+        list(pool.map(one_session, range(5000)))
+        took = time.monotonic() - t0
+    finally:
+        pool.shutdown()
+
+    def settled():
+        fds, rss = worker_usage()
+        return fds <= fds0 and (fds, rss)
+    try:
+        fds1, rss1 = wait_for(settled, timeout=10, what="descriptors")
+    except AssertionError:
+        fds1, rss1 = worker_usage()
+        raise AssertionError("worker descriptors %d -> %d after 5000 TLS "
+                             "sessions" % (fds0, fds1))
+    limit = 16 * 1024 if sanitized() else 8 * 1024
+    print("     5000 sessions in %.1fs; worker fds %d -> %d, "
+          "VmRSS %d -> %d kB" % (took, fds0, fds1, rss0, rss1))
+    assert rss1 - rss0 < limit, "VmRSS grew by %d kB" % (rss1 - rss0)
+
+
+@test
+def idle_tls_sessions_hold_no_buffers():
+    """SSL_MODE_RELEASE_BUFFERS: idle TLS sessions (after the greeting)
+    do not keep OpenSSL's record buffers.  A daemon of its own with one
+    worker, so that memory freed by other tests does not hide the
+    growth; 400 sessions cost about 16 kB each with the buffers released
+    and 26 kB without (OpenSSL 3.0, measured)."""
+    n = 400
+    port = free_port()
+    d = Daemon(BINARY, "    server {\n        listen 127.0.0.1:%d ssl;\n"
+               "        protocol imap;\n        auth_http 127.0.0.1:%d/a;\n"
+               "%s    }\n" % (port, AS.port, "".join(
+                   "        %s;\n" % ln for ln in cert_lines("ec"))),
+               workers=1, name="tlsidle",
+               main_extra="worker_rlimit_nofile 4096;\n"
+                          "events {\n    worker_connections 2048;\n}\n")
+    conns = []
+    try:
+        d.start(env=subenv())
+        ctx = client_ctx()
+        for i in range(20):
+            with Conn(port, tls=ctx) as c:
+                c.expect(IMAP_GREETING)
+        time.sleep(0.3)
+        w = d.workers_now()[0]
+
+        def usage():
+            with open("/proc/%d/status" % w) as f:
+                for ln in f:
+                    if ln.startswith("VmRSS:"):
+                        return int(ln.split()[1])
+        rss0 = usage()
+        for i in range(n):
+            c = Conn(port, tls=ctx)
+            conns.append(c)
+            c.expect(IMAP_GREETING)
+        for c in conns[::10]:
+            c.cmd(b"a NOOP", b"a OK completed\r\n")
+        time.sleep(0.3)
+        per = (usage() - rss0) * 1024 // n
+        print("     %d idle TLS sessions: %d bytes each" % (n, per))
+        limit = 21 * 1024
+        if sanitized():
+            limit = 36 * 1024
+        assert per < limit, "%d bytes per idle TLS session" % per
+    finally:
+        for c in conns:
+            c.close()
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def handshake_garbage_and_timeout():
+    """T-TLS-01 and the handshake deadline: garbage on an implicit-TLS
+    port closes the connection without a greeting; a client that never
+    completes the handshake (implicit or after STARTTLS) is closed after
+    "timeout"."""
+    p = PORT["imap_ssl_t"]
+    for junk in (b"GET / HTTP/1.0\r\n\r\n", b"\x16\x03\x01\x00\x05hello",
+                 b"\x80\x2e\x01\x00\x02" + b"\x00" * 43,
+                 b"\x16\x03\x03\x40\x00" + b"\x00" * 16384):
+        with Conn(p) as c:
+            c.send(junk)
+            data = c.eof(timeout=10)
+            assert IMAP_GREETING not in data, data
+    for stls in (False, True):
+        with Conn(PORT["imap_on_t"] if stls else p) as c:
+            if stls:
+                c.expect(IMAP_GREETING)
+                c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+            c.send(b"\x16\x03\x01")        # a ClientHello that stops
+            t0 = time.monotonic()
+            c.eof(timeout=15)
+            took = time.monotonic() - t0
+            assert 0.5 < took < 10, "closed after %.1fs" % took
+
+
+@test
+def close_notify_then_cleartext():
+    """T-TLS-03: after the client's close_notify, cleartext on the same
+    connection is never parsed."""
+    mark = AS.mark()
+    with Conn(PORT["imap_ssl"], tls=client_ctx()) as c:
+        c.expect(IMAP_GREETING)
+        try:
+            raw = c.s.unwrap()
+        except (ssl.SSLError, OSError):
+            raw = None
+        if raw is not None:
+            try:
+                raw.sendall(b"a LOGIN alice " + ALICE_PW.encode() +
+                            b"\r\nb NOOP\r\n")
+                raw.settimeout(5)
+                data = b""
+                while True:
+                    chunk = raw.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
+            except socket.timeout:
+                raise AssertionError("connection kept open after "
+                                     "close_notify")
+            assert b"OK" not in data and b"BAD" not in data, data
+    time.sleep(0.3)
+    eq(AS.since(mark), [], "auth requests")
 
 
 # ==========================================================================
