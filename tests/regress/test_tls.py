@@ -36,6 +36,7 @@ import signal
 import smtplib
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -689,6 +690,8 @@ def setup():
         http, "ssl_verify_client on",
         "ssl_client_certificate " + CERTS.crt("client_ca")] + both,
         ssl_listen=True)
+    body += server_block("smtp_none_on", "smtp", [
+        http, "smtp_auth none", "starttls on"] + both)
     # The same without tickets: sessions in one shared cache zone that
     # both blocks name (the session-ID path of CVE-2014-3616).
     cache = ["ssl_session_tickets off", "ssl_session_cache shared:TLSTEST:1m"]
@@ -1175,6 +1178,53 @@ def smtp_starttls_injection():
         c.starttls(client_ctx())
         c.cmd(b"NOOP", SMTP_OK, "the first reply after the handshake")
         c.quiet_for(0.5)
+    eq(AS.since(mark), [], "auth requests")
+
+
+@test
+def pop3_stls_after_user():
+    """Reference 3.2: after USER only PASS, CAPA (without STLS), QUIT and
+    NOOP; STLS there is an invalid command.  A USER given before STLS is
+    forgotten by the handshake (T-STLS-02)."""
+    mark = AS.mark()
+    with Conn(PORT["pop3_on"]) as c:
+        c.expect(POP3_GREETING)
+        c.cmd(b"USER alice", b"+OK\r\n")
+        c.cmd(b"CAPA", b"+OK Capability list follows\r\nTOP\r\nUSER\r\n"
+              b"UIDL\r\nSASL PLAIN LOGIN\r\n.\r\n", "CAPA after USER")
+        c.cmd(b"STLS", POP3_INVALID, "STLS after USER")
+        c.cmd(b"USER alice", b"+OK\r\n")
+        c.cmd(b"NOOP", b"+OK\r\n")
+        c.cmd(b"CAPA", b"+OK Capability list follows\r\nTOP\r\nUSER\r\n"
+              b"UIDL\r\nSASL PLAIN LOGIN\r\n.\r\n", "CAPA after USER")
+        c.cmd(b"QUIT", b"+OK\r\n")
+    with Conn(PORT["pop3_on"]) as c:
+        c.expect(POP3_GREETING)
+        c.cmd(b"STLS", b"+OK\r\n")
+        c.starttls(client_ctx())
+        c.cmd(b"USER alice", b"+OK\r\n")
+        c.cmd(b"CAPA", b"+OK Capability list follows\r\nTOP\r\nUSER\r\n"
+              b"UIDL\r\nSASL PLAIN LOGIN\r\n.\r\n", "CAPA on TLS")
+        c.cmd(b"QUIT", b"+OK\r\n")
+    eq(AS.since(mark), [], "auth requests")
+
+
+@test
+def smtp_starttls_forgets_mail_from():
+    """Reference 3.3 and T-STLS-02: STARTTLS discards a MAIL FROM given
+    before it (smtp_auth none), so RCPT after the handshake is a bad
+    sequence and no auth request is made."""
+    mark = AS.mark()
+    with Conn(PORT["smtp_none_on"]) as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"EHLO x", b"250-mx.test\r\n250 STARTTLS\r\n")
+        c.cmd(b"MAIL FROM:<a@example.org>", SMTP_OK)
+        c.cmd(b"STARTTLS", b"220 2.0.0 Start TLS\r\n")
+        c.starttls(client_ctx())
+        c.cmd(b"RCPT TO:<%s>" % ALICE_ADDR.encode(),
+              b"503 5.5.1 Bad sequence of commands\r\n")
+        c.cmd(b"EHLO x", b"250 mx.test\r\n")
+        c.cmd(b"QUIT", b"221 2.0.0 Bye\r\n")
     eq(AS.since(mark), [], "auth requests")
 
 
@@ -1863,6 +1913,63 @@ def handshake_garbage_and_timeout():
             c.eof(timeout=15)
             took = time.monotonic() - t0
             assert 0.5 < took < 10, "closed after %.1fs" % took
+
+
+def abort_handshake(port, stage, starttls):
+    """Start a handshake with a memory-BIO client and reset the
+    connection at stage: after the ClientHello, after the server's
+    first flight, or once the handshake is done (before any data)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        if starttls:
+            data = b""
+            while not data.endswith(b"\r\n"):
+                data += s.recv(4096)
+            s.sendall(b"s STARTTLS\r\n")
+            data = b""
+            while not data.endswith(b"\r\n"):
+                data += s.recv(4096)
+            eq(data, b"s OK completed\r\n", "STARTTLS")
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = client_ctx().wrap_bio(inc, out, server_hostname="mx.test")
+        flights = 0
+        while True:
+            try:
+                obj.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            pending = out.read()
+            if pending:
+                s.sendall(pending)
+            if stage == "clienthello" or done:
+                break
+            chunk = s.recv(65536)
+            if not chunk:
+                raise AssertionError("closed during the handshake")
+            inc.write(chunk)
+            flights += 1
+            if stage == "serverhello":
+                break
+    finally:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+        s.close()
+
+
+@test
+def handshake_aborted_at_each_flight():
+    """T-TLS-02: a reset after the ClientHello, after the server's first
+    flight and right after the handshake, on implicit TLS and after
+    STARTTLS; the workers live on (no child replaced) and serve."""
+    for i in range(3):
+        for stage in ("clienthello", "serverhello", "done"):
+            abort_handshake(PORT["imap_ssl"], stage, False)
+            abort_handshake(PORT["imap_on"], stage, True)
+    time.sleep(0.3)
+    with Conn(PORT["imap_ssl"], tls=client_ctx()) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c)
 
 
 @test
