@@ -50,11 +50,27 @@ TESTS = []
 # test checks that a message of exactly this size passes the size check.
 AUTH_REQUEST_SIZE = 32448
 
-# The imsg types of bin/mailproxyd/mailproxyd.h.
-IMSG_AUTH_REQUEST = 11
-IMSG_AUTH_RESULT = 12
-IMSG_AUTH_CANCEL = 13
-IMSG_AUTH_RESOLVE = 14
+
+
+def imsg_types():
+    """The values of enum imsg_type in bin/mailproxyd/mailproxyd.h, read
+    from the header so that new types do not shift the tests' numbers."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "..", "bin", "mailproxyd", "mailproxyd.h")
+    with open(path) as f:
+        text = f.read()
+    body = text[text.index("enum imsg_type {"):]
+    body = body[:body.index("};")]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    names = re.findall(r"\b(IMSG_[A-Z0-9_]+)\b\s*,?", body)
+    return {n: i for i, n in enumerate(names)}
+
+
+_T = imsg_types()
+IMSG_AUTH_REQUEST = _T["IMSG_AUTH_REQUEST"]
+IMSG_AUTH_RESULT = _T["IMSG_AUTH_RESULT"]
+IMSG_AUTH_CANCEL = _T["IMSG_AUTH_CANCEL"]
+IMSG_AUTH_RESOLVE = _T["IMSG_AUTH_RESOLVE"]
 
 SALT = "<1896.697170952@mx.test>"
 
