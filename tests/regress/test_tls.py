@@ -562,6 +562,7 @@ class FakeBackend:
 CERTS = None
 DC = None           # Dovecot with the good backend certificate
 DC_WRONG = None     # Dovecot with a certificate of another CA
+DC_CC = None        # Dovecot requiring a client certificate
 PF = None           # Postfix
 AS = None           # auth server
 D = None            # mailproxyd
@@ -603,7 +604,7 @@ def ensure_daemon():
 
 
 def setup():
-    global CERTS, DC, DC_WRONG, PF, AS, BODY
+    global CERTS, DC, DC_WRONG, DC_CC, PF, AS, BODY
     os.makedirs(TMP, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)),
@@ -623,6 +624,17 @@ def setup():
                             "key": CERTS.key("backend_wrong")})
     STARTED.append(DC_WRONG.stop)
     DC_WRONG.start()
+    DC_CC = Dovecot({"alice": ALICE_PW}, name="tls-dovecot-cc",
+                    protocols=("imap",),
+                    tls={"cert": CERTS.crt("backend"),
+                         "key": CERTS.key("backend")},
+                    extra_conf="ssl_ca = <%s\nssl_verify_client_cert = yes\n"
+                               "ssl_require_crl = no\n"
+                               "auth_ssl_require_client_cert = yes\n"
+                               % CERTS.crt("client_ca"))
+    STARTED.append(DC_CC.stop)
+    DC_CC.add_message("alice", make_message("over TLS", ["For a cert."]))
+    DC_CC.start()
     PF = Postfix([ALICE_ADDR], name="tls-postfix")
     STARTED.append(PF.stop)
     PF.start()
@@ -648,6 +660,8 @@ def setup():
     users += "wrongbe %s %s %s\n" % (ALICE_PW, be(DC_WRONG, True), alias)
     users += "wrongbe_stls %s %s %s\n" % (ALICE_PW, be(DC_WRONG, False),
                                           alias)
+    users += "ccalice %s imap=127.0.0.1:%d %s\n" % (ALICE_PW,
+                                                    DC_CC.imaps_port, alias)
     for mode in ("dropstls", "injstls", "plain"):
         users += "f_%s %s %s %s\n" % (mode, ALICE_PW, fk(mode), alias)
     AS = AuthServer(users, "--external-require-verify", name="as")
@@ -715,6 +729,10 @@ def setup():
                              pv)
     body += server_block("imap_pssl_name", "imap", [
         http, "proxy_ssl on", "proxy_ssl_name backend.test"] + pv)
+    body += server_block("imap_pssl_cc", "imap", [
+        http, "proxy_ssl on",
+        "proxy_ssl_certificate " + CERTS.crt("client"),
+        "proxy_ssl_certificate_key " + CERTS.key("client")] + pv)
     body += server_block("imap_pssl_badname", "imap", [
         http, "proxy_ssl on", "proxy_ssl_name other.test"] + pv)
     # Many sessions.
@@ -746,7 +764,8 @@ def teardown(keep=True):
         except Exception:  # noqa
             traceback.print_exc(file=sys.stdout)
     if not keep:
-        dirs = [x.dir for x in (D, DC, DC_WRONG, PF, AS) if x is not None]
+        dirs = [x.dir for x in (D, DC, DC_WRONG, DC_CC, PF, AS)
+                if x is not None]
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
 
@@ -1685,6 +1704,28 @@ def proxy_ssl_name_checked():
         eq(c.eof(), IMAP_INTERNAL, "certificate not for other.test")
 
 
+@test
+def proxy_ssl_client_certificate():
+    """proxy_ssl_certificate: the proxy presents a client certificate to
+    a Dovecot that requires one (auth_ssl_require_client_cert); without
+    it the same login fails at Dovecot."""
+    since = len(DC_CC.logtext())
+    with Conn(PORT["imap_pssl_cc"]) as c:
+        c.expect(IMAP_GREETING)
+        imap_login_select(c, user="ccalice")
+    line = dovecot_last_login(DC_CC, "imap", since)
+    assert ", TLS," in line, line
+    since = len(DC_CC.logtext())
+    with Conn(PORT["imap_pssl"]) as c:
+        c.expect(IMAP_GREETING)
+        c.send(b"l LOGIN ccalice %s\r\n" % ALICE_PW.encode())
+        data = c.eof()
+        assert not re.search(rb"^l OK", data, re.M), data
+    time.sleep(0.3)
+    assert "Login: user=<alice>" not in DC_CC.logtext()[since:], \
+        DC_CC.logtext()[since:]
+
+
 def backend_refused(port, proto, user, dc=None):
     """The login fails with the temporary-failure reply, and if dc is
     given, no login reached that Dovecot."""
@@ -1786,6 +1827,14 @@ def one_session(i):
         with Conn(PORT["imap_many_vc"], tls=ctx, timeout=30) as c:
             eq(c.eof(), CERT_MISSING["imap"], "no certificate")
         return
+    if i % 3 == 0:
+        # A name of its own each time (T-TLS-06: no per-name growth).
+        with Conn(PORT["imap_many"], tls=CTX_NOHOST, timeout=30,
+                  server_hostname="r%d.random%d.test" % (i, i * 7919)) as c:
+            c.expect(IMAP_GREETING)
+            c.cmd(b"a LOGOUT", b"* BYE\r\na OK completed\r\n")
+            c.eof()
+        return
     if i % 5 == 0:
         with Conn(PORT["imap_many_stls"], timeout=30) as c:
             c.expect(IMAP_GREETING)
@@ -1802,13 +1851,15 @@ def one_session(i):
         c.eof()
 
 
-CTX_MANY = CTX_ALPN = CTX_CERT = None
+CTX_MANY = CTX_ALPN = CTX_CERT = CTX_NOHOST = None
 
 
 @test
 def many_sessions_no_growth():
-    global CTX_MANY, CTX_ALPN, CTX_CERT
+    global CTX_MANY, CTX_ALPN, CTX_CERT, CTX_NOHOST
     CTX_MANY = client_ctx()
+    CTX_NOHOST = client_ctx()
+    CTX_NOHOST.check_hostname = False
     CTX_ALPN = client_ctx(alpn=["pop3"])
     CTX_CERT = client_ctx(cert="client")
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
