@@ -1506,6 +1506,48 @@ def resumption_shared_cache_within_and_not_across_blocks():
     no_cross_resumption("res_c", "res_d", "cache")
 
 
+@test
+def resumed_sessions_keep_verification():
+    """Within a block that requires client certificates: a session whose
+    certificate failed (unknown CA, expired) does not let a resumed
+    connection in, and a resumed good session still carries the
+    certificate to the auth server (tickets, and the shared cache)."""
+    good = ["-cert", CERTS.crt("client"), "-key", CERTS.key("client")]
+    for blk in ("res_b", "res_d"):
+        for bad, want in (("wrongca", "* BYE SSL certificate error"),
+                          ("expired", "* BYE SSL certificate error")):
+            for ver in ("-tls1_3", "-tls1_2"):
+                sess = os.path.join(CERTS.dir, "sess-%s-%s%s" %
+                                    (blk, bad, ver))
+                cert = ["-cert", CERTS.crt(bad), "-key", CERTS.key(bad)]
+                rc, out = resume(PORT[blk], sess, out_file=True,
+                                 extra=cert + [ver])
+                assert want in out, out
+                assert "* OK IMAP4 ready" not in out, out
+                if not os.path.exists(sess) or not os.path.getsize(sess):
+                    continue        # no session to offer: fine
+                rc, out = resume(PORT[blk], sess, extra=[ver])
+                assert "* OK IMAP4 ready" not in out, \
+                    "%s %s %s: a failed session resumed:\n%s" % (
+                        blk, bad, ver, out)
+        for ver in ("-tls1_3", "-tls1_2"):
+            sess = os.path.join(CERTS.dir, "sess-%s-good%s" % (blk, ver))
+            rc, out = resume(PORT[blk], sess, out_file=True,
+                             extra=good + [ver])
+            assert "* OK IMAP4 ready" in out, out
+            mark = AS.mark()
+            rc, out = s_client(PORT[blk], [
+                "-crlf", "-ign_eof", "-servername", "mx.test", "-sess_in",
+                sess, ver], stdin=b"a LOGIN alice " + ALICE_PW.encode() +
+                b"\nb LOGOUT\n")
+            assert re.search(r"^Reused,", out, re.M), out
+            assert re.search(r"^a OK", out, re.M), out
+            rec = AS.one_since(mark)
+            eq(header(rec, "Auth-SSL-Verify"), "SUCCESS", "after resumption")
+            eq(header(rec, "Auth-SSL-Subject"), CERTS.info("client")[
+                "subject"], "subject after resumption")
+
+
 # ==========================================================================
 # SNI and certificate types
 
