@@ -694,9 +694,10 @@ def setup():
         "ssl_client_certificate " + CERTS.crt("client_ca"),
         "auth_http_pass_client_cert on",
         "imap_auth plain external"] + both, ssl_listen=True)
-    body += server_block("imap_stls_vc_on", "imap", [
-        http, "starttls on", "ssl_verify_client on",
-        "ssl_client_certificate " + CERTS.crt("client_ca")] + both)
+    for p in ("imap", "pop3", "smtp"):
+        body += server_block(p + "_stls_vc_on", p, [
+            http, "starttls on", "ssl_verify_client on",
+            "ssl_client_certificate " + CERTS.crt("client_ca")] + both)
     # Resumption: the same certificate on two blocks, the second one
     # requiring client certificates.
     body += server_block("res_a", "imap", [http] + both, ssl_listen=True)
@@ -1312,6 +1313,28 @@ def verify_on_smtp():
     refused(p, "wrongca", "smtp", CERT_ERROR["smtp"])
     refused(p, "expired", "smtp", CERT_ERROR["smtp"])
     refused(p, None, "smtp", CERT_MISSING["smtp"])
+
+
+@test
+def verify_on_after_stls_and_smtp_starttls():
+    """POP3 STLS and SMTP STARTTLS: the same replies after the
+    handshake."""
+    for proto, cmd, ok in (("pop3", b"STLS", b"+OK\r\n"),
+                           ("smtp", b"STARTTLS", b"220 2.0.0 Start TLS\r\n")):
+        p = PORT[proto + "_stls_vc_on"]
+        for cert, want in (("wrongca", CERT_ERROR[proto]),
+                           ("expired", CERT_ERROR[proto]),
+                           (None, CERT_MISSING[proto])):
+            with Conn(p) as c:
+                c.expect(GREETING[proto])
+                c.cmd(cmd, ok)
+                c.starttls(client_ctx(cert=cert))
+                eq(c.eof(), want, "%s after %s with %s" % (proto, cmd, cert))
+        with Conn(p) as c:
+            c.expect(GREETING[proto])
+            c.cmd(cmd, ok)
+            c.starttls(client_ctx(cert="client"))
+            c.cmd(b"NOOP", b"+OK\r\n" if proto == "pop3" else SMTP_OK)
 
 
 @test
