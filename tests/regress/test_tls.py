@@ -736,6 +736,13 @@ def setup():
         "proxy_ssl_certificate_key " + CERTS.key("client")] + pv)
     body += server_block("imap_pssl_badname", "imap", [
         http, "proxy_ssl on", "proxy_ssl_name other.test"] + pv)
+    body += server_block("imap_tls13", "imap", [
+        http, "ssl_protocols TLSv1.3"] + both, ssl_listen=True)
+    body += server_block("imap_tls12_cipher", "imap", [
+        http, "ssl_protocols TLSv1.2",
+        "ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:"
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ssl_prefer_server_ciphers on"] + both, ssl_listen=True)
     # Many sessions.
     body += server_block("imap_many", "imap", [http] + cert_lines("ec"),
                          ssl_listen=True)
@@ -1662,6 +1669,35 @@ def rsa_or_ecdsa_by_client_offer():
         assert "* OK IMAP4 ready" in out, out
         m = re.search(r"^Peer signature type: (\S+)", out, re.M)
         assert m and m.group(1) == want, "sigalgs %s:\n%s" % (sigalgs, out)
+
+
+@test
+def ssl_protocols_and_ciphers():
+    """ssl_protocols and ssl_ciphers are enforced on client handshakes;
+    with ssl_prefer_server_ciphers on the server's order wins."""
+    p = PORT["imap_tls13"]
+    with Conn(p, tls=client_ctx()) as c:
+        c.expect(IMAP_GREETING)
+        eq(c.s.version(), "TLSv1.3", "protocol")
+    try:
+        Conn(p, tls=client_ctx(maximum=ssl.TLSVersion.TLSv1_2)).close()
+        raise AssertionError("TLS 1.2 accepted by a TLSv1.3 server")
+    except ssl.SSLError as e:
+        assert "VERSION" in str(e).upper(), e
+    p = PORT["imap_tls12_cipher"]
+    ctx = client_ctx(ciphers="ECDHE-ECDSA-AES128-GCM-SHA256:"
+                     "ECDHE-ECDSA-AES256-GCM-SHA384")
+    with Conn(p, tls=ctx) as c:
+        c.expect(IMAP_GREETING)
+        eq(c.s.version(), "TLSv1.2", "protocol")
+        eq(c.s.cipher()[0], "ECDHE-ECDSA-AES256-GCM-SHA384", "cipher")
+    try:
+        Conn(p, tls=client_ctx(
+            ciphers="ECDHE-ECDSA-AES128-GCM-SHA256:"
+                    "ECDHE-RSA-AES128-GCM-SHA256")).close()
+        raise AssertionError("a cipher outside ssl_ciphers was accepted")
+    except ssl.SSLError:
+        pass
 
 
 # ==========================================================================
