@@ -509,6 +509,20 @@ class FakeBackend:
 
         imap = self.proto == "imap"
         try:
+            if self.proto == "smtp":
+                c.sendall(b"220 fake ESMTP\r\n")
+                while True:
+                    verb = line().split(b" ")[0].strip().upper()
+                    if verb in (b"EHLO", b"HELO"):
+                        c.sendall(b"250-fake\r\n250-XCLIENT ADDR NAME\r\n"
+                                  b"250 STARTTLS\r\n")
+                    elif verb == b"STARTTLS":
+                        c.sendall(b"454 4.7.0 TLS not available\r\n")
+                    elif verb == b"QUIT":
+                        c.sendall(b"221 bye\r\n")
+                        return
+                    else:
+                        c.sendall(b"250 ok\r\n")
             if self.mode == "plain":
                 c.sendall(b"* OK fake IMAP ready\r\n" if imap else
                           b"+OK fake POP3 ready\r\n")
@@ -635,13 +649,19 @@ def setup():
     STARTED.append(DC_CC.stop)
     DC_CC.add_message("alice", make_message("over TLS", ["For a cert."]))
     DC_CC.start()
-    PF = Postfix([ALICE_ADDR], name="tls-postfix")
+    PF = Postfix([ALICE_ADDR], name="tls-postfix", extra_main=(
+        "smtpd_tls_security_level = may\n"
+        "smtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\n"
+        "smtpd_tls_received_header = yes\nsmtpd_tls_loglevel = 1\n"
+        % (CERTS.crt("backend"), CERTS.key("backend"))))
     STARTED.append(PF.stop)
     PF.start()
     for proto in ("imap", "pop3"):
         for mode in ("dropstls", "injstls", "plain"):
             FAKES[(proto, mode)] = FakeBackend(proto, mode)
             STARTED.append(FAKES[(proto, mode)].stop)
+    FAKES[("smtp", "dropstls")] = FakeBackend("smtp", "dropstls")
+    STARTED.append(FAKES[("smtp", "dropstls")].stop)
 
     def be(dc, tls):
         if tls:
@@ -651,8 +671,11 @@ def setup():
             dc.imap_port, dc.pop3_port)
 
     def fk(mode):
-        return "imap=127.0.0.1:%d pop3=127.0.0.1:%d" % (
+        out = "imap=127.0.0.1:%d pop3=127.0.0.1:%d" % (
             FAKES[("imap", mode)].port, FAKES[("pop3", mode)].port)
+        if ("smtp", mode) in FAKES:
+            out += " smtp=127.0.0.1:%d" % FAKES[("smtp", mode)].port
+        return out
     alias = "backend_user=alice backend_pass=%s" % ALICE_PW
     users = "alice %s %s smtp=127.0.0.1:%d\n" % (ALICE_PW, be(DC, False),
                                                  PF.port)
@@ -730,6 +753,8 @@ def setup():
                              pv)
     body += server_block("imap_pssl_name", "imap", [
         http, "proxy_ssl on", "proxy_ssl_name backend.test"] + pv)
+    body += server_block("smtp_pstls", "smtp", [
+        http, "smtp_auth plain login", "proxy_starttls on"] + pv)
     body += server_block("imap_pssl_cc", "imap", [
         http, "proxy_ssl on",
         "proxy_ssl_certificate " + CERTS.crt("client"),
@@ -1803,6 +1828,50 @@ def proxy_ssl_name_checked():
         c.expect(IMAP_GREETING)
         c.send(b"l LOGIN tlsalice %s\r\n" % ALICE_PW.encode())
         eq(c.eof(), IMAP_INTERNAL, "certificate not for other.test")
+
+
+@test
+def proxy_starttls_smtp_to_postfix():
+    """proxy_starttls on SMTP: STARTTLS to Postfix, verified, before
+    XCLIENT; the message arrives with Postfix's ESMTPS and TLS note."""
+    with Conn(PORT["smtp_pstls"]) as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"EHLO client.example.org", b"250-mx.test\r\n"
+              b"250 AUTH PLAIN LOGIN\r\n")
+        c.cmd(b"AUTH PLAIN " + b64("\0alice\0" + ALICE_PW), SMTP_AUTH_OK)
+        c.cmd(b"MAIL FROM:<alice@example.org>", b"250 2.1.0 Ok\r\n")
+        c.cmd(b"RCPT TO:<%s>" % ALICE_ADDR.encode(), b"250 2.1.5 Ok\r\n")
+        c.cmd(b"DATA", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        c.send(message("backend starttls") + b".\r\n")
+        assert c.line().startswith(b"250 2.0.0 Ok: queued"), "DATA"
+        c.cmd(b"QUIT", b"221 2.0.0 Bye\r\n")
+    got = wait_delivered("backend starttls")
+    rec = Postfix.received(got)
+    assert b"with ESMTPS" in rec and b"using TLSv1." in rec, rec
+    # The plain path, for contrast.
+    s = smtplib.SMTP("127.0.0.1", PORT["smtp_on"], timeout=20)
+    s.ehlo("client.example.org")
+    s.starttls(context=client_ctx())
+    s.login("alice", ALICE_PW)
+    s.sendmail("alice@example.org", [ALICE_ADDR], message("backend plain"))
+    s.quit()
+    rec = Postfix.received(wait_delivered("backend plain"))
+    assert re.search(rb"with ESMTPA? ", rec) and b"using TLS" not in rec, \
+        rec
+
+
+@test
+def proxy_starttls_smtp_refused_by_backend():
+    fk = FAKES[("smtp", "dropstls")]
+    fk.clear()
+    with Conn(PORT["smtp_pstls"]) as c:
+        c.expect(SMTP_GREETING)
+        c.send(b"AUTH PLAIN " + b64("\0f_dropstls\0" + ALICE_PW) +
+               b"\r\n")
+        eq(c.eof(), b"451 4.3.2 Internal server error\r\n", "reply")
+    got = fk.received()
+    assert b"STARTTLS" in got, got
+    assert b"XCLIENT" not in got and b"AUTH" not in got, got
 
 
 @test
