@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
 """End-to-end tests of TLS (issue 6): implicit TLS and STARTTLS on IMAP,
-POP3 and SMTP, STARTTLS command injection, client certificates and the
-Auth-SSL-* headers the auth server receives, session resumption across
-server blocks, TLS to the backend (proxy_ssl, proxy_starttls), SNI and
-RSA/ECDSA certificate selection, ALPN, renegotiation, descriptors and
-memory over many sessions, and configuration errors for TLS files.
+POP3 and SMTP with nginx's advertising and refusals, STARTTLS command
+injection and state reset, client certificates (on, optional,
+optional_no_ca) with the per-protocol replies and the Auth-SSL-* headers
+the auth server receives, AUTH EXTERNAL, session resumption within and
+never across server blocks (tickets and a shared cache), TLS to the
+backend (proxy_ssl, proxy_starttls, proxy_ssl_certificate, names, wrong
+certificates, STARTTLS stripping and injection, cleartext on a TLS
+port), SNI and RSA/ECDSA certificate selection, ssl_protocols and
+ssl_ciphers, ALPN, renegotiation, handshake garbage, resets and
+deadlines, close_notify then cleartext, descriptors and memory over
+5,000 sessions, idle sessions without record buffers, and -t errors for
+TLS files.
 
 Real clients: openssl s_client (-starttls, -alpn, -sess_out/-sess_in),
 imaplib, poplib, smtplib and raw sockets wrapped with Python's ssl, curl
