@@ -50,11 +50,17 @@ enum user_field {
 	F_SMTP,
 	F_USER,
 	F_PASS,
+	F_TLS,
+	F_TLS_NAME,
 	F_MAX
 };
 
 static const char *const user_field_names[F_MAX] = {
-	"secret", "imap", "pop3", "smtp", "user", "pass"
+	"secret", "imap", "pop3", "smtp", "user", "pass", "tls", "tls_name"
+};
+
+static const char *const tls_mode_names[] = {
+	"", "off", "ssl", "starttls"
 };
 
 /*
@@ -515,6 +521,24 @@ user_field(struct cdb_user *u, unsigned int *seen, const char *f,
 		memcpy(u->cu_pass, v, vlen);
 		u->cu_pass[vlen] = '\0';
 		break;
+	case F_TLS:
+		for (k = CDB_TLS_OFF; k <= CDB_TLS_STARTTLS; k++)
+			if (strlen(tls_mode_names[k]) == vlen &&
+			    memcmp(tls_mode_names[k], v, vlen) == 0)
+				break;
+		if (k > CDB_TLS_STARTTLS)
+			return (errf(err, errlen, "\"tls\" must be ssl, "
+			    "starttls or off, not \"%s\"", log_escape(what,
+			    sizeof(what), v, vlen)));
+		u->cu_tls = k;
+		break;
+	case F_TLS_NAME:
+		if (vlen > CDB_NAME_MAX || memchr(v, ' ', vlen) != NULL)
+			return (errf(err, errlen, "\"tls_name\" longer than "
+			    "%d bytes or with a blank", CDB_NAME_MAX));
+		memcpy(u->cu_tls_name, v, vlen);
+		u->cu_tls_name[vlen] = '\0';
+		break;
 	}
 	return (0);
 }
@@ -602,6 +626,11 @@ cdbtable_record_encode(const struct cdb_user *u, void *buf, size_t len)
 		wb_field(&wb, user_field_names[F_USER], u->cu_user);
 	if (u->cu_pass[0] != '\0')
 		wb_field(&wb, user_field_names[F_PASS], u->cu_pass);
+	if (u->cu_tls != CDB_TLS_DEFAULT)
+		wb_field(&wb, user_field_names[F_TLS],
+		    tls_mode_names[u->cu_tls]);
+	if (u->cu_tls_name[0] != '\0')
+		wb_field(&wb, user_field_names[F_TLS_NAME], u->cu_tls_name);
 	if (wb.wb_overflow) {
 		explicit_bzero(buf, len);
 		return (-1);

@@ -5,7 +5,7 @@
  * Source, one user a line (see mailproxyctl(8)):
  *
  *	USER SECRET [imap=ADDR:PORT] [pop3=...] [smtp=...] [user=NAME]
- *	    [pass=SECRET]
+ *	    [pass=SECRET] [tls=ssl|starttls|off] [tls_name=NAME]
  *
  * Table: the key is the user name's bytes; the value is a record,
  *
@@ -59,6 +59,14 @@ enum cdb_method {
 	CDB_METHOD_CRAM_MD5	/* HMAC-MD5 hex of the salt, keyed by secret */
 };
 
+/* tls=: TLS to the record's backends, over proxy_ssl/proxy_starttls. */
+enum cdb_tls {
+	CDB_TLS_DEFAULT,	/* not given: the server's directives */
+	CDB_TLS_OFF,
+	CDB_TLS_SSL,		/* implicit TLS */
+	CDB_TLS_STARTTLS
+};
+
 enum cdb_secret {
 	CDB_SECRET_DISABLED,	/* "*" */
 	CDB_SECRET_CRYPT,	/* a crypt(3) string */
@@ -78,6 +86,8 @@ struct cdb_user {
 	char			 cu_user[CDB_NAME_MAX + 1];	/* "": none */
 	char			 cu_pass[CDB_SECRET_MAX + 1];	/* "": none */
 	int			 cu_dummy;	/* a stand-in: never matches */
+	int			 cu_tls;	/* CDB_TLS_*: to the backends */
+	char			 cu_tls_name[CDB_NAME_MAX + 1];	/* "": none */
 };
 
 struct cdbtable {

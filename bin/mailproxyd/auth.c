@@ -616,6 +616,10 @@ auth_cdb_answer(uint64_t key, const struct cdb_answer *an, void *arg)
 		res->rs_has_pass = 1;
 		res->rs_passlen = (uint32_t)strlcpy(res->rs_pass, an->a_pass,
 		    sizeof(res->rs_pass));
+		/* CDB_TLS_* and AUTH_TLS_* are the same numbers. */
+		res->rs_backend_tls = an->a_tls;
+		(void)strlcpy(res->rs_backend_tls_name, an->a_tls_name,
+		    sizeof(res->rs_backend_tls_name));
 		break;
 	case CDB_ANSWER_FAIL:
 		res->rs_status = AUTH_R_FAIL;

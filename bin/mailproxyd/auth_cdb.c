@@ -391,6 +391,8 @@ auth_cdb_run(struct auth_cdb_job *j)
 	    u.cu_name, sizeof(a->a_user));
 	(void)strlcpy(a->a_pass, u.cu_pass[0] != '\0' ? u.cu_pass : clear,
 	    sizeof(a->a_pass));
+	a->a_tls = u.cu_tls;
+	(void)strlcpy(a->a_tls_name, u.cu_tls_name, sizeof(a->a_tls_name));
 	a->a_status = CDB_ANSWER_OK;
 	a->a_reason = "ok";
  done:

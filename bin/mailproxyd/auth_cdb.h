@@ -47,6 +47,8 @@ struct cdb_answer {
 	socklen_t		 a_sslen;
 	char			 a_user[CDB_NAME_MAX + 1];
 	char			 a_pass[CDB_SECRET_MAX + 1];	/* cleartext */
+	int			 a_tls;		/* CDB_TLS_* */
+	char			 a_tls_name[CDB_NAME_MAX + 1];
 };
 
 struct auth_cdb;

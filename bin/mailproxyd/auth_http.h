@@ -134,6 +134,12 @@ struct auth_request {
 	char			 rq_ssl_cert[AUTH_SSL_CERT_MAX];	/* PEM */
 };
 
+/* rs_backend_tls */
+#define AUTH_TLS_DEFAULT	0
+#define AUTH_TLS_OFF		1
+#define AUTH_TLS_SSL		2
+#define AUTH_TLS_STARTTLS	3
+
 enum auth_status {
 	AUTH_R_OK,		/* connect to rs_backend */
 	AUTH_R_FAIL,		/* tell the client rs_error after rs_wait */
@@ -155,6 +161,13 @@ struct auth_result {
 	struct sockaddr_storage	 rs_backend;
 	uint32_t		 rs_backendlen;
 	char			 rs_backend_text[AUTH_BACKEND_TEXT_MAX];
+	/*
+	 * AUTH_R_OK: TLS to this backend when the answer says (an auth_cdb
+	 * record's tls= and tls_name=), else the server's proxy_ssl and
+	 * proxy_starttls.
+	 */
+	int32_t			 rs_backend_tls;	/* AUTH_TLS_* */
+	char			 rs_backend_tls_name[AUTH_HOST_MAX];
 
 	/*
 	 * AUTH_R_OK: Auth-User and Auth-Pass as sent (not unescaped), to

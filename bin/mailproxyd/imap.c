@@ -488,7 +488,8 @@ imap_backend(struct session *s)
 	switch (is->is_bstep) {
 	case IMAP_B_GREETING:
 		evbuffer_drain(in, len);
-		if (s->s_mail->m_proxy_starttls && !s->s_btls) {
+		if (session_backend_tls_mode(s) ==
+		    SESSION_BTLS_STARTTLS && !s->s_btls) {
 			is->is_bstep = IMAP_B_STARTTLS;
 			if (evbuffer_add_printf(bufferevent_get_output(
 			    s->s_bbev), "%s STARTTLS\r\n", is->is_tag) == -1)

@@ -354,6 +354,8 @@ struct session_login {
 	socklen_t		 lg_locallen;
 	struct sockaddr_storage	 lg_backend;
 	socklen_t		 lg_backendlen;
+	int			 lg_btls;	/* SESSION_BTLS_* */
+	char			*lg_btls_name;	/* auth_cdb's tls_name=, NULL */
 	/* A PROXY protocol header's endpoints (ppsession.c). */
 	int			 lg_pp;		/* one was received */
 	int			 lg_realip;	/* lg_ss is its source */
@@ -444,6 +446,11 @@ int		 session_parse_error(struct session *);
 int		 session_command(struct session *);
 void		 session_too_long(struct session *, const char *, size_t);
 int		 session_starttls(const struct session *);
+/* TLS towards the backend of this login: the record's, or proxy_ssl's. */
+#define SESSION_BTLS_OFF	0
+#define SESSION_BTLS_SSL	1
+#define SESSION_BTLS_STARTTLS	2
+int		 session_backend_tls_mode(const struct session *);
 void		 session_starttls_begin(struct session *);
 void		 session_backend_starttls(struct session *);
 char		*session_scratch(size_t);

@@ -508,7 +508,8 @@ pop3_backend(struct session *s)
 	switch (ps->ps_bstep) {
 	case POP3_B_GREETING:
 		evbuffer_drain(in, len);
-		if (s->s_mail->m_proxy_starttls && !s->s_btls) {
+		if (session_backend_tls_mode(s) ==
+		    SESSION_BTLS_STARTTLS && !s->s_btls) {
 			ps->ps_bstep = POP3_B_STLS;
 			session_backend_write(s, "STLS\r\n", 6);
 			break;

@@ -87,6 +87,8 @@ static void	 session_tls_errors(struct session *, struct bufferevent *,
 		    const char *);
 static void	 session_backend_tls(struct session *);
 static void	 session_backend_flushed(struct bufferevent *, void *);
+static void	 session_backend_tls_set(struct session *,
+		    const struct auth_result *);
 
 static struct session_list *
 session_bucket(uint64_t id)
@@ -676,6 +678,9 @@ session_tls_errors(struct session *s, struct bufferevent *bev,
 
 	msg[0] = '\0';
 	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		/* libevent's own entries (lib 0) say nothing more. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
 		ERR_error_string_n(e, buf, sizeof(buf));
 		if (n < sizeof(msg))
 			n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s%s",
@@ -1040,6 +1045,7 @@ session_auth_result(struct auth_result *res)
 		memcpy(&s->s_lg->lg_backend, &res->rs_backend,
 		    res->rs_backendlen);
 		s->s_lg->lg_backendlen = res->rs_backendlen;
+		session_backend_tls_set(s, res);
 		s->s_bfamily = res->rs_backend.ss_family;
 		(void)strlcpy(s->s_backend_text, res->rs_backend_text,
 		    sizeof(s->s_backend_text));
@@ -1282,6 +1288,7 @@ session_backend_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session	*s = arg;
 	int		 saved = EVUTIL_SOCKET_ERROR();
+	long		 verify;
 
 	if (s->s_state != SESSION_BACKEND)
 		return;
@@ -1301,15 +1308,19 @@ session_backend_event(struct bufferevent *bev, short what, void *arg)
 			session_internal_error(s);
 			return;
 		}
-		if (s->s_mail->m_proxy_ssl)
+		if (session_backend_tls_mode(s) == SESSION_BTLS_SSL)
 			session_backend_tls(s);
 		return;
 	}
 	if (s->s_bssl != NULL) {
 		session_tls_errors(s, bev, s->s_btls ? "upstream TLS "
 		    "connection failed" : "upstream SSL handshake failed");
-		log_session(LOG_LVL_ERR, s->s_id, "TLS to the upstream failed, "
-		    "upstream: %s", s->s_backend_text);
+		verify = SSL_get_verify_result(s->s_bssl);
+		log_session(LOG_LVL_ERR, s->s_id, "TLS to the upstream failed%s%s"
+		    ", upstream: %s", verify != X509_V_OK ? ": certificate: " :
+		    "", verify != X509_V_OK ?
+		    X509_verify_cert_error_string(verify) : "",
+		    s->s_backend_text);
 		session_internal_error(s);
 		return;
 	}
@@ -1335,6 +1346,47 @@ struct evbuffer *
 session_backend_input(struct session *s)
 {
 	return (bufferevent_get_input(s->s_bbev));
+}
+
+/*
+ * TLS towards the backend: an auth_cdb record's tls= (and tls_name=)
+ * wins over the server's proxy_ssl and proxy_starttls.
+ */
+static void
+session_backend_tls_set(struct session *s, const struct auth_result *res)
+{
+	const struct conf_mail	*m = s->s_mail;
+
+	switch (res->rs_backend_tls) {
+	case AUTH_TLS_OFF:
+		s->s_lg->lg_btls = SESSION_BTLS_OFF;
+		break;
+	case AUTH_TLS_SSL:
+		s->s_lg->lg_btls = SESSION_BTLS_SSL;
+		break;
+	case AUTH_TLS_STARTTLS:
+		s->s_lg->lg_btls = SESSION_BTLS_STARTTLS;
+		break;
+	default:
+		s->s_lg->lg_btls = m->m_proxy_ssl == 1 ? SESSION_BTLS_SSL :
+		    m->m_proxy_starttls == 1 ? SESSION_BTLS_STARTTLS :
+		    SESSION_BTLS_OFF;
+		break;
+	}
+	free(s->s_lg->lg_btls_name);
+	s->s_lg->lg_btls_name = NULL;
+	if (res->rs_backend_tls_name[0] != '\0' &&
+	    memchr(res->rs_backend_tls_name, '\0',
+	    sizeof(res->rs_backend_tls_name)) != NULL &&
+	    (s->s_lg->lg_btls_name = strdup(res->rs_backend_tls_name)) ==
+	    NULL)
+		fatal("strdup");
+}
+
+int
+session_backend_tls_mode(const struct session *s)
+{
+	return (s->s_lg != NULL ? s->s_lg->lg_btls : SESSION_BTLS_OFF);
 }
 
 /*
@@ -1379,8 +1431,8 @@ session_backend_tls(struct session *s)
 	}
 	session_host((struct sockaddr *)&s->s_lg->lg_backend, host,
 	    sizeof(host), &port);
-	if ((s->s_bssl = tls_backend_new(s->s_server->s_index, host)) ==
-	    NULL) {
+	if ((s->s_bssl = tls_backend_new_named(s->s_server->s_index, host,
+	    s->s_lg->lg_btls_name)) == NULL) {
 		log_session(LOG_LVL_ERR, s->s_id, "no TLS context towards "
 		    "the upstream for the server in %s:%d",
 		    s->s_server->s_file, s->s_server->s_line);
@@ -1449,6 +1501,7 @@ session_logged_in(struct session *s)
 	s->s_salt = NULL;
 	relay_start(s);
 	if (s->s_lg != NULL) {
+		free(s->s_lg->lg_btls_name);
 		free(s->s_lg);
 		s->s_lg = NULL;
 	}
@@ -1546,6 +1599,8 @@ session_reap(int fd, short events, void *arg)
 		free(s->s_salt);
 		free(s->s_fail_text);
 		free(s->s_fail_sasl);
+		if (s->s_lg != NULL)
+			free(s->s_lg->lg_btls_name);
 		free(s->s_lg);
 		free(s);
 	}

@@ -962,7 +962,8 @@ smtp_backend(struct session *s)
 
 		switch (ss->ss_bstep) {
 		case SMTP_B_GREETING:
-			if (s->s_mail->m_proxy_starttls && !s->s_btls) {
+			if (session_backend_tls_mode(s) ==
+			    SESSION_BTLS_STARTTLS && !s->s_btls) {
 				ss->ss_bstep = SMTP_B_TLS_EHLO;
 				smtp_backend_send(s, "EHLO %s\r\n",
 				    s->s_mail->m_server_name);

@@ -1296,6 +1296,12 @@ tls_is_address(const char *name)
 SSL *
 tls_backend_new(int server, const char *addr)
 {
+	return (tls_backend_new_named(server, addr, NULL));
+}
+
+SSL *
+tls_backend_new_named(int server, const char *addr, const char *override)
+{
 	struct tls_server	*ts;
 	SSL			*ssl;
 	const char		*name;
@@ -1306,7 +1312,8 @@ tls_backend_new(int server, const char *addr)
 	if (server < 0 || (size_t)server >= tls_nservers ||
 	    (ts = tls_servers[server]) == NULL || ts->ts_backend == NULL)
 		return (NULL);
-	name = ts->ts_proxy_name != NULL ? ts->ts_proxy_name : addr;
+	name = override != NULL ? override : ts->ts_proxy_name != NULL ?
+	    ts->ts_proxy_name : addr;
 	if (name == NULL)
 		name = "";
 	/* "[::1]" as an address. */

@@ -124,6 +124,8 @@ SSL		*tls_server_new(int);
  * address).  The handshake fails when verification fails.
  */
 SSL		*tls_backend_new(int, const char *);
+/* The same, with a name that wins over proxy_ssl_name (NULL: none). */
+SSL		*tls_backend_new_named(int, const char *, const char *);
 /*
  * The rq_ssl_* fields of an auth request from a finished handshake:
  * protocol and cipher; the SNI name (only a host name's characters,

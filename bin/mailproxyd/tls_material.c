@@ -438,10 +438,12 @@ tm_uses_client_tls(const struct conf_server *s)
 	return s->s_ssl_listen || s->s_mail.m_starttls != CONF_STARTTLS_OFF;
 }
 
+/* As tls.c: an auth_cdb record may ask for TLS to its backend. */
 static int
 tm_uses_backend_tls(const struct conf_server *s)
 {
-	return s->s_mail.m_proxy_ssl == 1 || s->s_mail.m_proxy_starttls == 1;
+	return s->s_mail.m_proxy_ssl == 1 || s->s_mail.m_proxy_starttls == 1 ||
+	    s->s_mail.m_auth_cdb != NULL;
 }
 
 /* The zone of the server's ssl_session_cache shared:NAME:SIZE. */

@@ -261,6 +261,28 @@ START_TEST(test_record_roundtrip)
 
 	/* Too small a buffer. */
 	ck_assert_int_eq(cdbtable_record_encode(&u, buf, 20), -1);
+
+	/* TLS to the backends: tls= and tls_name= round-trip. */
+	u.cu_tls = CDB_TLS_STARTTLS;
+	strlcpy(u.cu_tls_name, "imap.example.org", sizeof(u.cu_tls_name));
+	n = cdbtable_record_encode(&u, buf, sizeof(buf));
+	ck_assert_int_gt(n, 0);
+	ck_assert_mem_eq(buf + n - 39, "tls=starttls\0tls_name=imap.example."
+	    "org\0", 39);
+	ck_assert_int_eq(cdbtable_record_parse(&v, buf, n, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(v.cu_tls, CDB_TLS_STARTTLS);
+	ck_assert_str_eq(v.cu_tls_name, "imap.example.org");
+	ck_assert_int_eq(cdbtable_record_parse(&v, "v1\0secret=*\0tls=ssl\0",
+	    20, err, sizeof(err)), 0);
+	ck_assert_int_eq(v.cu_tls, CDB_TLS_SSL);
+	ck_assert_int_eq(cdbtable_record_parse(&v, "v1\0secret=*\0tls=off\0",
+	    20, err, sizeof(err)), 0);
+	ck_assert_int_eq(v.cu_tls, CDB_TLS_OFF);
+	ck_assert_int_eq(cdbtable_record_parse(&v, "v1\0secret=*\0", 12, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(v.cu_tls, CDB_TLS_DEFAULT);
+	ck_assert_str_eq(v.cu_tls_name, "");
 }
 END_TEST
 
@@ -450,6 +472,11 @@ START_TEST(test_line_errors)
 	line_err("alice * imap=1.2.3.4:1 imap=1.2.3.4:2", "\"imap\" given "
 	    "twice");
 	line_err("alice * user=a user=b", "\"user\" given twice");
+	line_err("alice * tls=on", "\"tls\" must be ssl, starttls or off, "
+	    "not \"on\"");
+	line_err("alice * tls=SSL", "must be ssl, starttls or off");
+	line_err("alice * tls=ssl tls=off", "\"tls\" given twice");
+	line_err("alice * tls_name=", "empty value");
 	line_err("alice\x01 *", "control character in user name");
 	line_err("alice {PLAIN}a\x7f", "control character");
 	line_err("alice * pass=\x1b[0m", "control character");
