@@ -2201,6 +2201,51 @@ def handshake_aborted_at_each_flight():
 
 
 @test
+def slow_handshake_deadline():
+    """T-TLS-08: a ClientHello dripped a byte every 0.25 s is cut at the
+    "timeout" (2 s) of the whole handshake, not kept alive by each byte;
+    on implicit TLS and after STARTTLS."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ctx().wrap_bio(inc, out, server_hostname="mx.test")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = out.read()
+    assert len(hello) > 100, len(hello)
+    for stls in (False, True):
+        with Conn(PORT["imap_on_t"] if stls else PORT["imap_ssl_t"]) as c:
+            if stls:
+                c.expect(IMAP_GREETING)
+                c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+            t0 = time.monotonic()
+            closed = False
+            for i in range(len(hello) - 1):
+                try:
+                    c.s.send(hello[i:i + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                time.sleep(0.25)
+                if time.monotonic() - t0 > 12:
+                    break
+                try:
+                    c.s.settimeout(0.001)
+                    if c.s.recv(4096) == b"":
+                        closed = True
+                        break
+                except (socket.timeout, BlockingIOError):
+                    pass
+                except (ConnectionResetError, OSError):
+                    closed = True
+                    break
+            took = time.monotonic() - t0
+            assert closed, "still open after %.1fs of a dripped handshake" \
+                % took
+            assert took < 8, "closed only after %.1fs" % took
+
+
+@test
 def close_notify_then_cleartext():
     """T-TLS-03: after the client's close_notify, cleartext on the same
     connection is never parsed."""
