@@ -254,10 +254,15 @@ install: all
 demo:
 	sh contrib/demo/demo.sh
 
+# Side by side with nginx's mail proxy, as root; not part of check.
+BENCH_FLAGS?=
+bench: all
+	python3 bench/run ${BENCH_FLAGS}
+
 clean:
 	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
 	    ${CTL_OBJS} ${CTL} ${AUTHDRIVE} ${KEYDRIVE} \
 	    ${LIBMPD} ${UNIT_TESTS} ${FUZZ_TARGETS}
 	rm -rf tests/tmp
 
-.PHONY: all check lint install demo clean fuzz
+.PHONY: all check lint install demo clean fuzz bench
