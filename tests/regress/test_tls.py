@@ -61,6 +61,7 @@ from tlsfix import Certs  # noqa: E402
 
 AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
                           "mailproxyd-auth-server")
+CTL = os.path.join(TOP, "bin", "mailproxyctl", "mailproxyctl")
 TMP = os.path.join(TOP, "tests", "tmp")
 
 BINARY = None
@@ -594,7 +595,10 @@ STARTED = []
 
 
 def server_block(name, proto, lines, ssl_listen=False):
-    PORT[name] = free_port()
+    port = free_port()
+    while port in PORT.values():        # free_port() may repeat itself
+        port = free_port()
+    PORT[name] = port
     return ("    server {\n        listen 127.0.0.1:%d%s;\n"
             "        protocol %s;\n%s    }\n"
             % (PORT[name], " ssl" if ssl_listen else "", proto,
@@ -760,6 +764,30 @@ def setup():
                              pv)
     body += server_block("imap_pssl_name", "imap", [
         http, "proxy_ssl on", "proxy_ssl_name backend.test"] + pv)
+    # auth_cdb records choosing TLS per backend.
+    cdir = tempfile.mkdtemp(prefix="tls-cdb-", dir=TMP)
+    STARTED.append(lambda: shutil.rmtree(cdir, ignore_errors=True))
+    src = os.path.join(cdir, "users")
+    be_login = "user=alice pass=%s" % ALICE_PW
+    with open(src, "w") as f:
+        for name, port, extra in (
+                ("c_ssl", DC.imaps_port, "tls=ssl"),
+                ("c_stls", DC.imap_port, "tls=starttls"),
+                ("c_name", DC.imaps_port, "tls=ssl tls_name=backend.test"),
+                ("c_badname", DC.imaps_port, "tls=ssl tls_name=other.test"),
+                ("c_wrong", DC_WRONG.imaps_port, "tls=ssl"),
+                ("c_wrong_stls", DC_WRONG.imap_port, "tls=starttls"),
+                ("c_off", DC.imap_port, "tls=off"),
+                ("c_default", DC.imap_port, "")):
+            f.write("%s {PLAIN}%s imap=127.0.0.1:%d %s %s\n"
+                    % (name, ALICE_PW, port, be_login, extra))
+    r = subprocess.run([CTL, "makemap", src], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cdb = "auth_cdb " + src + ".cdb"
+    body += server_block("imap_cdb_tls", "imap", [cdb] + pv)
+    body += server_block("imap_cdb_tls_stls", "imap", [
+        cdb, "proxy_starttls on"] + pv)
     body += server_block("smtp_pstls", "smtp", [
         http, "smtp_auth plain login", "proxy_starttls on"] + pv)
     body += server_block("imap_pssl_cc", "imap", [
@@ -1879,6 +1907,28 @@ def proxy_starttls_smtp_refused_by_backend():
     got = fk.received()
     assert b"STARTTLS" in got, got
     assert b"XCLIENT" not in got and b"AUTH" not in got, got
+
+
+@test
+def auth_cdb_records_choose_backend_tls():
+    """auth_cdb tls=ssl|starttls|off and tls_name= over the server's
+    directives, with the server's verification settings."""
+    for port, user, tls in (
+            ("imap_cdb_tls", "c_ssl", True),
+            ("imap_cdb_tls", "c_stls", True),
+            ("imap_cdb_tls", "c_name", True),
+            ("imap_cdb_tls", "c_default", False),
+            ("imap_cdb_tls_stls", "c_default", True),
+            ("imap_cdb_tls_stls", "c_off", False)):
+        since = len(DC.logtext())
+        with Conn(PORT[port]) as c:
+            c.expect(IMAP_GREETING)
+            imap_login_select(c, user=user)
+        line = dovecot_last_login(DC, "imap", since)
+        eq(", TLS," in line, tls, "%s on %s: %s" % (user, port, line))
+    backend_refused(PORT["imap_cdb_tls"], "imap", "c_badname", DC)
+    backend_refused(PORT["imap_cdb_tls"], "imap", "c_wrong", DC_WRONG)
+    backend_refused(PORT["imap_cdb_tls"], "imap", "c_wrong_stls", DC_WRONG)
 
 
 @test
