@@ -813,6 +813,8 @@ def setup():
                          cert_lines("ec"))
     body += server_block("imap_many_stls", "imap", [http, "starttls on"] +
                          cert_lines("ec"))
+    body += server_block("imap_many_pssl", "imap", [
+        http, "proxy_ssl on"] + pv + cert_lines("ec"), ssl_listen=True)
     body += server_block("imap_many_vc", "imap", [
         http, "ssl_verify_client on",
         "ssl_client_certificate " + CERTS.crt("client_ca")] +
@@ -2038,6 +2040,21 @@ def one_session(i):
     at once, some offer a wrong ALPN, some present a client certificate
     or none where one is required."""
     ctx = CTX_MANY
+    if i % 50 in (1, 26):
+        # Logged in through to Dovecot: over TLS on both sides, or TLS
+        # to the client only.
+        port, user = ((PORT["imap_many_pssl"], "tlsalice") if i % 50 == 1
+                      else (PORT["imap_many"], "alice"))
+        with Conn(port, tls=ctx, timeout=30) as c:
+            c.expect(IMAP_GREETING)
+            c.send(b"l LOGIN %s %s\r\n" % (user.encode(),
+                                            ALICE_PW.encode()))
+            lines = c.until_tagged(b"l")
+            assert lines[-1].startswith(b"l OK"), lines
+            c.send(b"z LOGOUT\r\n")
+            c.until_tagged(b"z")
+            c.eof()
+        return
     if i % 11 == 0:
         try:
             with Conn(PORT["imap_many"], tls=CTX_ALPN, timeout=30) as c:
