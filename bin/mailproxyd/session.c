@@ -1268,7 +1268,12 @@ session_backend_connect(struct session *s)
 		session_internal_error(s);
 		return;
 	}
-	bufferevent_enable(s->s_bbev, EV_READ);
+	/*
+	 * With proxy_ssl nothing is read before the handshake: a backend's
+	 * cleartext must never be taken for its greeting.
+	 */
+	if (session_backend_tls_mode(s) != SESSION_BTLS_SSL)
+		bufferevent_enable(s->s_bbev, EV_READ);
 	log_session(LOG_LVL_DEBUG, s->s_id, "connecting to %s",
 	    s->s_backend_text);
 }
@@ -1279,7 +1284,9 @@ session_backend_read(struct bufferevent *bev, void *arg)
 	struct session	*s = arg;
 
 	(void)bev;
-	if (s->s_state == SESSION_BACKEND)
+	/* Nothing but TLS once it is asked for (proxy_ssl). */
+	if (s->s_state == SESSION_BACKEND && (s->s_btls ||
+	    session_backend_tls_mode(s) != SESSION_BTLS_SSL))
 		s->s_proto->sp_backend(s);
 }
 
@@ -1423,6 +1430,13 @@ session_backend_tls(struct session *s)
 	char		 host[AUTH_ADDR_MAX];
 	uint16_t	 port;
 
+	if (evbuffer_get_length(bufferevent_get_input(s->s_bbev)) > 0) {
+		log_session(LOG_LVL_ERR, s->s_id, "upstream sent cleartext "
+		    "before the TLS handshake, upstream: %s",
+		    s->s_backend_text);
+		session_internal_error(s);
+		return;
+	}
 	if (evbuffer_get_length(bufferevent_get_output(s->s_bbev)) > 0) {
 		bufferevent_setcb(s->s_bbev, NULL, session_backend_flushed,
 		    session_backend_event, s);

@@ -2009,6 +2009,18 @@ def proxy_starttls_response_injection():
         assert ALICE_PW.encode() not in got and b"alice" not in got, got
 
 
+@test
+def proxy_ssl_cleartext_backend_refused():
+    """T-BE-09: a cleartext greeting where a TLS handshake was expected
+    fails the session; nothing is sent in clear."""
+    for proto in ("imap", "pop3"):
+        fk = FAKES[(proto, "plain")]
+        fk.clear()
+        backend_refused(PORT[proto + "_pssl"], proto, "f_plain")
+        got = fk.received()
+        assert ALICE_PW.encode() not in got and b"alice" not in got, got
+
+
 # ==========================================================================
 # Descriptors and memory over many sessions
 
