@@ -455,6 +455,7 @@ class FakeBackend:
                segment, then does the TLS handshake (response injection)
     plain      on an implicit-TLS backend port: sends a cleartext
                greeting at once instead of a handshake
+    plainlate  the same, once the ClientHello has come
     Everything received (decrypted after a handshake) is recorded."""
 
     def __init__(self, proto, mode):
@@ -531,6 +532,13 @@ class FakeBackend:
                         return
                     else:
                         c.sendall(b"250 ok\r\n")
+            if self.mode == "plainlate":
+                d = c.recv(65536)
+                rec.extend(d)
+                c.sendall(b"* OK fake IMAP ready\r\n" if imap else
+                          b"+OK fake POP3 ready\r\n")
+                while True:
+                    line()
             if self.mode == "plain":
                 c.sendall(b"* OK fake IMAP ready\r\n" if imap else
                           b"+OK fake POP3 ready\r\n")
@@ -668,7 +676,7 @@ def setup():
     STARTED.append(PF.stop)
     PF.start()
     for proto in ("imap", "pop3"):
-        for mode in ("dropstls", "injstls", "plain"):
+        for mode in ("dropstls", "injstls", "plain", "plainlate"):
             FAKES[(proto, mode)] = FakeBackend(proto, mode)
             STARTED.append(FAKES[(proto, mode)].stop)
     FAKES[("smtp", "dropstls")] = FakeBackend("smtp", "dropstls")
@@ -696,7 +704,7 @@ def setup():
                                           alias)
     users += "ccalice %s imap=127.0.0.1:%d %s\n" % (ALICE_PW,
                                                     DC_CC.imaps_port, alias)
-    for mode in ("dropstls", "injstls", "plain"):
+    for mode in ("dropstls", "injstls", "plain", "plainlate"):
         users += "f_%s %s %s %s\n" % (mode, ALICE_PW, fk(mode), alias)
     AS = AuthServer(users, "--external-require-verify", name="as")
     STARTED.append(AS.stop)
@@ -2006,6 +2014,19 @@ def proxy_starttls_response_injection():
         fk.clear()
         backend_refused(PORT[proto + "_pstls"], proto, "f_injstls")
         got = fk.received()
+        assert ALICE_PW.encode() not in got and b"alice" not in got, got
+
+
+@test
+def proxy_ssl_cleartext_reply_to_client_hello():
+    """T-BE-09: a backend that answers the ClientHello with a cleartext
+    greeting fails the session at once; nothing is sent in clear."""
+    for proto in ("imap", "pop3"):
+        fk = FAKES[(proto, "plainlate")]
+        fk.clear()
+        backend_refused(PORT[proto + "_pssl"], proto, "f_plainlate")
+        got = fk.received()
+        assert got[:1] == b"\x16", got[:20]       # a handshake record
         assert ALICE_PW.encode() not in got and b"alice" not in got, got
 
 
