@@ -219,6 +219,7 @@ struct imsgev {
 	void		(*iev_closed)(struct imsgev *);
 	void		 *iev_arg;
 	int		  iev_active;
+	int		  iev_buffered;	/* adopted messages not yet read */
 };
 
 /* The state a child collects from its parent before serving. */

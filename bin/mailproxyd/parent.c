@@ -638,9 +638,13 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 		if (!all)
 			return;
 		g->g_announced = 1;
-		/* The new generation serves: the older ones may drain. */
+		/*
+		 * The new generation serves: the older ones may drain.  An
+		 * older one that got ready late (a reload came during its
+		 * start) leaves the newer ones alone.
+		 */
 		TAILQ_FOREACH(o, &parent.p_gens, g_entry)
-			if (o != g && !o->g_draining)
+			if (o->g_id < g->g_id && !o->g_draining)
 				gen_drain(o);
 		if (g->g_id > 1)
 			log_notice("reconfiguring done, generation %u "

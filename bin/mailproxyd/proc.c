@@ -62,6 +62,9 @@ imsgev_update(struct imsgev *iev)
 	event_set(&iev->iev_ev, iev->iev_ibuf.fd, events | EV_PERSIST,
 	    imsgev_dispatch, iev);
 	event_add(&iev->iev_ev, NULL);
+	/* event_del() dropped the activation imsgev_adopt() asked for. */
+	if (iev->iev_buffered)
+		event_active(&iev->iev_ev, EV_READ, 1);
 }
 
 int
@@ -107,6 +110,7 @@ imsgev_dispatch(int fd, short events, void *arg)
 			goto closed;
 	}
 	if (events & EV_READ) {
+		iev->iev_buffered = 0;
 		n = imsg_read(&iev->iev_ibuf);
 		if (n == 0 || (n == -1 && errno != EAGAIN))
 			goto closed;
@@ -154,8 +158,10 @@ imsgev_adopt(struct imsgev *iev, struct imsgbuf *ibuf,
 	event_set(&iev->iev_ev, iev->iev_ibuf.fd,
 	    iev->iev_events | EV_PERSIST, imsgev_dispatch, iev);
 	event_add(&iev->iev_ev, NULL);
-	if (iev->iev_ibuf.rlen > 0)
+	if (iev->iev_ibuf.rlen > 0) {
+		iev->iev_buffered = 1;
 		event_active(&iev->iev_ev, EV_READ, 1);
+	}
 }
 
 /*

@@ -514,6 +514,32 @@ def hup_new_key_served_by_new_key_process():
 
 
 @test
+def reload_during_start():
+    # A HUP while the first generation is still starting: whichever
+    # generation gets ready first, the newest one ends up serving and
+    # the older one goes (an older generation ready late used to drain
+    # the newer one, and a child could miss a message the parent sent
+    # right after its configuration).
+    for _ in range(3):
+        d = Daemon(BINARY, server_block(free_port(), [
+            (K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("ec"))]),
+            name="keys")
+        try:
+            d.start(wait=False)
+            d.pid = wait_for(d.read_pid, what="pid file")
+            d.signal(signal.SIGHUP)
+            d.wait_log("generation 2 serving", timeout=30)
+            wait_for(lambda: "generation 1 has ended" in d.logtext(),
+                     timeout=30, what="generation 1 gone")
+            d.wait_ready()
+            assert len(key_procs(d)) == 1
+            assert "generation 2 has ended" not in d.logtext()
+        finally:
+            d.stop()
+            shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
 def no_key_process_without_tls():
     d = Daemon(BINARY, "    server {\n        listen 127.0.0.1:%d;\n"
                "        protocol imap;\n    }" % free_port(), name="keys")
@@ -875,7 +901,7 @@ def shared_session_cache_one_zone_for_all_workers():
                                      "        ssl_session_cache "
                                      "shared:ZONE:1m;"))
         d.signal(signal.SIGHUP)
-        d.wait_log("generation 2 serving")
+        d.wait_log("generation 2 serving", timeout=30)
         wait_for(lambda: len(d.workers_now()) == 2 and all(
             memfd_inodes(w) for w in d.workers_now()), what="new workers")
         zones = [memfd_inodes(w) for w in d.workers_now()]
