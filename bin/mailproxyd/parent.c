@@ -339,8 +339,6 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 		parent_daemonize();
 	if (!mp_debug)
 		log_set_targets(parent.p_logs, parent.p_nlogs);
-	(void)strlcpy(parent.p_pidfile, conf->c_pid, sizeof(parent.p_pidfile));
-	parent_write_pid();
 	setproctitle("parent");
 	log_procname("parent");
 
@@ -358,6 +356,9 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	signal_add(&parent.p_ev_int, NULL);
 	signal_add(&parent.p_ev_usr1, NULL);
 	signal_add(&parent.p_ev_chld, NULL);
+	/* Only now may "-s reload" and friends find us. */
+	(void)strlcpy(parent.p_pidfile, conf->c_pid, sizeof(parent.p_pidfile));
+	parent_write_pid();
 
 	if (gen_start(conf, &cd, cdbs, ncdbs, tl) == NULL)
 		fatalx("could not start the worker processes");

@@ -515,11 +515,12 @@ def hup_new_key_served_by_new_key_process():
 
 @test
 def reload_during_start():
-    # A HUP while the first generation is still starting: whichever
-    # generation gets ready first, the newest one ends up serving and
-    # the older one goes (an older generation ready late used to drain
-    # the newer one, and a child could miss a message the parent sent
-    # right after its configuration).
+    # A HUP as soon as the pid file exists, while the first generation
+    # is still starting: the newest generation ends up serving and the
+    # older one goes.  (The pid file used to appear before the signal
+    # handlers, so such a HUP killed the daemon; an older generation
+    # ready late drained the newer one; and a child could miss a
+    # message the parent sent right after its configuration.)
     for _ in range(3):
         d = Daemon(BINARY, server_block(free_port(), [
             (K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("ec"))]),
