@@ -456,6 +456,8 @@ class FakeBackend:
     plain      on an implicit-TLS backend port: sends a cleartext
                greeting at once instead of a handshake
     plainlate  the same, once the ClientHello has come
+    rst        resets the connection once the ClientHello has come
+    mute       reads the ClientHello and never answers
     Everything received (decrypted after a handshake) is recorded."""
 
     def __init__(self, proto, mode):
@@ -532,6 +534,17 @@ class FakeBackend:
                         return
                     else:
                         c.sendall(b"250 ok\r\n")
+            if self.mode == "rst":
+                rec.extend(c.recv(65536))
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                return
+            if self.mode == "mute":
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    rec.extend(d)
             if self.mode == "plainlate":
                 d = c.recv(65536)
                 rec.extend(d)
@@ -676,7 +689,8 @@ def setup():
     STARTED.append(PF.stop)
     PF.start()
     for proto in ("imap", "pop3"):
-        for mode in ("dropstls", "injstls", "plain", "plainlate"):
+        for mode in ("dropstls", "injstls", "plain", "plainlate", "rst",
+                     "mute"):
             FAKES[(proto, mode)] = FakeBackend(proto, mode)
             STARTED.append(FAKES[(proto, mode)].stop)
     FAKES[("smtp", "dropstls")] = FakeBackend("smtp", "dropstls")
@@ -704,7 +718,8 @@ def setup():
                                           alias)
     users += "ccalice %s imap=127.0.0.1:%d %s\n" % (ALICE_PW,
                                                     DC_CC.imaps_port, alias)
-    for mode in ("dropstls", "injstls", "plain", "plainlate"):
+    for mode in ("dropstls", "injstls", "plain", "plainlate", "rst",
+                 "mute"):
         users += "f_%s %s %s %s\n" % (mode, ALICE_PW, fk(mode), alias)
     AS = AuthServer(users, "--external-require-verify", name="as")
     STARTED.append(AS.stop)
@@ -770,6 +785,9 @@ def setup():
         body += server_block(p + "_pssl", p, [http, "proxy_ssl on"] + pv)
         body += server_block(p + "_pstls", p, [http, "proxy_starttls on"] +
                              pv)
+    for p in ("imap", "pop3"):
+        body += server_block(p + "_pssl_t", p, [
+            http, "proxy_ssl on", "timeout 2s"] + pv)
     body += server_block("imap_pssl_name", "imap", [
         http, "proxy_ssl on", "proxy_ssl_name backend.test"] + pv)
     # auth_cdb records choosing TLS per backend.
@@ -2028,6 +2046,21 @@ def proxy_ssl_cleartext_reply_to_client_hello():
         got = fk.received()
         assert got[:1] == b"\x16", got[:20]       # a handshake record
         assert ALICE_PW.encode() not in got and b"alice" not in got, got
+
+
+@test
+def proxy_ssl_backend_reset_or_mute():
+    """T-BE-08: a backend that resets the connection after the
+    ClientHello fails the session at once; one that never answers it
+    fails it at "timeout" (2 s), not later."""
+    for proto in ("imap", "pop3"):
+        t0 = time.monotonic()
+        backend_refused(PORT[proto + "_pssl_t"], proto, "f_rst")
+        assert time.monotonic() - t0 < 1.5, "reset noticed late"
+        t0 = time.monotonic()
+        backend_refused(PORT[proto + "_pssl_t"], proto, "f_mute")
+        took = time.monotonic() - t0
+        assert 1.5 < took < 6, "mute backend given up after %.1fs" % took
 
 
 @test
