@@ -1534,6 +1534,48 @@ def imap_authenticate_external():
 
 
 @test
+def external_challenge_path():
+    """AUTH EXTERNAL without an initial response: nginx's prompt
+    (reference 3.1-3.3, "Username:"), then the name; through to the
+    backends.  Without a certificate (optional: Auth-SSL-Verify NONE)
+    the auth server refuses."""
+    user = b64("alice")
+    with cert_session(PORT["imap_vc_on"], "client") as c:
+        c.expect(IMAP_GREETING)
+        c.cmd(b"e AUTHENTICATE EXTERNAL", b"+ VXNlcm5hbWU6\r\n")
+        c.send(user + b"\r\n")
+        lines = c.until_tagged(b"e")
+        assert lines[-1].startswith(b"e OK"), lines
+        imap_select_fetch(c)
+    mark = AS.mark()
+    with cert_session(PORT["pop3_vc_on"], "client") as c:
+        c.expect(POP3_GREETING)
+        c.cmd(b"AUTH EXTERNAL", b"+ VXNlcm5hbWU6\r\n")
+        c.send(user + b"\r\n")
+        assert c.line().startswith(b"+OK"), "AUTH EXTERNAL"
+        c.send(b"STAT\r\n")
+        eq(c.line(), b"+OK 1 %d\r\n" % len(DC.messages["alice"][0]),
+           "STAT")
+        c.cmd(b"QUIT", b"+OK Logging out.\r\n")
+    eq(AS.one_since(mark)["method"], "external", "POP3 Auth-Method")
+    with cert_session(PORT["smtp_vc_on"], "client") as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"AUTH EXTERNAL", b"334 VXNlcm5hbWU6\r\n")
+        c.cmd(user, SMTP_AUTH_OK)
+        c.cmd(b"QUIT", b"221 2.0.0 Bye\r\n")
+    mark = AS.mark()
+    with cert_session(PORT["imap_vc_opt"], None) as c:
+        c.expect(IMAP_GREETING)
+        c.cmd(b"e AUTHENTICATE EXTERNAL", b"+ VXNlcm5hbWU6\r\n")
+        c.send(user + b"\r\n")
+        ln = c.line()
+        assert ln.startswith(b"e NO"), ln
+    rec = AS.one_since(mark)
+    eq(header(rec, "Auth-SSL-Verify"), "NONE", "Auth-SSL-Verify")
+    assert rec["status"] != "OK", rec
+
+
+@test
 def smtp_auth_external():
     mark = AS.mark()
     with cert_session(PORT["smtp_vc_on"], "client") as c:
