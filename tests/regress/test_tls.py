@@ -1778,6 +1778,18 @@ def sni_name_verified_by_client_and_sent_to_auth():
     rec = AS.one_since(mark)
     eq(header(rec, "Auth-SSL-Servername"), "other.test",
        "Auth-SSL-Servername")
+    # After STARTTLS too; without SNI no header.
+    for name, want in (("other.test", "other.test"), (None, None)):
+        mark = AS.mark()
+        with Conn(PORT["imap_sni_stls"]) as c:
+            c.expect(IMAP_GREETING)
+            c.cmd(b"s STARTTLS", b"s OK completed\r\n")
+            ctx = client_ctx()
+            ctx.check_hostname = name is not None
+            c.starttls(ctx, server_hostname=name)
+            imap_login_select(c)
+        eq(header(AS.one_since(mark), "Auth-SSL-Servername"), want,
+           "Auth-SSL-Servername after STARTTLS with SNI %s" % name)
 
 
 @test
