@@ -366,7 +366,7 @@ raw_flood(unsigned int n)
 	for (;;) {
 		pfd.fd = drv_rawfd;
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 3000) <= 0) {
+		if (poll(&pfd, 1, 10000) <= 0) {
 			printf("flood open\n");
 			break;
 		}

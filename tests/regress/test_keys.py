@@ -622,7 +622,7 @@ def daemon_stuck_or_killed_key_process():
             for _ in range(2):
                 out, secs = s_client(port, "-tls1_3")
                 assert "* OK" not in out, out
-                assert secs < 5, secs
+                assert secs < 8, secs
         finally:
             os.kill(kp, signal.SIGKILL)
         d.wait_log("key process did not answer within 1000 ms")
@@ -789,13 +789,13 @@ def dead_or_stuck_key_process_fails_cleanly():
         os.kill(drv.keypid, signal.SIGSTOP)
         out, verdict, secs = drv.client("-tls1_3")
         assert verdict == "handshake fail", verdict
-        assert secs < 5, secs
+        assert secs < 8, secs
         # Dead: fails at once; the server side lives on.
         os.kill(drv.keypid, signal.SIGKILL)
         for _ in range(2):
             out, verdict, secs = drv.client("-tls1_2")
             assert verdict == "handshake fail", verdict
-            assert secs < 5, secs
+            assert secs < 8, secs
         assert drv.p.poll() is None, "keydrive died"
         assert fd_count(drv.p.pid) <= fds, "descriptors grew"
         drv.respawn()
