@@ -924,7 +924,7 @@ smtp_backend(struct session *s)
 	struct smtp_reply	 sr;
 	const char		*buf;
 	size_t			 len;
-	int			 r;
+	int			 r, offers_tls;
 
 	if (ss->ss_bstep == SMTP_B_TLS) {
 		if (!s->s_btls)
@@ -958,6 +958,9 @@ smtp_backend(struct session *s)
 		    ss->ss_esmtp)) ||
 		    (ss->ss_bstep == SMTP_B_CLIENT_HELO && ss->ss_esmtp))
 			smtp_backend_ehlo_auth(ss, buf, sr.sr_len);
+		/* Looked at before the drain: buf goes with it. */
+		offers_tls = ss->ss_bstep == SMTP_B_TLS_EHLO &&
+		    smtp_backend_offers(buf, sr.sr_len, "STARTTLS");
 		evbuffer_drain(in, sr.sr_len);
 
 		switch (ss->ss_bstep) {
@@ -972,7 +975,7 @@ smtp_backend(struct session *s)
 			smtp_backend_helo(s, ss);
 			break;
 		case SMTP_B_TLS_EHLO:
-			if (!smtp_backend_offers(buf, sr.sr_len, "STARTTLS")) {
+			if (!offers_tls) {
 				log_session(LOG_LVL_ERR, s->s_id, "upstream "
 				    "does not offer STARTTLS, upstream: %s",
 				    s->s_backend_text);

@@ -1948,6 +1948,50 @@ def proxy_ssl_name_checked():
 
 
 @test
+def proxy_starttls_smtp_to_postfix():
+    """proxy_starttls on SMTP: STARTTLS to Postfix, verified, before
+    XCLIENT; the message arrives with Postfix's ESMTPS and TLS note."""
+    with Conn(PORT["smtp_pstls"]) as c:
+        c.expect(SMTP_GREETING)
+        c.cmd(b"EHLO client.example.org", b"250-mx.test\r\n"
+              b"250 AUTH PLAIN LOGIN\r\n")
+        c.cmd(b"AUTH PLAIN " + b64("\0alice\0" + ALICE_PW), SMTP_AUTH_OK)
+        c.cmd(b"MAIL FROM:<alice@example.org>", b"250 2.1.0 Ok\r\n")
+        c.cmd(b"RCPT TO:<%s>" % ALICE_ADDR.encode(), b"250 2.1.5 Ok\r\n")
+        c.cmd(b"DATA", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        c.send(message("backend starttls") + b".\r\n")
+        assert c.line().startswith(b"250 2.0.0 Ok: queued"), "DATA"
+        c.cmd(b"QUIT", b"221 2.0.0 Bye\r\n")
+    got = wait_delivered("backend starttls")
+    rec = Postfix.received(got)
+    assert b"with ESMTPS" in rec and b"using TLSv1." in rec, rec
+    # The plain path, for contrast.
+    s = smtplib.SMTP("127.0.0.1", PORT["smtp_on"], timeout=20)
+    s.ehlo("client.example.org")
+    s.starttls(context=client_ctx())
+    s.login("alice", ALICE_PW)
+    s.sendmail("alice@example.org", [ALICE_ADDR], message("backend plain"))
+    s.quit()
+    rec = Postfix.received(wait_delivered("backend plain"))
+    assert re.search(rb"with ESMTPA? ", rec) and b"using TLS" not in rec, \
+        rec
+
+
+@test
+def proxy_starttls_smtp_refused_by_backend():
+    fk = FAKES[("smtp", "dropstls")]
+    fk.clear()
+    with Conn(PORT["smtp_pstls"]) as c:
+        c.expect(SMTP_GREETING)
+        c.send(b"AUTH PLAIN " + b64("\0f_dropstls\0" + ALICE_PW) +
+               b"\r\n")
+        eq(c.eof(), b"451 4.3.2 Internal server error\r\n", "reply")
+    got = fk.received()
+    assert b"STARTTLS" in got, got
+    assert b"XCLIENT" not in got and b"AUTH" not in got, got
+
+
+@test
 def auth_cdb_records_choose_backend_tls():
     """auth_cdb tls=ssl|starttls|off and tls_name= over the server's
     directives, with the server's verification settings."""
