@@ -499,7 +499,12 @@ session_linger(struct session *s)
 		return;
 	if (s->s_end == NULL)
 		s->s_end = "quit";
-	if ((ioctl(s->s_cfd, FIONREAD, &n) == -1 || n == 0) &&
+	/*
+	 * A TLS client answers our close_notify with its own: closing at
+	 * once would meet it with a reset, which can make its kernel drop
+	 * our last reply unread.  So TLS always waits for the client's end.
+	 */
+	if (!s->s_tls && (ioctl(s->s_cfd, FIONREAD, &n) == -1 || n == 0) &&
 	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)) == 0) {
 		session_close(s, s->s_end);
 		return;
