@@ -751,6 +751,10 @@ def setup():
         "ssl_client_certificate " + CERTS.crt("client_ca"),
         "auth_http_pass_client_cert on",
         "imap_auth plain external"] + both, ssl_listen=True)
+    body += server_block("imap_vc_depth0", "imap", [
+        http, "ssl_verify_client on", "ssl_verify_depth 0",
+        "ssl_client_certificate " + CERTS.crt("client_ca")] + both,
+        ssl_listen=True)
     for p in ("imap", "pop3", "smtp"):
         body += server_block(p + "_stls_vc_on", p, [
             http, "starttls on", "ssl_verify_client on",
@@ -1477,6 +1481,20 @@ def verify_optional_no_ca():
     imap_cert_login(p, "wrongca",
                     "FAILED:unable to verify the first certificate", True)
     refused(p, "expired", "imap", CERT_ERROR["imap"])
+
+
+@test
+def verify_depth():
+    """ssl_verify_depth, in OpenSSL's terms (the intermediate CAs
+    allowed between the certificate and the trusted CA): the default 1
+    accepts a certificate below one intermediate (the client sends the
+    chain), and the issuer sent to the auth server is the intermediate;
+    0 refuses it but accepts one signed by the CA itself."""
+    imap_cert_login(PORT["imap_vc_on"], "chained", "SUCCESS", True)
+    refused(PORT["imap_vc_depth0"], "chained", "imap", CERT_ERROR["imap"])
+    imap_cert_login(PORT["imap_vc_depth0"], "client", "SUCCESS", False)
+    eq(CERTS.info("chained")["issuer"],
+       CERTS.info("client_int_ca")["subject"], "the issuer")
 
 
 @test

@@ -18,6 +18,9 @@ info()):
   client_ca     the CA of client certificates
   client        a good client certificate (CN=alice), signed by client_ca
   expired       CN=alice, signed by client_ca, expired in 2020
+  client_int_ca an intermediate CA below client_ca
+  chained       CN=alice, signed by client_int_ca; chained.crt holds the
+                leaf then the intermediate (a chain of depth 2)
   rogue_ca      an unrelated CA
   wrongca       CN=alice, signed by rogue_ca (not client_ca)
   backend_ca    the CA of backend certificates (proxy_ssl_trusted_...)
@@ -107,6 +110,13 @@ class Certs:
                    "/O=mailproxyd test/OU=users/CN=alice",
                    start="20200101000000Z", end="20200201000000Z")
 
+        self._subca("client_int_ca", "client_ca",
+                    "/O=mailproxyd test/CN=mailproxyd client sub-CA")
+        self._leaf("chained", "client_int_ca",
+                   "/O=mailproxyd test/OU=chained/CN=alice")
+        with open(self.crt("chained"), "a") as f:
+            f.write(self.pem("client_int_ca"))
+
         self._ca("rogue_ca", "/O=somebody else/CN=rogue CA")
         self._leaf("wrongca", "rogue_ca",
                    "/O=mailproxyd test/OU=users/CN=alice")
@@ -142,7 +152,10 @@ class Certs:
             for line in out.splitlines():
                 k, _, v = line.partition("=")
                 d[k.strip()] = v.strip()
+            # The leaf: the first certificate of the file.
             pem = self.pem(name)
+            end = "-----END CERTIFICATE-----\n"
+            pem = pem[:pem.index(end) + len(end)]
             der = ssl.PEM_cert_to_DER_cert(pem)
             self._info[name] = {
                 "subject": d["subject"],
@@ -175,6 +188,10 @@ class Certs:
             "-set_serial", "0x%X" % self.serial, "-sha256",
             "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self._ca_files(name)
+        os.makedirs(os.path.join(self.dir, "issued"), exist_ok=True)
+
+    def _ca_files(self, name):
         db = os.path.join(self.dir, name + ".index")
         open(db, "w").close()
         with open(os.path.join(self.dir, name + ".cnf"), "w") as f:
@@ -182,16 +199,22 @@ class Certs:
                                "dir": os.path.join(self.dir, "issued"),
                                "serial": os.path.join(self.dir,
                                                       name + ".serial")})
-        os.makedirs(os.path.join(self.dir, "issued"), exist_ok=True)
+
+    def _subca(self, name, parent, subj):
+        self._leaf(name, parent, subj, ca_ext=True)
+        self._ca_files(name)
 
     def _leaf(self, name, ca, subj, san=(), ip=False, server=False,
-              ec=False, start=None, end=None):
+              ec=False, start=None, end=None, ca_ext=False):
         self._newkey(name, ec)
         csr = os.path.join(self.dir, name + ".csr")
         run("openssl", "req", "-new", "-key", self.key(name), "-out", csr,
             "-subj", subj)
         ext = ["basicConstraints = CA:FALSE"]
-        if server:
+        if ca_ext:
+            ext = ["basicConstraints = critical, CA:TRUE",
+                   "keyUsage = critical, keyCertSign, cRLSign"]
+        elif server:
             ext.append("keyUsage = critical, digitalSignature" +
                        ("" if ec else ", keyEncipherment"))
             ext.append("extendedKeyUsage = serverAuth")
