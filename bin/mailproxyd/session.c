@@ -368,7 +368,13 @@ session_client_write(struct bufferevent *bev, void *arg)
 {
 	struct session	*s = arg;
 
-	(void)bev;
+	/*
+	 * The callback may come late, after more was queued (a TLS
+	 * bufferevent reads and writes in one go): only an empty queue
+	 * means the last reply, or the STARTTLS one, is out.
+	 */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
 	if (s->s_state == SESSION_CLOSING) {
 		session_linger(s);
 		return;
