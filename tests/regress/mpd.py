@@ -7,8 +7,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import traceback
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -295,3 +297,61 @@ def connect_and_read(port, host="127.0.0.1", family=socket.AF_INET,
             if not chunk:
                 return data
             data += chunk
+
+
+def run_suite(tests, setup, teardown, needs, ensure_daemon, daemon):
+    """The runner of the end-to-end suites that share one daemon:
+    sys.argv[2:] names the tests to run (all of them by default).
+    setup() starts what the suite needs, teardown(keep) stops it (keep:
+    leave the files of a failed run); ensure_daemon() restarts the
+    daemon if a test killed it, daemon() returns it.  A test during
+    which a child process was replaced fails: a crash.  Prints one line
+    per test and "N passed, M failed"; returns the exit status."""
+    only = sys.argv[2:]
+    passed = failed = 0
+    if os.geteuid() != 0:
+        print("FAIL: this suite starts %s and must run as root" % needs)
+        print("0 passed, 1 failed")
+        return 1
+    selected = [fn for fn in tests if not only or fn.__name__ in only]
+    t_all = time.monotonic()
+    try:
+        setup()
+    except Exception:  # noqa
+        print("FAIL setup")
+        traceback.print_exc(file=sys.stdout)
+        teardown()
+        for fn in selected:
+            print("FAIL %s (setup failed)" % fn.__name__)
+        print("%d passed, %d failed" % (0, len(selected) + 1))
+        return 1
+    try:
+        for fn in selected:
+            t0 = time.monotonic()
+            try:
+                ensure_daemon()
+                d = daemon()
+                before = d.workers_now() + d.auth_now()
+                fn()
+                d = daemon()
+                after = d.workers_now() + d.auth_now()
+                if alive(d.pid) and sorted(after) != sorted(before):
+                    raise AssertionError(
+                        "a child process was replaced during the test "
+                        "(crash?): %s -> %s" % (before, after))
+            except Exception:  # noqa
+                failed += 1
+                print("FAIL %s (%.1fs)" % (fn.__name__,
+                                           time.monotonic() - t0))
+                traceback.print_exc(file=sys.stdout)
+                sys.stdout.flush()
+            else:
+                passed += 1
+                print("ok   %s (%.1fs)" % (fn.__name__,
+                                           time.monotonic() - t0))
+                sys.stdout.flush()
+    finally:
+        teardown(keep=failed > 0)
+    print("(%.0fs in all)" % (time.monotonic() - t_all))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0

@@ -46,7 +46,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import Daemon, TOP, alive, free_port, wait_for  # noqa: E402
+from mpd import (Daemon, TOP, alive, free_port, run_suite,  # noqa: E402
+                 wait_for)
 from postfix import Postfix, SmtpSink  # noqa: E402
 from fakedns import FakeDNS  # noqa: E402
 from dovecot import Dovecot, big_message  # noqa: E402
@@ -1731,53 +1732,8 @@ def concurrent_200_submissions():
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
-    only = sys.argv[2:]
-    passed = failed = 0
-    if os.geteuid() != 0:
-        print("FAIL: this suite starts mailproxyd and Postfix and must "
-              "run as root")
-        print("0 passed, 1 failed")
-        return 1
-    selected = [fn for fn in TESTS if not only or fn.__name__ in only]
-    t_all = time.monotonic()
-    try:
-        setup()
-    except Exception:  # noqa
-        print("FAIL setup")
-        traceback.print_exc(file=sys.stdout)
-        teardown()
-        for fn in selected:
-            print("FAIL %s (setup failed)" % fn.__name__)
-        print("%d passed, %d failed" % (0, len(selected) + 1))
-        return 1
-    try:
-        for fn in selected:
-            t0 = time.monotonic()
-            try:
-                ensure_daemon()
-                before = D.workers_now() + D.auth_now()
-                fn()
-                after = D.workers_now() + D.auth_now()
-                if alive(D.pid) and sorted(after) != sorted(before):
-                    raise AssertionError(
-                        "a child process was replaced during the test "
-                        "(crash?): %s -> %s" % (before, after))
-            except Exception:  # noqa
-                failed += 1
-                print("FAIL %s (%.1fs)" % (fn.__name__,
-                                           time.monotonic() - t0))
-                traceback.print_exc(file=sys.stdout)
-                sys.stdout.flush()
-            else:
-                passed += 1
-                print("ok   %s (%.1fs)" % (fn.__name__,
-                                           time.monotonic() - t0))
-                sys.stdout.flush()
-    finally:
-        teardown(keep=failed > 0)
-    print("(%.0fs in all)" % (time.monotonic() - t_all))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_suite(TESTS, setup, teardown, "mailproxyd and Postfix",
+                     ensure_daemon, lambda: D)
 
 
 if __name__ == "__main__":
