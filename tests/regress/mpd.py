@@ -299,6 +299,24 @@ def connect_and_read(port, host="127.0.0.1", family=socket.AF_INET,
             data += chunk
 
 
+def subenv():
+    """The environment for the daemons the suites start: LeakSanitizer
+    cannot stop the world in the confined children, and a small
+    quarantine keeps the memory checks of a sanitized build
+    meaningful."""
+    e = dict(os.environ)
+    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + \
+        ":detect_leaks=0:handle_segv=0:quarantine_size_mb=1"
+    return e
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def run_suite(tests, setup, teardown, needs, ensure_daemon, daemon):
     """The runner of the end-to-end suites that share one daemon:
     sys.argv[2:] names the tests to run (all of them by default).

@@ -33,8 +33,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import (Daemon, TOP, alive, children, free_port,  # noqa: E402
-                 proc_status, wait_for)
+from mpd import (alive, children, Daemon, free_port, kill_pid,  # noqa: E402
+                 proc_status, subenv, TOP, wait_for)
 import fakedns  # noqa: E402
 
 AUTHDRIVE = os.path.join(TOP, "tests", "authdrive")
@@ -90,21 +90,6 @@ def test(fn):
     return fn
 
 
-def subenv():
-    e = dict(os.environ)
-    # As mpd.Daemon does: LeakSanitizer cannot stop the world in the
-    # confined child; a small quarantine keeps the memory check of a
-    # sanitized build meaningful.
-    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + \
-        ":detect_leaks=0:handle_segv=0:quarantine_size_mb=1"
-    return e
-
-
-def kill_pid(pid, sig=signal.SIGKILL):
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def stop_proc(p, sig=signal.SIGTERM, timeout=5):

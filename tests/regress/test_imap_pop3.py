@@ -36,8 +36,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import (Daemon, TOP, alive, free_port, run_suite,  # noqa: E402
-                 wait_for)
+from mpd import (alive, Daemon, free_port, kill_pid, run_suite,  # noqa: E402
+                 subenv, TOP, wait_for)
 from dovecot import Dovecot, make_message  # noqa: E402
 
 CTL = os.path.join(TOP, "bin", "mailproxyctl", "mailproxyctl")
@@ -86,18 +86,6 @@ def sanitized():
         return False
 
 
-def subenv():
-    e = dict(os.environ)
-    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + \
-        ":detect_leaks=0:handle_segv=0:quarantine_size_mb=1"
-    return e
-
-
-def kill_pid(pid, sig=signal.SIGKILL):
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 # --------------------------------------------------------------------------

@@ -40,8 +40,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import (Daemon, TOP, alive, free_port, run_suite,  # noqa: E402
-                 wait_for)
+from mpd import (alive, Daemon, free_port, kill_pid, run_suite,  # noqa: E402
+                 subenv, TOP, wait_for)
 from dovecot import Dovecot  # noqa: E402
 
 AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
@@ -74,18 +74,6 @@ def eq(got, want, what=""):
                              % (what or "mismatch", got, want))
 
 
-def subenv():
-    e = dict(os.environ)
-    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + \
-        ":detect_leaks=0:handle_segv=0"
-    return e
-
-
-def kill_pid(pid, sig=signal.SIGKILL):
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 # --------------------------------------------------------------------------
