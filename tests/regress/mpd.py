@@ -3,6 +3,7 @@ loopback ports picked here, inspected from outside through /proc, and
 stopped by PID.  Python standard library only."""
 
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,9 @@ import time
 import traceback
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TMP = os.path.join(TOP, "tests", "tmp")
+AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
+                          "mailproxyd-auth-server")
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
@@ -315,6 +319,63 @@ def kill_pid(pid, sig=signal.SIGKILL):
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+class AuthServer:
+    """The reference auth server (contrib/auth-server) on a loopback port
+    of its own, with a users file and a record of every request it got
+    (--record, one JSON object a line); flags go to its command line."""
+
+    def __init__(self, users, *flags, name="as"):
+        os.makedirs(TMP, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="as-" + name + "-", dir=TMP)
+        self.users = os.path.join(self.dir, "users")
+        with open(self.users, "w") as f:
+            f.write(users)
+        os.chmod(self.users, 0o600)
+        self.record = os.path.join(self.dir, "record")
+        self.log = os.path.join(self.dir, "log")
+        portfile = os.path.join(self.dir, "port")
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, AUTHSERVER, "-u", self.users, "-q",
+                 "--listen", "127.0.0.1:0", "--port-file", portfile,
+                 "--record", self.record] + list(flags),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err)
+
+        def port():
+            if self.proc.poll() is not None:
+                raise AssertionError("auth server exited: " +
+                                     open(self.log).read()[-1000:])
+            try:
+                with open(portfile) as f:
+                    return int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                return None
+        self.port = wait_for(port, timeout=15, what="auth server port")
+
+    def records(self):
+        try:
+            with open(self.record) as f:
+                return [json.loads(x) for x in f if x.strip()]
+        except FileNotFoundError:
+            return []
+
+    def mark(self):
+        return len(self.records())
+
+    def since(self, mark):
+        return self.records()[mark:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            kill_pid(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                kill_pid(self.proc.pid)
+                self.proc.wait(timeout=5)
 
 
 def run_suite(tests, setup, teardown, needs, ensure_daemon, daemon):

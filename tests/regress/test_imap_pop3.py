@@ -36,13 +36,11 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import (alive, Daemon, free_port, kill_pid, run_suite,  # noqa: E402
-                 subenv, TOP, wait_for)
+from mpd import (alive, AuthServer, Daemon, free_port, kill_pid,  # noqa: E402
+                 run_suite, subenv, TOP, wait_for)
 from dovecot import Dovecot, make_message  # noqa: E402
 
 CTL = os.path.join(TOP, "bin", "mailproxyctl", "mailproxyctl")
-AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
-                          "mailproxyd-auth-server")
 TMP = os.path.join(TOP, "tests", "tmp")
 
 BINARY = None
@@ -84,8 +82,6 @@ def sanitized():
             return b"__asan_init" in f.read()
     except OSError:
         return False
-
-
 
 
 # --------------------------------------------------------------------------
@@ -459,46 +455,6 @@ class FakeBackend:
 
 # --------------------------------------------------------------------------
 # The reference auth server
-
-class AuthServer:
-    def __init__(self, users, *flags, name="as"):
-        os.makedirs(TMP, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="ip-" + name + "-", dir=TMP)
-        self.users = os.path.join(self.dir, "users")
-        with open(self.users, "w") as f:
-            f.write(users)
-        os.chmod(self.users, 0o600)
-        self.record = os.path.join(self.dir, "record")
-        self.log = os.path.join(self.dir, "log")
-        portfile = os.path.join(self.dir, "port")
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, AUTHSERVER, "-u", self.users, "-q",
-                 "--listen", "127.0.0.1:0", "--port-file", portfile,
-                 "--record", self.record] + list(flags),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err)
-
-        def port():
-            if self.proc.poll() is not None:
-                raise AssertionError("auth server exited: " +
-                                     open(self.log).read()[-1000:])
-            try:
-                with open(portfile) as f:
-                    return int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                return None
-        self.port = wait_for(port, timeout=15, what="auth server port")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            kill_pid(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                kill_pid(self.proc.pid)
-                self.proc.wait(timeout=5)
-
 
 # --------------------------------------------------------------------------
 # The environment shared by the tests

@@ -40,12 +40,11 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import mpd  # noqa: E402
 from mpd import (alive, Daemon, free_port, kill_pid, run_suite,  # noqa: E402
                  subenv, TOP, wait_for)
 from dovecot import Dovecot  # noqa: E402
 
-AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
-                          "mailproxyd-auth-server")
 TMP = os.path.join(TOP, "tests", "tmp")
 
 BINARY = None
@@ -72,8 +71,6 @@ def eq(got, want, what=""):
     if got != want:
         raise AssertionError("%s\n  got:  %r\n  want: %r"
                              % (what or "mismatch", got, want))
-
-
 
 
 # --------------------------------------------------------------------------
@@ -376,60 +373,12 @@ class Recorder:
 # --------------------------------------------------------------------------
 # The reference auth server
 
-class AuthServer:
-    def __init__(self, users, name="as"):
-        os.makedirs(TMP, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="pp-" + name + "-", dir=TMP)
-        self.users = os.path.join(self.dir, "users")
-        with open(self.users, "w") as f:
-            f.write(users)
-        os.chmod(self.users, 0o600)
-        self.record = os.path.join(self.dir, "record")
-        self.log = os.path.join(self.dir, "log")
-        portfile = os.path.join(self.dir, "port")
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, AUTHSERVER, "-u", self.users, "-q",
-                 "--listen", "127.0.0.1:0", "--port-file", portfile,
-                 "--record", self.record],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err)
-
-        def port():
-            if self.proc.poll() is not None:
-                raise AssertionError("auth server exited: " +
-                                     open(self.log).read()[-1000:])
-            try:
-                with open(portfile) as f:
-                    return int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                return None
-        self.port = wait_for(port, timeout=15, what="auth server port")
-
-    def records(self):
-        try:
-            with open(self.record) as f:
-                return [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return []
-
-    def mark(self):
-        return len(self.records())
-
+class AuthServer(mpd.AuthServer):
     def one_since(self, mark):
-        recs = wait_for(lambda: self.records()[mark:], timeout=10,
+        recs = wait_for(lambda: self.since(mark), timeout=10,
                         what="an auth request")
         eq(len(recs), 1, "auth requests")
         return recs[0]["headers"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            kill_pid(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                kill_pid(self.proc.pid)
-                self.proc.wait(timeout=5)
 
 
 def pp_headers(h):

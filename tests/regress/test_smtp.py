@@ -46,15 +46,13 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import (alive, Daemon, free_port, kill_pid, run_suite,  # noqa: E402
-                 subenv, TOP, wait_for)
+from mpd import (alive, AuthServer, Daemon, free_port, kill_pid,  # noqa: E402
+                 run_suite, subenv, TOP, wait_for)
 from postfix import Postfix, SmtpSink  # noqa: E402
 from fakedns import FakeDNS  # noqa: E402
 from dovecot import Dovecot, big_message  # noqa: E402
 
 CTL = os.path.join(TOP, "bin", "mailproxyctl", "mailproxyctl")
-AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
-                          "mailproxyd-auth-server")
 TMP = os.path.join(TOP, "tests", "tmp")
 
 BINARY = None
@@ -100,8 +98,6 @@ def b64(s):
     if isinstance(s, str):
         s = s.encode()
     return base64.b64encode(s)
-
-
 
 
 # --------------------------------------------------------------------------
@@ -432,59 +428,6 @@ class FakeSMTP:
 
 # --------------------------------------------------------------------------
 # The reference auth server
-
-class AuthServer:
-    def __init__(self, users, *flags, name="as"):
-        os.makedirs(TMP, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="smtp-" + name + "-", dir=TMP)
-        self.users = os.path.join(self.dir, "users")
-        with open(self.users, "w") as f:
-            f.write(users)
-        os.chmod(self.users, 0o600)
-        self.record = os.path.join(self.dir, "record")
-        self.log = os.path.join(self.dir, "log")
-        portfile = os.path.join(self.dir, "port")
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, AUTHSERVER, "-u", self.users, "-q",
-                 "--listen", "127.0.0.1:0", "--port-file", portfile,
-                 "--record", self.record] + list(flags),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err)
-
-        def port():
-            if self.proc.poll() is not None:
-                raise AssertionError("auth server exited: " +
-                                     open(self.log).read()[-1000:])
-            try:
-                with open(portfile) as f:
-                    return int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                return None
-        self.port = wait_for(port, timeout=15, what="auth server port")
-
-    def records(self):
-        try:
-            with open(self.record) as f:
-                return [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return []
-
-    def mark(self):
-        return len(self.records())
-
-    def since(self, mark):
-        return self.records()[mark:]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            kill_pid(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                kill_pid(self.proc.pid)
-                self.proc.wait(timeout=5)
-
 
 def header(rec, name):
     for k, v in rec["headers"].items():

@@ -54,14 +54,13 @@ import json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import mpd  # noqa: E402
 from mpd import (alive, Daemon, free_port, kill_pid, run_suite,  # noqa: E402
                  subenv, TOP, wait_for)
 from dovecot import Dovecot, make_message  # noqa: E402
 from postfix import Postfix  # noqa: E402
 from tlsfix import Certs  # noqa: E402
 
-AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
-                          "mailproxyd-auth-server")
 CTL = os.path.join(TOP, "bin", "mailproxyctl", "mailproxyctl")
 TMP = os.path.join(TOP, "tests", "tmp")
 
@@ -116,8 +115,6 @@ def sanitized():
             return b"__asan_init" in f.read()
     except OSError:
         return False
-
-
 
 
 # --------------------------------------------------------------------------
@@ -329,63 +326,12 @@ def s_client(port, args=(), stdin=b"", timeout=20, script=None):
 # --------------------------------------------------------------------------
 # The reference auth server, recording every request
 
-class AuthServer:
-    def __init__(self, users, *flags, name="as"):
-        os.makedirs(TMP, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="tls-" + name + "-", dir=TMP)
-        self.users = os.path.join(self.dir, "users")
-        with open(self.users, "w") as f:
-            f.write(users)
-        os.chmod(self.users, 0o600)
-        self.record = os.path.join(self.dir, "record")
-        self.log = os.path.join(self.dir, "log")
-        portfile = os.path.join(self.dir, "port")
-        with open(self.log, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, AUTHSERVER, "-u", self.users, "-q",
-                 "--listen", "127.0.0.1:0", "--port-file", portfile,
-                 "--record", self.record] + list(flags),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err)
-
-        def port():
-            if self.proc.poll() is not None:
-                raise AssertionError("auth server exited: " +
-                                     open(self.log).read()[-1000:])
-            try:
-                with open(portfile) as f:
-                    return int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                return None
-        self.port = wait_for(port, timeout=15, what="auth server port")
-
-    def records(self):
-        try:
-            with open(self.record) as f:
-                return [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return []
-
-    def mark(self):
-        return len(self.records())
-
-    def since(self, mark):
-        return self.records()[mark:]
-
+class AuthServer(mpd.AuthServer):
     def one_since(self, mark):
         recs = wait_for(lambda: self.since(mark), timeout=10,
                         what="an auth request")
         eq(len(recs), 1, "auth requests since the mark")
         return recs[0]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            kill_pid(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                kill_pid(self.proc.pid)
-                self.proc.wait(timeout=5)
 
 
 def header(rec, name):
