@@ -81,6 +81,8 @@ static void	 session_linger(struct session *);
 static void	 session_host(const struct sockaddr *, char *, size_t,
 		    uint16_t *);
 static void	 session_summary(struct session *);
+static void	 session_client_bev(struct session *);
+static void	 session_backend_bev(struct session *);
 static void	 session_tls_accept(struct session *);
 static void	 session_tls_done(struct session *);
 static void	 session_tls_errors(struct session *, struct bufferevent *,
@@ -204,11 +206,18 @@ session_start(struct session *s)
 	if ((s->s_cbev = bufferevent_socket_new(worker_base, s->s_cfd,
 	    0)) == NULL)
 		fatal("bufferevent_socket_new");
+	session_client_bev(s);
+	s->s_proto->sp_start(s);
+}
+
+/* The client's bufferevent, plain or TLS, set up to serve the session. */
+static void
+session_client_bev(struct session *s)
+{
 	bufferevent_setcb(s->s_cbev, session_client_read,
 	    session_client_write, session_client_event, s);
 	bufferevent_setwatermark(s->s_cbev, EV_READ, 0, session_bufsize(s));
 	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
-	s->s_proto->sp_start(s);
 }
 
 /*
@@ -639,10 +648,7 @@ session_tls_accept(struct session *s)
 	    s->s_cfd, s->s_ssl, BUFFEREVENT_SSL_ACCEPTING, 0)) == NULL)
 		fatal("bufferevent_openssl_socket_new");
 	bufferevent_openssl_set_allow_dirty_shutdown(s->s_cbev, 1);
-	bufferevent_setcb(s->s_cbev, session_client_read,
-	    session_client_write, session_client_event, s);
-	bufferevent_setwatermark(s->s_cbev, EV_READ, 0, session_bufsize(s));
-	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
+	session_client_bev(s);
 }
 
 /*
@@ -659,11 +665,10 @@ session_tls_done(struct session *s)
 	log_session(LOG_LVL_DEBUG, s->s_id, "TLS established: %s %s%s",
 	    SSL_get_version(s->s_ssl), SSL_get_cipher_name(s->s_ssl),
 	    SSL_session_reused(s->s_ssl) ? " (reused)" : "");
+	/* tls_verify_error() also takes the session out of the cache. */
 	if ((why = tls_verify_error(s->s_ssl, s->s_mail)) != NULL) {
 		log_session(LOG_LVL_INFO, s->s_id, "%s", why);
-		SSL_CTX_remove_session(SSL_get_SSL_CTX(s->s_ssl),
-		    SSL_get0_session(s->s_ssl));
-		reply = strstr(why, "no required") != NULL ?
+		reply = SSL_get0_peer_certificate(s->s_ssl) == NULL ?
 		    s->s_proto->sp_cert_missing : s->s_proto->sp_cert_error;
 		s->s_end = "client-certificate";
 		session_write(s, reply, strlen(reply));
@@ -1267,10 +1272,7 @@ session_backend_connect(struct session *s)
 	s->s_bfd = fd;
 	if ((s->s_bbev = bufferevent_socket_new(worker_base, fd, 0)) == NULL)
 		fatal("bufferevent_socket_new");
-	bufferevent_setcb(s->s_bbev, session_backend_read, NULL,
-	    session_backend_event, s);
-	bufferevent_setwatermark(s->s_bbev, EV_READ, 0,
-	    (size_t)s->s_mail->m_proxy_buffer);
+	session_backend_bev(s);
 	session_timer(s, s->s_mail->m_timeout);
 	if (bufferevent_socket_connect(s->s_bbev, sa,
 	    (int)s->s_lg->lg_backendlen) == -1) {
@@ -1469,11 +1471,18 @@ session_backend_tls(struct session *s)
 	    s->s_bfd, s->s_bssl, BUFFEREVENT_SSL_CONNECTING, 0)) == NULL)
 		fatal("bufferevent_openssl_socket_new");
 	bufferevent_openssl_set_allow_dirty_shutdown(s->s_bbev, 1);
+	session_backend_bev(s);
+	bufferevent_enable(s->s_bbev, EV_READ | EV_WRITE);
+}
+
+/* The backend's bufferevent, plain or TLS, set up for the login. */
+static void
+session_backend_bev(struct session *s)
+{
 	bufferevent_setcb(s->s_bbev, session_backend_read, NULL,
 	    session_backend_event, s);
 	bufferevent_setwatermark(s->s_bbev, EV_READ, 0,
 	    (size_t)s->s_mail->m_proxy_buffer);
-	bufferevent_enable(s->s_bbev, EV_READ | EV_WRITE);
 }
 
 static void
