@@ -137,10 +137,9 @@ imap_input(struct session *s)
 		if (s->s_state != SESSION_PREAUTH || session_blocked(s))
 			return;
 		in = session_input(s);
-		if ((len = evbuffer_get_length(in)) == 0)
+		if ((buf = input_window(in, session_bufsize(s), &len)) ==
+		    NULL)
 			return;
-		if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
-			fatal("evbuffer_pullup");
 		if (is->is_state == IMAP_ST_START) {
 			if (imap_command(s, is, buf, len) == 0)
 				return;
@@ -469,10 +468,9 @@ imap_backend(struct session *s)
 			imap_backend_login(s, is);
 		return;
 	}
-	if ((len = evbuffer_get_length(in)) == 0)
+	if ((buf = input_window(in, (size_t)s->s_mail->m_proxy_buffer,
+	    &len)) == NULL)
 		return;
-	if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
-		fatal("evbuffer_pullup");
 	r = imap_backend_reply(buf, len, steps[is->is_bstep], is->is_tag,
 	    strlen(is->is_tag));
 	if (r == PARSE_MORE) {

@@ -241,8 +241,9 @@ imap_id_args(const char *buf, size_t len, size_t bufsize, size_t *ip,
 
 /*
  * Parse the command at the start of buf (len bytes received, bufsize
- * the most the client buffer can hold).  Arguments are copied, quoted
- * strings unescaped, into args, which must hold len bytes; ic_arg
+ * the most the client buffer can hold; bytes past it are not looked
+ * at).  Arguments are copied, quoted strings unescaped, into args,
+ * which must hold bufsize bytes and never gets more than len; ic_arg
  * gives their places.  PARSE_DONE: a command of ic_len bytes.
  * PARSE_ERROR: an invalid line of ic_len bytes, up to and including
  * its LF (ic_close set when it ends with a non-synchronising literal,
@@ -259,6 +260,9 @@ imap_parse_command(const char *buf, size_t len, size_t bufsize,
 	int		 r;
 
 	memset(ic, 0, sizeof(*ic));
+	/* The contract in mailproxyd.h: nothing past the buffer's size. */
+	if (len > bufsize)
+		len = bufsize;
 
 	/* The tag. */
 	for (;; i++) {

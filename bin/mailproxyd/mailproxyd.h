@@ -555,10 +555,32 @@ int	 sandbox_child(enum proc_role);
  * What the pure parsers of client and backend input return: a complete
  * command or reply, an invalid one (to be answered, and skipped), or
  * not enough bytes yet.
+ *
+ * The client input contract, for every parser of bytes a client sent
+ * before login (imap_parse_command, pop3_parse_command,
+ * smtp_parse_command, sasl_line and the SASL decoders, proxyproto_parse):
+ *  1. A parser is given buf and len, and, where it copies, an output of
+ *     the size it documents (imap_parse_command: bufsize bytes).  It
+ *     reads buf[0..len) and writes its output only; a parser that is
+ *     also given the buffer size treats any len above it as that size.
+ *  2. The reader never hands a parser more than the configured buffer
+ *     (imap_client_buffer, pop3_client_buffer, smtp_client_buffer; the
+ *     PROXY header's 536 bytes), whatever one read returned: a TLS
+ *     bufferevent delivers whole records past its read high-water mark,
+ *     so the reader takes its window with input_window(), never with
+ *     evbuffer_pullup(in, -1).
+ *  3. A command that is still incomplete when the window is full is too
+ *     long: the protocol's error reply follows (IMAP "BAD", POP3 "-ERR",
+ *     SMTP "500") and the session closes, as mailproxyd.conf(5) says
+ *     under each *_client_buffer directive.
+ * tests/fuzz/ drives each reader this way, with the daemon's sizes.
  */
 #define PARSE_MORE		0
 #define PARSE_DONE		1
 #define PARSE_ERROR		2
+
+/* input.c */
+const char	*input_window(struct evbuffer *, size_t, size_t *);
 
 /* sasl.c */
 enum sasl_mech {

@@ -154,10 +154,9 @@ pop3_input(struct session *s)
 		if (s->s_state != SESSION_PREAUTH || session_blocked(s))
 			return;
 		in = session_input(s);
-		if ((len = evbuffer_get_length(in)) == 0)
+		if ((buf = input_window(in, session_bufsize(s), &len)) ==
+		    NULL)
 			return;
-		if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
-			fatal("evbuffer_pullup");
 		if (ps->ps_state == POP3_ST_START ||
 		    ps->ps_state == POP3_ST_USER) {
 			if (pop3_command(s, ps, buf, len) == 0)
@@ -491,10 +490,9 @@ pop3_backend(struct session *s)
 			pop3_backend_user(s, ps);
 		return;
 	}
-	if ((len = evbuffer_get_length(in)) == 0)
+	if ((buf = input_window(in, (size_t)s->s_mail->m_proxy_buffer,
+	    &len)) == NULL)
 		return;
-	if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
-		fatal("evbuffer_pullup");
 	r = pop3_backend_reply(buf, len);
 	if (r == PARSE_MORE) {
 		if (len >= (size_t)s->s_mail->m_proxy_buffer)

@@ -292,10 +292,9 @@ smtp_input(struct session *s)
 		if (s->s_state != SESSION_PREAUTH || session_blocked(s))
 			return;
 		in = session_input(s);
-		if ((len = evbuffer_get_length(in)) == 0)
+		if ((buf = input_window(in, session_bufsize(s), &len)) ==
+		    NULL)
 			return;
-		if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
-			fatal("evbuffer_pullup");
 		switch (ss->ss_state) {
 		case SMTP_ST_RESOLVE:
 			return;
@@ -932,10 +931,9 @@ smtp_backend(struct session *s)
 		smtp_backend_helo(s, ss);
 	}
 	while (s->s_state == SESSION_BACKEND) {
-		if ((len = evbuffer_get_length(in)) == 0)
+		if ((buf = input_window(in,
+		    (size_t)s->s_mail->m_proxy_buffer, &len)) == NULL)
 			return;
-		if ((buf = (const char *)evbuffer_pullup(in, -1)) == NULL)
-			fatal("evbuffer_pullup");
 		r = smtp_backend_reply(buf, len, &sr);
 		if (r == PARSE_MORE) {
 			if (len >= (size_t)s->s_mail->m_proxy_buffer)
