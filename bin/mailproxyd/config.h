@@ -151,6 +151,7 @@ struct conf_mail {
 	/* ngx_mail_core_module */
 	char			*m_server_name;
 	long			 m_timeout;		/* ms */
+	long			 m_login_timeout;	/* ms, 0: none */
 	struct conf_logs	 m_error_log;
 	struct conf_resolver	 m_resolver;
 	long			 m_resolver_timeout;	/* ms */

@@ -298,6 +298,8 @@ extern struct event_base	*worker_base;	/* event_init()'s */
 __dead void	 worker_main(void);
 struct imsgev	*worker_auth_channel(void);
 void		 worker_session_closed(void);
+void		 worker_conn_open(void);
+void		 worker_conn_closed(void);
 
 /* session.c */
 struct bufferevent;

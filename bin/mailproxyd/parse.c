@@ -279,6 +279,8 @@ const struct conf_directive conf_directives[] = {
 	    B_MAIL(m_server_name), &conf_type_str, NULL, NULL },
 	{ "timeout", MAILSRV, 1, 1, 0, B_MAIL(m_timeout), &conf_type_msec,
 	    "60s", NULL },
+	{ "login_timeout", MAILSRV, 1, 1, 0, B_MAIL(m_login_timeout),
+	    &conf_type_msec, "3m", NULL },
 	{ "error_log", MAILSRV, 1, 2, 0, B_MAIL(m_error_log),
 	    &conf_type_logs, NULL, NULL },
 	{ "resolver", MAILSRV, 1, ANY, 0, B_MAIL(m_resolver),

@@ -68,6 +68,9 @@ static struct session *session_find(uint64_t);
 static uint64_t	 session_now(void);
 static void	 session_reap(int, short, void *);
 static void	 session_fire(int, short, void *);
+static int	 session_login_left(const struct session *, uint64_t,
+		    uint64_t *);
+static void	 session_login_expired(struct session *);
 static void	 session_watch(struct session *, int);
 static void	 session_watched(int, short, void *);
 static void	 session_client_read(struct bufferevent *, void *);
@@ -243,12 +246,32 @@ void
 session_timer(struct session *s, long ms)
 {
 	struct timeval	 tv;
+	uint64_t	 left;
 
 	s->s_timeout = ms;
 	s->s_last = session_now();
+	if (session_login_left(s, s->s_last, &left) && left < (uint64_t)ms)
+		ms = (long)left;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(&s->s_timer, &tv);
+}
+
+/*
+ * login_timeout: from the accept to the relay, whatever the client
+ * trickles (the `timeout` restarts on every byte).  1 and the time
+ * left in *leftp while it applies, else 0.
+ */
+static int
+session_login_left(const struct session *s, uint64_t now, uint64_t *leftp)
+{
+	uint64_t	 due;
+
+	if (s->s_mail->m_login_timeout <= 0 || s->s_state >= SESSION_RELAY)
+		return (0);
+	due = s->s_start + (uint64_t)s->s_mail->m_login_timeout;
+	*leftp = now < due ? due - now : 0;
+	return (1);
 }
 
 void
@@ -262,11 +285,17 @@ session_fire(int fd, short events, void *arg)
 {
 	struct session	*s = arg;
 	struct timeval	 tv;
-	uint64_t	 now = session_now(), due;
+	uint64_t	 now = session_now(), due, left;
 
 	(void)fd;
 	(void)events;
+	if (session_login_left(s, now, &left) && left == 0) {
+		session_login_expired(s);
+		return;
+	}
 	due = s->s_last + (uint64_t)s->s_timeout;
+	if (session_login_left(s, now, &left) && now + left < due)
+		due = now + left;
 	if (now < due) {
 		tv.tv_sec = (time_t)((due - now) / 1000);
 		tv.tv_usec = (suseconds_t)((due - now) % 1000) * 1000;
@@ -300,6 +329,23 @@ session_fire(int fd, short events, void *arg)
 	default:
 		break;
 	}
+}
+
+/*
+ * login_timeout passed before the relay: a client still in the
+ * dialogue is closed as on `timeout`, without a reply; a login on the
+ * backend gets the temporary-failure reply, as its own timeout does.
+ */
+static void
+session_login_expired(struct session *s)
+{
+	log_session(LOG_LVL_INFO, s->s_id, "client login timed out after "
+	    "%lds", s->s_mail->m_login_timeout / 1000);
+	if (s->s_state == SESSION_BACKEND) {
+		session_internal_error(s);
+		return;
+	}
+	session_close(s, "login-timeout");
 }
 
 /*
@@ -1270,6 +1316,7 @@ session_backend_connect(struct session *s)
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	s->s_bfd = fd;
+	worker_conn_open();
 	if ((s->s_bbev = bufferevent_socket_new(worker_base, fd, 0)) == NULL)
 		fatal("bufferevent_socket_new");
 	session_backend_bev(s);
@@ -1606,8 +1653,10 @@ session_close(struct session *s, const char *end)
 		s->s_bssl = NULL;
 	}
 	close(s->s_cfd);
-	if (s->s_bfd != -1)
+	if (s->s_bfd != -1) {
 		close(s->s_bfd);
+		worker_conn_closed();
+	}
 	s->s_cfd = s->s_bfd = -1;
 	session_wipe_cred(s);
 

@@ -15,12 +15,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mailproxyd.h"
 #include "tls.h"
 
 #define ACCEPT_PAUSE	1	/* seconds without accepting after EMFILE */
+#define WORKER_FULL_LOG_S 60	/* the worker_connections warning at most */
 
 struct worker_listener {
 	TAILQ_ENTRY(worker_listener)	 wl_entry;
@@ -39,8 +41,12 @@ static struct {
 	int				 w_authfd;	/* until adopted */
 	TAILQ_HEAD(, worker_listener)	 w_listeners;
 	int				 w_draining;
-	int				 w_paused;
+	int				 w_paused;	/* EMFILE and such */
+	int				 w_full;	/* worker_connections */
+	time_t				 w_full_logged;
+	int				 w_accepting;	/* listeners armed */
 	unsigned int			 w_sessions;	/* open now */
+	unsigned int			 w_conns;	/* clients, backends */
 	uint64_t			 w_nextsid;
 	struct event			 w_pause_ev;
 	struct event			 w_shutdown_ev;
@@ -58,6 +64,7 @@ static void	worker_resolve_listeners(void);
 static void	worker_accept(int, short, void *);
 static void	worker_accept_pause(void);
 static void	worker_accept_resume(int, short, void *);
+static void	worker_listen(void);
 static void	worker_connection(struct worker_listener *, int,
 		    struct sockaddr_storage *, socklen_t);
 static void	worker_drain(void);
@@ -188,11 +195,10 @@ worker_main(void)
 		worker_set_auth(w.w_authfd);
 		w.w_authfd = -1;
 	}
-	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry) {
+	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry)
 		event_set(&wl->wl_ev, wl->wl_fd, EV_READ | EV_PERSIST,
 		    worker_accept, wl);
-		event_add(&wl->wl_ev, NULL);
-	}
+	worker_listen();
 	evtimer_set(&w.w_pause_ev, worker_accept_resume, NULL);
 	evtimer_set(&w.w_shutdown_ev, worker_shutdown_timeout, NULL);
 	imsgev_compose(&w.w_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
@@ -315,6 +321,8 @@ worker_accept(int fd, short events, void *arg)
 
 	(void)events;
 	for (;;) {
+		if (!w.w_accepting)
+			return;
 		len = sizeof(ss);
 		s = accept4(fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -345,34 +353,91 @@ worker_accept(int fd, short events, void *arg)
 	}
 }
 
+/*
+ * Arm the listeners or not: a worker accepts unless it drains, is out
+ * of descriptors for a moment, or holds worker_connections already.
+ */
+static void
+worker_listen(void)
+{
+	struct worker_listener	*wl;
+	int			 want;
+
+	want = !w.w_draining && !w.w_paused && !w.w_full;
+	if (want == w.w_accepting)
+		return;
+	w.w_accepting = want;
+	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry) {
+		if (want)
+			event_add(&wl->wl_ev, NULL);
+		else
+			event_del(&wl->wl_ev);
+	}
+}
+
 /* Out of descriptors: stop accepting for a moment instead of spinning. */
 static void
 worker_accept_pause(void)
 {
-	struct worker_listener	*wl;
 	struct timeval		 tv = { ACCEPT_PAUSE, 0 };
 
 	if (w.w_paused)
 		return;
 	w.w_paused = 1;
-	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry)
-		event_del(&wl->wl_ev);
+	worker_listen();
 	evtimer_add(&w.w_pause_ev, &tv);
 }
 
 static void
 worker_accept_resume(int fd, short events, void *arg)
 {
-	struct worker_listener	*wl;
-
 	(void)fd;
 	(void)events;
 	(void)arg;
 	w.w_paused = 0;
-	if (w.w_draining)
+	worker_listen();
+}
+
+/*
+ * worker_connections, as nginx counts it in a worker: the connections
+ * to clients and to backends open now (the auth service is the auth
+ * process's).  At the limit the worker stops accepting, and takes up
+ * again as soon as one closes; the other workers and the kernel's
+ * listen queue hold the clients meanwhile.  A worker that stays at
+ * the limit comes and goes from it with every session: the warning is
+ * logged when it first gets there, and again only after a quiet
+ * WORKER_FULL_LOG_S.
+ */
+void
+worker_conn_open(void)
+{
+	time_t	 now;
+
+	w.w_conns++;
+	if (w.w_full || w.w_conns <
+	    (unsigned int)w.w_conf->c_worker_connections)
 		return;
-	TAILQ_FOREACH(wl, &w.w_listeners, wl_entry)
-		event_add(&wl->wl_ev, NULL);
+	w.w_full = 1;
+	worker_listen();
+	now = time(NULL);
+	if (w.w_full_logged != 0 && now - w.w_full_logged < WORKER_FULL_LOG_S)
+		return;
+	w.w_full_logged = now;
+	log_warnx("%d worker_connections are not enough, not accepting "
+	    "until connections close", w.w_conf->c_worker_connections);
+}
+
+void
+worker_conn_closed(void)
+{
+	if (w.w_conns > 0)
+		w.w_conns--;
+	if (!w.w_full || w.w_conns >=
+	    (unsigned int)w.w_conf->c_worker_connections)
+		return;
+	w.w_full = 0;
+	log_debug("accepting connections again, %u open", w.w_conns);
+	worker_listen();
 }
 
 /*
@@ -415,6 +480,7 @@ worker_connection(struct worker_listener *wl, int s,
 	    sockaddr_text((struct sockaddr *)ss, sslen, peer, sizeof(peer)),
 	    l->l_name);
 	w.w_sessions++;
+	worker_conn_open();
 	session_new(l, s, ss, sslen, sid);
 }
 
@@ -424,6 +490,7 @@ worker_session_closed(void)
 {
 	if (w.w_sessions > 0)
 		w.w_sessions--;
+	worker_conn_closed();
 	worker_maybe_exit();
 }
 
@@ -440,6 +507,7 @@ worker_drain(void)
 	if (w.w_draining)
 		return;
 	w.w_draining = 1;
+	worker_listen();
 	while ((wl = TAILQ_FIRST(&w.w_listeners)) != NULL) {
 		TAILQ_REMOVE(&w.w_listeners, wl, wl_entry);
 		event_del(&wl->wl_ev);

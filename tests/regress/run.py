@@ -118,6 +118,73 @@ def connection_is_logged_with_its_server():
 
 
 @test
+def worker_connections_enforced():
+    """worker_connections 20 in one worker: 20 clients are greeted, the
+    rest wait in the listen queue unanswered, and the worker holds no
+    more sockets; closing 5 sessions lets 5 waiting clients in, and the
+    limit is logged once."""
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), workers=1, name="wconn",
+               main_extra="events {\n    worker_connections 20;\n}\n")
+    socks = []
+    try:
+        d.start()
+        worker = d.workers_now()[0]
+        base = len(os.listdir("/proc/%d/fd" % worker))
+        for _ in range(60):
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.setblocking(False)
+            socks.append(c)
+
+        def greeted():
+            n = 0
+            for c in socks:
+                try:
+                    if c.recv(4096):
+                        c.setblocking(True)
+                        c.settimeout(5)
+                        n += 1
+                        socks.remove(c)
+                        greeted.done.append(c)
+                        return True
+                except BlockingIOError:
+                    pass
+            return False
+        greeted.done = []
+
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(greeted.done) < 20:
+            if not greeted():
+                time.sleep(0.02)
+        assert len(greeted.done) == 20, len(greeted.done)
+        time.sleep(1)
+        greeted()
+        assert len(greeted.done) == 20, \
+            "%d greeted over the limit" % len(greeted.done)
+        fds = len(os.listdir("/proc/%d/fd" % worker))
+        assert fds - base <= 20, (base, fds)
+        d.wait_log("20 worker_connections are not enough")
+        for c in greeted.done[:5]:
+            c.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(greeted.done) < 25:
+            if not greeted():
+                time.sleep(0.02)
+        assert len(greeted.done) == 25, len(greeted.done)
+        time.sleep(0.5)
+        greeted()
+        assert len(greeted.done) == 25, len(greeted.done)
+        # Coming and going from the limit is one episode in the log.
+        eq_n = d.logtext().count("worker_connections are not enough")
+        assert eq_n == 1, eq_n
+        assert d.workers_now() == [worker]
+    finally:
+        for c in socks:
+            c.close()
+        d.stop()
+
+
+@test
 def listen_parameters_on_the_socket():
     """Every listen parameter is visible on the parent's sockets."""
     import socket as S

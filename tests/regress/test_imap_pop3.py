@@ -25,6 +25,7 @@ import poplib
 import re
 import resource
 import shutil
+import select
 import signal
 import socket
 import subprocess
@@ -591,6 +592,9 @@ def setup():
         body += server_block(p + "_maxcmd", p, [http, "max_commands 3"])
         body += server_block(p + "_timeout", p, [http, "timeout 1s"])
         body += server_block(p + "_ptimeout", p, [http, "proxy_timeout 1s"])
+        body += server_block(p + "_logints", p, [http, "login_timeout 2s"])
+        body += server_block(p + "_cancel", p, [http, "max_errors 3",
+                                                "max_commands 40"])
     # Configured capabilities and methods, listed out of order on purpose.
     body += server_block("imap_conf", "imap", [
         http, "imap_capabilities IMAP4rev1 LITERAL+ SASL-IR IDLE",
@@ -1717,6 +1721,91 @@ def timeout_preauth():
         c.send(b"USER alice\r\n")
         c.expect(b"+OK\r\n")
         closes_silently_after(c, 0.5, 3.5)
+
+
+@test
+def login_timeout_trickle():
+    """login_timeout 2s bounds the time from connect to login, however
+    the client trickles: a byte every 0.3s (well inside `timeout`) is
+    closed without a word at about 2s, and logged."""
+    for port, conn, line in ((PORT["imap_logints"], imap_conn,
+                              b"t NOOP\r\n" * 50),
+                             (PORT["pop3_logints"], pop3_conn,
+                              b"NOOP\r\n" * 50)):
+        with conn(port) as c:
+            t0 = time.monotonic()
+            closed_at = None
+            for ch in line:
+                r, _, _ = select.select([c.s], [], [], 0.3)
+                if r:
+                    try:
+                        chunk = c.s.recv(4096)
+                    except ConnectionResetError:
+                        chunk = b""
+                    if not chunk:
+                        closed_at = time.monotonic() - t0
+                        break
+                    assert b"OK" in chunk, chunk
+                    continue
+                try:
+                    c.s.send(bytes([ch]))
+                except OSError:
+                    closed_at = time.monotonic() - t0
+                    break
+                if time.monotonic() - t0 > 8:
+                    break
+            assert closed_at is not None, "still open after 8s"
+            assert 1.7 <= closed_at <= 4.5, "closed after %.2fs" % closed_at
+    D.wait_log("client login timed out after 2s")
+
+
+@test
+def login_timeout_not_after_login():
+    """login_timeout ends at the login: a logged-in IMAP session idles
+    past it and goes on."""
+    with imap_conn(PORT["imap_logints"]) as c:
+        c.send(b"a LOGIN alice " + ALICE_PW.encode() + b"\r\n")
+        assert c.line().startswith(b"a OK "), "login"
+        time.sleep(2.8)
+        c.send(b"b NOOP\r\n")
+        assert c.line().startswith(b"b OK"), "NOOP after login_timeout"
+        imap_check_mailbox(c, "alice")
+
+
+@test
+def sasl_cancel_bounded():
+    """A SASL exchange cancelled with "*" is not a parse error, as in
+    nginx: max_errors 3 is not reached after 10 of them; max_commands
+    (40: 20 rounds of AUTHENTICATE and "*") ends the loop."""
+    with imap_conn(PORT["imap_cancel"]) as c:
+        for i in range(10):
+            c.send(b"a%d AUTHENTICATE PLAIN\r\n" % i)
+            c.expect(b"+ \r\n")
+            c.send(b"*\r\n")
+            c.expect(b"a%d BAD invalid command\r\n" % i)
+        n = 10
+        while True:
+            c.send(b"a%d AUTHENTICATE PLAIN\r\n" % n)
+            got = c.line()
+            if got != b"+ \r\n":
+                eq(got, b"a%d BAD invalid command\r\n" % n, "over limit")
+                break
+            c.send(b"*\r\n")
+            got = c.line()
+            if got != b"a%d BAD invalid command\r\n" % n:
+                break
+            n += 1
+            assert n < 40, "max_commands never ended the loop"
+        c.expect_eof()
+        assert 19 <= n <= 21, n
+    with pop3_conn(PORT["pop3_cancel"]) as c:
+        for i in range(10):
+            c.send(b"AUTH PLAIN\r\n")
+            c.expect(b"+ \r\n")
+            c.send(b"*\r\n")
+            c.expect(POP3_INVALID)
+        c.send(b"NOOP\r\n")
+        c.expect(b"+OK\r\n")
 
 
 @test
