@@ -36,3 +36,34 @@ input_window(struct evbuffer *in, size_t bufsize, size_t *lenp)
 		fatal("evbuffer_pullup");
 	return (buf);
 }
+
+/*
+ * Whether a backend's refusal may go to the client as it is
+ * (proxy_pass_error_message): one reply line, or IMAP's untagged line
+ * before the tagged one, of printable ASCII, each ending in LF, nothing
+ * after the last, INPUT_ERROR_REPLY_MAX bytes in all (RFC 5321 section
+ * 4.5.3.1.5's 512-byte reply line).  Anything else, binary or a burst
+ * of lines, is not the client's to see.
+ */
+int
+input_error_reply_ok(const char *buf, size_t len)
+{
+	size_t		 i, lines = 0;
+	unsigned char	 c;
+
+	if (len == 0 || len > INPUT_ERROR_REPLY_MAX || buf[len - 1] != '\n')
+		return (0);
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)buf[i];
+		if (c == '\n') {
+			if (++lines > 2)
+				return (0);
+			continue;
+		}
+		if (c == '\r' && i + 1 < len && buf[i + 1] == '\n')
+			continue;
+		if (c < 0x20 || c > 0x7e)
+			return (0);
+	}
+	return (1);
+}

@@ -582,7 +582,9 @@ int	 sandbox_child(enum proc_role);
 #define PARSE_ERROR		2
 
 /* input.c */
+#define INPUT_ERROR_REPLY_MAX	512
 const char	*input_window(struct evbuffer *, size_t, size_t *);
+int		 input_error_reply_ok(const char *, size_t);
 
 /* sasl.c */
 enum sasl_mech {

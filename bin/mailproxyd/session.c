@@ -1553,14 +1553,23 @@ void
 session_backend_failed(struct session *s, const char *why, int showable)
 {
 	struct evbuffer	*in = bufferevent_get_input(s->s_bbev);
+	const char	*buf;
+	size_t		 len = evbuffer_get_length(in);
 
 	s->s_end = why;
 	if (showable && s->s_mail->m_proxy_pass_error_message) {
-		if (evbuffer_add_buffer(bufferevent_get_output(s->s_cbev),
-		    in) == -1)
-			fatal("evbuffer_add_buffer");
-		session_quit(s);
-		return;
+		buf = len <= INPUT_ERROR_REPLY_MAX ?
+		    (const char *)evbuffer_pullup(in, -1) : NULL;
+		if (buf != NULL && input_error_reply_ok(buf, len)) {
+			if (evbuffer_add_buffer(bufferevent_get_output(
+			    s->s_cbev), in) == -1)
+				fatal("evbuffer_add_buffer");
+			session_quit(s);
+			return;
+		}
+		log_session(LOG_LVL_INFO, s->s_id, "upstream's error reply "
+		    "is not one printable line, not passed to the client, "
+		    "upstream: %s", s->s_backend_text);
 	}
 	session_internal_error(s);
 	s->s_end = why;

@@ -308,6 +308,8 @@ class FakeBackend:
     close     closes after the first login command
     silent    accepts and never says anything
     preauth   (IMAP) greets with * PREAUTH
+    garbage   greets with binary bytes
+    spray     (IMAP) refuses the password with three lines
     Each connection's received bytes are appended to records."""
 
     def __init__(self, proto, mode):
@@ -384,6 +386,11 @@ class FakeBackend:
             if self.mode == "silent":
                 while True:
                     fill()
+            if self.mode == "garbage":
+                c.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03"
+                          b"\x1b[2J\x00 NO forged\r\n")
+                line()
+                return
             if self.proto == "imap":
                 self.serve_imap(c, line, exact)
             else:
@@ -415,6 +422,9 @@ class FakeBackend:
         if self.mode == "reject":
             c.sendall(tag + b" NO [AUTHENTICATIONFAILED] "
                       b"Authentication failed.\r\n")
+            return
+        if self.mode == "spray":
+            c.sendall(b"* x\r\n* y\r\n" + tag + b" NO nope\r\n")
             return
         if self.mode == "untagged":
             c.sendall(b"* CAPABILITY IMAP4rev1 FAKE\r\n")
@@ -524,8 +534,10 @@ def setup():
     DC.start()
 
     for proto, modes in (("imap", ("good", "untagged", "reject", "close",
-                                   "silent", "preauth")),
-                         ("pop3", ("good", "reject", "close", "silent"))):
+                                   "silent", "preauth", "garbage",
+                                   "spray")),
+                         ("pop3", ("good", "reject", "close", "silent",
+                                   "garbage"))):
         for m in modes:
             FAKES[(proto, m)] = FakeBackend(proto, m)
             STARTED.append(FAKES[(proto, m)].stop)
@@ -543,7 +555,8 @@ def setup():
              % (ALICE_PW, dc, BOB_PW, dc, DAVE_PW, dc))
     users += "%s %s %s backend_user=alice backend_pass=%s\n" % (
         LONG_USER, LONG_PW, dc, ALICE_PW)
-    for mode in ("good", "untagged", "reject", "close", "silent", "preauth"):
+    for mode in ("good", "untagged", "reject", "close", "silent", "preauth",
+                 "garbage", "spray"):
         users += "f_%s pw %s\n" % (mode, fk(mode))
     users += ("f_refused pw imap=127.0.0.1:%d pop3=127.0.0.1:%d\n"
               % (CLOSED_PORT, CLOSED_PORT))
@@ -1410,6 +1423,26 @@ def backend_rejects_login_pem_on():
         c.send(b"USER f_reject\r\nPASS pw\r\n")
         c.expect(b"+OK\r\n-ERR [AUTH] Authentication failed.\r\n")
         c.expect_eof()
+
+
+@test
+def pem_on_only_a_printable_line():
+    """proxy_pass_error_message on passes only a well-formed error reply:
+    a binary greeting or a burst of lines from the backend gets the
+    proxy's own temporary-failure reply instead, and is logged."""
+    with imap_conn(PORT["imap_pem"]) as c:
+        c.send(b"t LOGIN f_garbage pw\r\n")
+        c.expect(IMAP_INTERNAL)
+        c.expect_eof()
+    with imap_conn(PORT["imap_pem"]) as c:
+        c.send(b"t LOGIN f_spray pw\r\n")
+        c.expect(IMAP_INTERNAL)
+        c.expect_eof()
+    with pop3_conn(PORT["pop3_pem"]) as c:
+        c.send(b"USER f_garbage\r\nPASS pw\r\n")
+        c.expect(b"+OK\r\n" + POP3_INTERNAL)
+        c.expect_eof()
+    D.wait_log("error reply is not one printable line")
 
 
 @test
