@@ -16,11 +16,12 @@ prog=install-deps
 # test framework, bmake and mandoc for the portability and lint targets,
 # python3, ip(8) and ps(1) used by the end-to-end tests, and Dovecot's
 # IMAP and POP3 servers and curl, the real backend and client of the
-# IMAP/POP3 tests and of "make demo", and Postfix (smtpd, smtp-sink) and
-# swaks, the real backend and a client of the SMTP tests.
+# IMAP/POP3 tests and of "make demo", Postfix (smtpd, smtp-sink) and
+# swaks, the real backend and a client of the SMTP tests, and fail2ban,
+# whose fail2ban-regex reads the daemon's log with contrib/fail2ban.
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
 libcdb-dev libcrypt-dev check bmake mandoc python3 iproute2 procps \
-dovecot-imapd dovecot-pop3d curl postfix swaks"
+dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"
 # OpenBSD: LibreSSL, libevent, make and mandoc are in base.

@@ -74,6 +74,7 @@ static const char *const log_months[] = {
 
 static char		 log_name[LOG_PROCNAME_MAX] = "mailproxyd";
 static int		 log_stderr_level = LOG_LVL_NOTICE;
+static size_t		(*log_session_context)(uint64_t, char *, size_t);
 static int		 log_quiet;
 static int		 log_targets_set;
 static struct log_target log_targets[LOG_TARGETS_MAX];
@@ -705,6 +706,12 @@ log_body(char *buf, size_t size, int errnum, const char *fmt, va_list ap)
 	return (len);
 }
 
+void
+log_set_session_context(size_t (*fn)(uint64_t, char *, size_t))
+{
+	log_session_context = fn;
+}
+
 static void
 log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
     va_list ap)
@@ -741,6 +748,9 @@ log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
 
 	/* The text; its NUL makes room for the newline. */
 	len += log_body(line + len, sizeof(line) - len, errnum, fmt, ap);
+	if (has_sid && log_session_context != NULL)
+		len += log_session_context(sid, line + len,
+		    sizeof(line) - len);
 	line[len++] = '\n';
 
 	if (!log_targets_set) {

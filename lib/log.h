@@ -90,6 +90,13 @@ void	 log_set_level(int);
 int	 log_get_level(void);
 /* Targets are copied; their descriptors are used as they are. */
 void	 log_set_targets(const struct log_target *, size_t);
+/*
+ * What follows every per-session line's text, as nginx's mail log
+ * handler appends " while ACTION, client: ..." (the worker's sessions):
+ * fn(sid, buf, size) writes it NUL-terminated into buf and returns its
+ * length, at most size - 1, or 0 for nothing.
+ */
+void	 log_set_session_context(size_t (*)(uint64_t, char *, size_t));
 
 void	 log_msg(int, const char *, ...)
 	    __attribute__((__format__ (printf, 2, 3)));

@@ -402,6 +402,7 @@ struct session {
 	uint64_t		 s_last;	/* ms, CLOCK_MONOTONIC */
 	uint64_t		 s_start;
 	char			 s_client[AUTH_ADDR_MAX + 16];	/* a:p */
+	const char		*s_listen_name;	/* nginx's "server:" */
 
 	unsigned int		 s_errors;
 	unsigned int		 s_commands;

@@ -131,10 +131,10 @@ ppsession_broken(struct session *s, const unsigned char *buf, size_t len,
 {
 	char	 esc[PPSESSION_LOG_MAX * 4 + 1];
 
-	log_session(LOG_LVL_ERR, s->s_id, "broken header: \"%s%s\" (%s) "
-	    "while reading PROXY protocol, client: %s", log_escape(esc,
-	    sizeof(esc), buf, len > PPSESSION_LOG_MAX ? PPSESSION_LOG_MAX :
-	    len), len > PPSESSION_LOG_MAX ? "..." : "", why, s->s_client);
+	log_session(LOG_LVL_ERR, s->s_id, "broken header: \"%s%s\" (%s)",
+	    log_escape(esc, sizeof(esc), buf, len > PPSESSION_LOG_MAX ?
+	    PPSESSION_LOG_MAX : len), len > PPSESSION_LOG_MAX ? "..." : "",
+	    why);
 	session_close(s, "broken-header");
 }
 
@@ -226,8 +226,7 @@ ppsession_apply(struct session *s, const struct proxyproto_hdr *ph)
 
 	if (!ph->ph_addrs) {
 		log_session(LOG_LVL_INFO, s->s_id, "PROXY protocol v%d "
-		    "header without addresses, client: %s", ph->ph_version,
-		    s->s_client);
+		    "header without addresses", ph->ph_version);
 		return;
 	}
 	lg->lg_pp = 1;
@@ -319,9 +318,8 @@ ppsession_send(struct session *s)
 	while (n == -1 && errno == EINTR);
 	if (n != len) {
 		log_session(LOG_LVL_ERR, s->s_id, "could not send the PROXY "
-		    "protocol header in one write (%d: %s), upstream: %s",
-		    errno, n == -1 ? strerror(errno) : "short write",
-		    s->s_backend_text);
+		    "protocol header in one write (%d: %s)",
+		    errno, n == -1 ? strerror(errno) : "short write");
 		return (-1);
 	}
 	log_session(LOG_LVL_DEBUG, s->s_id, "PROXY protocol v%d header sent "

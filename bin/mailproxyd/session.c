@@ -113,6 +113,80 @@ session_find(uint64_t id)
 	return (NULL);
 }
 
+/*
+ * nginx's mail log handler: " while ACTION, client: ADDR, server:
+ * LISTEN", then ", login: \"USER\"" once there is one and ", upstream:
+ * ADDR" once the auth service named it, after every line of a session
+ * (log_set_session_context).  Filters written for nginx's logs, such
+ * as fail2ban's, match on it.
+ */
+static size_t
+session_log_context(uint64_t sid, char *buf, size_t size)
+{
+	struct session	*s;
+	const char	*action, *host, *end;
+	char		 esc[AUTH_USER_MAX * 4 + 1];
+	size_t		 hostlen, len;
+	int		 n;
+
+	/* Not after the summary line's own key=value fields. */
+	if (size == 0 || (s = session_find(sid)) == NULL ||
+	    s->s_state == SESSION_DEAD)
+		return (0);
+	if (s->s_ppread != NULL)
+		action = "reading PROXY protocol";
+	else if (s->s_ssl != NULL && !s->s_tls)
+		action = "SSL handshaking";
+	else {
+		switch (s->s_state) {
+		case SESSION_AUTH:
+		case SESSION_AUTH_DELAY:
+			action = "in http auth state";
+			break;
+		case SESSION_BACKEND:
+			action = s->s_connected ? "reading response from "
+			    "upstream" : "connecting to upstream";
+			break;
+		case SESSION_RELAY:
+			action = "proxying";
+			break;
+		default:
+			action = s->s_relay != NULL ? "proxying" :
+			    "in auth state";
+			break;
+		}
+	}
+	/* The client's address without its port, as nginx's addr_text. */
+	host = s->s_client;
+	if ((end = strrchr(host, ':')) == NULL || strncmp(host, "unix:", 5) ==
+	    0)
+		end = host + strlen(host);
+	hostlen = (size_t)(end - host);
+	if (hostlen >= 2 && host[0] == '[' && host[hostlen - 1] == ']') {
+		host++;
+		hostlen -= 2;
+	}
+	n = snprintf(buf, size, " while %s, client: %.*s, server: %s", action,
+	    (int)hostlen, host, s->s_listen_name != NULL ? s->s_listen_name :
+	    "");
+	if (n < 0) {
+		buf[0] = '\0';
+		return (0);
+	}
+	if (s->s_login != NULL) {
+		(void)strlcat(buf, ", login: \"", size);
+		(void)strlcat(buf, log_escape(esc, sizeof(esc), s->s_login,
+		    strlen(s->s_login)), size);
+		(void)strlcat(buf, "\"", size);
+	}
+	if (s->s_backend_text[0] != '\0') {
+		(void)strlcat(buf, ", upstream: ", size);
+		(void)strlcat(buf, s->s_backend_text, size);
+	}
+	len = strlen(buf);
+	return (len);
+}
+
 static uint64_t
 session_now(void)
 {
@@ -137,6 +211,7 @@ session_new(const struct conf_listen *l, int fd,
 			TAILQ_INIT(&sessions[i]);
 		event_assign(&sessions_reap_ev, worker_base, -1, 0,
 		    session_reap, NULL);
+		log_set_session_context(session_log_context);
 	}
 
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
@@ -145,6 +220,7 @@ session_new(const struct conf_listen *l, int fd,
 	s->s_id = sid;
 	s->s_server = l->l_server;
 	s->s_mail = &l->l_server->s_mail;
+	s->s_listen_name = l->l_name;
 	s->s_cfd = fd;
 	s->s_bfd = -1;
 	s->s_start = session_now();
@@ -317,8 +393,7 @@ session_fire(int fd, short events, void *arg)
 		session_fail_deliver(s);
 		break;
 	case SESSION_BACKEND:
-		log_session(LOG_LVL_INFO, s->s_id, "upstream timed out, "
-		    "upstream: %s", s->s_backend_text);
+		log_session(LOG_LVL_INFO, s->s_id, "upstream timed out");
 		session_internal_error(s);
 		break;
 	case SESSION_RELAY:
@@ -780,7 +855,7 @@ void
 session_backend_too_long(struct session *s)
 {
 	log_session(LOG_LVL_ERR, s->s_id, "upstream sent too long response "
-	    "line, upstream: %s", s->s_backend_text);
+	    "line");
 	session_backend_failed(s, "backend-error", 0);
 }
 
@@ -802,9 +877,8 @@ session_backend_unexpected(struct session *s, const char *buf, size_t len,
 	if (n > 0 && buf[n - 1] == '\r')
 		n--;
 	log_session(s->s_mail->m_proxy_pass_error_message ? LOG_LVL_INFO :
-	    LOG_LVL_ERR, s->s_id, "upstream sent invalid response: \"%s\", "
-	    "upstream: %s", log_escape(esc, sizeof(esc), buf, n),
-	    s->s_backend_text);
+	    LOG_LVL_ERR, s->s_id, "upstream sent invalid response: \"%s\"",
+	    log_escape(esc, sizeof(esc), buf, n));
 	session_backend_failed(s, "login-rejected", relay);
 }
 
@@ -1308,9 +1382,8 @@ session_backend_connect(struct session *s)
 	session_watch(s, 1);
 	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
-		log_session(LOG_LVL_ERR, s->s_id, "socket() failed (%d: %s), "
-		    "upstream: %s", errno, strerror(errno),
-		    s->s_backend_text);
+		log_session(LOG_LVL_ERR, s->s_id, "socket() failed (%d: %s)",
+		    errno, strerror(errno));
 		session_internal_error(s);
 		return;
 	}
@@ -1383,18 +1456,16 @@ session_backend_event(struct bufferevent *bev, short what, void *arg)
 		session_tls_errors(s, bev, s->s_btls ? "upstream TLS "
 		    "connection failed" : "upstream SSL handshake failed");
 		verify = SSL_get_verify_result(s->s_bssl);
-		log_session(LOG_LVL_ERR, s->s_id, "TLS to the upstream failed%s%s"
-		    ", upstream: %s", verify != X509_V_OK ? ": certificate: " :
-		    "", verify != X509_V_OK ?
-		    X509_verify_cert_error_string(verify) : "",
-		    s->s_backend_text);
+		log_session(LOG_LVL_ERR, s->s_id, "TLS to the upstream failed%s%s",
+		    verify != X509_V_OK ? ": certificate: " : "",
+		    verify != X509_V_OK ?
+		    X509_verify_cert_error_string(verify) : "");
 		session_internal_error(s);
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
 		log_session(LOG_LVL_ERR, s->s_id, "upstream prematurely "
-		    "closed connection while logging in, upstream: %s",
-		    s->s_backend_text);
+		    "closed connection");
 	else
 		log_session(LOG_LVL_ERR, s->s_id, "%s %s failed (%d: %s)",
 		    !s->s_connected ? "connect() to" : "connection to",
@@ -1469,8 +1540,7 @@ session_backend_starttls(struct session *s)
 
 	if (n > 0) {
 		log_session(LOG_LVL_ERR, s->s_id, "upstream sent %zu bytes "
-		    "after its STARTTLS reply, upstream: %s", n,
-		    s->s_backend_text);
+		    "after its STARTTLS reply", n);
 		s->s_end = "upstream-starttls";
 		session_internal_error(s);
 		s->s_end = "upstream-starttls";
@@ -1492,8 +1562,7 @@ session_backend_tls(struct session *s)
 
 	if (evbuffer_get_length(bufferevent_get_input(s->s_bbev)) > 0) {
 		log_session(LOG_LVL_ERR, s->s_id, "upstream sent cleartext "
-		    "before the TLS handshake, upstream: %s",
-		    s->s_backend_text);
+		    "before the TLS handshake");
 		session_internal_error(s);
 		return;
 	}
@@ -1568,8 +1637,7 @@ session_backend_failed(struct session *s, const char *why, int showable)
 			return;
 		}
 		log_session(LOG_LVL_INFO, s->s_id, "upstream's error reply "
-		    "is not one printable line, not passed to the client, "
-		    "upstream: %s", s->s_backend_text);
+		    "is not one printable line, not passed to the client");
 	}
 	session_internal_error(s);
 	s->s_end = why;

@@ -975,8 +975,7 @@ smtp_backend(struct session *s)
 		case SMTP_B_TLS_EHLO:
 			if (!offers_tls) {
 				log_session(LOG_LVL_ERR, s->s_id, "upstream "
-				    "does not offer STARTTLS, upstream: %s",
-				    s->s_backend_text);
+				    "does not offer STARTTLS");
 				s->s_end = "upstream-starttls";
 				session_internal_error(s);
 				s->s_end = "upstream-starttls";
