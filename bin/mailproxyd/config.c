@@ -954,6 +954,87 @@ const struct conf_type conf_type_words = {
 	set_words, list_isset, list_copy, list_clear, dump_words
 };
 
+/*
+ * worker_priority: a nice(1) value, -20 to 20; kept as value + 21 so
+ * that 0 stays "unset" whatever the sign.
+ */
+static int
+prio_isset(const void *f)
+{
+	return (*(const int *)f != 0);
+}
+
+static void
+prio_clear(void *f)
+{
+	*(int *)f = 0;
+}
+
+static int
+set_prio(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	const char	*errstr;
+	long long	 v;
+
+	(void)argc;
+	if (*(int *)f != 0)
+		return (conf_dup(p, d));
+	v = strtonum(argv[0], -20, 20, &errstr);
+	if (errstr != NULL) {
+		conf_error(p, "\"%s\" directive invalid number", d->d_name);
+		return (-1);
+	}
+	*(int *)f = (int)v + 21;
+	return (0);
+}
+
+static void
+dump_prio(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	dump_begin(fp, indent, d->d_name);
+	fprintf(fp, " %d", *(const int *)f - 21);
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_priority = {
+	set_prio, prio_isset, int_copy, prio_clear, dump_prio
+};
+
+/*
+ * worker_cpu_affinity: "auto" and an optional mask of the CPUs it may
+ * use, or one mask a worker; a mask is binary, the last digit CPU 0.
+ */
+static int
+set_affinity(struct conf_parser *p, const struct conf_directive *d,
+    void *f, int argc, char **argv)
+{
+	int	 i;
+
+	for (i = 0; i < argc; i++) {
+		if (i == 0 && strcmp(argv[i], "auto") == 0)
+			continue;
+		if (argv[i][0] == '\0' || strspn(argv[i], "01") !=
+		    strlen(argv[i]) || strlen(argv[i]) > CONF_CPU_MAX ||
+		    strchr(argv[i], '1') == NULL) {
+			conf_error(p, "invalid \"%s\" mask \"%s\"", d->d_name,
+			    argv[i]);
+			return (-1);
+		}
+	}
+	if (strcmp(argv[0], "auto") == 0 && argc > 2) {
+		conf_error(p, "invalid number of \"%s\" arguments",
+		    d->d_name);
+		return (-1);
+	}
+	return (set_words(p, d, f, argc, argv));
+}
+
+const struct conf_type conf_type_affinity = {
+	set_affinity, list_isset, list_copy, list_clear, dump_words
+};
+
 /* Certificates and keys may be "data:", "engine:" or "store:". */
 static int
 set_files(struct conf_parser *p, const struct conf_directive *d, void *f,

@@ -325,6 +325,8 @@ struct mailproxyd_conf {
 	/* events { } */
 	int			  c_has_events;
 	int			  c_worker_connections;
+	int			  c_worker_priority;	/* nice + 21 */
+	struct conf_list	  c_worker_cpu_affinity;
 	char			  c_events_use[CONF_EVENTS_USE_MAX]; /* or "" */
 	int			  c_multi_accept;
 	TAILQ_HEAD(, conf_env)	  c_env;
@@ -439,6 +441,8 @@ struct conf_enum {
 	int		 ce_value;
 };
 
+#define CONF_CPU_MAX	64	/* digits of a worker_cpu_affinity mask */
+
 /* d_post of a number or size: bounds. */
 struct conf_bounds {
 	long long	 cb_min;
@@ -491,6 +495,8 @@ void	 conf_log(struct conf_parser *, int, const char *, ...)
 void	 conf_error_at(const char *, int, const char *, ...)
 	    __attribute__((__format__ (printf, 3, 4)));
 char	*conf_full_path(struct conf_parser *, const char *, int);
+void	 conf_files_record(int);
+int	 conf_files_print(FILE *);
 
 /* config.c */
 extern const struct conf_type conf_type_flag, conf_type_num,
@@ -501,7 +507,7 @@ extern const struct conf_type conf_type_flag, conf_type_num,
 	    conf_type_auth_http, conf_type_scache, conf_type_user,
 	    conf_type_workers, conf_type_main_log, conf_type_pathbuf,
 	    conf_type_env, conf_type_use, conf_type_master,
-	    conf_type_certfile;
+	    conf_type_certfile, conf_type_affinity, conf_type_priority;
 struct mailproxyd_conf	*conf_new(void);
 void	 conf_mail_init(struct conf_mail *);
 void	 conf_mail_clear(struct conf_mail *);

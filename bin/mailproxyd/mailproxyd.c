@@ -26,15 +26,53 @@ int		 mp_verbose;
 
 extern char	**environ;
 
+/* What -T and -D write after the test. */
+#define DUMP_CANONICAL	1
+#define DUMP_FILES	2
+
 static int	 signal_daemon(struct mailproxyd_conf *, const char *);
 static char	*self_path(const char *);
 
 __dead void
 usage(void)
 {
-	fprintf(stderr, "usage: %s [-dnqTtVv] [-c file] [-e file] [-f file] "
-	    "[-g directives]\n\t[-p prefix] [-s signal]\n", MAILPROXYD_NAME);
+	fprintf(stderr, "usage: %s [-?DdhnqTtVv] [-c file] [-e file] "
+	    "[-f file] [-g directives]\n\t[-p prefix] [-s signal]\n",
+	    MAILPROXYD_NAME);
 	exit(1);
+}
+
+/* -h and -?, as nginx's: the usage and every option, then exit 0. */
+static __dead void
+help(void)
+{
+	fprintf(stderr, "%s version: %s/%s\n", MAILPROXYD_NAME,
+	    MAILPROXYD_NAME, MAILPROXYD_VERSION);
+	fprintf(stderr, "usage: %s [-?DdhnqTtVv] [-c file] [-e file] "
+	    "[-f file] [-g directives]\n\t[-p prefix] [-s signal]\n\n",
+	    MAILPROXYD_NAME);
+	fprintf(stderr, "Options:\n"
+	    "  -?,-h         : this help\n"
+	    "  -v            : show version and exit\n"
+	    "  -V            : show version and build details and exit\n"
+	    "  -t, -n        : test configuration and exit\n"
+	    "  -T            : test configuration, dump it as nginx -T does "
+	    "(each file\n"
+	    "                  after \"# configuration file NAME:\") and "
+	    "exit\n"
+	    "  -D            : test configuration, dump it in canonical form "
+	    "and exit\n"
+	    "  -q            : suppress non-error messages during "
+	    "configuration testing\n"
+	    "  -d            : stay in the foreground, log to stderr\n"
+	    "  -s signal     : send signal to the parent process: stop, quit, "
+	    "reopen, reload\n"
+	    "  -p prefix     : set prefix path\n"
+	    "  -e filename   : set error log file (default: stderr)\n"
+	    "  -c, -f file   : set configuration file (default: %s)\n"
+	    "  -g directives : set global directives out of configuration "
+	    "file\n", MAILPROXYD_CONF);
+	exit(0);
 }
 
 static int
@@ -123,8 +161,15 @@ main(int argc, char *argv[])
 	compat_proctitle_init(argc, argv, environ);
 	log_init(MAILPROXYD_NAME, LOG_LVL_NOTICE);
 
-	while ((ch = getopt(argc, argv, "c:de:f:g:np:qR:s:TtVv")) != -1) {
+	opterr = 0;
+	while ((ch = getopt(argc, argv, "c:Dde:f:g:hnp:qR:s:TtVv")) != -1) {
 		switch (ch) {
+		case 'h':
+			help();
+		case 'D':
+			test = 1;
+			dump = DUMP_CANONICAL;
+			break;
 		case 'c':
 		case 'f':
 			file = optarg;
@@ -156,7 +201,9 @@ main(int argc, char *argv[])
 			sig = optarg;
 			break;
 		case 'T':
-			test = dump = 1;
+			test = 1;
+			dump = DUMP_FILES;
+			conf_files_record(1);
 			break;
 		case 'V':
 			fprintf(stderr, "%s version: %s/%s\n", MAILPROXYD_NAME,
@@ -173,6 +220,13 @@ main(int argc, char *argv[])
 			fprintf(stderr, "%s version: %s/%s\n", MAILPROXYD_NAME,
 			    MAILPROXYD_NAME, MAILPROXYD_VERSION);
 			exit(0);
+		case '?':
+			/* getopt(3) answers '?' for -? and any unknown one. */
+			if (optopt == '?')
+				help();
+			fprintf(stderr, "%s: invalid option: \"-%c\"\n",
+			    MAILPROXYD_NAME, optopt);
+			usage();
 		default:
 			usage();
 		}
@@ -251,7 +305,9 @@ main(int argc, char *argv[])
 			    "failed\n", MAILPROXYD_NAME, file);
 			exit(1);
 		}
-		if (dump && conf_dump(stdout, conf) == -1)
+		if ((dump == DUMP_CANONICAL && conf_dump(stdout, conf) ==
+		    -1) || (dump == DUMP_FILES && conf_files_print(stdout) ==
+		    -1))
 			fatal("could not write the configuration");
 		if (!quiet)
 			fprintf(stderr, "%s: configuration file %s test is "

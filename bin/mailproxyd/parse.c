@@ -64,6 +64,7 @@ struct conf_addr {
 
 static struct conf_src *conf_src_new(const char *, char *, size_t);
 static struct conf_src *conf_src_copy(const char *, const char *, size_t);
+static void	conf_files_add(const char *, const char *, size_t);
 static struct conf_src *conf_src_file(struct conf_parser *, const char *,
 		    int);
 static void	conf_src_free(struct conf_src *);
@@ -202,6 +203,17 @@ static const struct conf_enum conf_smtp_auth_names[] = {
 static const struct conf_bounds conf_positive = { 1, INT_MAX };
 static const struct conf_bounds conf_positive_long = { 1, LONG_MAX };
 
+/*
+ * nginx's main and events directives that have no meaning here: read,
+ * checked for their context, and ignored with a notice saying why
+ * (d_post).
+ */
+static int	conf_set_ignored(struct conf_parser *,
+		    const struct conf_directive *, void *, int, char **);
+static const struct conf_type conf_type_ignored = {
+	.t_set = conf_set_ignored
+};
+
 #define MAIN		CONF_CTX_MAIN
 #define EVENTS		CONF_CTX_EVENTS
 #define MAILSRV		(CONF_CTX_MAIL | CONF_CTX_SERVER)
@@ -233,6 +245,24 @@ const struct conf_directive conf_directives[] = {
 	{ "worker_rlimit_nofile", MAIN, 1, 1, 0,
 	    B_MAIN(c_worker_rlimit_nofile), &conf_type_lnum, NULL,
 	    &conf_positive_long },
+	{ "worker_priority", MAIN, 1, 1, 0, B_MAIN(c_worker_priority),
+	    &conf_type_priority, "0", NULL },
+	{ "worker_cpu_affinity", MAIN, 1, ANY, 0,
+	    B_MAIN(c_worker_cpu_affinity), &conf_type_affinity, NULL, NULL },
+	{ "worker_rlimit_core", MAIN, 1, 1, 0, B_NONE, &conf_type_ignored,
+	    NULL, "the children never dump core (mailproxyd(8), SECURITY)" },
+	{ "working_directory", MAIN, 1, 1, 0, B_NONE, &conf_type_ignored,
+	    NULL, "the children run in their chroot and dump no core" },
+	{ "timer_resolution", MAIN, 1, 1, 0, B_NONE, &conf_type_ignored,
+	    NULL, "timers are read from the monotonic clock" },
+	{ "pcre_jit", MAIN, 1, 1, 0, B_NONE, &conf_type_ignored, NULL,
+	    "the mail modules use no regular expressions" },
+	{ "ssl_engine", MAIN, 1, 1, 0, B_NONE, &conf_type_ignored, NULL,
+	    "OpenSSL engines are not loaded; keys stay in the key process" },
+	{ "lock_file", MAIN, 1, 1, 0, B_NONE, &conf_type_ignored, NULL,
+	    "no accept mutex is used" },
+	{ "thread_pool", MAIN, 1, 3, 0, B_NONE, &conf_type_ignored, NULL,
+	    "no thread pools are used" },
 	{ "worker_shutdown_timeout", MAIN, 1, 1, 0,
 	    B_MAIN(c_worker_shutdown_timeout), &conf_type_msec, "0", NULL },
 	{ "chroot", MAIN, 1, 1, 0, B_MAIN(c_chroot), &conf_type_pathbuf,
@@ -261,6 +291,12 @@ const struct conf_directive conf_directives[] = {
 	    NULL, NULL },
 	{ "multi_accept", EVENTS, 1, 1, 0, B_MAIN(c_multi_accept),
 	    &conf_type_flag, "off", NULL },
+	{ "accept_mutex", EVENTS, 1, 1, 0, B_NONE, &conf_type_ignored, NULL,
+	    "each worker accepts on the listening sockets on its own" },
+	{ "accept_mutex_delay", EVENTS, 1, 1, 0, B_NONE, &conf_type_ignored,
+	    NULL, "no accept mutex is used" },
+	{ "debug_connection", EVENTS, 1, 1, 0, B_NONE, &conf_type_ignored,
+	    NULL, "debug logging is set by error_log's level" },
 
 	/* mail { server { } } */
 	{ "mail", MAIN, 0, 0, CONF_BLOCK, B_NONE, &conf_type_mail,
@@ -550,6 +586,63 @@ conf_src_copy(const char *name, const char *buf, size_t len)
 }
 
 /*
+ * What -T prints: every file read, in the order read, as nginx -T does
+ * ("# configuration file NAME:", its bytes, a newline).  A file that is
+ * included twice with the same contents is printed once.
+ */
+struct conf_file_rec {
+	char			*fr_path;
+	char			*fr_buf;
+	size_t			 fr_len;
+	struct conf_file_rec	*fr_next;
+};
+
+static int			 conf_files_on;
+static struct conf_file_rec	*conf_files;
+static struct conf_file_rec	**conf_files_tail = &conf_files;
+
+void
+conf_files_record(int on)
+{
+	conf_files_on = on;
+}
+
+static void
+conf_files_add(const char *path, const char *buf, size_t len)
+{
+	struct conf_file_rec	*fr;
+
+	if (!conf_files_on)
+		return;
+	for (fr = conf_files; fr != NULL; fr = fr->fr_next)
+		if (strcmp(fr->fr_path, path) == 0 && fr->fr_len == len &&
+		    memcmp(fr->fr_buf, buf, len) == 0)
+			return;
+	if ((fr = calloc(1, sizeof(*fr))) == NULL ||
+	    (fr->fr_path = strdup(path)) == NULL ||
+	    (fr->fr_buf = malloc(len + 1)) == NULL)
+		fatal("conf_files_add");
+	memcpy(fr->fr_buf, buf, len);
+	fr->fr_len = len;
+	*conf_files_tail = fr;
+	conf_files_tail = &fr->fr_next;
+}
+
+int
+conf_files_print(FILE *fp)
+{
+	struct conf_file_rec	*fr;
+
+	for (fr = conf_files; fr != NULL; fr = fr->fr_next) {
+		if (fprintf(fp, "# configuration file %s:\n", fr->fr_path) < 0 ||
+		    fwrite(fr->fr_buf, 1, fr->fr_len, fp) != fr->fr_len ||
+		    fputc('\n', fp) == EOF)
+			return (-1);
+	}
+	return (fflush(fp) == EOF ? -1 : 0);
+}
+
+/*
  * Read a whole file.  The main file's errors have no place to name;
  * an included file's name the include directive.
  */
@@ -608,6 +701,7 @@ conf_src_file(struct conf_parser *p, const char *path, int included)
 		len += n;
 	}
 	close(fd);
+	conf_files_add(path, buf, len);
 	src = conf_src_new(path, buf, len);
 	src->src_isfile = 1;
 	src->src_dev = st.st_dev;
@@ -1179,6 +1273,18 @@ conf_set_load_module(struct conf_parser *p, const struct conf_directive *d,
 	(void)argc;
 	conf_log(p, LOG_LVL_NOTICE, "\"%s %s\" is ignored: the mail modules "
 	    "are built into mailproxyd", d->d_name, argv[0]);
+	return (0);
+}
+
+static int
+conf_set_ignored(struct conf_parser *p, const struct conf_directive *d,
+    void *field, int argc, char **argv)
+{
+	(void)field;
+	(void)argc;
+	(void)argv;
+	conf_log(p, LOG_LVL_NOTICE, "\"%s\" is ignored: %s", d->d_name,
+	    (const char *)d->d_post);
 	return (0);
 }
 

@@ -12,6 +12,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +68,7 @@ static void	worker_accept(int, short, void *);
 static void	worker_accept_pause(void);
 static void	worker_accept_resume(int, short, void *);
 static void	worker_listen(void);
+static void	worker_schedule(const struct mailproxyd_conf *, int);
 static void	worker_connection(struct worker_listener *, int,
 		    struct sockaddr_storage *, socklen_t);
 static void	worker_drain(void);
@@ -171,6 +175,7 @@ worker_main(void)
 			log_warn("setrlimit(RLIMIT_NOFILE, %ld) failed",
 			    conf->c_worker_rlimit_nofile);
 	}
+	worker_schedule(conf, w.w_setup.cs_done.cd_slot);
 	proc_child_logs_apply(conf, mp_debug);
 	/*
 	 * OpenSSL reads its configuration before the chroot; the contexts
@@ -351,6 +356,68 @@ worker_accept(int fd, short events, void *arg)
 		if (!w.w_conf->c_multi_accept || w.w_draining)
 			return;
 	}
+}
+
+/*
+ * worker_priority and worker_cpu_affinity, as nginx applies them to
+ * its workers, while still root (a negative nice value needs it).
+ * With "auto" worker N runs on the Nth CPU of the mask (all CPUs by
+ * default); with masks, worker N takes the Nth, the last one repeated.
+ */
+static void
+worker_schedule(const struct mailproxyd_conf *conf, int slot)
+{
+	const struct conf_list	*l = &conf->c_worker_cpu_affinity;
+#ifdef __linux__
+	const char		*mask = NULL;
+	cpu_set_t		 set;
+	size_t			 i, len = 0;
+	int			 cpu, n, want;
+#endif
+
+	if (conf->c_worker_priority != 0 && setpriority(PRIO_PROCESS, 0,
+	    conf->c_worker_priority - 21) == -1)
+		log_warn("setpriority(%d) failed", conf->c_worker_priority - 21);
+	if (l->cl_n == 0 || slot < 0)
+		return;
+#ifdef __linux__
+	CPU_ZERO(&set);
+	if (strcmp(l->cl_item[0].ci_str, "auto") == 0) {
+		if (l->cl_n > 1) {
+			mask = l->cl_item[1].ci_str;
+			len = strlen(mask);
+		}
+		/* The (slot mod count)th CPU the mask allows. */
+		if (mask == NULL) {
+			n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+			if (n < 1)
+				n = 1;
+		} else
+			for (n = 0, i = 0; i < len; i++)
+				n += mask[i] == '1';
+		want = slot % n;
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+			if (mask != NULL && ((size_t)cpu >= len ||
+			    mask[len - 1 - (size_t)cpu] != '1'))
+				continue;
+			if (want-- == 0) {
+				CPU_SET(cpu, &set);
+				break;
+			}
+		}
+	} else {
+		i = (size_t)slot < l->cl_n ? (size_t)slot : l->cl_n - 1;
+		mask = l->cl_item[i].ci_str;
+		len = strlen(mask);
+		for (i = 0; i < len; i++)
+			if (mask[len - 1 - i] == '1')
+				CPU_SET((int)i, &set);
+	}
+	if (sched_setaffinity(0, sizeof(set), &set) == -1)
+		log_warn("sched_setaffinity() failed");
+#else
+	log_notice("worker_cpu_affinity is not supported on this system");
+#endif
 }
 
 /*

@@ -1,7 +1,7 @@
 #!/bin/sh
 #
 # Configuration golden tests: for every NAME.conf in this directory,
-# "mailproxyd -T -c NAME.conf" must print NAME.dump on stdout and exit
+# "mailproxyd -D -c NAME.conf" must print NAME.dump on stdout and exit
 # 0, or print NAME.err on stderr and exit non-zero.  In the expected
 # files @DIR@ stands for this directory (file names in messages and in
 # the dump are absolute).
@@ -35,7 +35,7 @@ fail=0
 for conf in "$dir"/*.conf; do
 	[ -f "$conf" ] || continue
 	name=$(basename "$conf" .conf)
-	"$daemon" -T -c "$conf" >"$tmp/out" 2>"$tmp/err"
+	"$daemon" -D -c "$conf" >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	if [ -f "$dir/$name.dump" ]; then
 		want=$dir/$name.dump

@@ -642,6 +642,97 @@ def usage_matches_man_synopsis():
 
 
 @test
+def help_flags_exit_zero():
+    """-h and -? print the usage and the options, and exit 0, as nginx
+    does; an unknown option is named and exits 1."""
+    for flag in ("-h", "-?"):
+        r = subprocess.run([BINARY, flag], capture_output=True, timeout=10)
+        assert r.returncode == 0, (flag, r.returncode)
+        err = r.stderr.decode()
+        assert "usage: mailproxyd [-?DdhnqTtVv]" in err, err
+        assert "-?,-h" in err and "-s signal" in err, err
+    r = subprocess.run([BINARY, "-x"], capture_output=True, timeout=10)
+    assert r.returncode == 1
+    assert 'invalid option: "-x"' in r.stderr.decode(), r.stderr
+
+
+@test
+def dash_T_prints_files_as_nginx():
+    """-T prints every file read, the main one and each include in the
+    order read, after "# configuration file NAME:", byte for byte, as
+    nginx -T does; -D prints the canonical dump -T printed before."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="dashT-", dir=os.path.join(TOP, "tests",
+                                                            "tmp"))
+    inc = os.path.join(d, "servers.conf")
+    main = os.path.join(d, "main.conf")
+    inc_text = ("server {\n    listen 127.0.0.1:%d;\n    protocol imap;\n"
+                "}  # no newline at the end" % free_port())
+    main_text = ("user nobody nogroup;\nchroot %s;\n# a comment\n"
+                 "mail {\n    auth_http 127.0.0.1:9/auth;\n"
+                 "    include servers.conf;\n}\n" % d)
+    with open(inc, "w") as f:
+        f.write(inc_text)
+    with open(main, "w") as f:
+        f.write(main_text)
+    r = subprocess.run([BINARY, "-T", "-c", main], capture_output=True,
+                       timeout=10)
+    assert r.returncode == 0, r.stderr
+    want = ("# configuration file %s:\n%s\n# configuration file %s:\n%s\n"
+            % (main, main_text, inc, inc_text))
+    assert r.stdout.decode() == want, r.stdout.decode()
+    assert r.stderr.decode().endswith("test is successful\n"), r.stderr
+    r = subprocess.run([BINARY, "-D", "-c", main], capture_output=True,
+                       timeout=10)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "    server {\n" in out and "login_timeout 3m;" in out, out
+    assert "# configuration file" not in out, out
+
+
+@test
+def nginx_main_directives():
+    """worker_priority and worker_cpu_affinity apply to the workers, as
+    in nginx; the main and events directives that mean nothing here are
+    accepted with a notice naming them."""
+    port = free_port()
+    ncpu = os.cpu_count() or 1
+    masks = ["0" * (ncpu - 1 - i) + "1" + "0" * i for i in range(ncpu)]
+    d = Daemon(BINARY, imap_server(port), workers=2, name="nginxmain",
+               main_extra="worker_priority 5;\n"
+                          "worker_cpu_affinity %s;\n"
+                          "worker_rlimit_core 500m;\ntimer_resolution 100ms;\n"
+                          "pcre_jit on;\nlock_file /tmp/x.lock;\n"
+                          "thread_pool default threads=32 max_queue=65536;\n"
+                          "events {\n    accept_mutex off;\n"
+                          "    debug_connection 127.0.0.1;\n}\n"
+                          % " ".join(masks))
+    try:
+        r = subprocess.run([BINARY, "-t", "-c", d.conf], capture_output=True,
+                           timeout=10)
+        assert r.returncode == 0, r.stderr
+        err = r.stderr.decode()
+        for name in ("worker_rlimit_core", "timer_resolution", "pcre_jit",
+                     "lock_file", "thread_pool", "accept_mutex",
+                     "debug_connection"):
+            assert '"%s" is ignored' % name in err, (name, err)
+        d.start()
+        seen = set()
+        for pid in d.workers_now():
+            with open("/proc/%d/stat" % pid) as f:
+                nice = int(f.read().rsplit(")", 1)[1].split()[16])
+            assert nice == 5, nice
+            cpus = proc_status(pid)["Cpus_allowed_list"]
+            assert cpus.isdigit(), cpus
+            seen.add(int(cpus))
+        # One CPU each, the first two masks (the last repeats past them).
+        assert seen == set(range(min(2, ncpu))), seen
+        assert hello(port) == IMAP_HELLO
+    finally:
+        d.stop()
+
+
+@test
 def version_flags():
     r = subprocess.run([BINARY, "-v"], capture_output=True, timeout=10)
     assert r.returncode == 0
