@@ -164,6 +164,7 @@ static int	tls_tickets(struct tls_server *, const struct conf_server *,
 		    const struct tls_material *);
 static int	tls_ticket_cb(SSL *, unsigned char *, unsigned char *,
 		    EVP_CIPHER_CTX *, EVP_MAC_CTX *, int);
+static const char *tls_conf_file_directive(const char *);
 static int	tls_conf_commands(SSL_CTX *, const struct conf_server *);
 static SSL_CTX	*tls_backend_ctx(const struct conf_server *,
 		    const struct tls_material *);
@@ -1133,13 +1134,55 @@ tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 	return (i == 0 ? 1 : 2);
 }
 
+/*
+ * The directive that does what an ssl_conf_command naming a file does,
+ * for the message refusing the command.  Commands are matched as
+ * SSL_CONF_cmd(3) matches them in a configuration file: without case.
+ */
+static const char *
+tls_conf_file_directive(const char *cmd)
+{
+	static const struct {
+		const char	*cf_prefix;
+		const char	*cf_directive;
+	} map[] = {
+		{ "Certificate",	"ssl_certificate" },
+		{ "PrivateKey",		"ssl_certificate_key" },
+		{ "ChainCA",		"ssl_certificate (the chain follows "
+					    "the certificate in its file)" },
+		{ "VerifyCA",		"ssl_client_certificate or "
+					    "ssl_trusted_certificate" },
+		{ "RequestCA",		"ssl_client_certificate" },
+		{ "ClientCA",		"ssl_client_certificate" },
+		{ "DHParameters",	"ssl_dhparam" }
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strncasecmp(cmd, map[i].cf_prefix,
+		    strlen(map[i].cf_prefix)) == 0)
+			return (map[i].cf_directive);
+	return (NULL);
+}
+
+/*
+ * ssl_conf_command, last.  A command whose value names a file or a
+ * directory is refused: the workers that build the contexts run
+ * chrooted and cannot open it, and the parent reads every file the
+ * TLS directives name before the privilege drop.  The parent applies
+ * the rest to its throwaway context, so a bad name or value fails -t
+ * and the start, never a worker.
+ */
 static int
 tls_conf_commands(SSL_CTX *ctx, const struct conf_server *s)
 {
 	const struct conf_list	*l = &s->s_mail.m_ssl_conf_command;
+	const struct conf_item	*ci;
 	struct tls_where	 w;
 	SSL_CONF_CTX		*cctx;
+	const char		*instead;
 	size_t			 i;
+	unsigned int		 type;
 
 	if (l->cl_n == 0)
 		return (0);
@@ -1150,18 +1193,35 @@ tls_conf_commands(SSL_CTX *ctx, const struct conf_server *s)
 	    SSL_CONF_FLAG_SHOW_ERRORS);
 	SSL_CONF_CTX_set_ssl_ctx(cctx, ctx);
 	for (i = 0; i < l->cl_n; i++) {
-		if (SSL_CONF_cmd(cctx, l->cl_item[i].ci_str,
-		    l->cl_item[i].ci_val) <= 0) {
-			tls_where_item(&w, s, l, i);
-			tls_log(&w, "SSL_CONF_cmd(\"%s\", \"%s\") failed",
-			    l->cl_item[i].ci_str, l->cl_item[i].ci_val);
+		ci = &l->cl_item[i];
+		tls_where_item(&w, s, l, i);
+		type = (unsigned int)SSL_CONF_cmd_value_type(cctx, ci->ci_str);
+		if (type == SSL_CONF_TYPE_FILE || type == SSL_CONF_TYPE_DIR
+#ifdef SSL_CONF_TYPE_STORE
+		    || type == SSL_CONF_TYPE_STORE
+#endif
+		    ) {
+			instead = tls_conf_file_directive(ci->ci_str);
+			tls_log(&w, "ssl_conf_command \"%s\" is not supported: "
+			    "it names a %s, which the chrooted workers cannot "
+			    "open%s%s", ci->ci_str,
+			    type == SSL_CONF_TYPE_FILE ? "file" :
+			    type == SSL_CONF_TYPE_DIR ? "directory" : "store",
+			    instead != NULL ? "; use " : "",
+			    instead != NULL ? instead : "");
+			SSL_CONF_CTX_free(cctx);
+			return (-1);
+		}
+		if (SSL_CONF_cmd(cctx, ci->ci_str, ci->ci_val) <= 0) {
+			tls_log(&w, "SSL_CONF_cmd(\"%s\", \"%s\") failed "
+			    "(ssl_conf_command)", ci->ci_str, ci->ci_val);
 			SSL_CONF_CTX_free(cctx);
 			return (-1);
 		}
 	}
 	if (SSL_CONF_CTX_finish(cctx) != 1) {
 		tls_where_item(&w, s, l, l->cl_n - 1);
-		tls_log(&w, "SSL_CONF_finish() failed");
+		tls_log(&w, "SSL_CONF_finish() failed (ssl_conf_command)");
 		SSL_CONF_CTX_free(cctx);
 		return (-1);
 	}
