@@ -83,6 +83,18 @@ struct tls_sc_slot {
 	unsigned char		 ss_der[TLS_SC_DERMAX];
 };
 
+/*
+ * A slot's header as one reader saw it: every field is read from the
+ * zone once, so a value checked is the value used, whatever another
+ * worker writes meanwhile.
+ */
+struct tls_sc_peek {
+	uint32_t		 sp_used;
+	uint32_t		 sp_idlen;
+	int64_t			 sp_expires;
+	uint32_t		 sp_derlen;
+};
+
 struct tls_scache {
 	unsigned char		*sc_base;
 	size_t			 sc_size;
@@ -173,6 +185,9 @@ static int	tls_sc_lock(struct tls_scache *);
 static void	tls_sc_unlock(struct tls_scache *);
 static uint32_t	tls_sc_hash(const unsigned char *, size_t);
 static struct tls_sc_slot *tls_sc_slot(struct tls_scache *, uint32_t);
+static void	tls_sc_peek(const struct tls_sc_slot *, struct tls_sc_peek *);
+static int	tls_sc_match(const struct tls_sc_slot *,
+		    const struct tls_sc_peek *, const unsigned char *, uint32_t);
 static int	tls_sc_new(SSL *, SSL_SESSION *);
 static SSL_SESSION *tls_sc_get(SSL *, const unsigned char *, int, int *);
 static void	tls_sc_remove(SSL_CTX *, SSL_SESSION *);
@@ -1698,6 +1713,30 @@ tls_sc_slot(struct tls_scache *sc, uint32_t i)
 	    (size_t)(i % sc->sc_nslots) * TLS_SC_SLOT));
 }
 
+/*
+ * The zone is shared with every worker, any of which may be hostile:
+ * the fields are read with single (atomic) loads that the compiler may
+ * neither repeat nor split, into the copy the caller checks and uses.
+ */
+static void
+tls_sc_peek(const struct tls_sc_slot *slot, struct tls_sc_peek *sp)
+{
+	sp->sp_used = __atomic_load_n(&slot->ss_used, __ATOMIC_RELAXED);
+	sp->sp_idlen = __atomic_load_n(&slot->ss_idlen, __ATOMIC_RELAXED);
+	sp->sp_expires = __atomic_load_n(&slot->ss_expires,
+	    __ATOMIC_RELAXED);
+	sp->sp_derlen = __atomic_load_n(&slot->ss_derlen, __ATOMIC_RELAXED);
+}
+
+/* The slot holds session id (idlen at most TLS_SC_IDMAX, ours). */
+static int
+tls_sc_match(const struct tls_sc_slot *slot, const struct tls_sc_peek *sp,
+    const unsigned char *id, uint32_t idlen)
+{
+	return (sp->sp_used && sp->sp_idlen == idlen &&
+	    memcmp(slot->ss_id, id, idlen) == 0);
+}
+
 static int
 tls_sc_new(SSL *ssl, SSL_SESSION *sess)
 {
@@ -1706,9 +1745,10 @@ tls_sc_new(SSL *ssl, SSL_SESSION *sess)
 	struct tls_sc_slot	*slot, *victim = NULL;
 	const unsigned char	*id;
 	unsigned char		 der[TLS_SC_DERMAX], *p;
+	struct tls_sc_peek	 sp;
 	unsigned int		 idlen;
 	uint32_t		 h, i;
-	int64_t			 now = time(NULL);
+	int64_t			 now = time(NULL), oldest = 0;
 	int			 len;
 
 	ts = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
@@ -1728,14 +1768,16 @@ tls_sc_new(SSL *ssl, SSL_SESSION *sess)
 		return (0);
 	for (i = 0; i < TLS_SC_PROBE && i < sc->sc_nslots; i++) {
 		slot = tls_sc_slot(sc, h + i);
-		if (!slot->ss_used || slot->ss_expires <= now ||
-		    (slot->ss_idlen == idlen &&
-		    memcmp(slot->ss_id, id, idlen) == 0)) {
+		tls_sc_peek(slot, &sp);
+		if (!sp.sp_used || sp.sp_expires <= now ||
+		    tls_sc_match(slot, &sp, id, idlen)) {
 			victim = slot;
 			break;
 		}
-		if (victim == NULL || slot->ss_expires < victim->ss_expires)
+		if (victim == NULL || sp.sp_expires < oldest) {
 			victim = slot;
+			oldest = sp.sp_expires;
+		}
 	}
 	victim->ss_used = 1;
 	victim->ss_idlen = idlen;
@@ -1754,6 +1796,7 @@ tls_sc_get(SSL *ssl, const unsigned char *id, int idlen, int *copy)
 	struct tls_server	*ts;
 	struct tls_scache	*sc;
 	struct tls_sc_slot	*slot;
+	struct tls_sc_peek	 sp;
 	SSL_SESSION		*sess = NULL;
 	unsigned char		 der[TLS_SC_DERMAX];
 	const unsigned char	*p;
@@ -1770,11 +1813,12 @@ tls_sc_get(SSL *ssl, const unsigned char *id, int idlen, int *copy)
 		return (NULL);
 	for (i = 0; i < TLS_SC_PROBE && i < sc->sc_nslots; i++) {
 		slot = tls_sc_slot(sc, h + i);
-		if (slot->ss_used && slot->ss_idlen == (uint32_t)idlen &&
-		    memcmp(slot->ss_id, id, idlen) == 0) {
-			if (slot->ss_expires > now &&
-			    slot->ss_derlen <= sizeof(der)) {
-				len = slot->ss_derlen;
+		tls_sc_peek(slot, &sp);
+		if (tls_sc_match(slot, &sp, id, (uint32_t)idlen)) {
+			/* The length checked is the length copied. */
+			if (sp.sp_expires > now && sp.sp_derlen > 0 &&
+			    sp.sp_derlen <= sizeof(der)) {
+				len = sp.sp_derlen;
 				memcpy(der, slot->ss_der, len);
 			}
 			break;
@@ -1796,6 +1840,7 @@ tls_sc_remove(SSL_CTX *ctx, SSL_SESSION *sess)
 	struct tls_server	*ts;
 	struct tls_scache	*sc;
 	struct tls_sc_slot	*slot;
+	struct tls_sc_peek	 sp;
 	const unsigned char	*id;
 	unsigned int		 idlen;
 	uint32_t		 h, i;
@@ -1811,8 +1856,8 @@ tls_sc_remove(SSL_CTX *ctx, SSL_SESSION *sess)
 		return;
 	for (i = 0; i < TLS_SC_PROBE && i < sc->sc_nslots; i++) {
 		slot = tls_sc_slot(sc, h + i);
-		if (slot->ss_used && slot->ss_idlen == idlen &&
-		    memcmp(slot->ss_id, id, idlen) == 0) {
+		tls_sc_peek(slot, &sp);
+		if (tls_sc_match(slot, &sp, id, idlen)) {
 			slot->ss_used = 0;
 			break;
 		}
