@@ -14,8 +14,10 @@
  *
  * ssl_session_cache shared:NAME:SIZE is a table of fixed-size slots in
  * a memory file that the parent made and every worker maps; it holds
- * no pointers, and every value read from it is bounds-checked, so a
- * corrupted zone costs resumptions but cannot crash a worker.
+ * no pointers, and every value read from it is read once and
+ * bounds-checked on the copy used, so a corrupted zone (or one another
+ * worker rewrites while this one reads) costs resumptions but cannot
+ * crash a worker.
  */
 
 #include <sys/types.h>
