@@ -7,13 +7,17 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,9 @@ static void	conf_list_add(struct conf_list *, const char *, const char *);
 static void	conf_list_where(struct conf_parser *, struct conf_list *);
 static struct conf_where *conf_where_of(struct conf_mail *, size_t);
 static void	conf_where_set(struct conf_where *, const char *, int);
+static void	conf_check_error(const struct mailproxyd_conf *,
+		    const struct conf_where *, const char *, const char *, ...)
+		    __attribute__((__format__ (printf, 4, 5)));
 static int	conf_log_target(struct conf_parser *, struct log_target *,
 		    int, char **);
 static int	conf_resolver_addr(const char *);
@@ -2192,6 +2199,11 @@ conf_where_record(struct conf_parser *p, const struct conf_directive *d)
 {
 	struct conf_where	*w;
 
+	if (d->d_base == CONF_BASE_MAIN && d->d_type == &conf_type_user)
+		conf_where_set(&p->p_conf->c_user_at, p->p_file, p->p_line);
+	if (d->d_base == CONF_BASE_MAIN &&
+	    d->d_off == offsetof(struct mailproxyd_conf, c_chroot))
+		conf_where_set(&p->p_conf->c_chroot_at, p->p_file, p->p_line);
 	if (d->d_base != CONF_BASE_MAIL || p->p_mail == NULL)
 		return;
 	if ((w = conf_where_of(p->p_mail, d->d_off)) != NULL)
@@ -2258,6 +2270,8 @@ conf_free(struct mailproxyd_conf *conf)
 		if (d->d_base == CONF_BASE_MAIN)
 			d->d_type->t_clear((char *)conf + d->d_off);
 	conf_mail_clear(&conf->c_mail);
+	free(conf->c_user_at.cw_file);
+	free(conf->c_chroot_at.cw_file);
 	while ((s = TAILQ_FIRST(&conf->c_servers)) != NULL) {
 		TAILQ_REMOVE(&conf->c_servers, s, s_entry);
 		conf_mail_clear(&s->s_mail);
@@ -2711,4 +2725,113 @@ conf_dump_string(const struct mailproxyd_conf *conf, size_t *lenp)
 	if (lenp != NULL)
 		*lenp = len;
 	return (buf);
+}
+
+/*
+ * Checks against the system, for -t and the parent's start and reload.
+ */
+
+/*
+ * "WHAT (DIRECTIVE): REASON in FILE:LINE", as the other errors found
+ * after parsing; a value from -g is "in command line", a default names
+ * the main file.
+ */
+static void
+conf_check_error(const struct mailproxyd_conf *conf,
+    const struct conf_where *w, const char *directive, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	 msg[1024];
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (w->cw_line > 0 && w->cw_file != NULL)
+		log_msg(LOG_LVL_EMERG, "%s in %s:%d", msg, w->cw_file,
+		    w->cw_line);
+	else if (w->cw_line > 0)
+		log_msg(LOG_LVL_EMERG, "%s in command line", msg);
+	else
+		log_msg(LOG_LVL_EMERG, "%s (the default: no \"%s\" "
+		    "directive) in %s", msg, directive, conf->c_file);
+}
+
+/*
+ * nginx says getpwnam("nginx") failed when the user does not exist;
+ * so do we, at -t as at the start.  Root is refused: the workers and
+ * the auth process read what clients and the network send.
+ */
+int
+conf_check_user(const struct mailproxyd_conf *conf, uid_t *uidp,
+    gid_t *gidp)
+{
+	const struct conf_where	*w = &conf->c_user_at;
+	struct passwd		*pw;
+	struct group		*gr;
+
+	errno = 0;
+	if ((pw = getpwnam(conf->c_user)) == NULL) {
+		conf_check_error(conf, w, "user", "getpwnam(\"%s\") failed "
+		    "(user): %s", conf->c_user, errno == 0 ? "no such user" :
+		    strerror(errno));
+		return (-1);
+	}
+	if (pw->pw_uid == 0) {
+		conf_check_error(conf, w, "user", "user \"%s\" has uid 0 "
+		    "(user): the worker and auth processes must not run as "
+		    "root", conf->c_user);
+		return (-1);
+	}
+	if (uidp != NULL)
+		*uidp = pw->pw_uid;
+	errno = 0;
+	if ((gr = getgrnam(conf->c_group)) == NULL) {
+		conf_check_error(conf, w, "user", "getgrnam(\"%s\") failed "
+		    "(user): %s", conf->c_group, errno == 0 ? "no such group" :
+		    strerror(errno));
+		return (-1);
+	}
+	if (gidp != NULL)
+		*gidp = gr->gr_gid;
+	return (0);
+}
+
+/*
+ * The chroot directory of the children: a directory that root owns and
+ * that nobody else may write, or the unprivileged processes' view of
+ * the file system is not under root's control.
+ */
+int
+conf_check_chroot(const struct mailproxyd_conf *conf)
+{
+	const struct conf_where	*w = &conf->c_chroot_at;
+	struct stat		 st;
+
+	if (conf->c_chroot[0] == '\0')
+		return (0);
+	if (stat(conf->c_chroot, &st) == -1) {
+		conf_check_error(conf, w, "chroot", "chroot directory \"%s\" "
+		    "(chroot): stat() failed (%d: %s)", conf->c_chroot, errno,
+		    strerror(errno));
+		return (-1);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		conf_check_error(conf, w, "chroot", "chroot directory \"%s\" "
+		    "(chroot): not a directory", conf->c_chroot);
+		return (-1);
+	}
+	if (st.st_uid != 0) {
+		conf_check_error(conf, w, "chroot", "chroot directory \"%s\" "
+		    "(chroot): owned by uid %lu, not by root", conf->c_chroot,
+		    (unsigned long)st.st_uid);
+		return (-1);
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		conf_check_error(conf, w, "chroot", "chroot directory \"%s\" "
+		    "(chroot): writable by %s (mode %04o)", conf->c_chroot,
+		    (st.st_mode & S_IWOTH) ? "others" : "its group",
+		    (unsigned int)(st.st_mode & 07777));
+		return (-1);
+	}
+	return (0);
 }

@@ -322,6 +322,8 @@ struct mailproxyd_conf {
 	long			  c_worker_rlimit_nofile; /* CONF_UNSET */
 	long			  c_worker_shutdown_timeout; /* ms, 0 none */
 	char			  c_chroot[PATH_MAX];	/* our extension */
+	struct conf_where	  c_user_at;		/* for the checks */
+	struct conf_where	  c_chroot_at;
 	/* events { } */
 	int			  c_has_events;
 	int			  c_worker_connections;
@@ -369,6 +371,16 @@ int			 conf_dump(FILE *, const struct mailproxyd_conf *);
 char			*conf_dump_string(const struct mailproxyd_conf *,
 			    size_t *);
 void			 conf_free(struct mailproxyd_conf *);
+/*
+ * The user and group the children become and the directory they are
+ * chrooted to, checked against this system as -t and the start check
+ * them: the user and group exist, the user is not root, the directory
+ * belongs to root and only root may write it.  0, or -1 after an
+ * [emerg] naming the directive and its place.
+ */
+int			 conf_check_user(const struct mailproxyd_conf *,
+			    uid_t *, gid_t *);
+int			 conf_check_chroot(const struct mailproxyd_conf *);
 const char		*conf_protocol_name(enum mail_protocol);
 
 /*

@@ -279,14 +279,18 @@ main(int argc, char *argv[])
 	conf = conf_parse_file(file, prefix, gdir);
 	if (test && conf != NULL) {
 		/*
-		 * What the parent checks at start: resolvers, cdb files,
-		 * TLS certificates and keys.
+		 * What the parent checks at start: resolvers, the user and
+		 * the chroot directory (whoever runs -t: the configuration
+		 * is written for a start as root), cdb files, TLS
+		 * certificates, keys and every ssl_conf_command.
 		 */
 		struct cdbfile		*cdbs;
 		struct tls_loaded	*tl;
 		size_t			 ncdbs;
 
 		if (parent_check_resolvers(conf) == -1 ||
+		    conf_check_user(conf, NULL, NULL) == -1 ||
+		    conf_check_chroot(conf) == -1 ||
 		    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1) {
 			conf_free(conf);
 			conf = NULL;

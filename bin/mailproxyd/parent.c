@@ -14,8 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,14 +150,14 @@ parent_check_resolvers(const struct mailproxyd_conf *conf)
 
 /*
  * The parent's view of a configuration: the user to become and the
- * chroot to enter must exist.  Fills in what the children are told.
+ * chroot to enter must exist (config.c checks them as -t does).  Fills
+ * in what the children are told.
  */
 int
 parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
 {
-	struct passwd			*pw;
-	struct group			*gr;
-	struct stat			 st;
+	uid_t	uid;
+	gid_t	gid;
 
 	memset(cd, 0, sizeof(*cd));
 	cd->cd_uid = cd->cd_gid = -1;
@@ -171,45 +169,15 @@ parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
 		    "are not chrooted", (int)geteuid());
 		return 0;
 	}
-	if ((pw = getpwnam(conf->c_user)) == NULL) {
-		log_msg(LOG_LVL_EMERG, "getpwnam(\"%s\") failed: no such "
-		    "user (see the \"user\" directive)", conf->c_user);
+	if (conf_check_user(conf, &uid, &gid) == -1 ||
+	    conf_check_chroot(conf) == -1)
 		return -1;
-	}
-	if ((gr = getgrnam(conf->c_group)) == NULL) {
-		log_msg(LOG_LVL_EMERG, "getgrnam(\"%s\") failed: no such "
-		    "group (see the \"user\" directive)", conf->c_group);
+	cd->cd_uid = (int32_t)uid;
+	cd->cd_gid = (int32_t)gid;
+	if (conf->c_chroot[0] != '\0' && strlcpy(cd->cd_chroot,
+	    conf->c_chroot, sizeof(cd->cd_chroot)) >= sizeof(cd->cd_chroot)) {
+		log_msg(LOG_LVL_EMERG, "chroot path too long");
 		return -1;
-	}
-	if (pw->pw_uid == 0) {
-		log_msg(LOG_LVL_EMERG, "user \"%s\" is root: the children "
-		    "must run unprivileged", conf->c_user);
-		return -1;
-	}
-	cd->cd_uid = (int32_t)pw->pw_uid;
-	cd->cd_gid = (int32_t)gr->gr_gid;
-	if (conf->c_chroot[0] != '\0') {
-		if (stat(conf->c_chroot, &st) == -1) {
-			log_msg(LOG_LVL_EMERG, "chroot directory \"%s\": %s",
-			    conf->c_chroot, strerror(errno));
-			return -1;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			log_msg(LOG_LVL_EMERG, "chroot directory \"%s\" is "
-			    "not a directory", conf->c_chroot);
-			return -1;
-		}
-		if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-			log_msg(LOG_LVL_EMERG, "chroot directory \"%s\" must "
-			    "be owned by root and not writable by others",
-			    conf->c_chroot);
-			return -1;
-		}
-		if (strlcpy(cd->cd_chroot, conf->c_chroot,
-		    sizeof(cd->cd_chroot)) >= sizeof(cd->cd_chroot)) {
-			log_msg(LOG_LVL_EMERG, "chroot path too long");
-			return -1;
-		}
 	}
 	return 0;
 }

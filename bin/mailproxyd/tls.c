@@ -14,8 +14,10 @@
  *
  * ssl_session_cache shared:NAME:SIZE is a table of fixed-size slots in
  * a memory file that the parent made and every worker maps; it holds
- * no pointers, and every value read from it is bounds-checked, so a
- * corrupted zone costs resumptions but cannot crash a worker.
+ * no pointers, and every value read from it is read once and
+ * bounds-checked on the copy used, so a corrupted zone (or one another
+ * worker rewrites while this one reads) costs resumptions but cannot
+ * crash a worker.
  */
 
 #include <sys/types.h>
@@ -81,6 +83,18 @@ struct tls_sc_slot {
 	uint32_t		 ss_pad;
 	unsigned char		 ss_id[TLS_SC_IDMAX];
 	unsigned char		 ss_der[TLS_SC_DERMAX];
+};
+
+/*
+ * A slot's header as one reader saw it: every field is read from the
+ * zone once, so a value checked is the value used, whatever another
+ * worker writes meanwhile.
+ */
+struct tls_sc_peek {
+	uint32_t		 sp_used;
+	uint32_t		 sp_idlen;
+	int64_t			 sp_expires;
+	uint32_t		 sp_derlen;
 };
 
 struct tls_scache {
@@ -164,6 +178,7 @@ static int	tls_tickets(struct tls_server *, const struct conf_server *,
 		    const struct tls_material *);
 static int	tls_ticket_cb(SSL *, unsigned char *, unsigned char *,
 		    EVP_CIPHER_CTX *, EVP_MAC_CTX *, int);
+static const char *tls_conf_file_directive(const char *);
 static int	tls_conf_commands(SSL_CTX *, const struct conf_server *);
 static SSL_CTX	*tls_backend_ctx(const struct conf_server *,
 		    const struct tls_material *);
@@ -172,6 +187,9 @@ static int	tls_sc_lock(struct tls_scache *);
 static void	tls_sc_unlock(struct tls_scache *);
 static uint32_t	tls_sc_hash(const unsigned char *, size_t);
 static struct tls_sc_slot *tls_sc_slot(struct tls_scache *, uint32_t);
+static void	tls_sc_peek(const struct tls_sc_slot *, struct tls_sc_peek *);
+static int	tls_sc_match(const struct tls_sc_slot *,
+		    const struct tls_sc_peek *, const unsigned char *, uint32_t);
 static int	tls_sc_new(SSL *, SSL_SESSION *);
 static SSL_SESSION *tls_sc_get(SSL *, const unsigned char *, int, int *);
 static void	tls_sc_remove(SSL_CTX *, SSL_SESSION *);
@@ -1133,13 +1151,55 @@ tls_ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
 	return (i == 0 ? 1 : 2);
 }
 
+/*
+ * The directive that does what an ssl_conf_command naming a file does,
+ * for the message refusing the command.  Commands are matched as
+ * SSL_CONF_cmd(3) matches them in a configuration file: without case.
+ */
+static const char *
+tls_conf_file_directive(const char *cmd)
+{
+	static const struct {
+		const char	*cf_prefix;
+		const char	*cf_directive;
+	} map[] = {
+		{ "Certificate",	"ssl_certificate" },
+		{ "PrivateKey",		"ssl_certificate_key" },
+		{ "ChainCA",		"ssl_certificate (the chain follows "
+					    "the certificate in its file)" },
+		{ "VerifyCA",		"ssl_client_certificate or "
+					    "ssl_trusted_certificate" },
+		{ "RequestCA",		"ssl_client_certificate" },
+		{ "ClientCA",		"ssl_client_certificate" },
+		{ "DHParameters",	"ssl_dhparam" }
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strncasecmp(cmd, map[i].cf_prefix,
+		    strlen(map[i].cf_prefix)) == 0)
+			return (map[i].cf_directive);
+	return (NULL);
+}
+
+/*
+ * ssl_conf_command, last.  A command whose value names a file or a
+ * directory is refused: the workers that build the contexts run
+ * chrooted and cannot open it, and the parent reads every file the
+ * TLS directives name before the privilege drop.  The parent applies
+ * the rest to its throwaway context, so a bad name or value fails -t
+ * and the start, never a worker.
+ */
 static int
 tls_conf_commands(SSL_CTX *ctx, const struct conf_server *s)
 {
 	const struct conf_list	*l = &s->s_mail.m_ssl_conf_command;
+	const struct conf_item	*ci;
 	struct tls_where	 w;
 	SSL_CONF_CTX		*cctx;
+	const char		*instead;
 	size_t			 i;
+	unsigned int		 type;
 
 	if (l->cl_n == 0)
 		return (0);
@@ -1150,18 +1210,35 @@ tls_conf_commands(SSL_CTX *ctx, const struct conf_server *s)
 	    SSL_CONF_FLAG_SHOW_ERRORS);
 	SSL_CONF_CTX_set_ssl_ctx(cctx, ctx);
 	for (i = 0; i < l->cl_n; i++) {
-		if (SSL_CONF_cmd(cctx, l->cl_item[i].ci_str,
-		    l->cl_item[i].ci_val) <= 0) {
-			tls_where_item(&w, s, l, i);
-			tls_log(&w, "SSL_CONF_cmd(\"%s\", \"%s\") failed",
-			    l->cl_item[i].ci_str, l->cl_item[i].ci_val);
+		ci = &l->cl_item[i];
+		tls_where_item(&w, s, l, i);
+		type = (unsigned int)SSL_CONF_cmd_value_type(cctx, ci->ci_str);
+		if (type == SSL_CONF_TYPE_FILE || type == SSL_CONF_TYPE_DIR
+#ifdef SSL_CONF_TYPE_STORE
+		    || type == SSL_CONF_TYPE_STORE
+#endif
+		    ) {
+			instead = tls_conf_file_directive(ci->ci_str);
+			tls_log(&w, "ssl_conf_command \"%s\" is not supported: "
+			    "it names a %s, which the chrooted workers cannot "
+			    "open%s%s", ci->ci_str,
+			    type == SSL_CONF_TYPE_FILE ? "file" :
+			    type == SSL_CONF_TYPE_DIR ? "directory" : "store",
+			    instead != NULL ? "; use " : "",
+			    instead != NULL ? instead : "");
+			SSL_CONF_CTX_free(cctx);
+			return (-1);
+		}
+		if (SSL_CONF_cmd(cctx, ci->ci_str, ci->ci_val) <= 0) {
+			tls_log(&w, "SSL_CONF_cmd(\"%s\", \"%s\") failed "
+			    "(ssl_conf_command)", ci->ci_str, ci->ci_val);
 			SSL_CONF_CTX_free(cctx);
 			return (-1);
 		}
 	}
 	if (SSL_CONF_CTX_finish(cctx) != 1) {
 		tls_where_item(&w, s, l, l->cl_n - 1);
-		tls_log(&w, "SSL_CONF_finish() failed");
+		tls_log(&w, "SSL_CONF_finish() failed (ssl_conf_command)");
 		SSL_CONF_CTX_free(cctx);
 		return (-1);
 	}
@@ -1638,6 +1715,30 @@ tls_sc_slot(struct tls_scache *sc, uint32_t i)
 	    (size_t)(i % sc->sc_nslots) * TLS_SC_SLOT));
 }
 
+/*
+ * The zone is shared with every worker, any of which may be hostile:
+ * the fields are read with single (atomic) loads that the compiler may
+ * neither repeat nor split, into the copy the caller checks and uses.
+ */
+static void
+tls_sc_peek(const struct tls_sc_slot *slot, struct tls_sc_peek *sp)
+{
+	sp->sp_used = __atomic_load_n(&slot->ss_used, __ATOMIC_RELAXED);
+	sp->sp_idlen = __atomic_load_n(&slot->ss_idlen, __ATOMIC_RELAXED);
+	sp->sp_expires = __atomic_load_n(&slot->ss_expires,
+	    __ATOMIC_RELAXED);
+	sp->sp_derlen = __atomic_load_n(&slot->ss_derlen, __ATOMIC_RELAXED);
+}
+
+/* The slot holds session id (idlen at most TLS_SC_IDMAX, ours). */
+static int
+tls_sc_match(const struct tls_sc_slot *slot, const struct tls_sc_peek *sp,
+    const unsigned char *id, uint32_t idlen)
+{
+	return (sp->sp_used && sp->sp_idlen == idlen &&
+	    memcmp(slot->ss_id, id, idlen) == 0);
+}
+
 static int
 tls_sc_new(SSL *ssl, SSL_SESSION *sess)
 {
@@ -1646,9 +1747,10 @@ tls_sc_new(SSL *ssl, SSL_SESSION *sess)
 	struct tls_sc_slot	*slot, *victim = NULL;
 	const unsigned char	*id;
 	unsigned char		 der[TLS_SC_DERMAX], *p;
+	struct tls_sc_peek	 sp;
 	unsigned int		 idlen;
 	uint32_t		 h, i;
-	int64_t			 now = time(NULL);
+	int64_t			 now = time(NULL), oldest = 0;
 	int			 len;
 
 	ts = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
@@ -1668,14 +1770,16 @@ tls_sc_new(SSL *ssl, SSL_SESSION *sess)
 		return (0);
 	for (i = 0; i < TLS_SC_PROBE && i < sc->sc_nslots; i++) {
 		slot = tls_sc_slot(sc, h + i);
-		if (!slot->ss_used || slot->ss_expires <= now ||
-		    (slot->ss_idlen == idlen &&
-		    memcmp(slot->ss_id, id, idlen) == 0)) {
+		tls_sc_peek(slot, &sp);
+		if (!sp.sp_used || sp.sp_expires <= now ||
+		    tls_sc_match(slot, &sp, id, idlen)) {
 			victim = slot;
 			break;
 		}
-		if (victim == NULL || slot->ss_expires < victim->ss_expires)
+		if (victim == NULL || sp.sp_expires < oldest) {
 			victim = slot;
+			oldest = sp.sp_expires;
+		}
 	}
 	victim->ss_used = 1;
 	victim->ss_idlen = idlen;
@@ -1694,6 +1798,7 @@ tls_sc_get(SSL *ssl, const unsigned char *id, int idlen, int *copy)
 	struct tls_server	*ts;
 	struct tls_scache	*sc;
 	struct tls_sc_slot	*slot;
+	struct tls_sc_peek	 sp;
 	SSL_SESSION		*sess = NULL;
 	unsigned char		 der[TLS_SC_DERMAX];
 	const unsigned char	*p;
@@ -1710,11 +1815,12 @@ tls_sc_get(SSL *ssl, const unsigned char *id, int idlen, int *copy)
 		return (NULL);
 	for (i = 0; i < TLS_SC_PROBE && i < sc->sc_nslots; i++) {
 		slot = tls_sc_slot(sc, h + i);
-		if (slot->ss_used && slot->ss_idlen == (uint32_t)idlen &&
-		    memcmp(slot->ss_id, id, idlen) == 0) {
-			if (slot->ss_expires > now &&
-			    slot->ss_derlen <= sizeof(der)) {
-				len = slot->ss_derlen;
+		tls_sc_peek(slot, &sp);
+		if (tls_sc_match(slot, &sp, id, (uint32_t)idlen)) {
+			/* The length checked is the length copied. */
+			if (sp.sp_expires > now && sp.sp_derlen > 0 &&
+			    sp.sp_derlen <= sizeof(der)) {
+				len = sp.sp_derlen;
 				memcpy(der, slot->ss_der, len);
 			}
 			break;
@@ -1736,6 +1842,7 @@ tls_sc_remove(SSL_CTX *ctx, SSL_SESSION *sess)
 	struct tls_server	*ts;
 	struct tls_scache	*sc;
 	struct tls_sc_slot	*slot;
+	struct tls_sc_peek	 sp;
 	const unsigned char	*id;
 	unsigned int		 idlen;
 	uint32_t		 h, i;
@@ -1751,8 +1858,8 @@ tls_sc_remove(SSL_CTX *ctx, SSL_SESSION *sess)
 		return;
 	for (i = 0; i < TLS_SC_PROBE && i < sc->sc_nslots; i++) {
 		slot = tls_sc_slot(sc, h + i);
-		if (slot->ss_used && slot->ss_idlen == idlen &&
-		    memcmp(slot->ss_id, id, idlen) == 0) {
+		tls_sc_peek(slot, &sp);
+		if (tls_sc_match(slot, &sp, id, idlen)) {
 			slot->ss_used = 0;
 			break;
 		}

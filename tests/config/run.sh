@@ -6,6 +6,11 @@
 # files @DIR@ stands for this directory (file names in messages and in
 # the dump are absolute).
 #
+# -t checks the user and the chroot directory against this system,
+# which need not have the defaults (_mailproxyd, /var/empty): a file
+# that sets neither directive is tested with "user nobody nogroup;"
+# and "chroot /;" given by -g, and its dump shows them.
+#
 # usage: sh tests/config/run.sh path/to/mailproxyd
 
 if [ $# -ne 1 ]; then
@@ -35,7 +40,16 @@ fail=0
 for conf in "$dir"/*.conf; do
 	[ -f "$conf" ] || continue
 	name=$(basename "$conf" .conf)
-	"$daemon" -D -c "$conf" >"$tmp/out" 2>"$tmp/err"
+	gdir=
+	grep -Eq '^[[:space:]]*user([[:space:]]|$)' "$conf" ||
+	    gdir="user nobody nogroup;"
+	grep -Eq '^[[:space:]]*chroot([[:space:]]|$)' "$conf" ||
+	    gdir="$gdir chroot /;"
+	if [ -n "$gdir" ]; then
+		"$daemon" -D -c "$conf" -g "$gdir" >"$tmp/out" 2>"$tmp/err"
+	else
+		"$daemon" -D -c "$conf" >"$tmp/out" 2>"$tmp/err"
+	fi
 	rc=$?
 	if [ -f "$dir/$name.dump" ]; then
 		want=$dir/$name.dump

@@ -5,7 +5,9 @@ privilege drop, the listening sockets, signals and reload.  Run as root
 
 Ends with the line "N passed, M failed"."""
 
+import grp
 import os
+import pwd
 import signal
 import socket
 import stat
@@ -438,6 +440,128 @@ def reload_with_broken_config_keeps_old():
         d.stop()
 
 
+CONFIG_CERTS = os.path.join(TOP, "tests", "config", "certs")
+
+
+def unworkable_configs(d, port):
+    """Configurations the parent accepted or -t passed before, that no
+    worker could run: (name, text, message, line needle)."""
+    good = d.text(imap_server(port))
+    owned = os.path.join(d.dir, "owned")
+    os.mkdir(owned, 0o755)
+    os.chown(owned, 65534, 65534)
+    gwrite = os.path.join(d.dir, "gwrite")
+    os.mkdir(gwrite)
+    os.chmod(gwrite, 0o775)
+    tls = ("    server {\n        listen 127.0.0.1:%d ssl;\n"
+           "        protocol imap;\n"
+           "        ssl_certificate %s/mail.crt;\n"
+           "        ssl_certificate_key %s/mail.key;\n"
+           "        ssl_conf_command Certificate %s/a.crt;\n    }\n"
+           % (port, CONFIG_CERTS, CONFIG_CERTS, CONFIG_CERTS))
+    return [
+        ("unknown user",
+         good.replace("user nobody nogroup;", "user nginx_mpd_none;"),
+         'getpwnam("nginx_mpd_none") failed (user): no such user',
+         "user "),
+        ("root",
+         good.replace("user nobody nogroup;", "user root;"),
+         'user "root" has uid 0 (user): the worker and auth processes '
+         'must not run as root', "user "),
+        ("unknown group",
+         good.replace("user nobody nogroup;", "user nobody nogroup_none;"),
+         'getgrnam("nogroup_none") failed (user): no such group', "user "),
+        ("missing chroot",
+         good.replace(d.chroot, d.chroot + "/nonexistent"),
+         'chroot directory "%s/nonexistent" (chroot): stat() failed '
+         '(2: No such file or directory)' % d.chroot, "chroot "),
+        ("chroot not root's",
+         good.replace(d.chroot, owned),
+         'chroot directory "%s" (chroot): owned by uid 65534, not by root'
+         % owned, "chroot "),
+        ("chroot group-writable",
+         good.replace(d.chroot, gwrite),
+         'chroot directory "%s" (chroot): writable by its group '
+         '(mode 0775)' % gwrite, "chroot "),
+        ("ssl_conf_command file",
+         d.text(tls),
+         'ssl_conf_command "Certificate" is not supported: it names a '
+         'file, which the chrooted workers cannot open; use '
+         'ssl_certificate', "ssl_conf_command "),
+    ]
+
+
+def line_in(text, needle):
+    for i, ln in enumerate(text.split("\n"), 1):
+        if ln.lstrip().startswith(needle):
+            return i
+    raise AssertionError("%r not in the configuration" % needle)
+
+
+@test
+def t_refuses_what_start_refuses():
+    """-t fails, naming the file, line and directive, for every
+    configuration the start refuses; and so does the start."""
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="tcheck")
+    try:
+        for name, text, msg, needle in unworkable_configs(d, port):
+            d.write("", raw=text)
+            where = " in %s:%d\n" % (d.conf, line_in(text, needle))
+            for args in (["-t"], []):
+                # A start the parent wrongly accepts runs in the
+                # foreground (daemon off) and ends at the timeout.
+                r = subprocess.run([BINARY] + args + ["-c", d.conf],
+                                   capture_output=True, timeout=10)
+                err = r.stderr.decode()
+                assert r.returncode == 1, (name, args, err)
+                assert "[emerg] " + msg + where in err, (name, args, err)
+    finally:
+        d.stop()
+
+
+@test
+def reload_refuses_what_cannot_run():
+    """mailproxyd -t && mailproxyd -s reload: -t fails first; a reload
+    sent anyway is refused by the parent, which says why in the log, and
+    the old generation keeps serving: no worker starts and crashes."""
+    port = free_port()
+    d = Daemon(BINARY, imap_server(port), name="tcheckhup")
+    try:
+        d.start()
+        before = d.workers_now() + d.auth_now()
+        cases = unworkable_configs(d, port)
+        for n, (name, text, msg, needle) in enumerate(cases, 1):
+            d.write("", raw=text)
+            r = subprocess.run("%s -t -c %s && %s -c %s -s reload" % (
+                BINARY, d.conf, BINARY, d.conf), shell=True,
+                capture_output=True, timeout=20)
+            assert r.returncode == 1, (name, r.stderr)
+            assert msg in r.stderr.decode(), (name, r.stderr)
+            assert "test failed" in r.stderr.decode(), (name, r.stderr)
+            subprocess.run([BINARY, "-c", d.conf, "-s", "reload"],
+                           check=True, timeout=10)
+            wait_for(lambda: d.logtext().count(
+                "reconfiguring failed: the old configuration stays in "
+                "use") == n, what="reload %s refused" % name)
+            where = " in %s:%d\n" % (d.conf, line_in(text, needle))
+            assert msg + where in d.logtext(), (name, d.logtext())
+            assert d.workers_now() + d.auth_now() == before, name
+            assert hello(port) == IMAP_HELLO, name
+        time.sleep(0.5)
+        log = d.logtext()
+        assert "generation 2" not in log, log
+        assert "fatal code" not in log and "exited" not in log, log
+        assert d.workers_now() + d.auth_now() == before
+        # The configuration made good again is taken.
+        d.write(imap_server(port))
+        d.signal(signal.SIGHUP)
+        d.wait_log("generation 2 serving")
+        assert hello(port) == IMAP_HELLO
+    finally:
+        d.stop()
+
+
 @test
 def crashed_worker_is_replaced():
     port = free_port()
@@ -619,9 +743,34 @@ def systemd_notify_protocol():
 
 @test
 def example_config_passes_t():
-    r = subprocess.run([BINARY, "-t", "-c",
-                        os.path.join(TOP, "etc", "mailproxyd.conf")],
+    """etc/mailproxyd.conf passes -t where its user and chroot exist
+    (INSTALL says how to make them); where they do not, -t says so and
+    the same file with ones this system has passes."""
+    example = os.path.join(TOP, "etc", "mailproxyd.conf")
+    r = subprocess.run([BINARY, "-t", "-c", example],
                        capture_output=True, timeout=10)
+    with open(example) as f:
+        text = f.read()
+    try:
+        pwd.getpwnam("_mailproxyd")
+        grp.getgrnam("_mailproxyd")
+        have = os.path.isdir("/var/empty")
+    except KeyError:
+        have = False
+    if not have:
+        assert r.returncode == 1, r.stderr
+        assert b"(user): no such user in %s:%d" % (
+            example.encode(), line_in(text, "user ")) in r.stderr or \
+            b"(chroot): stat() failed" in r.stderr, r.stderr
+        d = Daemon(BINARY, "", name="example")
+        try:
+            d.write("", raw=text.replace(
+                "_mailproxyd;", "nobody nogroup;").replace(
+                "/var/empty;", d.chroot + ";"))
+            r = subprocess.run([BINARY, "-t", "-c", d.conf],
+                               capture_output=True, timeout=10)
+        finally:
+            d.stop()
     assert r.returncode == 0, r.stderr
     assert r.stderr.decode().endswith("test is successful\n"), r.stderr
 

@@ -1247,6 +1247,116 @@ END_TEST
  * Main context.
  */
 
+/* Run a conf_check_* on conf; its messages end up in msgs. */
+static int
+check_logged(struct mailproxyd_conf *conf, int chroot)
+{
+	char	 out[PATH_MAX];
+	int	 saved, fd, rc;
+
+	tmp_path(out, sizeof(out), "check.out");
+	ck_assert_int_ne(saved = dup(STDERR_FILENO), -1);
+	ck_assert_int_ne(fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600),
+	    -1);
+	ck_assert_int_ne(dup2(fd, STDERR_FILENO), -1);
+	close(fd);
+	rc = chroot ? conf_check_chroot(conf) :
+	    conf_check_user(conf, NULL, NULL);
+	ck_assert_int_ne(dup2(saved, STDERR_FILENO), -1);
+	close(saved);
+	free(msgs);
+	msgs = slurp(out, NULL);
+	return (rc);
+}
+
+/*
+ * The user and chroot checks -t and the start share: each refusal
+ * names the directive and where it was set, the -g string included.
+ */
+START_TEST(t_system_checks)
+{
+	struct mailproxyd_conf	*conf;
+	char			 text[2 * PATH_MAX], dir[PATH_MAX],
+				 want[3 * PATH_MAX];
+	uid_t			 uid;
+	gid_t			 gid;
+
+	tmp_setup();
+	conf = parse_ok("# users\nuser nobody nogroup;\nevents { }\n");
+	ck_assert_int_eq(conf_check_user(conf, &uid, &gid), 0);
+	ck_assert_int_eq(uid, 65534);
+	ck_assert_int_eq(gid, 65534);
+	conf_free(conf);
+
+	conf = parse_ok("events { }\n\nuser _no_such_user_here;\n");
+	ck_assert_int_eq(check_logged(conf, 0), -1);
+	snprintf(want, sizeof(want), "[emerg] getpwnam(\"_no_such_user_here\")"
+	    " failed (user): no such user in %s/test.conf:3\n", tmpdir);
+	ck_assert_msg(strstr(msgs, want) != NULL, "%s", msgs);
+	conf_free(conf);
+
+	conf = parse_ok("user daemon _no_such_group_here;\n");
+	ck_assert_int_eq(check_logged(conf, 0), -1);
+	ck_assert_msg(strstr(msgs, "getgrnam(\"_no_such_group_here\") failed "
+	    "(user): no such group in ") != NULL, "%s", msgs);
+	conf_free(conf);
+
+	ck_assert_ptr_nonnull(conf = parse_g("events { }\n", "user root;"));
+	ck_assert_int_eq(check_logged(conf, 0), -1);
+	ck_assert_msg(strstr(msgs, "[emerg] user \"root\" has uid 0 (user): "
+	    "the worker and auth processes must not run as root in command "
+	    "line\n") != NULL, "%s", msgs);
+	conf_free(conf);
+
+	/* chroot: good, missing, a file, someone else's, writable. */
+	tmp_path(dir, sizeof(dir), "empty");
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(text, sizeof(text), "chroot %s;\n", dir);
+	conf = parse_ok(text);
+	if (geteuid() == 0)
+		ck_assert_int_eq(check_logged(conf, 1), 0);
+	else {
+		ck_assert_int_eq(check_logged(conf, 1), -1);
+		snprintf(want, sizeof(want), "[emerg] chroot directory \"%s\" "
+		    "(chroot): owned by uid %lu, not by root in %s/test.conf:1\n",
+		    dir, (unsigned long)geteuid(), tmpdir);
+		ck_assert_msg(strstr(msgs, want) != NULL, "%s", msgs);
+	}
+	conf_free(conf);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chmod(dir, 0775), 0);
+		conf = parse_ok(text);
+		ck_assert_int_eq(check_logged(conf, 1), -1);
+		snprintf(want, sizeof(want), "chroot directory \"%s\" (chroot): "
+		    "writable by its group (mode 0775) in %s/test.conf:1\n",
+		    dir, tmpdir);
+		ck_assert_msg(strstr(msgs, want) != NULL, "%s", msgs);
+		conf_free(conf);
+		ck_assert_int_eq(chmod(dir, 0755), 0);
+		ck_assert_int_eq(chown(dir, 65534, 65534), 0);
+		conf = parse_ok(text);
+		ck_assert_int_eq(check_logged(conf, 1), -1);
+		ck_assert_msg(strstr(msgs, "(chroot): owned by uid 65534, not "
+		    "by root in ") != NULL, "%s", msgs);
+		conf_free(conf);
+	}
+	snprintf(text, sizeof(text), "\nchroot %s/test.conf;\n", tmpdir);
+	conf = parse_ok(text);
+	ck_assert_int_eq(check_logged(conf, 1), -1);
+	ck_assert_msg(strstr(msgs, "test.conf\" (chroot): not a directory in ")
+	    != NULL, "%s", msgs);
+	conf_free(conf);
+	snprintf(text, sizeof(text), "chroot %s/none;\n", tmpdir);
+	conf = parse_ok(text);
+	ck_assert_int_eq(check_logged(conf, 1), -1);
+	ck_assert_msg(strstr(msgs, "/none\" (chroot): stat() failed (2: No such "
+	    "file or directory) in ") != NULL, "%s", msgs);
+	conf_free(conf);
+	tmp_teardown();
+}
+END_TEST
+
 START_TEST(t_main_defaults)
 {
 	struct mailproxyd_conf	*conf;
@@ -1851,6 +1961,7 @@ config_suite(void)
 	tc = tcase_create("structure");
 	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
 	tcase_add_test(tc, t_main_defaults);
+	tcase_add_test(tc, t_system_checks);
 	tcase_add_test(tc, t_inherit);
 	tcase_add_loop_test(tc, t_protocol, 0,
 	    sizeof(inference) / sizeof(inference[0]));

@@ -1180,6 +1180,155 @@ START_TEST(test_shared_cache_garbage)
 }
 END_TEST
 
+/*
+ * The zone's layout as every worker sees it (tls.c): a 64-byte header,
+ * then 2048-byte slots of used, idlen, expires, derlen, pad, the id
+ * (32 bytes) and the session's DER.
+ */
+#define Z_HEAD		64
+#define Z_SLOT		2048
+#define Z_IDLEN		4
+#define Z_DERLEN	16
+#define Z_ID		24
+#define Z_DERMAX	(Z_SLOT - 56)
+
+/* The offset of the slot holding the session, 0 if none does. */
+static size_t
+zone_find(const unsigned char *z, size_t size, const SSL_SESSION *sess)
+{
+	const unsigned char	*id;
+	unsigned int		 idlen;
+	uint32_t		 v;
+	size_t			 off;
+
+	id = SSL_SESSION_get_id(sess, &idlen);
+	for (off = Z_HEAD; off + Z_SLOT <= size; off += Z_SLOT) {
+		memcpy(&v, z + off + Z_IDLEN, sizeof(v));
+		if (v == idlen && memcmp(z + off + Z_ID, id, idlen) == 0)
+			return (off);
+	}
+	return (0);
+}
+
+static int
+reused_with(int server, SSL_CTX *c, SSL_SESSION *sess)
+{
+	struct conn	 k;
+	int		 r;
+
+	connect_to(&k, server, c, NULL, sess);
+	ck_assert(k.ok);
+	r = SSL_session_reused(k.c);
+	conn_free(&k);
+	return (r);
+}
+
+/*
+ * A hostile worker writes the zone: lengths past the slot, an id length
+ * past the id, a header that lies, a length it changes while another
+ * worker reads it.  The reader resumes nothing it cannot check and
+ * never copies more than its buffer (ASan sees any overflow).
+ */
+START_TEST(test_shared_cache_hostile)
+{
+	static const uint32_t	 bad[] = { Z_DERMAX + 1, Z_SLOT, 0x7fffffff,
+				    0x80000000, 0xffffffff };
+	SSL_CTX			*c;
+	struct conn		 k;
+	SSL_SESSION		*sess;
+	unsigned char		*z;
+	volatile uint32_t	*derlen;
+	size_t			 size = 1024 * 1024, off, i;
+	uint32_t		 good, v;
+	unsigned int		 idlen;
+	pid_t			 pid;
+	int			 fd, st, n, reused;
+
+	c = client_ctx(TLS1_2_VERSION, NULL, NULL, NULL, NULL);
+	fd = zone_new(size);
+	load_shared(5, fd);
+	connect_to(&k, 5, c, NULL, NULL);
+	ck_assert(k.ok);
+	sess = SSL_get1_session(k.c);
+	conn_free(&k);
+	z = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert(z != MAP_FAILED);
+	ck_assert((off = zone_find(z, size, sess)) != 0);
+	derlen = (volatile uint32_t *)(z + off + Z_DERLEN);
+	good = *derlen;
+	ck_assert(good > 0 && good <= Z_DERMAX);
+	/* Fresh contexts each time: only the zone can resume. */
+	load_shared(5, fd);
+	ck_assert(reused_with(5, c, sess));
+
+	/* Lengths that do not fit the slot or the reader's buffer. */
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		*derlen = bad[i];
+		load_shared(5, fd);
+		ck_assert_msg(!reused_with(5, c, sess), "derlen %u",
+		    (unsigned int)bad[i]);
+	}
+	*derlen = good;
+	load_shared(5, fd);
+	ck_assert(reused_with(5, c, sess));
+
+	/* An id length past the id: no match, no overread. */
+	v = 0xffffffff;
+	memcpy(z + off + Z_IDLEN, &v, sizeof(v));
+	load_shared(5, fd);
+	ck_assert(!reused_with(5, c, sess));
+	(void)SSL_SESSION_get_id(sess, &idlen);
+	v = idlen;
+	memcpy(z + off + Z_IDLEN, &v, sizeof(v));
+	load_shared(5, fd);
+	ck_assert(reused_with(5, c, sess));
+
+	/*
+	 * A header rewritten after the workers attached: slot count, size
+	 * and slot size are the reader's own, taken at attach; a lock word
+	 * no process can hold is taken over.
+	 */
+	memset(z + 16, 0xff, 16);
+	((int32_t *)z)[3] = -5;
+	ck_assert(reused_with(5, c, sess));
+	((int32_t *)z)[3] = 0;
+
+	/*
+	 * The length changed between a reader's check and its copy: a
+	 * writer flips it between the true length and 0xffffffff while
+	 * this process resumes.  Each handshake completes, resumed or
+	 * not; a reader that fetched the length twice (check, then copy)
+	 * would copy 4 GB into its stack whenever its compiler kept both
+	 * loads, as at -O0.
+	 */
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		alarm(30);
+		for (;;) {
+			*derlen = 0xffffffff;
+			*derlen = good;
+		}
+	}
+	reused = 0;
+	for (n = 0; n < 400; n++) {
+		connect_to(&k, 5, c, NULL, sess);
+		ck_assert(k.ok);
+		reused += SSL_session_reused(k.c);
+		conn_free(&k);
+	}
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	*derlen = good;
+	ck_assert(reused_with(5, c, sess));
+
+	SSL_SESSION_free(sess);
+	munmap(z, size);
+	close(fd);
+	SSL_CTX_free(c);
+}
+END_TEST
+
 START_TEST(test_backend)
 {
 	SSL_CTX		*bctx;
@@ -1353,6 +1502,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_ticket_rotation);
 	tcase_add_test(tc, test_shared_cache);
 	tcase_add_test(tc, test_shared_cache_garbage);
+	tcase_add_test(tc, test_shared_cache_hostile);
 	tcase_add_test(tc, test_backend);
 	tcase_add_test(tc, test_errors);
 	suite_add_tcase(s, tc);
