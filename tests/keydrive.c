@@ -17,7 +17,10 @@
  *	respawned KEYPID
  *
  * and reads commands from standard input: "respawn" (a new key process
- * and a new channel to it, as the parent does after a crash),
+ * and a new channel to it, as the parent does after a crash), "rejoin"
+ * (a new channel for the hostile worker below, to the same key
+ * process, as the parent gives a respawned worker; answered by
+ * "rejoined"),
  * "backend PORT" (a TLS connection as the server's proxy_ssl client,
  * with its proxy_ssl_certificate, to a server on 127.0.0.1:PORT that
  * echoes lines reversed, answered by "backend ok VERSION" or "backend
@@ -102,6 +105,30 @@ ignore_msg(struct imsgev *iev, struct imsg *imsg)
 	(void)imsg;
 }
 
+/*
+ * A new channel for the hostile worker (slot 1), sent to the key
+ * process as the parent does for a respawned worker.
+ */
+static void
+hostile_channel(void)
+{
+	struct cfg_peer	 cp;
+	int		 rp[2];
+
+	if (drv_rawfd != -1) {
+		imsg_clear(&drv_raw);
+		close(drv_rawfd);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rp) == -1)
+		err(1, "socketpair");
+	drv_rawfd = rp[0];
+	if (imsg_init(&drv_raw, drv_rawfd) == -1)
+		err(1, "imsg_init");
+	memset(&cp, 0, sizeof(cp));
+	cp.cp_worker = 1;
+	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, rp[1], &cp, sizeof(cp));
+}
+
 /* Start a key process with the keys; returns our end of its channel. */
 static int
 spawn_key(void)
@@ -112,7 +139,7 @@ spawn_key(void)
 	struct pollfd	 pfd;
 	size_t		 off, len;
 	ssize_t		 n;
-	int		 fd, sp[2], rp[2], r, ready = 0;
+	int		 fd, sp[2], r, ready = 0;
 
 	if (drv_key.iev_active)
 		imsgev_clear(&drv_key);
@@ -136,17 +163,7 @@ spawn_key(void)
 		err(1, "socketpair");
 	cp.cp_worker = 0;
 	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, sp[1], &cp, sizeof(cp));
-	if (drv_rawfd != -1) {
-		imsg_clear(&drv_raw);
-		close(drv_rawfd);
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rp) == -1)
-		err(1, "socketpair");
-	drv_rawfd = rp[0];
-	if (imsg_init(&drv_raw, drv_rawfd) == -1)
-		err(1, "imsg_init");
-	cp.cp_worker = 1;
-	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, rp[1], &cp, sizeof(cp));
+	hostile_channel();
 	cd = drv_cd;
 	cd.cd_generation = 1;
 	cd.cd_slot = 0;
@@ -548,6 +565,12 @@ main(int argc, char *argv[])
 			if (strncmp(line, "respawn", 7) == 0) {
 				keyproxy_set_channel(spawn_key());
 				printf("respawned %ld\n", (long)drv_keypid);
+				fflush(stdout);
+			} else if (strncmp(line, "rejoin", 6) == 0) {
+				hostile_channel();
+				if (imsg_flush(&drv_key.iev_ibuf) == -1)
+					err(1, "imsg_flush");
+				printf("rejoined\n");
 				fflush(stdout);
 			} else if (strncmp(line, "backend ", 8) == 0)
 				backend(server, atoi(line + 8));
