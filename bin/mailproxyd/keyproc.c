@@ -47,7 +47,6 @@ struct keyproc_key {
 	uint32_t	 kk_id;
 	EVP_PKEY	*kk_pkey;
 	int		 kk_type;	/* EVP_PKEY_RSA, EVP_PKEY_EC */
-	size_t		 kk_size;	/* RSA_size(), ECDSA_size() */
 };
 
 static struct {
@@ -137,7 +136,6 @@ keyproc_add_key(struct imsg *imsg)
 	}
 	if (sz <= 0 || sz > KEY_DATA_MAX)
 		fatalx("key id %u: unsupported key size", tp.tp_key);
-	kk->kk_size = (size_t)sz;
 	k.k_nkeys++;
 }
 
@@ -213,11 +211,12 @@ static int
 keyproc_legacy_tls(const struct mailproxyd_conf *conf)
 {
 	const struct conf_server	*s;
-	const int			 old = CONF_SSL_TLSV1 | CONF_SSL_TLSV1_1;
+	int				 v;
 
+	v = CONF_SSL_TLSV1 | CONF_SSL_TLSV1_1;
 	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
-		if ((s->s_mail.m_ssl_protocols & old) ||
-		    (s->s_mail.m_proxy_ssl_protocols & old))
+		if ((s->s_mail.m_ssl_protocols & v) ||
+		    (s->s_mail.m_proxy_ssl_protocols & v))
 			return 1;
 	return 0;
 }
