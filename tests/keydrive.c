@@ -17,7 +17,10 @@
  *	respawned KEYPID
  *
  * and reads commands from standard input: "respawn" (a new key process
- * and a new channel to it, as the parent does after a crash),
+ * and a new channel to it, as the parent does after a crash), "rejoin"
+ * (a new channel for the hostile worker below, to the same key
+ * process, as the parent gives a respawned worker; answered by
+ * "rejoined"),
  * "backend PORT" (a TLS connection as the server's proxy_ssl client,
  * with its proxy_ssl_certificate, to a server on 127.0.0.1:PORT that
  * echoes lines reversed, answered by "backend ok VERSION" or "backend
@@ -26,14 +29,22 @@
  * A second channel to the key process (worker slot 1) plays a hostile
  * worker:
  *
- *	op KEY OP PADDING LEN	an IMSG_KEY_OP with LEN zero bytes of input
+ *	sign KEY ALG MD MGF1 SALT LEN [HEX]
+ *				an IMSG_KEY_OP with these fields and HEX as
+ *				its data (zero bytes without it)
+ *	legacy KEY OP PADDING HEX
+ *				a request as workers sent it before the key
+ *				process signed digests only (a key id, an
+ *				operation, an RSA padding and up to 1024
+ *				bytes: RSA_NO_PADDING was a raw operation)
  *	size N			an IMSG_KEY_OP of N bytes (a wrong size)
  *	type T			a message of type T with no payload
  *	flood N			N valid requests, not reading the answers,
  *				answered by "flood closed" or "flood open"
  *
- * each answered by "result STATUS LEN", "closed" (the key process
- * dropped the channel) or "timeout".
+ * each answered by "result STATUS LEN [HEX]" (the data in hex when LEN
+ * is not 0), "closed" (the key process dropped the channel) or
+ * "timeout".
  *
  * Usage: keydrive DAEMON CONFIG PORT
  */
@@ -78,11 +89,44 @@ static pid_t			 drv_keypid = -1;
 static struct imsgbuf		 drv_raw;	/* the hostile worker */
 static int			 drv_rawfd = -1;
 
+/* The request layout before digest-only signing ("legacy"). */
+struct legacy_key_op {
+	uint32_t	 lo_key;
+	uint32_t	 lo_op;		/* 1: RSA private encrypt */
+	int32_t		 lo_padding;	/* 1 PKCS#1, 3 none */
+	uint32_t	 lo_len;
+	unsigned char	 lo_data[1024];
+};
+
 static void
 ignore_msg(struct imsgev *iev, struct imsg *imsg)
 {
 	(void)iev;
 	(void)imsg;
+}
+
+/*
+ * A new channel for the hostile worker (slot 1), sent to the key
+ * process as the parent does for a respawned worker.
+ */
+static void
+hostile_channel(void)
+{
+	struct cfg_peer	 cp;
+	int		 rp[2];
+
+	if (drv_rawfd != -1) {
+		imsg_clear(&drv_raw);
+		close(drv_rawfd);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rp) == -1)
+		err(1, "socketpair");
+	drv_rawfd = rp[0];
+	if (imsg_init(&drv_raw, drv_rawfd) == -1)
+		err(1, "imsg_init");
+	memset(&cp, 0, sizeof(cp));
+	cp.cp_worker = 1;
+	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, rp[1], &cp, sizeof(cp));
 }
 
 /* Start a key process with the keys; returns our end of its channel. */
@@ -95,7 +139,7 @@ spawn_key(void)
 	struct pollfd	 pfd;
 	size_t		 off, len;
 	ssize_t		 n;
-	int		 fd, sp[2], rp[2], r, ready = 0;
+	int		 fd, sp[2], r, ready = 0;
 
 	if (drv_key.iev_active)
 		imsgev_clear(&drv_key);
@@ -119,17 +163,7 @@ spawn_key(void)
 		err(1, "socketpair");
 	cp.cp_worker = 0;
 	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, sp[1], &cp, sizeof(cp));
-	if (drv_rawfd != -1) {
-		imsg_clear(&drv_raw);
-		close(drv_rawfd);
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, rp) == -1)
-		err(1, "socketpair");
-	drv_rawfd = rp[0];
-	if (imsg_init(&drv_raw, drv_rawfd) == -1)
-		err(1, "imsg_init");
-	cp.cp_worker = 1;
-	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, rp[1], &cp, sizeof(cp));
+	hostile_channel();
 	cd = drv_cd;
 	cd.cd_generation = 1;
 	cd.cd_slot = 0;
@@ -293,7 +327,13 @@ raw_request(uint32_t type, const void *data, size_t len)
 		if (imsg.hdr.type != IMSG_KEY_RESULT ||
 		    imsg_get_data(&imsg, &kr, sizeof(kr)) == -1)
 			errx(1, "unexpected answer");
-		printf("result %d %u\n", kr.kr_status, kr.kr_len);
+		printf("result %d %u", kr.kr_status, kr.kr_len);
+		if (kr.kr_len > 0 && kr.kr_len <= sizeof(kr.kr_data)) {
+			printf(" ");
+			for (n = 0; n < (ssize_t)kr.kr_len; n++)
+				printf("%02x", kr.kr_data[n]);
+		}
+		printf("\n");
 		imsg_free(&imsg);
 		return;
 	}
@@ -346,8 +386,8 @@ raw_flood(unsigned int n)
 	ssize_t		 r;
 
 	memset(&ko, 0, sizeof(ko));
-	ko.ko_op = KEY_OP_RSA_SIGN;
-	ko.ko_padding = 1;
+	ko.ko_alg = KEY_SIGN_RSA_PKCS1;
+	ko.ko_md = KEY_MD_SHA256;
 	ko.ko_len = 32;
 	for (i = 0; i < n; i++)
 		if (imsg_compose(&drv_raw, IMSG_KEY_OP, i, 0, -1, &ko,
@@ -378,21 +418,55 @@ raw_flood(unsigned int n)
 	fflush(stdout);
 }
 
+/* Hex into at most max bytes; the count, or -1. */
+static int
+unhex(const char *hex, unsigned char *out, size_t max)
+{
+	unsigned int	 b;
+	size_t		 n = 0;
+
+	while (hex[0] != '\0' && hex[0] != '\n') {
+		if (n == max || sscanf(hex, "%2x", &b) != 1)
+			return -1;
+		out[n++] = (unsigned char)b;
+		hex += 2;
+	}
+	return (int)n;
+}
+
 static void
 raw_command(const char *line)
 {
-	struct key_op	 ko;
-	unsigned int	 key, op, len;
-	int		 pad;
-	char		*buf;
+	struct key_op		 ko;
+	struct legacy_key_op	 lo;
+	unsigned int		 key, alg, md, mgf1, len, op;
+	int			 salt, pad, off = 0, n;
+	char			*buf;
 
 	memset(&ko, 0, sizeof(ko));
-	if (sscanf(line, "op %u %u %d %u", &key, &op, &pad, &len) == 4) {
+	memset(&lo, 0, sizeof(lo));
+	if (sscanf(line, "sign %u %u %u %u %d %u %n", &key, &alg, &md, &mgf1,
+	    &salt, &len, &off) == 6) {
 		ko.ko_key = key;
-		ko.ko_op = op;
-		ko.ko_padding = pad;
+		ko.ko_alg = alg;
+		ko.ko_md = md;
+		ko.ko_mgf1_md = mgf1;
+		ko.ko_saltlen = salt;
 		ko.ko_len = len;
+		if (off > 0 && unhex(line + off, ko.ko_data,
+		    sizeof(ko.ko_data)) == -1)
+			errx(1, "bad hex: %s", line);
 		raw_request(IMSG_KEY_OP, &ko, sizeof(ko));
+	} else if (sscanf(line, "legacy %u %u %d %n", &key, &op, &pad,
+	    &off) == 3 && off > 0) {
+		if ((n = unhex(line + off, lo.lo_data, sizeof(lo.lo_data))) ==
+		    -1)
+			errx(1, "bad hex: %s", line);
+		lo.lo_key = key;
+		lo.lo_op = op;
+		lo.lo_padding = pad;
+		lo.lo_len = (uint32_t)n;
+		raw_request(IMSG_KEY_OP, &lo, sizeof(lo));
 	} else if (sscanf(line, "size %u", &len) == 1) {
 		if ((buf = calloc(1, len + 1)) == NULL)
 			err(1, "calloc");
@@ -439,7 +513,7 @@ main(int argc, char *argv[])
 {
 	struct sockaddr_in	 sin;
 	struct pollfd		 pfd[2];
-	char			 line[128];
+	char			 line[4096];
 	int			 lfd, on = 1, server;
 
 	if (argc != 4)
@@ -491,6 +565,12 @@ main(int argc, char *argv[])
 			if (strncmp(line, "respawn", 7) == 0) {
 				keyproxy_set_channel(spawn_key());
 				printf("respawned %ld\n", (long)drv_keypid);
+				fflush(stdout);
+			} else if (strncmp(line, "rejoin", 6) == 0) {
+				hostile_channel();
+				if (imsg_flush(&drv_key.iev_ibuf) == -1)
+					err(1, "imsg_flush");
+				printf("rejoined\n");
 				fflush(stdout);
 			} else if (strncmp(line, "backend ", 8) == 0)
 				backend(server, atoi(line + 8));

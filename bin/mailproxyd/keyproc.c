@@ -1,13 +1,26 @@
 /*
  * The key process: the only child that holds private keys.  The parent
  * sends it the decrypted keys of one generation (DER, each with a key
- * id) before it drops its privileges; it then answers the workers'
- * signing requests for those ids and nothing else (it never decrypts:
- * no RSA key exchange).  It never sees a client socket or a
- * configuration file, and a worker is untrusted: every request is
- * checked (size, key id, operation, padding, input length) and a
- * worker that sends anything else loses its channel.  One key process
- * serves one generation and ends with its workers.
+ * id) before it drops its privileges; it then signs digests for the
+ * workers with those keys and does nothing else.
+ *
+ * A request (struct key_op) names a key id, an algorithm (RSA PKCS#1
+ * v1.5, RSA-PSS, ECDSA), the hash the digest is of (SHA-1, SHA-224,
+ * SHA-256, SHA-384, SHA-512; MD5-SHA1 for RSA PKCS#1 v1.5 only, and
+ * only when a server of the generation enables TLS 1.0 or 1.1) and the
+ * digest, of exactly that hash's length.  The key process does the
+ * padding itself (the DigestInfo, the PSS encoding with MGF1 of the
+ * same hash and a salt of the digest's length, as TLS signs) and never
+ * performs a raw RSA operation, a decryption or a signature of
+ * anything that is not a digest: a worker can neither decrypt an RSA
+ * ciphertext nor sign a block it padded itself.
+ *
+ * It never sees a client socket or a configuration file, and a worker
+ * is untrusted: a request that is not such a well-formed request is
+ * refused with an error reply and a log line naming the worker, and
+ * the key process goes on; a worker that sends a malformed message
+ * loses its channel.  One key process serves one generation and ends
+ * with its workers.
  */
 
 #include <sys/types.h>
@@ -34,7 +47,6 @@ struct keyproc_key {
 	uint32_t	 kk_id;
 	EVP_PKEY	*kk_pkey;
 	int		 kk_type;	/* EVP_PKEY_RSA, EVP_PKEY_EC */
-	size_t		 kk_size;	/* RSA_size(), ECDSA_size() */
 };
 
 static struct {
@@ -45,6 +57,7 @@ static struct {
 	struct keyproc_key	*k_keys;
 	size_t			 k_nkeys;
 	int			 k_draining;
+	int			 k_md5_sha1;	/* TLS 1.0 or 1.1 on */
 } k;
 
 static void	keyproc_setup_imsg(struct imsg *, void *);
@@ -55,7 +68,11 @@ static void	keyproc_parent_closed(struct imsgev *);
 static void	keyproc_worker_imsg(struct imsgev *, struct imsg *);
 static void	keyproc_worker_closed(struct imsgev *);
 static void	keyproc_bad_worker(struct imsgev *, const char *);
-static int	keyproc_op(const struct key_op *, struct key_result *);
+static const EVP_MD *keyproc_md(uint32_t);
+static const char *keyproc_check(const struct key_op *,
+		    struct keyproc_key **, const EVP_MD **);
+static int	keyproc_sign(int, const struct key_op *, struct key_result *);
+static int	keyproc_legacy_tls(const struct mailproxyd_conf *);
 static void	keyproc_maybe_exit(void);
 
 static void
@@ -119,7 +136,6 @@ keyproc_add_key(struct imsg *imsg)
 	}
 	if (sz <= 0 || sz > KEY_DATA_MAX)
 		fatalx("key id %u: unsupported key size", tp.tp_key);
-	kk->kk_size = (size_t)sz;
 	k.k_nkeys++;
 }
 
@@ -160,6 +176,7 @@ keyproc_main(void)
 	proc_child_setup(PROC_PARENT_FD, &k.k_setup, keyproc_setup_imsg,
 	    NULL);
 	conf = k.k_setup.cs_conf;
+	k.k_md5_sha1 = keyproc_legacy_tls(conf);
 	mp_debug = k.k_setup.cs_done.cd_debug;
 	proc_child_logs_apply(conf, mp_debug);
 	event_init();
@@ -187,6 +204,21 @@ keyproc_main(void)
 	    k.k_nkeys, k.k_setup.cs_done.cd_generation);
 	event_dispatch();
 	fatalx("event loop ended");
+}
+
+/* Whether a server or its proxy_ssl may speak TLS 1.0 or 1.1. */
+static int
+keyproc_legacy_tls(const struct mailproxyd_conf *conf)
+{
+	const struct conf_server	*s;
+	int				 v;
+
+	v = CONF_SSL_TLSV1 | CONF_SSL_TLSV1_1;
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
+		if ((s->s_mail.m_ssl_protocols & v) ||
+		    (s->s_mail.m_proxy_ssl_protocols & v))
+			return 1;
+	return 0;
 }
 
 static void
@@ -248,7 +280,7 @@ keyproc_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 			return;
 		}
 		memset(&kr, 0, sizeof(kr));
-		if (keyproc_op(&ko, &kr) == -1) {
+		if (keyproc_sign((int)(iev - k.k_workers), &ko, &kr) == -1) {
 			memset(&kr, 0, sizeof(kr));
 			kr.kr_status = -1;
 		}
@@ -269,71 +301,139 @@ keyproc_worker_closed(struct imsgev *iev)
 }
 
 /*
- * One private operation, after checking that the key exists, has the
- * type the operation needs and that the input fits the key.
+ * The hash of a digest to sign.  MD5-SHA1 (the concatenation TLS 1.0
+ * and 1.1 sign with RSA, RFC 4346 section 7.4.3) only when a server of
+ * this generation may negotiate those versions.
  */
-static int
-keyproc_op(const struct key_op *ko, struct key_result *kr)
+static const EVP_MD *
+keyproc_md(uint32_t md)
+{
+	switch (md) {
+	case KEY_MD_SHA1:
+		return EVP_sha1();
+	case KEY_MD_SHA224:
+		return EVP_sha224();
+	case KEY_MD_SHA256:
+		return EVP_sha256();
+	case KEY_MD_SHA384:
+		return EVP_sha384();
+	case KEY_MD_SHA512:
+		return EVP_sha512();
+	case KEY_MD_MD5_SHA1:
+		return k.k_md5_sha1 ? EVP_md5_sha1() : NULL;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Whether a request is a well-formed request to sign a digest with a
+ * key that can: NULL, or why not.  PSS is signed as TLS uses it, MGF1
+ * with the digest's hash and a salt of the digest's length (RFC 8446
+ * section 4.2.3).
+ */
+static const char *
+keyproc_check(const struct key_op *ko, struct keyproc_key **kkp,
+    const EVP_MD **mdp)
 {
 	struct keyproc_key	*kk = NULL;
-	EVP_PKEY_CTX		*ctx;
-	size_t			 i, len;
-	int			 r;
+	const EVP_MD		*md;
+	size_t			 i;
 
 	for (i = 0; i < k.k_nkeys; i++)
 		if (k.k_keys[i].kk_id == ko->ko_key)
 			kk = &k.k_keys[i];
-	if (kk == NULL) {
-		log_warnx("request for unknown key id %u", ko->ko_key);
-		return -1;
-	}
-	if (ko->ko_len == 0 || ko->ko_len > sizeof(ko->ko_data))
-		return -1;
-	switch (ko->ko_op) {
-	case KEY_OP_RSA_SIGN:
+	if (kk == NULL)
+		return "unknown key id";
+	if ((md = keyproc_md(ko->ko_md)) == NULL)
+		return "hash not accepted";
+	if (ko->ko_len != (uint32_t)EVP_MD_get_size(md))
+		return "not a digest of its hash's length";
+	switch (ko->ko_alg) {
+	case KEY_SIGN_RSA_PKCS1:
 		if (kk->kk_type != EVP_PKEY_RSA)
-			return -1;
-		if (ko->ko_padding == RSA_NO_PADDING) {
-			if (ko->ko_len != kk->kk_size)
-				return -1;
-		} else if (ko->ko_padding == RSA_PKCS1_PADDING) {
-			if (ko->ko_len > kk->kk_size - 11)
-				return -1;
-		} else
-			return -1;
-		/* No digest: the input is signed as it is. */
-		if ((ctx = EVP_PKEY_CTX_new(kk->kk_pkey, NULL)) == NULL)
-			fatalx("EVP_PKEY_CTX_new");
-		len = sizeof(kr->kr_data);
-		r = EVP_PKEY_sign_init(ctx) == 1 &&
-		    EVP_PKEY_CTX_set_rsa_padding(ctx, ko->ko_padding) == 1 &&
-		    EVP_PKEY_sign(ctx, kr->kr_data, &len, ko->ko_data,
-		    ko->ko_len) == 1;
-		EVP_PKEY_CTX_free(ctx);
-		ERR_clear_error();
-		if (!r)
-			return -1;
-		kr->kr_len = (uint32_t)len;
-		return 0;
-	case KEY_OP_ECDSA_SIGN:
-		/* A digest: SHA-1 up to SHA-512. */
-		if (kk->kk_type != EVP_PKEY_EC || ko->ko_padding != 0 ||
-		    ko->ko_len < 20 || ko->ko_len > 64)
-			return -1;
-		if ((ctx = EVP_PKEY_CTX_new(kk->kk_pkey, NULL)) == NULL)
-			fatalx("EVP_PKEY_CTX_new");
-		len = sizeof(kr->kr_data);
-		r = EVP_PKEY_sign_init(ctx) == 1 && EVP_PKEY_sign(ctx,
-		    kr->kr_data, &len, ko->ko_data, ko->ko_len) == 1;
-		EVP_PKEY_CTX_free(ctx);
-		ERR_clear_error();
-		if (!r)
-			return -1;
-		kr->kr_len = (uint32_t)len;
-		return 0;
+			return "RSA signature with a non-RSA key";
+		if (ko->ko_mgf1_md != 0 || ko->ko_saltlen != 0)
+			return "PSS parameters on PKCS#1 v1.5";
+		break;
+	case KEY_SIGN_RSA_PSS:
+		if (kk->kk_type != EVP_PKEY_RSA)
+			return "RSA signature with a non-RSA key";
+		if (ko->ko_md == KEY_MD_MD5_SHA1)
+			return "PSS with MD5-SHA1";
+		if (ko->ko_mgf1_md != ko->ko_md ||
+		    ko->ko_saltlen != (int32_t)ko->ko_len)
+			return "PSS parameters not those of TLS";
+		break;
+	case KEY_SIGN_ECDSA:
+		if (kk->kk_type != EVP_PKEY_EC)
+			return "ECDSA signature with a non-EC key";
+		if (ko->ko_md == KEY_MD_MD5_SHA1)
+			return "ECDSA with MD5-SHA1";
+		if (ko->ko_mgf1_md != 0 || ko->ko_saltlen != 0)
+			return "PSS parameters on ECDSA";
+		break;
 	default:
+		return "unknown algorithm";
+	}
+	*kkp = kk;
+	*mdp = md;
+	return NULL;
+}
+
+/*
+ * One signature of a digest, padded here: EVP_PKEY_sign() with the
+ * hash set adds the DigestInfo or the PSS encoding and checks the
+ * digest's length once more.  Nothing else is ever asked of a key.
+ */
+static int
+keyproc_sign(int worker, const struct key_op *ko, struct key_result *kr)
+{
+	struct keyproc_key	*kk = NULL;
+	const EVP_MD		*md = NULL;
+	const char		*why;
+	EVP_PKEY_CTX		*ctx;
+	size_t			 len;
+	int			 r;
+
+	if ((why = keyproc_check(ko, &kk, &md)) != NULL) {
+		log_warnx("worker %d: request refused: %s (key id %u, "
+		    "algorithm %u, hash %u, length %u)", worker, why,
+		    ko->ko_key, ko->ko_alg, ko->ko_md, ko->ko_len);
 		return -1;
 	}
+	if ((ctx = EVP_PKEY_CTX_new(kk->kk_pkey, NULL)) == NULL)
+		fatalx("EVP_PKEY_CTX_new");
+	r = EVP_PKEY_sign_init(ctx) == 1;
+	switch (ko->ko_alg) {
+	case KEY_SIGN_RSA_PKCS1:
+		r = r && EVP_PKEY_CTX_set_rsa_padding(ctx,
+		    RSA_PKCS1_PADDING) == 1 &&
+		    EVP_PKEY_CTX_set_signature_md(ctx, md) == 1;
+		break;
+	case KEY_SIGN_RSA_PSS:
+		r = r && EVP_PKEY_CTX_set_rsa_padding(ctx,
+		    RSA_PKCS1_PSS_PADDING) == 1 &&
+		    EVP_PKEY_CTX_set_signature_md(ctx, md) == 1 &&
+		    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) == 1 &&
+		    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, ko->ko_saltlen) == 1;
+		break;
+	default:
+		r = r && EVP_PKEY_CTX_set_signature_md(ctx, md) == 1;
+		break;
+	}
+	len = sizeof(kr->kr_data);
+	r = r && EVP_PKEY_sign(ctx, kr->kr_data, &len, ko->ko_data,
+	    ko->ko_len) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();
+	if (!r) {
+		log_warnx("worker %d: key id %u: signing failed", worker,
+		    ko->ko_key);
+		return -1;
+	}
+	kr->kr_len = (uint32_t)len;
+	return 0;
 }
 
 static void

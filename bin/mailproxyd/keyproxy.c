@@ -1,21 +1,32 @@
 /*
  * A worker's private keys that it does not hold.  Each is an EVP_PKEY
- * with the certificate's public key and an RSA_METHOD or EC_KEY_METHOD
- * whose private operations are sent to the key process (keyproc.c) and
- * waited for, synchronously and at most KEYPROXY_WAIT_MS: OpenSSL's
- * handshake calls them from inside SSL_do_handshake().  A dead or
- * stuck key process fails that handshake; the worker goes on.
+ * with the certificate's public key whose signatures are made by the
+ * key process (keyproc.c) and waited for, synchronously and at most
+ * KEYPROXY_WAIT_MS: OpenSSL's handshake asks for them from inside
+ * SSL_do_handshake().  A dead or stuck key process fails that
+ * handshake; the worker goes on.
  *
- * OpenSSL 3 treats a key with a non-default method as "foreign" and
- * runs it through its legacy code paths, which sign for TLS 1.2
- * (PKCS#1 v1.5, ECDSA) and TLS 1.3 (PSS: padding done here, then a raw
- * private operation; ECDSA) alike.  Those methods are deprecated API,
- * so this file alone asks for it.
+ * The key process signs digests only and pads them itself, so what is
+ * sent is the digest, the hash it is of and the algorithm: never a
+ * padded block.  OpenSSL 3 treats a key with a non-default RSA_METHOD
+ * or EC_KEY_METHOD as "foreign" and signs with it through its legacy
+ * EVP_PKEY_METHODs:
  *
- * Only signatures are forwarded: RSA key exchange (TLS 1.2 ciphers
- * without forward secrecy, "kRSA") cannot use such a key, since
- * OpenSSL's legacy path refuses the TLS padding check it needs, and
- * the key process is not a decryption oracle either.  tls.c leaves
+ *  - ECDSA: the EC_KEY_METHOD's sign gets the digest (ECDSA_sign()).
+ *  - RSA: the legacy method would pad PSS here and ask the RSA_METHOD
+ *    for a raw private operation.  So each RSA key is tied, with
+ *    EVP_PKEY_set1_engine(), to an ENGINE of ours whose only content
+ *    is an EVP_PKEY_METHOD for RSA: OpenSSL's own, with sign()
+ *    replaced by one that reads the padding (PKCS#1 v1.5 or PSS), the
+ *    hash, the MGF1 hash and the salt length from the EVP_PKEY_CTX and
+ *    sends them with the digest.  The RSA_METHOD's private operations
+ *    refuse: nothing here asks for a raw one.
+ *
+ * Those interfaces (ENGINE, EVP_PKEY_METHOD, RSA_METHOD,
+ * EC_KEY_METHOD) are deprecated API, so this file alone asks for it.
+ *
+ * RSA key exchange (TLS 1.2 ciphers without forward secrecy, "kRSA")
+ * needs a decryption, which the key process does not do: tls.c leaves
  * those ciphers out.
  */
 
@@ -35,6 +46,7 @@
 
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
+#include <openssl/engine.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -49,16 +61,24 @@ static struct {
 	uint32_t	 kp_seq;
 	RSA_METHOD	*kp_rsa;
 	EC_KEY_METHOD	*kp_ec;
+	EVP_PKEY_METHOD	*kp_pmeth;	/* RSA, in kp_engine */
+	ENGINE		*kp_engine;
 	int		 kp_rsa_idx;
 	int		 kp_ec_idx;
 } kp = { .kp_rsa_idx = -1, .kp_ec_idx = -1 };
 
 static uint64_t	keyproxy_now(void);
 static void	keyproxy_lost(const char *);
-static int	keyproxy_call(uint32_t, uint32_t, int, const unsigned char *,
-		    size_t, unsigned char *, size_t, size_t *);
-static int	keyproxy_rsa_priv_enc(int, const unsigned char *,
+static int	keyproxy_call(struct key_op *, unsigned char *, size_t,
+		    size_t *);
+static uint32_t	keyproxy_md(const EVP_MD *);
+static uint32_t	keyproxy_rsa_id(const RSA *);
+static int	keyproxy_rsa_refuse(int, const unsigned char *,
 		    unsigned char *, RSA *, int);
+static int	keyproxy_rsa_sign(EVP_PKEY_CTX *, unsigned char *, size_t *,
+		    const unsigned char *, size_t);
+static int	keyproxy_engine_pkey_meths(ENGINE *, EVP_PKEY_METHOD **,
+		    const int **, int);
 static int	keyproxy_ec_sign(int, const unsigned char *, int,
 		    unsigned char *, unsigned int *, const BIGNUM *,
 		    const BIGNUM *, EC_KEY *);
@@ -104,15 +124,13 @@ keyproxy_lost(const char *why)
 }
 
 /*
- * One private operation by the key process.  Answers to earlier calls
- * that timed out still arrive and are skipped by their sequence number.
+ * One signature by the key process.  Answers to earlier calls that
+ * timed out still arrive and are skipped by their sequence number.
  */
 static int
-keyproxy_call(uint32_t keyid, uint32_t op, int padding,
-    const unsigned char *in, size_t inlen, unsigned char *out,
-    size_t outmax, size_t *outlen)
+keyproxy_call(struct key_op *ko, unsigned char *out, size_t outmax,
+    size_t *outlen)
 {
-	struct key_op		 ko;
 	struct key_result	 kr;
 	struct imsg		 imsg;
 	struct pollfd		 pfd;
@@ -124,17 +142,9 @@ keyproxy_call(uint32_t keyid, uint32_t op, int padding,
 		log_warnx("key process unavailable: TLS handshake fails");
 		return -1;
 	}
-	if (inlen > sizeof(ko.ko_data))
-		return -1;
-	memset(&ko, 0, sizeof(ko));
-	ko.ko_key = keyid;
-	ko.ko_op = op;
-	ko.ko_padding = padding;
-	ko.ko_len = (uint32_t)inlen;
-	memcpy(ko.ko_data, in, inlen);
 	kp.kp_seq++;
-	if (imsg_compose(&kp.kp_ibuf, IMSG_KEY_OP, kp.kp_seq, 0, -1, &ko,
-	    sizeof(ko)) == -1) {
+	if (imsg_compose(&kp.kp_ibuf, IMSG_KEY_OP, kp.kp_seq, 0, -1, ko,
+	    sizeof(*ko)) == -1) {
 		log_warn("key process request");
 		return -1;
 	}
@@ -205,6 +215,30 @@ keyproxy_call(uint32_t keyid, uint32_t op, int padding,
 	}
 }
 
+/* The wire's name of a digest's hash (mailproxyd.h), or 0. */
+static uint32_t
+keyproxy_md(const EVP_MD *md)
+{
+	if (md == NULL)
+		return 0;
+	switch (EVP_MD_get_type(md)) {
+	case NID_sha1:
+		return KEY_MD_SHA1;
+	case NID_sha224:
+		return KEY_MD_SHA224;
+	case NID_sha256:
+		return KEY_MD_SHA256;
+	case NID_sha384:
+		return KEY_MD_SHA384;
+	case NID_sha512:
+		return KEY_MD_SHA512;
+	case NID_md5_sha1:
+		return KEY_MD_MD5_SHA1;
+	default:
+		return 0;
+	}
+}
+
 static uint32_t
 keyproxy_rsa_id(const RSA *rsa)
 {
@@ -212,42 +246,155 @@ keyproxy_rsa_id(const RSA *rsa)
 }
 
 /*
- * RSA_sign() (PKCS#1 v1.5, the DigestInfo already encoded) and the PSS
- * path (padded here, RSA_NO_PADDING) both end in a private "encrypt".
+ * The RSA_METHOD's private operations: no path of ours leads here (RSA
+ * signatures go through keyproxy_rsa_sign()), and the key process would
+ * refuse a raw operation anyway.
  */
 static int
-keyproxy_rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to,
+keyproxy_rsa_refuse(int flen, const unsigned char *from, unsigned char *to,
     RSA *rsa, int padding)
 {
-	size_t	len;
-
-	if (flen < 0 || (padding != RSA_PKCS1_PADDING &&
-	    padding != RSA_NO_PADDING))
-		return -1;
-	if (keyproxy_call(keyproxy_rsa_id(rsa), KEY_OP_RSA_SIGN, padding,
-	    from, (size_t)flen, to, (size_t)RSA_size(rsa), &len) == -1)
-		return -1;
-	return (int)len;
+	(void)flen;
+	(void)from;
+	(void)to;
+	(void)rsa;
+	log_warnx("raw RSA private operation (padding %d) refused: TLS "
+	    "handshake fails", padding);
+	return -1;
 }
 
-/* ECDSA_sign(): the digest in, a DER signature out. */
+/*
+ * EVP_PKEY_sign() for an RSA key of ours: tbs is the digest, the
+ * EVP_PKEY_CTX says how to sign it (OpenSSL's RSA EVP_PKEY_METHOD
+ * keeps the settings, its ctrl answers for them).  PSS's salt length
+ * "digest" (RFC 8446 section 4.2.3) is sent as a number.
+ */
+static int
+keyproxy_rsa_sign(EVP_PKEY_CTX *ctx, unsigned char *sig, size_t *siglen,
+    const unsigned char *tbs, size_t tbslen)
+{
+	struct key_op	 ko;
+	const RSA	*rsa;
+	const EVP_MD	*md = NULL, *mgf1 = NULL;
+	size_t		 size, len;
+	int		 padding, saltlen;
+
+	if ((rsa = EVP_PKEY_get0_RSA(EVP_PKEY_CTX_get0_pkey(ctx))) == NULL)
+		return -1;
+	size = (size_t)RSA_size(rsa);
+	if (sig == NULL) {
+		*siglen = size;
+		return 1;
+	}
+	if (*siglen < size)
+		return -1;
+	memset(&ko, 0, sizeof(ko));
+	ko.ko_key = keyproxy_rsa_id(rsa);
+	if (EVP_PKEY_CTX_get_rsa_padding(ctx, &padding) <= 0 ||
+	    EVP_PKEY_CTX_get_signature_md(ctx, &md) <= 0 ||
+	    (ko.ko_md = keyproxy_md(md)) == 0 ||
+	    tbslen != (size_t)EVP_MD_get_size(md) ||
+	    tbslen > sizeof(ko.ko_data)) {
+		log_warnx("RSA signature of no known digest refused: TLS "
+		    "handshake fails");
+		return -1;
+	}
+	switch (padding) {
+	case RSA_PKCS1_PADDING:
+		ko.ko_alg = KEY_SIGN_RSA_PKCS1;
+		break;
+	case RSA_PKCS1_PSS_PADDING:
+		ko.ko_alg = KEY_SIGN_RSA_PSS;
+		if (EVP_PKEY_CTX_get_rsa_mgf1_md(ctx, &mgf1) <= 0 ||
+		    EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx, &saltlen) <= 0 ||
+		    (ko.ko_mgf1_md = keyproxy_md(mgf1)) == 0)
+			return -1;
+		if (saltlen == RSA_PSS_SALTLEN_DIGEST)
+			saltlen = (int)tbslen;
+		if (saltlen < 0) {
+			log_warnx("PSS salt length %d not supported: TLS "
+			    "handshake fails", saltlen);
+			return -1;
+		}
+		ko.ko_saltlen = saltlen;
+		break;
+	default:
+		log_warnx("RSA padding %d not supported: TLS handshake "
+		    "fails", padding);
+		return -1;
+	}
+	ko.ko_len = (uint32_t)tbslen;
+	memcpy(ko.ko_data, tbs, tbslen);
+	if (keyproxy_call(&ko, sig, *siglen, &len) == -1)
+		return -1;
+	*siglen = len;
+	return 1;
+}
+
+/* Our ENGINE's EVP_PKEY_METHODs: RSA's alone. */
+static int
+keyproxy_engine_pkey_meths(ENGINE *e, EVP_PKEY_METHOD **pmeth,
+    const int **nids, int nid)
+{
+	static const int	 ours[] = { EVP_PKEY_RSA };
+
+	(void)e;
+	if (pmeth == NULL) {
+		*nids = ours;
+		return 1;
+	}
+	*pmeth = nid == EVP_PKEY_RSA ? kp.kp_pmeth : NULL;
+	return *pmeth != NULL;
+}
+
+/*
+ * ECDSA_sign(): the digest in, a DER signature out.  ECDSA signs the
+ * digest's bytes whatever the hash (ECDSA_do_sign() is not told it), so
+ * the hash sent is the one of the digest's length.
+ */
 static int
 keyproxy_ec_sign(int type, const unsigned char *dgst, int dlen,
     unsigned char *sig, unsigned int *siglen, const BIGNUM *kinv,
     const BIGNUM *r, EC_KEY *eckey)
 {
-	size_t	len;
-	int	max;
+	struct key_op	 ko;
+	size_t		 len;
+	int		 max;
 
 	(void)type;
 	(void)kinv;
 	(void)r;
 	*siglen = 0;
-	if (dlen < 0 || (max = ECDSA_size(eckey)) <= 0)
+	if ((max = ECDSA_size(eckey)) <= 0)
 		return 0;
-	if (keyproxy_call((uint32_t)(uintptr_t)EC_KEY_get_ex_data(eckey,
-	    kp.kp_ec_idx), KEY_OP_ECDSA_SIGN, 0, dgst, (size_t)dlen, sig,
-	    (size_t)max, &len) == -1)
+	memset(&ko, 0, sizeof(ko));
+	ko.ko_key = (uint32_t)(uintptr_t)EC_KEY_get_ex_data(eckey,
+	    kp.kp_ec_idx);
+	ko.ko_alg = KEY_SIGN_ECDSA;
+	switch (dlen) {
+	case 20:
+		ko.ko_md = KEY_MD_SHA1;
+		break;
+	case 28:
+		ko.ko_md = KEY_MD_SHA224;
+		break;
+	case 32:
+		ko.ko_md = KEY_MD_SHA256;
+		break;
+	case 48:
+		ko.ko_md = KEY_MD_SHA384;
+		break;
+	case 64:
+		ko.ko_md = KEY_MD_SHA512;
+		break;
+	default:
+		log_warnx("ECDSA signature of no known digest refused: TLS "
+		    "handshake fails");
+		return 0;
+	}
+	ko.ko_len = (uint32_t)dlen;
+	memcpy(ko.ko_data, dgst, (size_t)dlen);
+	if (keyproxy_call(&ko, sig, (size_t)max, &len) == -1)
 		return 0;
 	*siglen = (unsigned int)len;
 	return 1;
@@ -270,12 +417,28 @@ keyproxy_ec_sign_sig(const unsigned char *dgst, int dlen, const BIGNUM *kinv,
 static void
 keyproxy_methods(void)
 {
+	int	(*sign_init)(EVP_PKEY_CTX *);
+	int	(*sign)(EVP_PKEY_CTX *, unsigned char *, size_t *,
+		    const unsigned char *, size_t);
+
 	if (kp.kp_rsa != NULL)
 		return;
 	if ((kp.kp_rsa = RSA_meth_dup(RSA_PKCS1_OpenSSL())) == NULL ||
 	    RSA_meth_set1_name(kp.kp_rsa, "mailproxyd key process") != 1 ||
-	    RSA_meth_set_priv_enc(kp.kp_rsa, keyproxy_rsa_priv_enc) != 1)
+	    RSA_meth_set_priv_enc(kp.kp_rsa, keyproxy_rsa_refuse) != 1 ||
+	    RSA_meth_set_priv_dec(kp.kp_rsa, keyproxy_rsa_refuse) != 1)
 		fatalx("RSA_METHOD setup failed");
+	if ((kp.kp_pmeth = EVP_PKEY_meth_new(EVP_PKEY_RSA, 0)) == NULL)
+		fatalx("EVP_PKEY_METHOD setup failed");
+	EVP_PKEY_meth_copy(kp.kp_pmeth, EVP_PKEY_meth_find(EVP_PKEY_RSA));
+	EVP_PKEY_meth_get_sign(kp.kp_pmeth, &sign_init, &sign);
+	EVP_PKEY_meth_set_sign(kp.kp_pmeth, sign_init, keyproxy_rsa_sign);
+	if ((kp.kp_engine = ENGINE_new()) == NULL ||
+	    ENGINE_set_id(kp.kp_engine, "mailproxyd-keyproxy") != 1 ||
+	    ENGINE_set_name(kp.kp_engine, "mailproxyd key process") != 1 ||
+	    ENGINE_set_pkey_meths(kp.kp_engine,
+	    keyproxy_engine_pkey_meths) != 1)
+		fatalx("ENGINE setup failed");
 	if ((kp.kp_ec = EC_KEY_METHOD_new(EC_KEY_OpenSSL())) == NULL)
 		fatalx("EC_KEY_METHOD setup failed");
 	EC_KEY_METHOD_set_sign(kp.kp_ec, keyproxy_ec_sign, NULL,
@@ -321,6 +484,9 @@ keyproxy_key(X509 *cert, uint32_t keyid)
 		if (RSA_set_ex_data(rsa, kp.kp_rsa_idx,
 		    (void *)(uintptr_t)keyid) != 1 ||
 		    EVP_PKEY_assign_RSA(pk, rsa) != 1)
+			goto fail;
+		rsa = NULL;
+		if (EVP_PKEY_set1_engine(pk, kp.kp_engine) != 1)
 			goto fail;
 		return pk;
 	case EVP_PKEY_EC:

@@ -137,16 +137,29 @@ struct cfg_tls_privkey {
 	uint32_t	 tp_key;	/* key id */
 };
 
-/* IMSG_KEY_OP */
-#define KEY_OP_RSA_SIGN		1	/* private encrypt: PKCS1 or none */
-#define KEY_OP_ECDSA_SIGN	2	/* a digest in, DER out */
-#define KEY_DATA_MAX		1024	/* RSA up to 8192 bits */
+/*
+ * IMSG_KEY_OP: a digest to sign; the key process pads it itself
+ * (keyproc.c), so a request has no room for anything else.
+ */
+#define KEY_SIGN_RSA_PKCS1	1	/* PKCS#1 v1.5 with its DigestInfo */
+#define KEY_SIGN_RSA_PSS	2	/* PSS, MGF1 */
+#define KEY_SIGN_ECDSA		3	/* DER out */
+#define KEY_MD_SHA1		1
+#define KEY_MD_SHA224		2
+#define KEY_MD_SHA256		3
+#define KEY_MD_SHA384		4
+#define KEY_MD_SHA512		5
+#define KEY_MD_MD5_SHA1		6	/* TLS 1.0 and 1.1, RSA only */
+#define KEY_DIGEST_MAX		64
+#define KEY_DATA_MAX		1024	/* a signature: RSA up to 8192 bits */
 struct key_op {
 	uint32_t	 ko_key;
-	uint32_t	 ko_op;
-	int32_t		 ko_padding;	/* RSA_PKCS1_PADDING, RSA_NO_PADDING */
-	uint32_t	 ko_len;
-	unsigned char	 ko_data[KEY_DATA_MAX];
+	uint32_t	 ko_alg;	/* KEY_SIGN_* */
+	uint32_t	 ko_md;		/* KEY_MD_*: the digest's hash */
+	uint32_t	 ko_mgf1_md;	/* KEY_SIGN_RSA_PSS: KEY_MD_*; or 0 */
+	int32_t		 ko_saltlen;	/* KEY_SIGN_RSA_PSS: bytes; or 0 */
+	uint32_t	 ko_len;	/* the digest's length */
+	unsigned char	 ko_data[KEY_DIGEST_MAX];
 };
 
 /* IMSG_KEY_RESULT */

@@ -5,7 +5,8 @@ ssl_password_file, data: values), configuration errors name the
 directive, the file and the line, and the private keys live in the key
 process only: no worker's memory holds them, and the workers' handshakes
 are signed by the key process (RSA PKCS#1 and PSS, ECDSA; TLS 1.2 and
-1.3).  A dead or stuck key process fails handshakes quickly without
+1.3), which signs digests only: it refuses a raw RSA operation, so a
+worker cannot decrypt with it.  A dead or stuck key process fails handshakes quickly without
 harming the worker, and comes back.
 
 Handshakes go through the daemon (IMAP on "listen ... ssl", openssl
@@ -949,48 +950,246 @@ def backend_client_certificate_signed_by_key_process():
             drv.stop()
 
 
+# Wire values of IMSG_KEY_OP (bin/mailproxyd/mailproxyd.h).
+PKCS1, PSS, ECDSA = 1, 2, 3
+SHA1, SHA224, SHA256, SHA384, SHA512, MD5_SHA1 = 1, 2, 3, 4, 5, 6
+HASHES = {SHA1: "sha1", SHA224: "sha224", SHA256: "sha256",
+          SHA384: "sha384", SHA512: "sha512"}
+
+
+def ask(drv, cmd):
+    drv.command(cmd)
+    return drv.readline()
+
+
+def key_log(drv, needle, timeout=5):
+    """Wait for needle in what the key process logged (keydrive's
+    standard error, which it inherits); the text so far."""
+    fd = drv.p.stderr.fileno()
+    os.set_blocking(fd, False)
+    drv.errtext = getattr(drv, "errtext", "")
+    deadline = time.monotonic() + timeout
+    while needle not in drv.errtext and time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            data = None
+        if data:
+            drv.errtext += data.decode(errors="replace")
+        else:
+            time.sleep(0.05)
+    assert needle in drv.errtext, (needle, drv.errtext)
+    return drv.errtext
+
+
+def verify(crt, digest_bytes, sig, hashname, pss=False):
+    """openssl pkeyutl checks a signature of a digest with the
+    certificate's public key."""
+    d = tempfile.mkdtemp(prefix="sig-", dir=TMP)
+    try:
+        with open(os.path.join(d, "dgst"), "wb") as f:
+            f.write(digest_bytes)
+        with open(os.path.join(d, "sig"), "wb") as f:
+            f.write(sig)
+        args = ["openssl", "pkeyutl", "-verify", "-certin", "-inkey", crt,
+                "-in", os.path.join(d, "dgst"), "-sigfile",
+                os.path.join(d, "sig"), "-pkeyopt", "digest:" + hashname]
+        if pss:
+            args += ["-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt",
+                     "rsa_pss_saltlen:digest"]
+        p = run(args)
+        return p.returncode == 0 and b"Verified Successfully" in p.stdout
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def signed(line):
+    """The signature of a "result 0 LEN HEX" line."""
+    parts = line.split()
+    assert parts[:2] == ["result", "0"] and len(parts) == 4, line
+    sig = bytes.fromhex(parts[3])
+    assert len(sig) == int(parts[2]), line
+    return sig
+
+
 @test
-def key_process_checks_every_request():
+def key_process_signs_digests_only():
+    # Key ids 0 (RSA 2048, rsa.test) and 1 (ECDSA P-256, ec.test).
     drv = Drive([(K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("ec"))])
     try:
-        def ask(cmd):
-            drv.command(cmd)
-            return drv.readline()
-        # Key ids 0 (RSA 2048) and 1 (ECDSA P-256); ops 1 RSA sign,
-        # 2 ECDSA sign; RSA paddings 1 PKCS#1, 3 none.
-        assert ask("op 0 1 1 32") == "result 0 256"
-        assert ask("op 0 1 3 256") == "result 0 256"
-        # A DER ECDSA P-256 signature: 72 bytes at most, shorter with
-        # leading zero bytes in r or s.
-        assert re.match(r"result 0 (6[0-9]|7[0-2])$", ask("op 1 2 0 32"))
-        for bad in ("op 9 1 1 32",      # unknown key id
-                    "op 0 7 1 32",      # unknown operation
-                    "op 0 2 0 32",      # ECDSA on the RSA key
-                    "op 1 1 1 32",      # RSA on the ECDSA key
-                    "op 0 1 4 32",      # OAEP padding
-                    "op 0 1 3 100",     # raw RSA of the wrong length
-                    "op 0 1 1 246",     # PKCS#1 input too long
-                    "op 0 1 1 0",       # empty
-                    "op 0 1 1 5000",    # beyond the message
-                    "op 1 2 0 19",      # not a digest's length
-                    "op 1 2 5 32"):     # padding on ECDSA
-            assert ask(bad) == "result -1 0", bad
-        # So does a flood of requests whose answers are left unread.
+        # Each digest is padded and signed by the key process: the
+        # signatures verify with the certificates' public keys.
+        for md, name in sorted(HASHES.items()):
+            dg = hashlib.new(name, b"mailproxyd %d" % md).digest()
+            sig = signed(ask(drv, "sign 0 %d %d 0 0 %d %s" % (
+                PKCS1, md, len(dg), dg.hex())))
+            assert len(sig) == 256
+            assert verify(K.crt("rsa"), dg, sig, name), ("PKCS#1", name)
+            sig = signed(ask(drv, "sign 1 %d %d 0 0 %d %s" % (
+                ECDSA, md, len(dg), dg.hex())))
+            assert verify(K.crt("ec"), dg, sig, name), ("ECDSA", name)
+            if md == SHA1:
+                continue
+            sig = signed(ask(drv, "sign 0 %d %d %d %d %d %s" % (
+                PSS, md, md, len(dg), len(dg), dg.hex())))
+            assert verify(K.crt("rsa"), dg, sig, name, pss=True), \
+                ("PSS", name)
+        # Anything else is refused, with a reply and a log line naming
+        # the worker (slot 1), and the key process goes on.
+        for bad, why in (
+                ("sign 9 1 3 0 0 32", "unknown key id"),
+                ("sign 0 7 3 0 0 32", "unknown algorithm"),
+                ("sign 0 0 3 0 0 32", "unknown algorithm"),
+                ("sign 0 1 0 0 0 32", "hash not accepted"),
+                ("sign 0 1 9 0 0 32", "hash not accepted"),
+                ("sign 0 1 6 0 0 36", "hash not accepted"),  # no TLS 1.0
+                ("sign 0 1 3 0 0 31", "not a digest of its hash's length"),
+                ("sign 0 1 3 0 0 33", "not a digest of its hash's length"),
+                ("sign 0 1 3 0 0 0", "not a digest of its hash's length"),
+                ("sign 0 1 3 0 0 256", "not a digest of its hash's length"),
+                ("sign 0 1 5 0 0 5000", "not a digest of its hash's length"),
+                ("sign 1 3 3 0 0 19", "not a digest of its hash's length"),
+                ("sign 0 3 3 0 0 32", "ECDSA signature with a non-EC key"),
+                ("sign 1 1 3 0 0 32", "RSA signature with a non-RSA key"),
+                ("sign 1 2 3 3 32 32", "RSA signature with a non-RSA key"),
+                ("sign 0 1 3 3 32 32", "PSS parameters on PKCS#1 v1.5"),
+                ("sign 1 3 3 3 0 32", "PSS parameters on ECDSA"),
+                ("sign 0 2 3 3 0 32", "PSS parameters not those of TLS"),
+                ("sign 0 2 3 3 -1 32", "PSS parameters not those of TLS"),
+                ("sign 0 2 3 3 222 32", "PSS parameters not those of TLS"),
+                ("sign 0 2 3 5 32 32", "PSS parameters not those of TLS"),
+                ("sign 0 2 3 0 32 32", "PSS parameters not those of TLS")):
+            assert ask(drv, bad) == "result -1 0", bad
+            key_log(drv, "worker 1: request refused: %s (key id %s, "
+                    "algorithm %s, hash %s, length %s)" % ((why,) + tuple(
+                        bad.split()[i] for i in (1, 2, 3, 6))))
+        assert alive(drv.keypid)
+        assert signed(ask(drv, "sign 1 3 3 0 0 32 " + "ab" * 32))
+        # A flood of requests whose answers are left unread costs the
+        # channel.
         drv.command("flood 3000")
         assert drv.readline(timeout=30) == "flood closed"
         assert alive(drv.keypid)
         expect_handshake(drv, "tls1_2", "ECDSA+SHA256", "ECDSA")
-        drv.respawn()
-        # A malformed message costs the worker its channel, not the
-        # others theirs.
-        assert ask("size 10") == "closed"
-        assert alive(drv.keypid)
-        expect_handshake(drv, "tls1_3", "ECDSA+SHA256", "ECDSA")
-        drv.respawn()
-        assert ask("type 9999") == "closed"
-        expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
+        # So does a malformed message (a truncated request, an unknown
+        # type); not the others' channels.
+        for bad in ("size 10", "size 87", "size 89", "type 9999"):
+            drv.command("rejoin")
+            assert drv.readline() == "rejoined"
+            assert ask(drv, bad) == "closed", bad
+            assert alive(drv.keypid)
+            expect_handshake(drv, "tls1_3", "ECDSA+SHA256", "ECDSA")
+        drv.command("rejoin")
+        assert drv.readline() == "rejoined"
+        assert signed(ask(drv, "sign 0 1 3 0 0 32 " + "cd" * 32))
     finally:
         drv.stop()
+
+
+@test
+def raw_rsa_decryption_refused():
+    # A compromised worker submits a PKCS#1 v1.5 ciphertext made with
+    # the certificate's public key, in the request layout that asked
+    # for a raw RSA operation: the plaintext must not come back.
+    drv = Drive([(K.crt("rsa"), K.key("rsa")), (K.crt("ec"), K.key("ec"))])
+    d = tempfile.mkdtemp(prefix="ct-", dir=TMP)
+    try:
+        secret = os.urandom(32)
+        with open(os.path.join(d, "secret"), "wb") as f:
+            f.write(secret)
+        ct = subprocess.run(
+            ["openssl", "pkeyutl", "-encrypt", "-certin", "-inkey",
+             K.crt("rsa"), "-pkeyopt", "rsa_padding_mode:pkcs1", "-in",
+             os.path.join(d, "secret")], stdout=subprocess.PIPE,
+            check=True, timeout=30).stdout
+        assert len(ct) == 256
+        # op 1 (private encrypt), paddings 3 (none) and 1 (PKCS#1).
+        for cmd in ("legacy 0 1 3 " + ct.hex(),
+                    "legacy 0 1 1 " + ct[:245].hex(),
+                    "legacy 0 1 3 " + ct[:64].hex()):
+            line = ask(drv, cmd)
+            assert secret.hex() not in line, "decrypted: " + line
+            assert line == "closed", line
+            assert alive(drv.keypid)
+            expect_handshake(drv, "tls1_2", "RSA+SHA256", "RSA")
+            drv.command("rejoin")
+            assert drv.readline() == "rejoined"
+        # Nor through any spelling of the current request: it carries a
+        # digest of a known hash, of that hash's length.
+        for cmd in ("sign 0 1 0 0 0 256 " + ct[:64].hex(),
+                    "sign 0 1 3 0 0 256 " + ct[:64].hex(),
+                    "sign 0 1 5 0 0 256 " + ct[:64].hex(),
+                    "sign 0 4 5 0 0 64 " + ct[:64].hex(),
+                    "sign 0 2 5 5 0 64 " + ct[:64].hex()):
+            line = ask(drv, cmd)
+            assert secret.hex() not in line, "decrypted: " + line
+            assert line == "result -1 0", (cmd, line)
+        key_log(drv, "worker 1: request refused: unknown algorithm "
+                "(key id 0, algorithm 4, hash 5, length 64)")
+        # The key process still signs, for this worker and the others.
+        dg = hashlib.sha256(b"after").digest()
+        sig = signed(ask(drv, "sign 0 1 3 0 0 32 " + dg.hex()))
+        assert verify(K.crt("rsa"), dg, sig, "sha256")
+        for version in ("tls1_2", "tls1_3"):
+            expect_handshake(drv, version, "RSA-PSS+SHA256", "RSA-PSS")
+        assert alive(drv.keypid)
+    finally:
+        drv.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def daemon_signature_algorithms():
+    # Through the daemon: TLS 1.2 and 1.3, RSA and ECDSA keys, each
+    # signature scheme the key process makes (PKCS#1 v1.5 and PSS,
+    # RSA-PSS in TLS 1.2 too, several hashes).
+    d = start_daemon([(K.crt("rsa"), K.key("rsa")),
+                      (K.crt("ec"), K.key("ec"))])
+    try:
+        port = daemon_port(d)
+        for version, sigalg, name, peer in (
+                ("tls1_2", "RSA+SHA256", "rsa.test", "RSA"),
+                ("tls1_2", "RSA+SHA512", "rsa.test", "RSA"),
+                ("tls1_2", "rsa_pss_rsae_sha256", "rsa.test", "RSA-PSS"),
+                ("tls1_2", "rsa_pss_rsae_sha384", "rsa.test", "RSA-PSS"),
+                ("tls1_3", "rsa_pss_rsae_sha256", "rsa.test", "RSA-PSS"),
+                ("tls1_3", "rsa_pss_rsae_sha512", "rsa.test", "RSA-PSS"),
+                ("tls1_2", "ECDSA+SHA256", "ec.test", "ECDSA"),
+                ("tls1_2", "ECDSA+SHA384", "ec.test", "ECDSA"),
+                ("tls1_3", "ecdsa_secp256r1_sha256", "ec.test", "ECDSA")):
+            imap_over_tls(port, version, sigalg, name, peer)
+        assert len(key_procs(d)) == 1
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def md5_sha1_only_with_tls1():
+    # TLS 1.0 signs an MD5-SHA1 digest with RSA (no DigestInfo): the key
+    # process accepts it when ssl_protocols enables TLSv1, and a TLS 1.0
+    # handshake goes through the daemon.
+    extra = "\n".join("        " + x for x in (
+        "ssl_protocols TLSv1 TLSv1.2;",
+        "ssl_ciphers ECDHE-RSA-AES128-SHA:ECDHE+AESGCM:@SECLEVEL=0;"))
+    drv = Drive([(K.crt("rsa"), K.key("rsa"))], extra)
+    try:
+        dg = hashlib.md5(b"x").digest() + hashlib.sha1(b"x").digest()
+        assert signed(ask(drv, "sign 0 1 6 0 0 36 " + dg.hex()))
+        assert ask(drv, "sign 0 2 6 6 36 36") == "result -1 0"
+        key_log(drv, "worker 1: request refused: PSS with MD5-SHA1")
+    finally:
+        drv.stop()
+    d = start_daemon([(K.crt("rsa"), K.key("rsa"))], extra)
+    try:
+        out, _ = s_client(daemon_port(d), "-tls1", "-cipher",
+                          "ECDHE-RSA-AES128-SHA:@SECLEVEL=0")
+        assert "* OK IMAP4 ready" in out, out
+        assert "New, TLSv1.0, Cipher is ECDHE-RSA-AES128-SHA" in out, out
+        assert "Peer signing digest: MD5-SHA1" in out, out
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
 
 
 # ==========================================================================
