@@ -1021,7 +1021,8 @@ auth_http_interpret(const struct auth_response *r,
 		    r->hr_status_fail.hv_data, r->hr_status_fail.hv_len);
 		v = &r->hr_errcode;
 		if (rq->rq_protocol == PROTO_SMTP && v->hv_data != NULL) {
-			if (errcode_valid(v->hv_data, v->hv_len))
+			if (v->hv_len < sizeof(res->rs_errcode) &&
+			    errcode_valid(v->hv_data, v->hv_len))
 				memcpy(res->rs_errcode, v->hv_data, v->hv_len);
 			else
 				seterr(err, errsize, "sent invalid error "

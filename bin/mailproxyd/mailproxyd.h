@@ -580,8 +580,9 @@ int	 sandbox_child(enum proc_role);
  *     reads buf[0..len) and writes its output only; a parser that is
  *     also given the buffer size treats any len above it as that size.
  *  2. The reader never hands a parser more than the configured buffer
- *     (imap_client_buffer, pop3_client_buffer, smtp_client_buffer; the
- *     PROXY header's 536 bytes), whatever one read returned: a TLS
+ *     (imap_client_buffer, pop3_client_buffer, smtp_client_buffer; for
+ *     a PROXY header PROXYPROTO_MAX, read with recv(2) into a buffer of
+ *     that size), whatever one read returned: a TLS
  *     bufferevent delivers whole records past its read high-water mark,
  *     so the reader takes its window with input_window(), never with
  *     evbuffer_pullup(in, -1).

@@ -29,6 +29,7 @@ struct auth_request;
 struct tls_blob {
 	unsigned char		*tb_data;	/* NULL: not given */
 	size_t			 tb_len;
+	size_t			 tb_total;	/* worker: first chunk's td_total */
 };
 
 /*

@@ -1013,7 +1013,8 @@ tls_material_recv(struct imsg *imsg)
 		len = imsg->datalen - sizeof(td);
 		b = wm_blob(&td);
 		if (td.td_total == 0 || td.td_total >= TLS_DATA_MAX ||
-		    (b->tb_data != NULL && len > td.td_total - b->tb_len))
+		    (b->tb_data != NULL && (td.td_total != b->tb_total ||
+		    len > b->tb_total - b->tb_len)))
 			fatalx("bad IMSG_CFG_TLS_DATA");
 		if (b->tb_data == NULL) {
 			if (len > td.td_total)
@@ -1022,6 +1023,7 @@ tls_material_recv(struct imsg *imsg)
 			if ((b->tb_data = calloc(1, (size_t)td.td_total +
 			    1)) == NULL)
 				fatal("calloc");
+			b->tb_total = td.td_total;
 		}
 		memcpy(b->tb_data + b->tb_len, (unsigned char *)imsg->data +
 		    sizeof(td), len);

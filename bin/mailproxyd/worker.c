@@ -276,7 +276,11 @@ worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
 		    res->rs_passlen >= sizeof(res->rs_pass) ||
 		    res->rs_backendlen > sizeof(res->rs_backend) ||
 		    memchr(res->rs_error, '\0', sizeof(res->rs_error)) ==
-		    NULL || memchr(res->rs_sasl, '\0',
+		    NULL || memchr(res->rs_errcode, '\0',
+		    sizeof(res->rs_errcode)) == NULL ||
+		    memchr(res->rs_backend_tls_name, '\0',
+		    sizeof(res->rs_backend_tls_name)) == NULL ||
+		    memchr(res->rs_sasl, '\0',
 		    sizeof(res->rs_sasl)) == NULL ||
 		    memchr(res->rs_backend_text, '\0',
 		    sizeof(res->rs_backend_text)) == NULL)
