@@ -1795,6 +1795,7 @@ START_TEST(t_dump_layout)
 	    "pid /run/mailproxyd.pid;\n"
 	    "daemon on;\n"
 	    "master_process on;\n"
+	    "worker_priority 0;\n"
 	    "worker_shutdown_timeout 0s;\n"
 	    "chroot /var/empty;\n"
 	    "events {\n"
