@@ -560,12 +560,30 @@ def too_long_case(proto, transport, build, size, how):
     return run
 
 
+def literal_waiting_case(transport, size):
+    """A client that waits for "+ OK" before a literal's data, as
+    RFC 9051 section 4.3 asks: a literal that cannot fit is refused at
+    its header, nothing was sent after it, and the session goes on."""
+    def run():
+        n = size_of("imap", size)
+        with session("imap", transport) as c:
+            c.send(b"a LOGIN {%d}\r\n" % n)
+            c.expect(IMAP_BAD, "a literal header of %d bytes" % n)
+            c.send(b"b NOOP\r\n")
+            c.expect(b"b OK completed\r\n", "NOOP after the refusal")
+    return run
+
+
 def make_too_long_test(proto, kind, build, transport):
     def fn():
-        run_cases(fn.__name__, [
-            ("%s %s" % (size, how),
-             too_long_case(proto, transport, build, size, how))
-            for size in SIZES for how in WRITES])
+        cases = [("%s %s" % (size, how),
+                  too_long_case(proto, transport, build, size, how))
+                 for size in SIZES for how in WRITES]
+        if build is imap_literal:
+            cases += [("%s waiting for + OK" % size,
+                       literal_waiting_case(transport, size))
+                      for size in SIZES]
+        run_cases(fn.__name__, cases)
     fn.__name__ = "%s_%s_%s" % (proto, kind, transport)
     fn.__doc__ = ("%s: a too long %s over %s gets the invalid-command "
                   "reply and the close" % (proto, kind, transport))
