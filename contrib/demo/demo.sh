@@ -64,7 +64,8 @@ BOB_PW=builder
 # when standard output has gone; never fatal.
 say()
 {
-	{ printf '%s\n' "$*" || printf '%s\n' "$*" >&2; } 2>/dev/null
+	printf '%s\n' "$*" 2>/dev/null ||
+	    printf '%s\n' "$*" >&2 2>/dev/null
 }
 
 msg()
