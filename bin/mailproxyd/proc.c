@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -377,7 +378,8 @@ proc_spawn(const char *path, enum proc_role role, int debug,
  * standard output or error that is a log (the error log file once the
  * parent detached, a service manager's journal stream, a supervisor's
  * log pipe) becomes /dev/null.  A terminal stays, for whoever debugs
- * with -d; so does anything in a sanitizer build, for its reports.
+ * with -d; so does a pipe or socket in a sanitizer build, for its
+ * reports, but never a file.
  */
 #if defined(__SANITIZE_ADDRESS__)
 #define PROC_KEEP_STDIO	1
@@ -393,12 +395,14 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 static void
 proc_spawn_stdio(void)
 {
-	int	 fd, i;
+	struct stat	 st;
+	int		 fd, i;
 
-	if (PROC_KEEP_STDIO)
-		return;
 	for (i = STDOUT_FILENO; i <= STDERR_FILENO; i++) {
 		if (isatty(i))
+			continue;
+		if (PROC_KEEP_STDIO && fstat(i, &st) == 0 &&
+		    !S_ISREG(st.st_mode))
 			continue;
 		if ((fd = open("/dev/null", O_WRONLY)) == -1)
 			_exit(1);
