@@ -30,8 +30,8 @@
 
 #include "log.h"
 
-#define LOG_LINE_MAX		8192	/* one line, newline included */
 #define LOG_ERRNO_ROOM		64	/* kept free for " (errno: text)" */
+#define LOG_BODY_MAX		(LOG_LINE_MAX - 128)	/* the prefix's room */
 #define LOG_SYSLOG_HEAD_MAX	(sizeof("<191>Jan 01 00:00:00 ") + \
 				    LOG_HOST_MAX + 1 + 32 + 2)
 #define LOG_HOST_MAX		256
@@ -79,6 +79,9 @@ static int		 log_quiet;
 static int		 log_targets_set;
 static struct log_target log_targets[LOG_TARGETS_MAX];
 static size_t		 log_ntargets;
+static int		(*log_forward)(int, int, uint64_t, const char *,
+			    size_t);
+static int		 log_forward_level;
 static char		 log_hostname[LOG_HOST_MAX];
 
 static int	 log_err(char *, size_t, const char *, ...)
@@ -94,6 +97,11 @@ static void	 log_emit(int, int, uint64_t, int, const char *, va_list)
 		    __attribute__((__format__ (printf, 5, 0)));
 static size_t	 log_body(char *, size_t, int, const char *, va_list)
 		    __attribute__((__format__ (printf, 4, 0)));
+static size_t	 log_text(char *, size_t, int, uint64_t, int, const char *,
+		    va_list)
+		    __attribute__((__format__ (printf, 6, 0)));
+static void	 log_output(int, const char *, long, int, uint64_t,
+		    const char *, size_t);
 static void	 log_write(int, const char *, size_t);
 static void	 log_send_syslog(const struct log_target *, int, const char *,
 		    size_t, const struct tm *);
@@ -712,24 +720,69 @@ log_set_session_context(size_t (*fn)(uint64_t, char *, size_t))
 	log_session_context = fn;
 }
 
+/* A line's text: the message, then a session's context (the worker's). */
+static size_t
+log_text(char *buf, size_t size, int has_sid, uint64_t sid, int errnum,
+    const char *fmt, va_list ap)
+{
+	size_t	 len;
+
+	len = log_body(buf, size, errnum, fmt, ap);
+	if (has_sid && log_session_context != NULL)
+		len += log_session_context(sid, buf + len, size - len);
+	return (len);
+}
+
 static void
 log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
     va_list ap)
+{
+	char	 body[LOG_BODY_MAX];
+	size_t	 len;
+	int	 saved_errno = errno;
+
+	level = log_clamp(level);
+	if (log_forward != NULL) {
+		if (level > log_forward_level)
+			return;
+		len = log_text(body, sizeof(body), has_sid, sid, errnum, fmt,
+		    ap);
+		if (log_forward(level, has_sid, sid, body, len) == 0) {
+			errno = saved_errno;
+			return;
+		}
+		/* Nobody to hand it to: written here, as without. */
+		if (log_wanted(level))
+			log_output(level, log_name, (long)getpid(), has_sid,
+			    sid, body, len);
+		errno = saved_errno;
+		return;
+	}
+	if (!log_wanted(level))
+		return;
+	len = log_text(body, sizeof(body), has_sid, sid, errnum, fmt, ap);
+	log_output(level, log_name, (long)getpid(), has_sid, sid, body, len);
+	errno = saved_errno;
+}
+
+/*
+ * Write one line: the prefix of the format in use, the text, a newline;
+ * to stderr before log_set_targets, else to every target that wants it.
+ */
+static void
+log_output(int level, const char *procname, long pid, int has_sid,
+    uint64_t sid, const char *text, size_t textlen)
 {
 	char			 line[LOG_LINE_MAX];
 	const struct log_target	*lt;
 	struct tm		 tm;
 	time_t			 now;
 	size_t			 len, i;
-	int			 saved_errno = errno, n;
-
-	level = log_clamp(level);
-	if (!log_wanted(level))
-		return;
+	int			 n;
 
 	memset(&tm, 0, sizeof(tm));
 	if (!log_targets_set) {
-		n = snprintf(line, sizeof(line), "%s: [%s] ", log_name,
+		n = snprintf(line, sizeof(line), "%s: [%s] ", procname,
 		    log_levels[level]);
 	} else {
 		now = time(NULL);
@@ -737,7 +790,7 @@ log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
 		n = snprintf(line, sizeof(line),
 		    "%04d/%02d/%02d %02d:%02d:%02d [%s] %ld#0: ",
 		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec, log_levels[level], (long)getpid());
+		    tm.tm_min, tm.tm_sec, log_levels[level], pid);
 		if (has_sid && n > 0 && (size_t)n < sizeof(line))
 			n += snprintf(line + n, sizeof(line) - n,
 			    "*%" PRIu64 " ", sid);
@@ -746,16 +799,15 @@ log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
 	if (len > sizeof(line) / 2)
 		len = sizeof(line) / 2;
 
-	/* The text; its NUL makes room for the newline. */
-	len += log_body(line + len, sizeof(line) - len, errnum, fmt, ap);
-	if (has_sid && log_session_context != NULL)
-		len += log_session_context(sid, line + len,
-		    sizeof(line) - len);
+	/* The text, and room for the newline. */
+	if (textlen > sizeof(line) - len - 1)
+		textlen = sizeof(line) - len - 1;
+	memcpy(line + len, text, textlen);
+	len += textlen;
 	line[len++] = '\n';
 
 	if (!log_targets_set) {
 		log_write(STDERR_FILENO, line, len);
-		errno = saved_errno;
 		return;
 	}
 
@@ -768,6 +820,50 @@ log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
 		else
 			log_write(lt->lt_fd, line, len);
 	}
+}
+
+void
+log_set_forward(int (*fn)(int, int, uint64_t, const char *, size_t),
+    int level)
+{
+	log_forward = fn;
+	log_forward_level = level;
+}
+
+/*
+ * The line is another process's: its name and pid are the ones the
+ * caller knows, and its bytes outside printable ASCII are escaped, so
+ * that it can neither end its line and start a forged one nor reach a
+ * terminal's control sequences.
+ */
+void
+log_relay(int level, const char *procname, long pid, int has_sid,
+    uint64_t sid, const char *text, size_t textlen)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	char			 body[LOG_BODY_MAX];
+	const unsigned char	*s = (const unsigned char *)text;
+	size_t			 i, o = 0;
+	int			 saved_errno = errno;
+
+	level = log_clamp(level);
+	if (!log_wanted(level))
+		return;
+	for (i = 0; i < textlen; i++) {
+		if (s[i] >= 0x20 && s[i] < 0x7f) {
+			if (o + 1 > sizeof(body))
+				break;
+			body[o++] = s[i];
+			continue;
+		}
+		if (o + 4 > sizeof(body))
+			break;
+		body[o++] = '\\';
+		body[o++] = 'x';
+		body[o++] = hex[s[i] >> 4];
+		body[o++] = hex[s[i] & 0x0f];
+	}
+	log_output(level, procname, pid, has_sid, sid, body, o);
 	errno = saved_errno;
 }
 

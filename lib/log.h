@@ -37,6 +37,7 @@ enum log_target_type {
 };
 
 #define LOG_TARGETS_MAX		8
+#define LOG_LINE_MAX		8192	/* one line, newline included */
 #define LOG_SPEC_MAX		1024
 
 struct log_target {
@@ -109,6 +110,23 @@ void	 log_session(int, uint64_t, const char *, ...)
 /* (level, session id, errno to append or 0, format, args) */
 void	 log_vsession(int, uint64_t, int, const char *, va_list)
 	    __attribute__((__format__ (printf, 4, 0)));
+
+/*
+ * A process whose lines someone else writes (a worker's go to the
+ * parent): each line up to level is formatted and handed to fn (level,
+ * whether it is a session's, the session id, the text without prefix
+ * or newline, its length), which returns 0, or -1 to have it written
+ * here after all.  Lines above level are not formatted.  fn NULL: off.
+ */
+void	 log_set_forward(int (*)(int, int, uint64_t, const char *, size_t),
+	    int);
+/*
+ * Write a line handed over by another process under the name and pid
+ * given (the ones the caller knows, not ones the process claims), its
+ * bytes outside printable ASCII escaped as \xHH.
+ */
+void	 log_relay(int, const char *, long, int, uint64_t, const char *,
+	    size_t);
 
 /*
  * log_warn and log_warnx write at [error], log_info at [info], log_notice

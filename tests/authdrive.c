@@ -141,7 +141,17 @@ auth_closed(struct imsgev *iev)
 static void
 parent_msg(struct imsgev *iev, struct imsg *imsg)
 {
+	struct cfg_peer	cp;
+
 	(void)iev;
+	if (imsg->hdr.type == IMSG_CHILD_PEER_DROPPED) {
+		/* The auth process dropped our worker channel. */
+		if (imsg_get_data(imsg, &cp, sizeof(cp)) == -1)
+			errx(1, "bad IMSG_CHILD_PEER_DROPPED");
+		printf("dropped %d %u\n", cp.cp_worker, cp.cp_seq);
+		fflush(stdout);
+		return;
+	}
 	if (imsg->hdr.type != IMSG_CHILD_READY)
 		errx(1, "unexpected message %u on the parent channel",
 		    imsg->hdr.type);
@@ -365,7 +375,10 @@ main(int argc, char *argv[])
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		err(1, "socketpair");
+	memset(&cp, 0, sizeof(cp));
 	cp.cp_worker = 0;
+	cp.cp_pid = (int32_t)getpid();
+	cp.cp_seq = 1;
 	imsgev_compose(&drv_parent, IMSG_CFG_PEER, 0, sp[1], &cp, sizeof(cp));
 	cd.cd_generation = 1;
 	cd.cd_slot = 0;

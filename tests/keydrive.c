@@ -161,6 +161,7 @@ spawn_key(void)
 	tls_material_send_keys(drv_tl, &drv_key);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		err(1, "socketpair");
+	memset(&cp, 0, sizeof(cp));
 	cp.cp_worker = 0;
 	imsgev_compose(&drv_key, IMSG_CFG_KEYPEER, 0, sp[1], &cp, sizeof(cp));
 	hostile_channel();

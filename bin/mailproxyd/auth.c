@@ -61,6 +61,7 @@ static struct {
 	struct child_setup	 a_setup;
 	struct imsgev		 a_parent;
 	struct imsgev		 a_workers[MAILPROXYD_WORKERS_MAX];
+	struct cfg_peer		 a_peers[MAILPROXYD_WORKERS_MAX];
 	int			 a_pending[MAILPROXYD_WORKERS_MAX];
 	struct pendinghead	 a_reqs;
 	TAILQ_HEAD(, auth_table) a_tables;
@@ -80,6 +81,7 @@ static void	auth_set_table(struct imsg *);
 static void	auth_maybe_exit(void);
 static int	auth_worker_slot(struct imsgev *);
 static void	auth_bad_worker(struct imsgev *, const char *);
+static void	auth_worker_channel(struct imsgev *, int);
 static const struct conf_server *auth_server(int32_t);
 static void	auth_request(struct imsgev *, struct imsg *);
 static void	auth_cancel(int, uint64_t);
@@ -128,6 +130,7 @@ auth_set_worker(struct imsg *imsg)
 	    cp.cp_worker < 0 || cp.cp_worker >= MAILPROXYD_WORKERS_MAX)
 		fatalx("bad IMSG_CFG_PEER");
 	slot = cp.cp_worker;
+	a.a_peers[slot] = cp;
 	if (!a.a_parent.iev_active) {
 		if (a.a_pending[slot] != -1)
 			close(a.a_pending[slot]);
@@ -136,10 +139,17 @@ auth_set_worker(struct imsg *imsg)
 	}
 	imsgev_clear(&a.a_workers[slot]);
 	auth_worker_closed(&a.a_workers[slot]);
+	auth_worker_channel(&a.a_workers[slot], fd);
+}
+
+/* Start serving a worker on its channel; a worker is not trusted. */
+static void
+auth_worker_channel(struct imsgev *iev, int fd)
+{
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl(O_NONBLOCK)");
-	imsgev_init(&a.a_workers[slot], fd, auth_worker_imsg,
-	    auth_worker_closed, &a.a_workers[slot]);
+	imsgev_init(iev, fd, auth_worker_imsg, auth_worker_closed, iev);
+	imsgev_set_bad(iev, auth_bad_worker);
 }
 
 /* An auth_cdb table the parent opened and checked. */
@@ -233,10 +243,7 @@ auth_main(void)
 		if (a.a_pending[i] == -1)
 			continue;
 		iev = &a.a_workers[i];
-		if (fcntl(a.a_pending[i], F_SETFL, O_NONBLOCK) == -1)
-			fatal("fcntl(O_NONBLOCK)");
-		imsgev_init(iev, a.a_pending[i], auth_worker_imsg,
-		    auth_worker_closed, iev);
+		auth_worker_channel(iev, a.a_pending[i]);
 		a.a_pending[i] = -1;
 	}
 	imsgev_compose(&a.a_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
@@ -287,15 +294,23 @@ auth_worker_slot(struct imsgev *iev)
 
 /*
  * Workers face clients, so a worker that sends nonsense loses its
- * channel; the auth process goes on serving the others.
+ * channel (its requests die with it); the auth process goes on serving
+ * the others, and the parent gives the worker a new channel.
  */
 static void
 auth_bad_worker(struct imsgev *iev, const char *why)
 {
-	log_warnx("worker %d: %s: dropping its channel",
-	    auth_worker_slot(iev), why);
+	const struct cfg_peer	*cp = &a.a_peers[auth_worker_slot(iev)];
+
+	if (!iev->iev_active)
+		return;
+	log_msg(LOG_LVL_ALERT, "worker process %ld (slot %d) sent a "
+	    "malformed message (%s): dropping its channel",
+	    (long)cp->cp_pid, cp->cp_worker, why);
 	imsgev_clear(iev);
 	auth_worker_closed(iev);
+	imsgev_compose(&a.a_parent, IMSG_CHILD_PEER_DROPPED, 0, -1, cp,
+	    sizeof(*cp));
 }
 
 static void
@@ -303,6 +318,10 @@ auth_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 {
 	struct auth_cancel	ac;
 
+	if (imsg->fd != -1) {
+		auth_bad_worker(iev, "a descriptor");
+		return;
+	}
 	switch (imsg->hdr.type) {
 	case IMSG_AUTH_REQUEST:
 		auth_request(iev, imsg);
@@ -318,7 +337,7 @@ auth_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 		auth_resolve(iev, imsg);
 		break;
 	default:
-		auth_bad_worker(iev, "unexpected message");
+		auth_bad_worker(iev, "unexpected message type");
 		break;
 	}
 }

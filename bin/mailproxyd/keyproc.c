@@ -53,6 +53,7 @@ static struct {
 	struct child_setup	 k_setup;
 	struct imsgev		 k_parent;
 	struct imsgev		 k_workers[MAILPROXYD_WORKERS_MAX];
+	struct cfg_peer		 k_peers[MAILPROXYD_WORKERS_MAX];
 	int			 k_pending[MAILPROXYD_WORKERS_MAX];
 	struct keyproc_key	*k_keys;
 	size_t			 k_nkeys;
@@ -73,6 +74,7 @@ static const char *keyproc_check(const struct key_op *,
 		    struct keyproc_key **, const EVP_MD **);
 static int	keyproc_sign(int, const struct key_op *, struct key_result *);
 static int	keyproc_legacy_tls(const struct mailproxyd_conf *);
+static void	keyproc_worker_channel(struct imsgev *, int);
 static void	keyproc_maybe_exit(void);
 
 static void
@@ -151,6 +153,7 @@ keyproc_set_worker(struct imsg *imsg)
 	    cp.cp_worker < 0 || cp.cp_worker >= MAILPROXYD_WORKERS_MAX)
 		fatalx("bad IMSG_CFG_KEYPEER");
 	slot = cp.cp_worker;
+	k.k_peers[slot] = cp;
 	if (!k.k_parent.iev_active) {
 		if (k.k_pending[slot] != -1)
 			close(k.k_pending[slot]);
@@ -158,10 +161,18 @@ keyproc_set_worker(struct imsg *imsg)
 		return;
 	}
 	imsgev_clear(&k.k_workers[slot]);
+	keyproc_worker_channel(&k.k_workers[slot], fd);
+}
+
+/* Start serving a worker on its channel; a worker is not trusted. */
+static void
+keyproc_worker_channel(struct imsgev *iev, int fd)
+{
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl(O_NONBLOCK)");
-	imsgev_init(&k.k_workers[slot], fd, keyproc_worker_imsg,
-	    keyproc_worker_closed, &k.k_workers[slot]);
+	imsgev_init(iev, fd, keyproc_worker_imsg, keyproc_worker_closed,
+	    iev);
+	imsgev_set_bad(iev, keyproc_bad_worker);
 }
 
 __dead void
@@ -192,11 +203,7 @@ keyproc_main(void)
 	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++) {
 		if (k.k_pending[i] == -1)
 			continue;
-		if (fcntl(k.k_pending[i], F_SETFL, O_NONBLOCK) == -1)
-			fatal("fcntl(O_NONBLOCK)");
-		imsgev_init(&k.k_workers[i], k.k_pending[i],
-		    keyproc_worker_imsg, keyproc_worker_closed,
-		    &k.k_workers[i]);
+		keyproc_worker_channel(&k.k_workers[i], k.k_pending[i]);
 		k.k_pending[i] = -1;
 	}
 	imsgev_compose(&k.k_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
@@ -254,13 +261,24 @@ keyproc_parent_closed(struct imsgev *iev)
 	exit(0);
 }
 
+/*
+ * A worker that sends nonsense loses its channel; the key process goes
+ * on serving the others, and the parent gives the worker a new one.
+ */
 static void
 keyproc_bad_worker(struct imsgev *iev, const char *why)
 {
-	log_warnx("worker %d: %s: dropping its channel",
-	    (int)(iev - k.k_workers), why);
+	const struct cfg_peer	*cp = &k.k_peers[iev - k.k_workers];
+
+	if (!iev->iev_active)
+		return;
+	log_msg(LOG_LVL_ALERT, "worker process %ld (slot %d) sent a "
+	    "malformed message (%s): dropping its channel",
+	    (long)cp->cp_pid, cp->cp_worker, why);
 	imsgev_clear(iev);
 	keyproc_worker_closed(iev);
+	imsgev_compose(&k.k_parent, IMSG_CHILD_PEER_DROPPED, 0, -1, cp,
+	    sizeof(*cp));
 }
 
 static void

@@ -66,6 +66,8 @@ enum imsg_type {
 
 	/* child -> parent */
 	IMSG_CHILD_READY,	/* empty: privileges dropped, serving */
+	IMSG_CHILD_LOG,		/* struct child_logline + text: a worker's */
+	IMSG_CHILD_PEER_DROPPED,	/* struct cfg_peer: auth or key dropped */
 
 	/* parent -> child: control */
 	IMSG_CTL_DRAIN,		/* empty: stop accepting, finish, exit */
@@ -205,9 +207,26 @@ struct cfg_log {
 	int32_t		 lg_index;	/* in c_error_log */
 };
 
-/* IMSG_CFG_PEER: the other end of a worker <-> auth socketpair. */
+/*
+ * IMSG_CFG_PEER, IMSG_CFG_KEYPEER: the other end of a worker <-> auth
+ * or worker <-> key socketpair; IMSG_CHILD_PEER_DROPPED: the auth or
+ * key process dropped that channel (the worker sent nonsense on it).
+ */
 struct cfg_peer {
 	int32_t		 cp_worker;	/* worker slot */
+	int32_t		 cp_pid;	/* the worker's, for the logs */
+	uint32_t	 cp_seq;	/* the parent's number of this channel */
+};
+
+/*
+ * IMSG_CHILD_LOG: one line a worker logs, written for it by the parent
+ * (see SECURITY in mailproxyd(8)); the text follows, NUL-terminated.
+ */
+#define CHILD_LOGLINE_SID	0x01	/* ll_sid is a session id */
+struct child_logline {
+	int32_t		 ll_level;	/* enum log_level */
+	uint32_t	 ll_flags;
+	uint64_t	 ll_sid;
 };
 
 /* IMSG_CFG_DONE: who to become. */
@@ -233,6 +252,8 @@ struct imsgev {
 	void		 *iev_arg;
 	int		  iev_active;
 	int		  iev_buffered;	/* adopted messages not yet read */
+	/* A malformed message from a peer we do not trust; NULL: fatal. */
+	void		(*iev_bad)(struct imsgev *, const char *);
 };
 
 /* The state a child collects from its parent before serving. */
@@ -277,6 +298,9 @@ void	 imsgev_update(struct imsgev *);
 int	 imsgev_compose(struct imsgev *, uint32_t, uint32_t, int,
 	    const void *, size_t);
 void	 imsgev_clear(struct imsgev *);
+void	 imsgev_set_bad(struct imsgev *,
+	    void (*)(struct imsgev *, const char *));
+void	 imsgev_read_rest(struct imsgev *);
 const char *proc_role_name(enum proc_role);
 pid_t	 proc_spawn(const char *, enum proc_role, int,
 	    const struct mailproxyd_conf *, int *);

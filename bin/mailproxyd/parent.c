@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,19 @@
 #define CRASH_THRESHOLD		4	/* crashes in the window */
 #define RESPAWN_DELAY_MAX	10000	/* ms */
 #define STOP_GRACE		1	/* seconds before SIGKILL */
+/*
+ * A worker's log lines (mailproxyd(8), SECURITY): LOG_CHILD_BURST bytes
+ * at once, then LOG_CHILD_RATE a second; a line counts its text and
+ * LOG_CHILD_LINE for the prefix the parent adds.  Beyond that lines
+ * are dropped and counted, and the count is logged once a second.
+ */
+#define LOG_CHILD_RATE		(256 * 1024)
+#define LOG_CHILD_BURST		(1024 * 1024)
+#define LOG_CHILD_LINE		64
+#define LOG_CHILD_NOTE		1	/* seconds between drop notes */
+/* More channels of one worker dropped than this in the window: kill it. */
+#define PEER_DROPS_MAX		8
+#define PEER_DROPS_WINDOW	60	/* seconds */
 
 struct generation;
 
@@ -40,7 +54,18 @@ struct child {
 	int			 c_slot;
 	pid_t			 c_pid;
 	int			 c_ready;
+	int			 c_reaped;	/* c_pid is no longer ours */
 	struct imsgev		 c_iev;
+	/* A worker's channels to the auth and key processes. */
+	uint32_t		 c_authseq;
+	uint32_t		 c_keyseq;
+	int			 c_peer_drops;
+	time_t			 c_peer_drops_since;
+	/* A worker's log lines: the budget, and what was dropped. */
+	uint64_t		 c_log_tokens;
+	uint64_t		 c_log_last;	/* us, CLOCK_MONOTONIC */
+	uint64_t		 c_log_dropped;
+	struct event		 c_log_ev;
 };
 TAILQ_HEAD(childhead, child);
 
@@ -82,6 +107,7 @@ static struct {
 	struct log_target	 p_logs[LOG_TARGETS_MAX];
 	size_t			 p_nlogs;
 	uint32_t		 p_genid;
+	uint32_t		 p_wireseq;
 	time_t			 p_crashes[CRASH_HISTORY];
 	size_t			 p_ncrash;
 	int			 p_stopping;	/* 1 quit, 2 terminate */
@@ -108,6 +134,14 @@ static void	child_wire_key(struct child *, struct child *);
 static struct child *child_find(pid_t);
 static void	child_reaped(struct child *, int);
 static void	child_dispatch(struct imsgev *, struct imsg *);
+static void	child_bad(struct child *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+static void	child_bad_imsg(struct imsgev *, const char *);
+static void	child_log(struct child *, struct imsg *);
+static int	child_log_budget(struct child *, size_t);
+static void	child_log_note(struct child *);
+static void	child_log_note_cb(int, short, void *);
+static void	child_peer_dropped(struct child *, struct imsg *);
 static void	child_closed(struct imsgev *);
 static void	child_respawn_later(struct generation *, enum proc_role, int);
 static void	child_respawn_cb(int, short, void *);
@@ -446,6 +480,8 @@ child_start(struct generation *g, enum proc_role role, int slot)
 		return NULL;
 	}
 	imsgev_init(&c->c_iev, fd, child_dispatch, child_closed, c);
+	imsgev_set_bad(&c->c_iev, child_bad_imsg);
+	evtimer_set(&c->c_log_ev, child_log_note_cb, c);
 	TAILQ_INSERT_TAIL(&parent.p_children, c, c_entry);
 	g->g_live++;
 
@@ -513,7 +549,10 @@ child_start(struct generation *g, enum proc_role role, int slot)
 	return c;
 }
 
-/* Every error_log target's descriptor; stderr is inherited. */
+/*
+ * Every error_log target's descriptor; stderr is inherited.  Workers
+ * get none: the parent writes their lines.
+ */
 static void
 child_send_logs(struct child *c)
 {
@@ -521,6 +560,8 @@ child_send_logs(struct child *c)
 	size_t		 i;
 	int		 fd;
 
+	if (c->c_role == PROC_WORKER)
+		return;
 	for (i = 0; i < parent.p_nlogs; i++) {
 		fd = -1;
 		if (parent.p_logs[i].lt_fd != -1 &&
@@ -544,7 +585,10 @@ child_wire(struct generation *g, struct child *w, struct child *a)
 	(void)g;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		fatal("socketpair");
+	memset(&cp, 0, sizeof(cp));
 	cp.cp_worker = w->c_slot;
+	cp.cp_pid = (int32_t)w->c_pid;
+	cp.cp_seq = w->c_authseq = ++parent.p_wireseq;
 	imsgev_compose(&w->c_iev, IMSG_CFG_PEER, 0, sp[0], &cp, sizeof(cp));
 	imsgev_compose(&a->c_iev, IMSG_CFG_PEER, 0, sp[1], &cp, sizeof(cp));
 }
@@ -558,7 +602,10 @@ child_wire_key(struct child *w, struct child *k)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
 		fatal("socketpair");
+	memset(&cp, 0, sizeof(cp));
 	cp.cp_worker = w->c_slot;
+	cp.cp_pid = (int32_t)w->c_pid;
+	cp.cp_seq = w->c_keyseq = ++parent.p_wireseq;
 	imsgev_compose(&w->c_iev, IMSG_CFG_KEYPEER, 0, sp[0], &cp,
 	    sizeof(cp));
 	imsgev_compose(&k->c_iev, IMSG_CFG_KEYPEER, 0, sp[1], &cp,
@@ -576,7 +623,11 @@ child_find(pid_t pid)
 	return NULL;
 }
 
-/* Children's messages are treated as hostile: exact types and sizes. */
+/*
+ * Children's messages are treated as hostile: exact types, sizes and
+ * values, from the role that may send them, and no descriptors.  A
+ * child that sends anything else is killed and replaced.
+ */
 static void
 child_dispatch(struct imsgev *iev, struct imsg *imsg)
 {
@@ -585,12 +636,23 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 	struct child		*w;
 	int			 i, all;
 
+	/* A dead child's last words: only its log lines count. */
+	if (c->c_reaped && imsg->hdr.type != IMSG_CHILD_LOG)
+		return;
+	if (imsg->fd != -1) {
+		child_bad(c, "message type %u with a descriptor",
+		    imsg->hdr.type);
+		return;
+	}
 	switch (imsg->hdr.type) {
 	case IMSG_CHILD_READY:
-		if (imsg->datalen != 0 || c->c_ready) {
-			log_warnx("bad READY from process %ld",
-			    (long)c->c_pid);
-			kill(c->c_pid, SIGKILL);
+		if (imsg->datalen != 0) {
+			child_bad(c, "IMSG_CHILD_READY of %zu bytes",
+			    imsg->datalen);
+			return;
+		}
+		if (c->c_ready) {
+			child_bad(c, "IMSG_CHILD_READY twice");
 			return;
 		}
 		c->c_ready = 1;
@@ -620,12 +682,190 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 			    "serving", g->g_id);
 		notify_send("READY=1");
 		break;
+	case IMSG_CHILD_LOG:
+		if (c->c_role != PROC_WORKER) {
+			child_bad(c, "IMSG_CHILD_LOG from a %s process",
+			    proc_role_name(c->c_role));
+			return;
+		}
+		child_log(c, imsg);
+		break;
+	case IMSG_CHILD_PEER_DROPPED:
+		if (c->c_role != PROC_AUTH && c->c_role != PROC_KEY) {
+			child_bad(c, "IMSG_CHILD_PEER_DROPPED from a %s "
+			    "process", proc_role_name(c->c_role));
+			return;
+		}
+		child_peer_dropped(c, imsg);
+		break;
 	default:
-		log_warnx("unexpected message type %u from process %ld",
-		    imsg->hdr.type, (long)c->c_pid);
-		kill(c->c_pid, SIGKILL);
+		child_bad(c, "unexpected message type %u", imsg->hdr.type);
 		break;
 	}
+}
+
+/*
+ * A child sent what it never would unless broken or taken over: its
+ * channel is dropped and it is killed; child_reaped() replaces it with
+ * the crash-loop backoff.  The parent goes on serving.
+ */
+static void
+child_bad(struct child *c, const char *fmt, ...)
+{
+	char	 why[256];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_LVL_ALERT, "%s process %ld sent a malformed message "
+	    "(%s): dropping its channel and killing it",
+	    proc_role_name(c->c_role), (long)c->c_pid, why);
+	/* Killed first: closing the channel would let it exit on its own. */
+	if (!c->c_reaped && kill(c->c_pid, SIGKILL) == -1)
+		log_warn("kill(%ld) failed", (long)c->c_pid);
+	imsgev_clear(&c->c_iev);
+}
+
+/* proc.c found a message it could not parse on the channel. */
+static void
+child_bad_imsg(struct imsgev *iev, const char *why)
+{
+	child_bad(iev->iev_arg, "%s", why);
+}
+
+/*
+ * A worker's log line: checked, within the worker's budget, written
+ * with the role and pid the parent knows.
+ */
+static void
+child_log(struct child *c, struct imsg *imsg)
+{
+	struct child_logline	 ll;
+	const char		*text;
+	size_t			 len;
+
+	if (imsg_get_struct_string(imsg, &ll, sizeof(ll), &text) == -1 ||
+	    imsg->datalen > sizeof(ll) + LOG_LINE_MAX) {
+		child_bad(c, "IMSG_CHILD_LOG of %zu bytes or without its NUL",
+		    imsg->datalen);
+		return;
+	}
+	if (ll.ll_level < LOG_LVL_EMERG || ll.ll_level > LOG_LVL_DEBUG ||
+	    (ll.ll_flags & ~CHILD_LOGLINE_SID) != 0) {
+		child_bad(c, "IMSG_CHILD_LOG with level %d, flags %#x",
+		    ll.ll_level, ll.ll_flags);
+		return;
+	}
+	len = imsg->datalen - sizeof(ll) - 1;
+	if (!child_log_budget(c, len + LOG_CHILD_LINE)) {
+		if (c->c_log_dropped++ == 0 &&
+		    !evtimer_pending(&c->c_log_ev, NULL)) {
+			struct timeval	tv = { LOG_CHILD_NOTE, 0 };
+
+			evtimer_add(&c->c_log_ev, &tv);
+		}
+		return;
+	}
+	log_relay(ll.ll_level, proc_role_name(c->c_role), (long)c->c_pid,
+	    (ll.ll_flags & CHILD_LOGLINE_SID) != 0, ll.ll_sid, text, len);
+}
+
+/* A token bucket of bytes; 1 if cost fits now. */
+static int
+child_log_budget(struct child *c, size_t cost)
+{
+	struct timespec	 ts;
+	uint64_t	 now, add;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	if (c->c_log_last == 0) {
+		c->c_log_tokens = LOG_CHILD_BURST;
+		c->c_log_last = now;
+	}
+	add = (now - c->c_log_last) * LOG_CHILD_RATE / 1000000;
+	if (add > 0) {
+		c->c_log_tokens += add;
+		if (c->c_log_tokens > LOG_CHILD_BURST)
+			c->c_log_tokens = LOG_CHILD_BURST;
+		c->c_log_last = now;
+	}
+	if (cost > c->c_log_tokens)
+		return 0;
+	c->c_log_tokens -= cost;
+	return 1;
+}
+
+static void
+child_log_note(struct child *c)
+{
+	if (c->c_log_dropped == 0)
+		return;
+	log_msg(LOG_LVL_WARN, "%s process %ld logs more than %d bytes a "
+	    "second: %llu lines dropped", proc_role_name(c->c_role),
+	    (long)c->c_pid, LOG_CHILD_RATE,
+	    (unsigned long long)c->c_log_dropped);
+	c->c_log_dropped = 0;
+}
+
+static void
+child_log_note_cb(int fd, short events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	child_log_note(arg);
+}
+
+/*
+ * The auth or key process dropped a worker's channel (the worker sent
+ * it nonsense): a new one, unless the worker or that channel is gone
+ * already, or the worker keeps at it.
+ */
+static void
+child_peer_dropped(struct child *c, struct imsg *imsg)
+{
+	struct generation	*g = c->c_gen;
+	struct cfg_peer		 cp;
+	struct child		*w;
+	time_t			 now;
+
+	if (imsg_get_data(imsg, &cp, sizeof(cp)) == -1 ||
+	    cp.cp_worker < 0 || cp.cp_worker >= g->g_nworkers) {
+		child_bad(c, "IMSG_CHILD_PEER_DROPPED of %zu bytes or for "
+		    "no worker slot", imsg->datalen);
+		return;
+	}
+	if ((c->c_role == PROC_AUTH && g->g_auth != c) ||
+	    (c->c_role == PROC_KEY && g->g_key != c))
+		return;
+	w = g->g_workers[cp.cp_worker];
+	if (w == NULL || w->c_pid != (pid_t)cp.cp_pid || cp.cp_seq !=
+	    (c->c_role == PROC_AUTH ? w->c_authseq : w->c_keyseq) ||
+	    g->g_draining || parent.p_stopping)
+		return;
+	now = time(NULL);
+	if (now - w->c_peer_drops_since >= PEER_DROPS_WINDOW) {
+		w->c_peer_drops_since = now;
+		w->c_peer_drops = 0;
+	}
+	if (++w->c_peer_drops > PEER_DROPS_MAX) {
+		child_bad(w, "%d of its channels dropped within %d seconds",
+		    w->c_peer_drops, PEER_DROPS_WINDOW);
+		return;
+	}
+	if (c->c_role == PROC_AUTH)
+		child_wire(g, w, c);
+	else
+		child_wire_key(w, c);
+	/* Out now if the sockets take it, so the line below is true. */
+	(void)imsg_write(&w->c_iev.iev_ibuf);
+	(void)imsg_write(&c->c_iev.iev_ibuf);
+	imsgev_update(&w->c_iev);
+	imsgev_update(&c->c_iev);
+	log_notice("new channel between worker process %ld and the %s "
+	    "process %ld", (long)w->c_pid, proc_role_name(c->c_role),
+	    (long)c->c_pid);
 }
 
 static void
@@ -646,6 +886,10 @@ child_reaped(struct child *c, int status)
 	const char		*role;
 	int			 crashed = 0;
 
+	/* Its last lines may still wait in the channel. */
+	c->c_reaped = 1;
+	imsgev_read_rest(&c->c_iev);
+
 	role = proc_role_name(c->c_role);
 	if (WIFSIGNALED(status)) {
 		log_msg(LOG_LVL_ALERT, "%s process %ld exited on signal %d%s",
@@ -660,7 +904,8 @@ child_reaped(struct child *c, int status)
 		log_notice("%s process %ld exited with code 0", role,
 		    (long)c->c_pid);
 
-	imsgev_clear(&c->c_iev);
+	evtimer_del(&c->c_log_ev);
+	child_log_note(c);
 	TAILQ_REMOVE(&parent.p_children, c, c_entry);
 	if (c->c_role == PROC_AUTH && g->g_auth == c)
 		g->g_auth = NULL;
@@ -836,6 +1081,8 @@ parent_reopen(void)
 	if (!mp_debug)
 		log_set_targets(parent.p_logs, parent.p_nlogs);
 	TAILQ_FOREACH(c, &parent.p_children, c_entry) {
+		if (c->c_role == PROC_WORKER)
+			continue;
 		child_send_logs(c);
 		imsgev_compose(&c->c_iev, IMSG_CTL_LOG_REOPEN, 0, -1, NULL,
 		    0);

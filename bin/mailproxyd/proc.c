@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -21,8 +22,28 @@
 
 #include "mailproxyd.h"
 
+/*
+ * A worker's log lines waiting in its parent channel beyond this many
+ * messages are dropped: logging never blocks a worker nor grows its
+ * memory while the parent does not read.
+ */
+#define PROC_LOG_QUEUE_MAX	1024
+
 static void	imsgev_dispatch(int, short, void *);
+static int	imsgev_read_some(struct imsgev *);
 static char	**proc_child_env(const struct mailproxyd_conf *);
+static void	proc_spawn_stdio(void);
+static int	proc_log_forward(int, int, uint64_t, const char *, size_t);
+static void	proc_log_flush(void);
+static void	proc_event_log(int, const char *);
+
+/*
+ * A worker's parent channel, on which its log lines go: the setup
+ * channel (proc_child_setup) until imsgev_adopt() takes it over.
+ */
+static struct imsgbuf	*proc_log_ibuf;
+static struct imsgev	*proc_log_iev;
+static int		 proc_log_in_libevent;	/* no event calls now */
 
 void
 imsgev_init(struct imsgev *iev, int fd,
@@ -96,42 +117,103 @@ imsgev_clear(struct imsgev *iev)
 	iev->iev_ibuf.fd = -1;
 }
 
-static void
-imsgev_dispatch(int fd, short events, void *arg)
+/*
+ * A peer we do not trust gets its channel dropped for a message that
+ * cannot be parsed; iev_bad says so and clears the channel.  Anyone
+ * else's malformed message ends this process, as before.
+ */
+void
+imsgev_set_bad(struct imsgev *iev, void (*bad)(struct imsgev *, const char *))
 {
-	struct imsgev	*iev = arg;
+	iev->iev_bad = bad;
+}
+
+static void
+imsgev_bad(struct imsgev *iev, const char *why)
+{
+	if (iev->iev_bad == NULL)
+		fatalx("malformed message from peer: %s", why);
+	iev->iev_bad(iev, why);
+	/* The callback drops the channel; make sure of it. */
+	imsgev_clear(iev);
+}
+
+/*
+ * Read once and hand every complete message to the handler.  Returns
+ * 1 when more may come, 0 when the channel closed or was dropped (the
+ * close callback has run), -1 when nothing was there (EAGAIN).
+ */
+static int
+imsgev_read_some(struct imsgev *iev)
+{
 	struct imsg	 imsg;
 	ssize_t		 n;
 	int		 r;
 
+	n = imsg_read(&iev->iev_ibuf);
+	if (n == -1 && errno == EAGAIN)
+		return -1;
+	if (n == -1 && (errno == EBADMSG || errno == EMSGSIZE)) {
+		imsgev_bad(iev, errno == EBADMSG ? "descriptors do not match "
+		    "the messages" : "message too long");
+		return 0;
+	}
+	if (n == 0 || n == -1) {
+		imsgev_clear(iev);
+		if (iev->iev_closed != NULL)
+			iev->iev_closed(iev);
+		return 0;
+	}
+	for (;;) {
+		if ((r = imsg_get(&iev->iev_ibuf, &imsg)) == -1) {
+			if (errno != EBADMSG)
+				fatal("imsg_get");
+			imsgev_bad(iev, "bad header");
+			return 0;
+		}
+		if (r == 0)
+			break;
+		iev->iev_handler(iev, &imsg);
+		imsg_free(&imsg);
+		if (!iev->iev_active)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+imsgev_dispatch(int fd, short events, void *arg)
+{
+	struct imsgev	*iev = arg;
+
 	(void)fd;
 	if (events & EV_WRITE) {
-		if (imsg_write(&iev->iev_ibuf) == -1 && errno != EAGAIN)
-			goto closed;
+		if (imsg_write(&iev->iev_ibuf) == -1 && errno != EAGAIN) {
+			imsgev_clear(iev);
+			if (iev->iev_closed != NULL)
+				iev->iev_closed(iev);
+			return;
+		}
 	}
 	if (events & EV_READ) {
 		iev->iev_buffered = 0;
-		n = imsg_read(&iev->iev_ibuf);
-		if (n == 0 || (n == -1 && errno != EAGAIN))
-			goto closed;
-		for (;;) {
-			if ((r = imsg_get(&iev->iev_ibuf, &imsg)) == -1)
-				fatalx("malformed message from peer");
-			if (r == 0)
-				break;
-			iev->iev_handler(iev, &imsg);
-			imsg_free(&imsg);
-			if (!iev->iev_active)
-				return;
-		}
+		if (imsgev_read_some(iev) == 0)
+			return;
 	}
 	imsgev_update(iev);
-	return;
+}
 
- closed:
+/*
+ * Everything the peer sent before it went away (the parent reaps a
+ * child on SIGCHLD, maybe before its last lines were read); then the
+ * channel is closed.
+ */
+void
+imsgev_read_rest(struct imsgev *iev)
+{
+	while (iev->iev_active && imsgev_read_some(iev) == 1)
+		;
 	imsgev_clear(iev);
-	if (iev->iev_closed != NULL)
-		iev->iev_closed(iev);
 }
 
 /*
@@ -158,6 +240,10 @@ imsgev_adopt(struct imsgev *iev, struct imsgbuf *ibuf,
 	event_set(&iev->iev_ev, iev->iev_ibuf.fd,
 	    iev->iev_events | EV_PERSIST, imsgev_dispatch, iev);
 	event_add(&iev->iev_ev, NULL);
+	if (proc_log_ibuf == ibuf) {
+		proc_log_ibuf = &iev->iev_ibuf;
+		proc_log_iev = iev;
+	}
 	if (iev->iev_ibuf.rlen > 0) {
 		iev->iev_buffered = 1;
 		event_active(&iev->iev_ev, EV_READ, 1);
@@ -258,6 +344,8 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 	}
 
 	/* Child. */
+	if (role == PROC_WORKER)
+		proc_spawn_stdio();
 	if (sp[1] != PROC_PARENT_FD) {
 		if (dup2(sp[1], PROC_PARENT_FD) == -1)
 			_exit(1);
@@ -286,6 +374,47 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 }
 
 /*
+ * A worker writes nothing itself but through its parent channel: a
+ * standard output or error that is a log (the error log file once the
+ * parent detached, a service manager's journal stream, a supervisor's
+ * log pipe) becomes /dev/null.  A terminal stays, for whoever debugs
+ * with -d; so does a pipe or socket in a sanitizer build, for its
+ * reports, but never a file.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define PROC_KEEP_STDIO	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PROC_KEEP_STDIO	1
+#endif
+#endif
+#ifndef PROC_KEEP_STDIO
+#define PROC_KEEP_STDIO	0
+#endif
+
+static void
+proc_spawn_stdio(void)
+{
+	struct stat	 st;
+	int		 fd, i;
+
+	for (i = STDOUT_FILENO; i <= STDERR_FILENO; i++) {
+		if (isatty(i))
+			continue;
+		if (PROC_KEEP_STDIO && fstat(i, &st) == 0 &&
+		    !S_ISREG(st.st_mode))
+			continue;
+		if ((fd = open("/dev/null", O_WRONLY)) == -1)
+			_exit(1);
+		if (fd != i) {
+			if (dup2(fd, i) == -1)
+				_exit(1);
+			close(fd);
+		}
+	}
+}
+
+/*
  * The child's side of the hand-over: read configuration text and
  * descriptors from the parent until IMSG_CFG_DONE, blocking.  Messages
  * other than the text and DONE go to the role's callback.
@@ -305,6 +434,10 @@ proc_child_setup(int fd, struct child_setup *cs,
 	ibufp = &cs->cs_ibuf;
 	if (imsg_init(ibufp, fd) == -1)
 		fatal("imsg_init");
+	/* A worker's lines go to the parent from the start. */
+	proc_log_ibuf = ibufp;
+	if (mp_role == PROC_WORKER)
+		log_set_forward(proc_log_forward, log_get_level());
 	while (!done) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
@@ -450,8 +583,34 @@ proc_child_logfd(struct imsg *imsg)
 void
 proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
 {
-	size_t	i;
+	static int	flushing;
+	size_t		i;
+	int		level = 0;
 
+	/*
+	 * A worker writes no log itself: its lines go to the parent, which
+	 * writes them with the worker's pid (mailproxyd(8), SECURITY).
+	 * With -d the parent prints them on its stderr.
+	 */
+	if (mp_role == PROC_WORKER) {
+		if (debug)
+			level = log_get_level();
+		else
+			for (i = 0; i < conf->c_nerror_log; i++)
+				if (conf->c_error_log[i].lt_level > level)
+					level = conf->c_error_log[i].lt_level;
+		log_set_forward(proc_log_forward, level);
+		for (i = 0; i < LOG_TARGETS_MAX; i++)
+			if (child_logfd[i] != -1) {
+				close(child_logfd[i]);
+				child_logfd[i] = -1;
+			}
+		if (!flushing++) {
+			(void)atexit(proc_log_flush);
+			event_set_log_callback(proc_event_log);
+		}
+		return;
+	}
 	for (i = 0; i < child_nlogs; i++)
 		if (child_logs[i].lt_type != LOG_TARGET_STDERR &&
 		    child_logs[i].lt_fd != -1)
@@ -469,4 +628,76 @@ proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
 	/* With -d everything stays on stderr, as in the parent. */
 	if (!debug)
 		log_set_targets(child_logs, child_nlogs);
+}
+
+/*
+ * One of a worker's lines to the parent: queued and written at once
+ * without waiting (one sendmsg per line, as a write per line before);
+ * what the socket does not take goes with the event loop.  A fatal
+ * line waits until it is out, since the process ends next.
+ */
+static int
+proc_log_forward(int level, int has_sid, uint64_t sid, const char *text,
+    size_t len)
+{
+	unsigned char		 buf[sizeof(struct child_logline) +
+				    LOG_LINE_MAX];
+	struct child_logline	 ll;
+	struct imsgbuf		*ibuf = proc_log_ibuf;
+
+	if (ibuf == NULL || ibuf->fd == -1 ||
+	    (proc_log_iev != NULL && !proc_log_iev->iev_active))
+		return -1;
+	if (imsg_queued(ibuf) >= PROC_LOG_QUEUE_MAX)
+		return 0;
+	if (len > LOG_LINE_MAX - 1)
+		len = LOG_LINE_MAX - 1;
+	memset(&ll, 0, sizeof(ll));
+	ll.ll_level = level;
+	ll.ll_flags = has_sid ? CHILD_LOGLINE_SID : 0;
+	ll.ll_sid = sid;
+	memcpy(buf, &ll, sizeof(ll));
+	memcpy(buf + sizeof(ll), text, len);
+	buf[sizeof(ll) + len] = '\0';
+	if (imsg_compose(ibuf, IMSG_CHILD_LOG, 0, 0, -1, buf,
+	    sizeof(ll) + len + 1) == -1)
+		return -1;
+	if (proc_log_iev == NULL || level == LOG_LVL_EMERG)
+		return imsg_flush(ibuf);
+	if (imsg_write(ibuf) == 0 && !proc_log_in_libevent)
+		imsgev_update(proc_log_iev);
+	return 0;
+}
+
+/*
+ * libevent's complaints, which would go to a worker's /dev/null.  A
+ * log callback must not call libevent: what the socket does not take
+ * at once waits for the channel's next turn.
+ */
+static void
+proc_event_log(int severity, const char *msg)
+{
+	proc_log_in_libevent++;
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		log_debug("libevent: %s", msg);
+		break;
+	case EVENT_LOG_MSG:
+		log_info("libevent: %s", msg);
+		break;
+	default:
+		log_warnx("libevent: %s", msg);
+		break;
+	}
+	proc_log_in_libevent--;
+}
+
+/* A worker that exits leaves no line behind in its queue. */
+static void
+proc_log_flush(void)
+{
+	if (proc_log_ibuf != NULL && proc_log_ibuf->fd != -1 &&
+	    imsg_queued(proc_log_ibuf) > 0 &&
+	    (proc_log_iev == NULL || proc_log_iev->iev_active))
+		(void)imsg_flush(proc_log_ibuf);
 }

@@ -986,9 +986,9 @@ def bad_imsg_drops_the_channel():
             (IMSG_AUTH_REQUEST, AUTH_REQUEST_SIZE, "malformed auth request"),
             (IMSG_AUTH_CANCEL, 4, "bad IMSG_AUTH_CANCEL"),
             (IMSG_AUTH_RESOLVE, 3, "bad IMSG_AUTH_RESOLVE"),
-            (IMSG_AUTH_RESULT, 8, "unexpected message"),
-            (99, 0, "unexpected message"),
-            (0, 16, "unexpected message"),
+            (IMSG_AUTH_RESULT, 8, "unexpected message type"),
+            (99, 0, "unexpected message type"),
+            (0, 16, "unexpected message type"),
         ]
         for n, (typ, size, why) in enumerate(cases):
             ad = AuthDrive(wd, [http_block(srv)], name="ad%d" % n)
@@ -998,7 +998,11 @@ def bad_imsg_drops_the_channel():
             ad.result(2)
             ad.send("raw %d %d" % (typ, size))
             ad.pump(lambda: ad.closed, 5, "closed")
-            line = "worker 0: %s: dropping its channel" % why
+            # The parent (authdrive) is told, to give a new channel.
+            ad.pump(lambda: "dropped 0 1" in ad.all, 5, "drop report")
+            line = ("auth: [alert] worker process %d (slot 0) sent a "
+                    "malformed message (%s): dropping its channel"
+                    % (ad.proc.pid, why))
             wait_for(lambda: ad.log_lines(line), timeout=5,
                      what="log line %r" % line)
             time.sleep(0.3)

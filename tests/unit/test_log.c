@@ -46,6 +46,7 @@ static int	 stderr_to(const char *);
 static void	 stderr_restore(int);
 static int	 syslog_listener(const char *);
 static void	 syslog_recv(int, char *, size_t);
+static int	 fwd_cb(int, int, uint64_t, const char *, size_t);
 static Suite	*log_suite(void);
 
 static void
@@ -939,6 +940,126 @@ START_TEST(test_errno_kept)
 }
 END_TEST
 
+/* What a forwarding process hands over; fwd_ret is the answer. */
+static int	 fwd_level, fwd_sid_set, fwd_calls, fwd_ret;
+static uint64_t	 fwd_sid;
+static char	 fwd_text[LOG_LINE_MAX];
+
+static int
+fwd_cb(int level, int has_sid, uint64_t sid, const char *text, size_t len)
+{
+	fwd_calls++;
+	fwd_level = level;
+	fwd_sid_set = has_sid;
+	fwd_sid = sid;
+	ck_assert_uint_lt(len, sizeof(fwd_text));
+	memcpy(fwd_text, text, len);
+	fwd_text[len] = '\0';
+	return (fwd_ret);
+}
+
+/*
+ * A worker's lines are handed over, not written, up to its level; when
+ * nobody takes one it is written here after all.
+ */
+START_TEST(test_forward)
+{
+	struct log_target	 lt;
+	char			 path[PATH_MAX], *buf;
+
+	tmp_setup();
+	tmp_path(path, sizeof(path), "error.log");
+	log_init("worker", LOG_LVL_NOTICE);
+	file_target(&lt, path, "info");
+	log_set_targets(&lt, 1);
+	log_set_forward(fwd_cb, LOG_LVL_INFO);
+	fwd_ret = 0;
+
+	log_session(LOG_LVL_INFO, 42, "client %s", "logged in");
+	ck_assert_int_eq(fwd_calls, 1);
+	ck_assert_int_eq(fwd_level, LOG_LVL_INFO);
+	ck_assert_int_eq(fwd_sid_set, 1);
+	ck_assert_uint_eq(fwd_sid, 42);
+	ck_assert_str_eq(fwd_text, "client logged in");
+	errno = ENOENT;
+	log_warn("open");
+	ck_assert_int_eq(fwd_calls, 2);
+	ck_assert_int_eq(fwd_sid_set, 0);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert(strstr(fwd_text, "open (2: ") == fwd_text);
+	log_debug("not wanted");
+	ck_assert_int_eq(fwd_calls, 2);
+	ck_assert_int_eq(count_lines(path), 0);
+
+	fwd_ret = -1;
+	log_notice("kept here");
+	ck_assert_int_eq(fwd_calls, 3);
+	buf = slurp(path, NULL);
+	match("^" TS_RE " \\[notice\\] [0-9]+#0: kept here\n$", buf);
+	free(buf);
+
+	log_set_forward(NULL, 0);
+	log_target_close(&lt);
+	tmp_teardown();
+}
+END_TEST
+
+/*
+ * Another process's line: the name and pid given, and no byte that
+ * could end it early or reach a terminal.
+ */
+START_TEST(test_relay)
+{
+	struct log_target	 lt;
+	char			 path[PATH_MAX], *buf, *big;
+	const char		 forged[] = "a\n2030/01/01 00:00:00 [emerg] "
+				    "1#0: b\r\x1b[2J\x7f\xe9\\";
+	size_t			 len;
+	int			 saved;
+
+	tmp_setup();
+	tmp_path(path, sizeof(path), "error.log");
+	log_init("parent", LOG_LVL_NOTICE);
+	file_target(&lt, path, "info");
+	log_set_targets(&lt, 1);
+	log_relay(LOG_LVL_ERR, "worker", 4242, 1, 7, forged,
+	    sizeof(forged) - 1);
+	log_relay(LOG_LVL_DEBUG, "worker", 4242, 0, 0, "no", 2);
+	buf = slurp(path, NULL);
+	match("^" TS_RE " \\[error\\] 4242#0: \\*7 a\\\\x0A2030/01/01 "
+	    "00:00:00 \\[emerg\\] 1#0: b\\\\x0D\\\\x1B\\[2J\\\\x7F"
+	    "\\\\xE9\\\\\n$", buf);
+	free(buf);
+	log_target_close(&lt);
+
+	/* Long lines are cut, one line still. */
+	big = malloc(3 * LOG_LINE_MAX);
+	ck_assert_ptr_nonnull(big);
+	memset(big, '\n', 3 * LOG_LINE_MAX);
+	tmp_path(path, sizeof(path), "big.log");
+	file_target(&lt, path, "info");
+	log_set_targets(&lt, 1);
+	log_relay(LOG_LVL_ERR, "worker", 1, 0, 0, big, 3 * LOG_LINE_MAX);
+	buf = slurp(path, &len);
+	ck_assert_uint_le(len, LOG_LINE_MAX);
+	ck_assert_int_eq(count_lines(path), 1);
+	free(buf);
+	free(big);
+	log_target_close(&lt);
+
+	/* Before targets (-d): the name given, as the process printed it. */
+	tmp_path(path, sizeof(path), "stderr");
+	saved = stderr_to(path);
+	log_init("parent", LOG_LVL_NOTICE);
+	log_relay(LOG_LVL_ERR, "worker", 4242, 1, 7, "x", 1);
+	stderr_restore(saved);
+	buf = slurp(path, NULL);
+	ck_assert_str_eq(buf, "worker: [error] x\n");
+	free(buf);
+	tmp_teardown();
+}
+END_TEST
+
 static Suite *
 log_suite(void)
 {
@@ -967,6 +1088,8 @@ log_suite(void)
 	tcase_add_test(tc, test_fatal_line);
 	tcase_add_test(tc, test_truncation);
 	tcase_add_test(tc, test_errno_kept);
+	tcase_add_test(tc, test_forward);
+	tcase_add_test(tc, test_relay);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("syslog");
