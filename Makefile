@@ -303,7 +303,13 @@ dist:
 	git ls-files | tar -cf - -T - | (cd ${DISTNAME} && tar -xf -)
 	tar -cf - ${DISTNAME} | gzip -9n > ${DISTNAME}.tar.gz
 	rm -rf ${DISTNAME}
-	@echo "${DISTNAME}.tar.gz"
+	@# The FreeBSD port's distinfo (OpenBSD's comes from "make makesum").
+	{ echo "TIMESTAMP = `date +%s`"; \
+	    echo "SHA256 (${DISTNAME}.tar.gz) = `openssl dgst -sha256 -r \
+	    ${DISTNAME}.tar.gz | cut -d' ' -f1`"; \
+	    echo "SIZE (${DISTNAME}.tar.gz) = `wc -c < ${DISTNAME}.tar.gz | \
+	    tr -d ' '`"; } > ${DISTNAME}.distinfo
+	@echo "${DISTNAME}.tar.gz ${DISTNAME}.distinfo"
 
 distcheck: dist
 	rm -rf distcheck.tmp
@@ -332,7 +338,7 @@ clean:
 	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
 	    ${CTL_OBJS} ${CTL} ${AUTHDRIVE} ${KEYDRIVE} \
 	    ${LIBMPD} ${UNIT_TESTS} ${FUZZ_TARGETS}
-	rm -rf tests/tmp tests/regress/__pycache__ tests/ports.tmp
+	rm -rf tests/tmp tests/regress/__pycache__
 
 .PHONY: all check lint install install-service dist distcheck demo clean \
 	fuzz bench
