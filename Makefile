@@ -298,7 +298,7 @@ install-service:
 # checks that "make clean" leaves exactly what the tarball held.
 dist:
 	@[ -e .git ] || { echo "make dist needs a git checkout" >&2; exit 1; }
-	rm -rf ${DISTNAME} ${DISTNAME}.tar.gz
+	rm -rf ${DISTNAME} ${DISTNAME}.tar.gz ${DISTNAME}.distinfo
 	mkdir ${DISTNAME}
 	git ls-files | tar -cf - -T - | (cd ${DISTNAME} && tar -xf -)
 	tar -cf - ${DISTNAME} | gzip -9n > ${DISTNAME}.tar.gz

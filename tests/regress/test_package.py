@@ -150,6 +150,8 @@ def main():
             run(["make", "-s", "dist"], cwd=TOP)
             tarball = "mailproxyd-%s.tar.gz" % version
             shutil.move(os.path.join(TOP, tarball), tmp)
+            shutil.move(os.path.join(TOP, "mailproxyd-%s.distinfo" %
+                                     version), tmp)
             run(["tar", "-xzf", tarball], cwd=tmp)
             src = os.path.join(tmp, "mailproxyd-%s" % version)
             # The package's version is the release's.
