@@ -1,11 +1,23 @@
 # mailproxyd: works with GNU make and BSD make (bmake).  No conditionals,
 # no pattern rules, no GNU functions: only suffix rules and "!=".
 
+# The release, in one place: VERSION, compiled in and in the tarball's name.
+VERSION!=	cat VERSION
+DISTNAME=	mailproxyd-${VERSION}
+
 PREFIX?=	/usr/local
 SBINDIR?=	${PREFIX}/sbin
 MANDIR?=	${PREFIX}/share/man
 SYSCONFDIR?=	/etc
 PIDFILE?=	/run/mailproxyd.pid
+CHROOTDIR?=	/var/empty
+# "make install-service" (systemd, Linux): the unit, the sysusers.d and
+# tmpfiles.d files and the logrotate file.  Packages use /lib/systemd/system
+# and /usr/lib; a local installation keeps to /etc.
+SYSTEMDUNITDIR?=	/etc/systemd/system
+SYSUSERSDIR?=	/etc/sysusers.d
+TMPFILESDIR?=	/etc/tmpfiles.d
+LOGROTATEDIR?=	/etc/logrotate.d
 DESTDIR?=
 CC?=		cc
 PKG_CONFIG?=	pkg-config
@@ -30,7 +42,8 @@ CHECK_LIBS!=	${PKG_CONFIG} --libs check 2>/dev/null || echo "-lcheck"
 
 MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd \
 		-DSYSCONFDIR=\"${SYSCONFDIR}\" -DMAILPROXYD_PID=\"${PIDFILE}\" \
-		-D_GNU_SOURCE
+		-DMAILPROXYD_CHROOT=\"${CHROOTDIR}\" \
+		-DMAILPROXYD_VERSION=\"${VERSION}\" -D_GNU_SOURCE
 MP_LDFLAGS=	${SAN_FLAGS}
 MP_LIBS=	${PKG_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
 
@@ -78,7 +91,7 @@ all: ${DAEMON} ${CTL}
 .c.o:
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} -c $< -o $@
 
-${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${CTL_OBJS}: ${HEADERS}
+${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${CTL_OBJS}: ${HEADERS} VERSION
 
 ${LIBMP}: ${LIB_OBJS}
 	rm -f $@
@@ -237,6 +250,9 @@ lint:
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	echo "mandoc -T lint: clean"
 
+# The example configuration goes in place only when there is none, with
+# the chroot directory and pid file of this build.  The ports install it
+# elsewhere with SYSCONFDIR and ship it as a sample.
 install: all
 	${INSTALL} -d ${DESTDIR}${SBINDIR} ${DESTDIR}${MANDIR}/man5 \
 	    ${DESTDIR}${MANDIR}/man8
@@ -246,9 +262,68 @@ install: all
 	${INSTALL} -m 0444 man/mailproxyd.8 ${DESTDIR}${MANDIR}/man8/
 	${INSTALL} -m 0444 man/mailproxyd.conf.5 ${DESTDIR}${MANDIR}/man5/
 	[ -f ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf ] || { \
-	    ${INSTALL} -d ${DESTDIR}${SYSCONFDIR}; \
-	    ${INSTALL} -m 0644 etc/mailproxyd.conf \
+	    ${INSTALL} -d ${DESTDIR}${SYSCONFDIR} && \
+	    sed -e 's|/var/empty;|${CHROOTDIR};|' \
+	    -e 's|/run/mailproxyd.pid;|${PIDFILE};|' etc/mailproxyd.conf \
+	    > ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf.tmp && \
+	    chmod 0644 ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf.tmp && \
+	    mv ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf.tmp \
 	    ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf; }
+
+# systemd's files, with this build's paths filled in (Linux only; the BSD
+# ports bring rc.d scripts and create the user themselves).  Creates
+# nothing outside DESTDIR: systemd-sysusers and systemd-tmpfiles (or the
+# package's scripts) make the user and the directories.
+install-service:
+	${INSTALL} -d ${DESTDIR}${SYSTEMDUNITDIR} ${DESTDIR}${SYSUSERSDIR} \
+	    ${DESTDIR}${TMPFILESDIR} ${DESTDIR}${LOGROTATEDIR}
+	sed -e 's|@SBINDIR@|${SBINDIR}|g' -e 's|@PIDFILE@|${PIDFILE}|g' \
+	    contrib/systemd/mailproxyd.service.in \
+	    > ${DESTDIR}${SYSTEMDUNITDIR}/mailproxyd.service
+	sed -e 's|@CHROOTDIR@|${CHROOTDIR}|g' \
+	    contrib/systemd/mailproxyd.tmpfiles.in \
+	    > ${DESTDIR}${TMPFILESDIR}/mailproxyd.conf
+	cp contrib/systemd/mailproxyd.sysusers \
+	    ${DESTDIR}${SYSUSERSDIR}/mailproxyd.conf
+	sed -e 's|@SBINDIR@|${SBINDIR}|g' -e 's|@PIDFILE@|${PIDFILE}|g' \
+	    contrib/logrotate/mailproxyd.in > ${DESTDIR}${LOGROTATEDIR}/mailproxyd
+	chmod 0644 ${DESTDIR}${SYSTEMDUNITDIR}/mailproxyd.service \
+	    ${DESTDIR}${TMPFILESDIR}/mailproxyd.conf \
+	    ${DESTDIR}${SYSUSERSDIR}/mailproxyd.conf \
+	    ${DESTDIR}${LOGROTATEDIR}/mailproxyd
+
+# The release tarball: every file git tracks, nothing built.  "make
+# distcheck" builds it from the extracted tree, runs "make check" there
+# (as root, about four minutes), installs it in a scratch DESTDIR and
+# checks that "make clean" leaves exactly what the tarball held.
+dist:
+	@[ -e .git ] || { echo "make dist needs a git checkout" >&2; exit 1; }
+	rm -rf ${DISTNAME} ${DISTNAME}.tar.gz ${DISTNAME}.distinfo
+	mkdir ${DISTNAME}
+	git ls-files | tar -cf - -T - | (cd ${DISTNAME} && tar -xf -)
+	tar -cf - ${DISTNAME} | gzip -9n > ${DISTNAME}.tar.gz
+	rm -rf ${DISTNAME}
+	@# The FreeBSD port's distinfo (OpenBSD's comes from "make makesum").
+	{ echo "TIMESTAMP = `date +%s`"; \
+	    echo "SHA256 (${DISTNAME}.tar.gz) = `openssl dgst -sha256 -r \
+	    ${DISTNAME}.tar.gz | cut -d' ' -f1`"; \
+	    echo "SIZE (${DISTNAME}.tar.gz) = `wc -c < ${DISTNAME}.tar.gz | \
+	    tr -d ' '`"; } > ${DISTNAME}.distinfo
+	@echo "${DISTNAME}.tar.gz ${DISTNAME}.distinfo"
+
+distcheck: dist
+	rm -rf distcheck.tmp
+	mkdir distcheck.tmp
+	cd distcheck.tmp && gzip -dc ../${DISTNAME}.tar.gz | tar -xf - && \
+	    cd ${DISTNAME} && find . -type f | sort > ../before && \
+	    ${MAKE} && ${MAKE} check && \
+	    ${MAKE} install DESTDIR=`pwd`/../stage && \
+	    [ -x ../stage/usr/local/sbin/mailproxyd ] && \
+	    ${MAKE} install-service DESTDIR=`pwd`/../stage && \
+	    ${MAKE} clean && find . -type f | sort > ../after && \
+	    diff -u ../before ../after
+	rm -rf distcheck.tmp
+	@echo "${DISTNAME}.tar.gz is ready for distribution"
 
 # The README's first command: a real IMAP/POP3 session through the proxy.
 demo:
@@ -263,6 +338,7 @@ clean:
 	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
 	    ${CTL_OBJS} ${CTL} ${AUTHDRIVE} ${KEYDRIVE} \
 	    ${LIBMPD} ${UNIT_TESTS} ${FUZZ_TARGETS}
-	rm -rf tests/tmp
+	rm -rf tests/tmp tests/regress/__pycache__
 
-.PHONY: all check lint install demo clean fuzz bench
+.PHONY: all check lint install install-service dist distcheck demo clean \
+	fuzz bench

@@ -22,7 +22,10 @@
 #include "tls.h"
 
 #define MAILPROXYD_NAME		"mailproxyd"
-#define MAILPROXYD_VERSION	"0.1.0"
+/* The Makefile passes the release from its VERSION file. */
+#ifndef MAILPROXYD_VERSION
+#define MAILPROXYD_VERSION	"unknown"
+#endif
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR		"/etc"
@@ -32,7 +35,9 @@
 #define MAILPROXYD_PID		"/run/mailproxyd.pid"
 #endif
 #define MAILPROXYD_USER		"_mailproxyd"
+#ifndef MAILPROXYD_CHROOT
 #define MAILPROXYD_CHROOT	"/var/empty"
+#endif
 #define MAILPROXYD_WORKERS_MAX	256
 
 /* The descriptor a re-executed child finds its parent channel on. */

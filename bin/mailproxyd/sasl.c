@@ -94,12 +94,16 @@ sasl_line(const char *buf, size_t len, size_t *linelen, size_t *consumed)
 /*
  * A client's response to a challenge (or an initial response): "*"
  * cancels (RFC 4422), "=" is the empty response (RFC 4959), anything
- * else must be base64.  The decoded bytes go to out.
+ * else must be base64.  The decoded bytes go to out.  Trailing spaces
+ * and tabs are dropped first: nginx splits the line into arguments, so
+ * it accepts them, and some clients send them.
  */
 int
 sasl_response(const char *line, size_t len, void *out, size_t outsize,
     size_t *outlen)
 {
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
 	if (len == 1 && line[0] == '*')
 		return (SASL_CANCEL);
 	if (len == 1 && line[0] == '=') {

@@ -979,9 +979,19 @@ def imap_login_methods():
         c.send(b64(p) + b"\r\n")
         return c.line()
 
+    def login_mech_blanks(c, u, p):
+        # Trailing spaces and tabs after the base64, as nginx accepts.
+        c.send(b"t AUTHENTICATE LOGIN\r\n")
+        c.expect(b"+ VXNlcm5hbWU6\r\n")
+        c.send(b64(u) + b" \t \r\n")
+        c.expect(b"+ UGFzc3dvcmQ6\r\n")
+        c.send(b64(p) + b"  \r\n")
+        return c.line()
+
     return [("LOGIN", login), ("LOGIN_literal", login_quoted_literal),
             ("PLAIN_ir", plain_ir), ("PLAIN", plain),
-            ("AUTH_LOGIN", login_mech)]
+            ("AUTH_LOGIN", login_mech),
+            ("AUTH_LOGIN_trailing_blanks", login_mech_blanks)]
 
 
 def pop3_login_methods():
@@ -1009,8 +1019,16 @@ def pop3_login_methods():
         c.send(b64(p) + b"\r\n")
         return c.line()
 
+    def plain_blanks(c, u, p):
+        # Trailing spaces and tabs after the base64, as nginx accepts.
+        c.send(b"AUTH PLAIN\r\n")
+        c.expect(b"+ \r\n")
+        c.send(b64("\0%s\0%s" % (u, p)) + b"\t  \r\n")
+        return c.line()
+
     return [("USER_PASS", userpass), ("PLAIN_ir", plain_ir),
-            ("PLAIN", plain), ("AUTH_LOGIN", login_mech)]
+            ("PLAIN", plain), ("AUTH_LOGIN", login_mech),
+            ("PLAIN_trailing_blanks", plain_blanks)]
 
 
 def _imap_method_test(server, method, fn, user, pw):

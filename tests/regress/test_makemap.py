@@ -400,6 +400,30 @@ def usage_matches_manual():
     assert [l.strip() for l in syn.splitlines() if l.strip()] == usage, syn
 
 
+@test
+def makemap_man_page_example():
+    """The source in mailproxyctl(8) EXAMPLES compiles, with the output
+    the page shows."""
+    page = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "..", "..", "man", "mailproxyctl.8")
+    with open(page) as f:
+        text = f.read()
+    ex = text.split(".Sh EXAMPLES\n", 1)[1]
+    src = ex.split(".Pa /etc/mailproxyd/users :\n.Bd -literal -offset "
+                   "indent\n", 1)[1].split(".Ed\n", 1)[0]
+    shown = ex.split("# mailproxyctl makemap users\n", 1)[1].split(
+        "# mailproxyd -s reload", 1)[0]
+    assert "\\" not in src, src
+    with Dir() as d:
+        d.write("users", src)
+        rc, out, err = ctl("makemap", os.path.join(d.path, "users"))
+        assert rc == 0, err
+        assert err.replace(d.path + "/", "") == shown, (err, shown)
+        assert d.files() == ["users", "users.cdb"], d.files()
+        for user in ("alice", "bob", "carol", "helper", "erin"):
+            assert record(os.path.join(d.path, "users.cdb"), user), user
+
+
 def main():
     global BINARY
     if len(sys.argv) < 2:

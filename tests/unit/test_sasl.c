@@ -237,9 +237,23 @@ START_TEST(test_response)
 	ck_assert(memcmp(out, "foo", 3) == 0);
 	ck_assert_int_eq(sasl_response("**", 2, out, sizeof(out), &n),
 	    SASL_BAD);
+	/* Trailing spaces and tabs are dropped, as nginx's arguments do. */
 	ck_assert_int_eq(sasl_response("* ", 2, out, sizeof(out), &n),
+	    SASL_CANCEL);
+	ck_assert_int_eq(sasl_response("= \t", 3, out, sizeof(out), &n),
+	    SASL_OK);
+	ck_assert_uint_eq(n, 0);
+	n = 99;
+	ck_assert_int_eq(sasl_response("YmFy \t ", 7, out, sizeof(out), &n),
+	    SASL_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert(memcmp(out, "bar", 3) == 0);
+	/* Only trailing ones: inside or in front, it is not base64. */
+	ck_assert_int_eq(sasl_response(" Zm9v", 5, out, sizeof(out), &n),
 	    SASL_BAD);
-	ck_assert_int_eq(sasl_response("Zm9v ", 5, out, sizeof(out), &n),
+	ck_assert_int_eq(sasl_response("Zm 9v", 5, out, sizeof(out), &n),
+	    SASL_BAD);
+	ck_assert_int_eq(sasl_response("Zm9v\r", 5, out, sizeof(out), &n),
 	    SASL_BAD);
 	ck_assert_int_eq(sasl_response("Zm9v\0", 5, out, sizeof(out), &n),
 	    SASL_BAD);
