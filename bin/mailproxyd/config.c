@@ -46,6 +46,9 @@ static void	conf_check_error(const struct mailproxyd_conf *,
 static int	conf_log_target(struct conf_parser *, struct log_target *,
 		    int, char **);
 static int	conf_resolver_addr(const char *);
+static int	auth_http_address(struct conf_parser *,
+		    const struct auth_http_url *, const char *,
+		    struct conf_auth_http *, char *, size_t);
 static int	conf_default(struct conf_parser *,
 		    const struct conf_directive *, void *);
 static int	conf_default_hostname(struct conf_parser *,
@@ -1531,14 +1534,10 @@ set_auth_http(struct conf_parser *p, const struct conf_directive *d,
     void *f, int argc, char **argv)
 {
 	struct conf_auth_http	*ah = f;
+	struct auth_http_url	 u;
 	struct sockaddr_un	*sun;
-	struct sockaddr_in	*sin;
-	struct sockaddr_in6	*sin6;
-	struct addrinfo		 hints, *res = NULL;
-	const char		*url = argv[0], *resolved = NULL, *err = NULL;
-	char			*s, *host = NULL, *port, *uri, *end;
-	long long		 portnum = 80;
-	int			 v6 = 0;
+	const char		*url = argv[0], *resolved = NULL;
+	char			 err[128];
 
 	if (ah->ah_url != NULL)
 		return (conf_dup(p, d));
@@ -1551,163 +1550,122 @@ set_auth_http(struct conf_parser *p, const struct conf_directive *d,
 		}
 		resolved = argv[1] + 9;
 	}
-	if (strncasecmp(url, "https://", 8) == 0) {
-		conf_error(p, "https is not supported in auth_http \"%s\"",
-		    url);
-		return (-1);
+	/* The parser the auth process's requests are tested against. */
+	if (auth_http_url_parse(url, &u, err, sizeof(err)) == -1)
+		goto fail;
+	if (u.au_uri[0] != '/') {
+		(void)strlcpy(err, "invalid URI", sizeof(err));
+		goto fail;
 	}
-	if ((s = strdup(url)) == NULL)
-		fatal("strdup");
-	if (strncmp(s, "http://", 7) == 0)
-		memmove(s, s + 7, strlen(s + 7) + 1);
-
-	if (strncmp(s, "unix:", 5) == 0) {
+	if (u.au_unix) {
+		if (resolved != NULL) {
+			(void)strlcpy(err, "resolved= without a host name",
+			    sizeof(err));
+			goto fail;
+		}
 		sun = (struct sockaddr_un *)&ah->ah_ss;
 		sun->sun_family = AF_UNIX;
-		uri = "/";
-		if ((end = strchr(s + 5, ':')) != NULL) {
-			*end = '\0';
-			uri = end + 1;
-		}
-		if (s[5] == '\0')
-			err = "no path in the unix domain socket";
-		else if (strlcpy(sun->sun_path, s + 5,
-		    sizeof(sun->sun_path)) >= sizeof(sun->sun_path))
-			err = "too long path in the unix domain socket";
-		else if (uri[0] != '/')
-			err = "invalid URI";
-		else if (resolved != NULL)
-			err = "resolved= without a host name";
-		if (err != NULL)
+		if (strlcpy(sun->sun_path, u.au_path, sizeof(sun->sun_path)) >=
+		    sizeof(sun->sun_path)) {
+			(void)strlcpy(err, "too long path in the unix domain "
+			    "socket", sizeof(err));
 			goto fail;
+		}
 		ah->ah_sslen = offsetof(struct sockaddr_un, sun_path) +
 		    strlen(sun->sun_path) + 1;
 		if (asprintf(&ah->ah_url, "unix:%s:%s", sun->sun_path,
-		    uri) == -1)
-			fatal("asprintf");
-		str_copy(&ah->ah_uri, &uri);
-		free(s);
+		    u.au_uri) == -1 || (ah->ah_uri = strdup(u.au_uri)) == NULL)
+			fatal("set_auth_http");
 		return (0);
 	}
-
-	host = s;
-	if (host[0] == '[') {
-		if ((end = strchr(host, ']')) == NULL) {
-			err = "invalid host";
-			goto fail;
-		}
-		*end++ = '\0';
-		host++;
-		v6 = 1;
-		port = end;
-		if (*port != '\0' && *port != ':' && *port != '/') {
-			err = "invalid host";
-			goto fail;
-		}
-	} else
-		port = host + strcspn(host, ":/");
-	uri = strchr(port, '/');
-	if (*port == ':') {
-		*port++ = '\0';
-		if (uri != NULL)
-			*uri = '\0';
-		if (conf_parse_number(port, 1, 65535, &portnum) == -1) {
-			err = "invalid port";
-			goto fail;
-		}
-		if (uri != NULL)
-			*uri = '/';
-	}
-	if (uri != NULL) {
-		if ((ah->ah_uri = strdup(uri)) == NULL)
-			fatal("strdup");
-		*uri = '\0';
-	} else if ((ah->ah_uri = strdup("/")) == NULL)
-		fatal("strdup");
-	if (!v6)
-		host[strcspn(host, ":/")] = '\0';
-	if (*host == '\0') {
-		err = "no host";
+	if (auth_http_address(p, &u, resolved, ah, err, sizeof(err)) == -1)
 		goto fail;
-	}
-
-	ah->ah_port = (int)portnum;
-	sin = (struct sockaddr_in *)&ah->ah_ss;
-	sin6 = (struct sockaddr_in6 *)&ah->ah_ss;
-	if (v6) {
-		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-			err = "invalid IPv6 address";
-			goto fail;
-		}
-		sin6->sin6_family = AF_INET6;
-		ah->ah_sslen = sizeof(*sin6);
-	} else if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		ah->ah_sslen = sizeof(*sin);
-	} else if (strspn(host, "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != strlen(host)) {
-		err = "invalid host";
-		goto fail;
-	} else {
-		ah->ah_named = 1;
-		if (resolved != NULL) {
-			if (inet_pton(AF_INET, resolved,
-			    &sin->sin_addr) == 1) {
-				sin->sin_family = AF_INET;
-				ah->ah_sslen = sizeof(*sin);
-			} else if (inet_pton(AF_INET6, resolved,
-			    &sin6->sin6_addr) == 1) {
-				sin6->sin6_family = AF_INET6;
-				ah->ah_sslen = sizeof(*sin6);
-			} else {
-				err = "invalid resolved= address";
-				goto fail;
-			}
-		} else if (p->p_fromdump) {
-			err = "host not found";
-			goto fail;
-		} else {
-			/* nginx resolves once and keeps the first. */
-			memset(&hints, 0, sizeof(hints));
-			hints.ai_family = AF_UNSPEC;
-			hints.ai_socktype = SOCK_STREAM;
-			if (getaddrinfo(host, NULL, &hints, &res) != 0 ||
-			    res == NULL || res->ai_addrlen >
-			    sizeof(ah->ah_ss) || (res->ai_family != AF_INET &&
-			    res->ai_family != AF_INET6)) {
-				if (res != NULL)
-					freeaddrinfo(res);
-				err = "host not found";
-				goto fail;
-			}
-			memcpy(&ah->ah_ss, res->ai_addr, res->ai_addrlen);
-			ah->ah_sslen = res->ai_addrlen;
-			freeaddrinfo(res);
-		}
-	}
-	if (resolved != NULL && !ah->ah_named) {
-		err = "resolved= without a host name";
-		goto fail;
-	}
+	ah->ah_port = u.au_port;
 	if (ah->ah_ss.ss_family == AF_INET)
-		sin->sin_port = htons(ah->ah_port);
+		((struct sockaddr_in *)&ah->ah_ss)->sin_port =
+		    htons(u.au_port);
 	else
-		sin6->sin6_port = htons(ah->ah_port);
-	if (asprintf(&ah->ah_host, "%s%s%s", v6 ? "[" : "", host,
-	    v6 ? "]" : "") == -1)
-		fatal("asprintf");
-	if (asprintf(&ah->ah_url, "http://%s:%d%s", ah->ah_host, ah->ah_port,
+		((struct sockaddr_in6 *)&ah->ah_ss)->sin6_port =
+		    htons(u.au_port);
+	if ((ah->ah_host = strdup(u.au_host)) == NULL ||
+	    (ah->ah_uri = strdup(u.au_uri)) == NULL ||
+	    asprintf(&ah->ah_url, "http://%s:%d%s", ah->ah_host, ah->ah_port,
 	    ah->ah_uri) == -1)
-		fatal("asprintf");
-	free(s);
+		fatal("set_auth_http");
 	return (0);
 
  fail:
 	conf_error(p, "%s in auth_http \"%s\"", err, url);
-	free(s);
-	str_clear(&ah->ah_uri);
 	memset(ah, 0, sizeof(*ah));
 	return (-1);
+}
+
+/*
+ * The address of an auth_http host: a literal as it is, a name from
+ * our "resolved=" or, as nginx does, resolved once now and the first
+ * address kept (never again: the dump sent to the children carries
+ * resolved=).
+ */
+static int
+auth_http_address(struct conf_parser *p, const struct auth_http_url *u,
+    const char *resolved, struct conf_auth_http *ah, char *err,
+    size_t errsize)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ah->ah_ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ah->ah_ss;
+	struct addrinfo		 hints, *res = NULL;
+	const char		*addr = resolved != NULL ? resolved :
+				    u->au_addr;
+
+	if (inet_pton(AF_INET, u->au_addr, &sin->sin_addr) == 1 ||
+	    inet_pton(AF_INET6, u->au_addr, &sin6->sin6_addr) == 1) {
+		if (resolved != NULL) {
+			(void)strlcpy(err, "resolved= without a host name",
+			    errsize);
+			return (-1);
+		}
+	} else if (strspn(u->au_addr, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+	    strlen(u->au_addr)) {
+		(void)strlcpy(err, "invalid host", errsize);
+		return (-1);
+	} else {
+		ah->ah_named = 1;
+		if (resolved == NULL && p->p_fromdump) {
+			(void)strlcpy(err, "host not found", errsize);
+			return (-1);
+		}
+	}
+	memset(&ah->ah_ss, 0, sizeof(ah->ah_ss));
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		ah->ah_sslen = sizeof(*sin);
+		return (0);
+	}
+	if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		ah->ah_sslen = sizeof(*sin6);
+		return (0);
+	}
+	if (resolved != NULL) {
+		(void)strlcpy(err, "invalid resolved= address", errsize);
+		return (-1);
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(addr, NULL, &hints, &res) != 0 || res == NULL ||
+	    res->ai_addrlen > sizeof(ah->ah_ss) || (res->ai_family !=
+	    AF_INET && res->ai_family != AF_INET6)) {
+		if (res != NULL)
+			freeaddrinfo(res);
+		(void)strlcpy(err, "host not found", errsize);
+		return (-1);
+	}
+	memcpy(&ah->ah_ss, res->ai_addr, res->ai_addrlen);
+	ah->ah_sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return (0);
 }
 
 static int

@@ -699,6 +699,15 @@ START_TEST(t_auth_http)
 	    "resolved= without a host name in auth_http \"1.2.3.4\"", 2);
 	expect_error("mail {\n auth_http a.example x;\n}\n",
 	    "invalid parameter \"x\" in \"auth_http\" directive", 2);
+	/* One parser with the auth process's: its words and checks. */
+	expect_error("mail {\n auth_http 1.2.3.4?x=1;\n}\n",
+	    "invalid URI in auth_http \"1.2.3.4?x=1\"", 2);
+	expect_error("mail {\n auth_http [::1]x/;\n}\n",
+	    "invalid host in auth_http \"[::1]x/\"", 2);
+	expect_error("mail {\n auth_http [1.2.3.4]:80/;\n}\n",
+	    "invalid IPv6 address in auth_http \"[1.2.3.4]:80/\"", 2);
+	expect_error("mail {\n auth_http bad!host:80/;\n}\n",
+	    "invalid host in auth_http \"bad!host:80/\"", 2);
 
 	/* No name service in a dump from the parent. */
 	ck_assert_ptr_null(parse_buffer("mail {\n server {\n"
