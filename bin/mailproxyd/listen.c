@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,15 @@ static struct listener *listen_add(struct listenerhead *,
 		    const struct conf_listen *, int);
 static int	listen_bind(struct listener *);
 static int	listen_setopts(struct listener *);
+static int	listen_adopt(struct listener *);
+static int	listen_matches(int, const struct conf_listen *);
+
+/*
+ * Listening sockets an old parent handed us on a binary upgrade
+ * (upgrade.c), until listen_open() adopts them; -1 once adopted.
+ */
+static int	*listen_inherited;
+static size_t	 listen_ninherited;
 
 static int
 listen_port(const struct conf_listen *l)
@@ -298,6 +308,177 @@ listen_bind(struct listener *ls)
 }
 
 /*
+ * The descriptors an old parent listed in the environment (upgrade.c):
+ * each must be a listening socket.  A number that is not ends the list,
+ * as in nginx.  Returns 1 if the variable was there, 0 if not.
+ */
+int
+listen_inherit(void)
+{
+	const char	*env, *errstr;
+	char		*copy, *p, *tok;
+	int		 fd, val;
+	socklen_t	 len;
+	struct stat	 st;
+
+	if ((env = getenv(UPGRADE_ENV)) == NULL)
+		return 0;
+	if ((copy = strdup(env)) == NULL)
+		fatal("strdup");
+	log_notice("using inherited sockets from \"%s\"", env);
+	for (p = copy; (tok = strsep(&p, ";")) != NULL; ) {
+		if (*tok == '\0')
+			continue;
+		fd = (int)strtonum(tok, STDERR_FILENO + 1, INT_MAX, &errstr);
+		if (errstr != NULL) {
+			log_msg(LOG_LVL_EMERG, "invalid socket number \"%s\" "
+			    "in %s environment variable, ignoring the rest of "
+			    "the variable", tok, UPGRADE_ENV);
+			break;
+		}
+		len = sizeof(val);
+		if (fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode) ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &len) ==
+		    -1 || val == 0) {
+			log_msg(LOG_LVL_EMERG, "descriptor %d in %s "
+			    "environment variable is not a listening socket, "
+			    "ignoring it", fd, UPGRADE_ENV);
+			continue;
+		}
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+			fatal("fcntl(FD_CLOEXEC)");
+		if ((listen_inherited = reallocarray(listen_inherited,
+		    listen_ninherited + 1, sizeof(int))) == NULL)
+			fatal("reallocarray");
+		listen_inherited[listen_ninherited++] = fd;
+	}
+	free(copy);
+	unsetenv(UPGRADE_ENV);
+	return 1;
+}
+
+/* Inherited sockets no listener adopted close: nothing names them. */
+void
+listen_inherit_close(void)
+{
+	size_t	i;
+
+	for (i = 0; i < listen_ninherited; i++) {
+		if (listen_inherited[i] == -1)
+			continue;
+		log_notice("closing inherited socket %d: no listen directive "
+		    "names it", listen_inherited[i]);
+		close(listen_inherited[i]);
+	}
+	free(listen_inherited);
+	listen_inherited = NULL;
+	listen_ninherited = 0;
+}
+
+/*
+ * The socket fd was bound and set up as l would be: family, type,
+ * protocol, address (the path for unix:) and the options that cannot
+ * change after bind().
+ */
+static int
+listen_matches(int fd, const struct conf_listen *l)
+{
+	struct sockaddr_storage		 ss;
+	const struct sockaddr_in	*a4, *b4;
+	const struct sockaddr_in6	*a6, *b6;
+	const struct sockaddr_un	*au, *bu;
+	socklen_t			 len;
+	int				 v;
+
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) == -1 ||
+	    v != SOCK_STREAM)
+		return 0;
+#ifdef SO_PROTOCOL
+	len = sizeof(v);
+	if (l->l_ss.ss_family != AF_UNIX && (getsockopt(fd, SOL_SOCKET,
+	    SO_PROTOCOL, &v, &len) == -1 ||
+	    (v == IPPROTO_MPTCP) != (l->l_multipath != 0)))
+		return 0;
+#endif
+	len = sizeof(ss);
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    ss.ss_family != l->l_ss.ss_family)
+		return 0;
+	switch (ss.ss_family) {
+	case AF_INET:
+		a4 = (const struct sockaddr_in *)&ss;
+		b4 = (const struct sockaddr_in *)&l->l_ss;
+		if (a4->sin_port != b4->sin_port ||
+		    a4->sin_addr.s_addr != b4->sin_addr.s_addr)
+			return 0;
+		break;
+	case AF_INET6:
+		a6 = (const struct sockaddr_in6 *)&ss;
+		b6 = (const struct sockaddr_in6 *)&l->l_ss;
+		if (a6->sin6_port != b6->sin6_port ||
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr,
+		    sizeof(a6->sin6_addr)) != 0 ||
+		    a6->sin6_scope_id != b6->sin6_scope_id)
+			return 0;
+		len = sizeof(v);
+		if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) ==
+		    -1 || (v != 0) != (l->l_ipv6only != 0))
+			return 0;
+		break;
+	case AF_UNIX:
+		au = (const struct sockaddr_un *)&ss;
+		bu = (const struct sockaddr_un *)&l->l_ss;
+		if (strncmp(au->sun_path, bu->sun_path,
+		    sizeof(au->sun_path)) != 0)
+			return 0;
+		return 1;
+	default:
+		return 0;
+	}
+	len = sizeof(v);
+	if (getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == -1 ||
+	    (v != 0) != (l->l_reuseport != 0))
+		return 0;
+	return 1;
+}
+
+/*
+ * Take an inherited socket for the listener instead of binding, with
+ * this configuration's parameters applied.  1 if one was taken.
+ */
+static int
+listen_adopt(struct listener *ls)
+{
+	size_t	i;
+	int	fd;
+
+	for (i = 0; i < listen_ninherited; i++) {
+		fd = listen_inherited[i];
+		if (fd == -1 || !listen_matches(fd, &ls->ls_conf))
+			continue;
+		listen_inherited[i] = -1;
+		ls->ls_fd = fd;
+		if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1) {
+			log_warn("fcntl(O_NONBLOCK) %s failed",
+			    ls->ls_conf.l_name);
+			return -1;
+		}
+		if (listen_setopts(ls) == -1 || listen(fd,
+		    ls->ls_conf.l_backlog == CONF_UNSET ? LISTEN_BACKLOG :
+		    ls->ls_conf.l_backlog) == -1) {
+			log_warn("listen() to %s failed", ls->ls_conf.l_name);
+			return -1;
+		}
+		log_info("inherited socket %d serves %s", fd,
+		    ls->ls_conf.l_name);
+		return 1;
+	}
+	return 0;
+}
+
+/*
  * Open every socket of the plan.  A socket the old set already holds
  * for the same address is kept (duplicated, with the new parameters
  * applied), so connections waiting in its queue survive a reload.
@@ -334,6 +515,8 @@ listen_open(struct listenerhead *head, struct listenerhead *old)
 				break;
 			}
 		}
+		if (!found && (found = listen_adopt(ls)) == -1)
+			goto fail;
 		if (!found && listen_bind(ls) == -1)
 			goto fail;
 	}

@@ -158,6 +158,7 @@ main(int argc, char *argv[])
 	char			 path[PATH_MAX], err[256], *self;
 	int			 ch, test = 0, dump = 0, quiet = 0;
 
+	upgrade_set_argv(argc, argv);
 	compat_proctitle_init(argc, argv, environ);
 	log_init(MAILPROXYD_NAME, LOG_LVL_NOTICE);
 
@@ -333,6 +334,9 @@ main(int argc, char *argv[])
 
 	self = self_path(argv[0]);
 	notify_init();
+	/* A binary upgrade: the old parent's listening sockets. */
+	if (listen_inherit())
+		upgrade_set_inherited(getppid());
 	if ((file = strdup(file)) == NULL)
 		fatal("strdup");
 	parent_set_paths(file, prefix, gdir);

@@ -307,6 +307,7 @@ void	 imsgev_set_bad(struct imsgev *,
 	    void (*)(struct imsgev *, const char *));
 void	 imsgev_read_rest(struct imsgev *);
 const char *proc_role_name(enum proc_role);
+void	 proc_set_exe(const char *);
 pid_t	 proc_spawn(const char *, enum proc_role, int,
 	    const struct mailproxyd_conf *, int *);
 int	 proc_child_setup(int, struct child_setup *,
@@ -330,6 +331,8 @@ TAILQ_HEAD(listenerhead, listener);
 int	 listen_plan(struct mailproxyd_conf *, struct listenerhead *);
 int	 listen_open(struct listenerhead *, struct listenerhead *);
 void	 listen_close_all(struct listenerhead *);
+int	 listen_inherit(void);
+void	 listen_inherit_close(void);
 const char *sockaddr_text(const struct sockaddr *, socklen_t, char *,
 	    size_t);
 int	 listen_same_socket(const struct conf_listen *,
@@ -781,5 +784,17 @@ int	 smtp_backend_reply(const char *, size_t, struct smtp_reply *);
 /* notify.c */
 void	 notify_init(void);
 void	 notify_send(const char *);
+const char *notify_socket(void);
+
+/* upgrade.c */
+#define UPGRADE_ENV	"MAILPROXYD"	/* inherited sockets: "fd;fd;" */
+void	 upgrade_set_argv(int, char **);
+void	 upgrade_set_inherited(pid_t);
+int	 upgrade_inherited(void);
+pid_t	 upgrade_newbin(void);
+pid_t	 upgrade_oldparent(void);
+void	 upgrade_start(const char *, const struct listenerhead *, char *,
+	    size_t);
+int	 upgrade_reaped(pid_t, int, char *, size_t);
 
 #endif /* MAILPROXYD_H */

@@ -21,6 +21,7 @@
 
 static struct sockaddr_un	 notify_sun;
 static socklen_t		 notify_len;
+static char			 notify_path[sizeof(notify_sun.sun_path)];
 
 /* Remember the socket and remove the variable so children never see it. */
 void
@@ -42,11 +43,22 @@ notify_init(void)
 	memset(&notify_sun, 0, sizeof(notify_sun));
 	notify_sun.sun_family = AF_UNIX;
 	memcpy(notify_sun.sun_path, path, len);
+	memcpy(notify_path, path, len + 1);
 	if (path[0] == '@')
 		notify_sun.sun_path[0] = '\0';
 	notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
 	    len);
 	unsetenv("NOTIFY_SOCKET");
+}
+
+/*
+ * The variable as we found it, for a new binary (upgrade.c) to tell
+ * the service manager its pid; NULL when unset.
+ */
+const char *
+notify_socket(void)
+{
+	return notify_len == 0 ? NULL : notify_path;
 }
 
 /*

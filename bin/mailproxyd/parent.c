@@ -82,6 +82,7 @@ struct generation {
 	int			 g_draining;
 	int			 g_live;	/* processes not yet reaped */
 	int			 g_announced;	/* all ready once */
+	int			 g_keepconf;	/* SIGWINCH: for a rollback */
 	struct cfg_done		 g_cd;		/* who the children become */
 	struct cdbfile		*g_cdbs;
 	size_t			 g_ncdbs;
@@ -111,9 +112,12 @@ static struct {
 	time_t			 p_crashes[CRASH_HISTORY];
 	size_t			 p_ncrash;
 	int			 p_stopping;	/* 1 quit, 2 terminate */
+	int			 p_noaccept;	/* SIGWINCH: no workers */
+	struct mailproxyd_conf	*p_keepconf;	/* theirs, for a rollback */
 	char			 p_pidfile[PATH_MAX];
 	struct event		 p_ev_hup, p_ev_quit, p_ev_term, p_ev_int,
-				 p_ev_usr1, p_ev_chld, p_ev_kill;
+				 p_ev_usr1, p_ev_usr2, p_ev_winch,
+				 p_ev_chld, p_ev_kill;
 } parent;
 
 static int	parent_open_logs(struct mailproxyd_conf *,
@@ -147,6 +151,9 @@ static void	child_respawn_later(struct generation *, enum proc_role, int);
 static void	child_respawn_cb(int, short, void *);
 static long	crash_delay(void);
 static void	parent_reload(void);
+static void	parent_noaccept(void);
+static int	parent_rollback(void);
+static void	parent_notify(const char *);
 static void	parent_reopen(void);
 static void	parent_shutdown(int);
 static void	parent_maybe_exit(void);
@@ -324,6 +331,7 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 
 	(void)argc0;
 	parent.p_self = self;
+	proc_set_exe(self);
 	TAILQ_INIT(&parent.p_gens);
 	TAILQ_INIT(&parent.p_children);
 	TAILQ_INIT(&parent.p_listeners);
@@ -335,9 +343,11 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	if (listen_plan(conf, &parent.p_listeners) == -1 ||
 	    listen_open(&parent.p_listeners, NULL) == -1)
 		exit(1);
+	listen_inherit_close();
 	if (parent_open_logs(conf, parent.p_logs, &parent.p_nlogs) == -1)
 		exit(1);
-	if (!mp_debug && conf->c_daemon)
+	/* A new binary stays the child of the old parent, as nginx's. */
+	if (!mp_debug && conf->c_daemon && !upgrade_inherited())
 		parent_daemonize();
 	if (!mp_debug)
 		log_set_targets(parent.p_logs, parent.p_nlogs);
@@ -351,12 +361,16 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	signal_set(&parent.p_ev_term, SIGTERM, parent_sig, NULL);
 	signal_set(&parent.p_ev_int, SIGINT, parent_sig, NULL);
 	signal_set(&parent.p_ev_usr1, SIGUSR1, parent_sig, NULL);
+	signal_set(&parent.p_ev_usr2, SIGUSR2, parent_sig, NULL);
+	signal_set(&parent.p_ev_winch, SIGWINCH, parent_sig, NULL);
 	signal_set(&parent.p_ev_chld, SIGCHLD, parent_sig, NULL);
 	signal_add(&parent.p_ev_hup, NULL);
 	signal_add(&parent.p_ev_quit, NULL);
 	signal_add(&parent.p_ev_term, NULL);
 	signal_add(&parent.p_ev_int, NULL);
 	signal_add(&parent.p_ev_usr1, NULL);
+	signal_add(&parent.p_ev_usr2, NULL);
+	signal_add(&parent.p_ev_winch, NULL);
 	signal_add(&parent.p_ev_chld, NULL);
 	/* Only now may "-s reload" and friends find us. */
 	(void)strlcpy(parent.p_pidfile, conf->c_pid, sizeof(parent.p_pidfile));
@@ -449,7 +463,11 @@ gen_maybe_free(struct generation *g)
 		return;
 	TAILQ_REMOVE(&parent.p_gens, g, g_entry);
 	log_info("generation %u has ended", g->g_id);
-	conf_free(g->g_conf);
+	if (g->g_keepconf) {
+		conf_free(parent.p_keepconf);
+		parent.p_keepconf = g->g_conf;
+	} else
+		conf_free(g->g_conf);
 	parent_close_cdbs(g->g_cdbs, g->g_ncdbs);
 	tls_material_free(g->g_tls);
 	free(g->g_text);
@@ -680,7 +698,18 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 		if (g->g_id > 1)
 			log_notice("reconfiguring done, generation %u "
 			    "serving", g->g_id);
-		notify_send("READY=1");
+		if (g->g_id == 1 && upgrade_inherited()) {
+			char	msg[64];
+
+			/* A new binary: the service is ours now. */
+			(void)snprintf(msg, sizeof(msg),
+			    "MAINPID=%ld\nREADY=1", (long)getpid());
+			log_notice("binary upgrade: serving, the old parent "
+			    "process %ld may be stopped with SIGWINCH and "
+			    "SIGQUIT", (long)upgrade_oldparent());
+			notify_send(msg);
+		} else
+			parent_notify("READY=1");
 		break;
 	case IMSG_CHILD_LOG:
 		if (c->c_role != PROC_WORKER) {
@@ -1004,7 +1033,11 @@ parent_reload(void)
 
 	if (parent.p_stopping)
 		return;
-	notify_send("RELOADING=1");
+	if (parent.p_noaccept) {
+		(void)parent_rollback();
+		return;
+	}
+	parent_notify("RELOADING=1");
 	log_notice("reconfiguring: reading %s", parent.p_file);
 	conf = conf_parse_file(parent.p_file, parent.p_prefix,
 	    parent.p_gdirectives);
@@ -1042,7 +1075,8 @@ parent_reload(void)
 	parent.p_nlogs = nlogs;
 	if (!mp_debug)
 		log_set_targets(parent.p_logs, parent.p_nlogs);
-	if (strcmp(conf->c_pid, parent.p_pidfile) != 0) {
+	if (upgrade_newbin() == 0 &&
+	    strcmp(conf->c_pid, parent.p_pidfile) != 0) {
 		(void)unlink(parent.p_pidfile);
 		(void)strlcpy(parent.p_pidfile, conf->c_pid,
 		    sizeof(parent.p_pidfile));
@@ -1051,7 +1085,7 @@ parent_reload(void)
 	if (gen_start(conf, &cd, cdbs, ncdbs, tl) == NULL) {
 		log_msg(LOG_LVL_ALERT, "could not start the new generation; "
 		    "the old one keeps serving");
-		notify_send("READY=1");
+		parent_notify("READY=1");
 	}
 	return;
  keepconf:
@@ -1059,7 +1093,96 @@ parent_reload(void)
  keep:
 	log_msg(LOG_LVL_ERR, "reconfiguring failed: the old configuration "
 	    "stays in use");
-	notify_send("READY=1");
+	parent_notify("READY=1");
+}
+
+/*
+ * SIGWINCH, after SIGUSR2 started a new binary: the workers of every
+ * generation finish their sessions and exit, with the auth and key
+ * processes they need; the listening sockets stay open, served by the
+ * new binary.  The configuration is kept for a rollback (SIGHUP).
+ */
+static void
+parent_noaccept(void)
+{
+	struct generation	*g, *last = NULL;
+
+	if (parent.p_stopping || parent.p_noaccept)
+		return;
+	TAILQ_FOREACH(g, &parent.p_gens, g_entry)
+		if (!g->g_draining)
+			last = g;
+	if (last == NULL)
+		return;
+	if (upgrade_newbin() == 0)
+		log_warnx("no new binary runs: no connection is accepted "
+		    "until SIGHUP");
+	parent.p_noaccept = 1;
+	last->g_keepconf = 1;
+	TAILQ_FOREACH(g, &parent.p_gens, g_entry)
+		if (!g->g_draining)
+			gen_drain(g);
+}
+
+/*
+ * SIGHUP after SIGWINCH, or the new binary ended: start the workers
+ * again with the configuration they had, not the file (the file may be
+ * written for the new binary).  Certificates and tables are read again.
+ */
+static int
+parent_rollback(void)
+{
+	struct mailproxyd_conf	*conf;
+	struct generation	*g;
+	struct cfg_done		 cd;
+	struct cdbfile		*cdbs;
+	struct tls_loaded	*tl;
+	size_t			 ncdbs;
+
+	if ((conf = parent.p_keepconf) == NULL) {
+		TAILQ_FOREACH(g, &parent.p_gens, g_entry) {
+			if (!g->g_keepconf)
+				continue;
+			/* Draining: it starts no child that would need it. */
+			conf = g->g_conf;
+			g->g_conf = NULL;
+			g->g_keepconf = 0;
+		}
+	}
+	parent.p_keepconf = NULL;
+	parent.p_noaccept = 0;
+	if (conf == NULL)
+		fatalx("rollback: no configuration kept");
+	log_notice("starting the worker processes again with the "
+	    "configuration they had");
+	if (parent_check_conf(conf, &cd) == -1 ||
+	    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1)
+		goto fail;
+	if (tls_material_load(conf, &tl) == -1) {
+		parent_close_cdbs(cdbs, ncdbs);
+		goto fail;
+	}
+	if (gen_start(conf, &cd, cdbs, ncdbs, tl) == NULL) {
+		log_msg(LOG_LVL_ALERT, "could not start the worker processes "
+		    "again");
+		return -1;
+	}
+	return 0;
+ fail:
+	log_msg(LOG_LVL_ALERT, "could not start the worker processes again");
+	conf_free(conf);
+	return -1;
+}
+
+/*
+ * The service manager hears from the parent it knows as the main
+ * process: not from an old parent while its new binary runs.
+ */
+static void
+parent_notify(const char *state)
+{
+	if (upgrade_newbin() == 0)
+		notify_send(state);
 }
 
 /* SIGUSR1: reopen the log files here and in every child. */
@@ -1096,14 +1219,26 @@ parent_shutdown(int how)
 	struct generation	*g;
 	struct child		*c;
 	struct timeval		 tv = { STOP_GRACE, 0 };
+	char			 msg[32];
+	pid_t			 old;
 
 	if (parent.p_stopping >= how)
 		return;
 	parent.p_stopping = how;
-	notify_send("STOPPING=1");
+	if ((old = upgrade_oldparent()) != 0) {
+		/* A rollback: the service is the old parent's again. */
+		(void)snprintf(msg, sizeof(msg), "MAINPID=%ld", (long)old);
+		notify_send(msg);
+	} else
+		parent_notify("STOPPING=1");
 	log_notice("%s shutting down", how == 1 ? "gracefully" : "fast");
-	/* No new connections: the children hold the last copies. */
-	parent_unlink_sockets();
+	/*
+	 * No new connections: the children hold the last copies.  The
+	 * socket files of unix: listeners stay while the other binary of
+	 * an upgrade serves them.
+	 */
+	if (upgrade_newbin() == 0 && old == 0)
+		parent_unlink_sockets();
 	listen_close_all(&parent.p_listeners);
 	if (how == 1) {
 		TAILQ_FOREACH(g, &parent.p_gens, g_entry)
@@ -1164,6 +1299,7 @@ static void
 parent_sig(int sig, short events, void *arg)
 {
 	struct child	*c;
+	char		 msg[32];
 	pid_t		 pid;
 	int		 status;
 
@@ -1171,22 +1307,54 @@ parent_sig(int sig, short events, void *arg)
 	(void)arg;
 	switch (sig) {
 	case SIGHUP:
+		log_notice("signal %d (SIGHUP) received, %s", sig,
+		    parent.p_stopping ? "shutting down: ignoring" :
+		    parent.p_noaccept ? "starting the worker processes again" :
+		    "reconfiguring");
 		parent_reload();
 		break;
 	case SIGQUIT:
+		log_notice("signal %d (SIGQUIT) received, shutting down", sig);
 		parent_shutdown(1);
 		break;
 	case SIGTERM:
 	case SIGINT:
+		log_notice("signal %d (%s) received, exiting", sig,
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
 		parent_shutdown(2);
 		break;
 	case SIGUSR1:
+		log_notice("signal %d (SIGUSR1) received", sig);
 		parent_reopen();
+		break;
+	case SIGUSR2:
+		log_notice("signal %d (SIGUSR2) received, changing binary%s",
+		    sig, parent.p_stopping ? ": shutting down, ignoring" : "");
+		if (!parent.p_stopping)
+			upgrade_start(parent.p_self, &parent.p_listeners,
+			    parent.p_pidfile, sizeof(parent.p_pidfile));
+		break;
+	case SIGWINCH:
+		log_notice("signal %d (SIGWINCH) received, %s", sig,
+		    parent.p_stopping ? "shutting down: ignoring" :
+		    parent.p_noaccept ? "not accepting already" :
+		    "stopping the worker processes gracefully");
+		parent_noaccept();
 		break;
 	case SIGCHLD:
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			if ((c = child_find(pid)) != NULL)
 				child_reaped(c, status);
+			else if (upgrade_reaped(pid, status,
+			    parent.p_pidfile, sizeof(parent.p_pidfile))) {
+				/* The service is ours again. */
+				(void)snprintf(msg, sizeof(msg),
+				    "MAINPID=%ld", (long)getpid());
+				parent_notify(msg);
+				/* nginx's way: no workers, start them. */
+				if (parent.p_noaccept && !parent.p_stopping)
+					(void)parent_rollback();
+			}
 		}
 		parent_maybe_exit();
 		break;

@@ -41,6 +41,12 @@ static void	proc_event_log(int, const char *);
  * A worker's parent channel, on which its log lines go: the setup
  * channel (proc_child_setup) until imsgev_adopt() takes it over.
  */
+/*
+ * The executable the parent runs, open: children are executed from it,
+ * not from the path, which a binary upgrade replaces (upgrade.c).
+ */
+static int		 proc_exe_fd = -1;
+
 static struct imsgbuf	*proc_log_ibuf;
 static struct imsgev	*proc_log_iev;
 static int		 proc_log_in_libevent;	/* no event calls now */
@@ -292,6 +298,16 @@ proc_child_env(const struct mailproxyd_conf *conf)
 	return envp;
 }
 
+/* The parent's own executable, for proc_spawn(). */
+void
+proc_set_exe(const char *path)
+{
+	if ((proc_exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)) ==
+	    -1 && (proc_exe_fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		log_warn("open(\"%s\") failed: children run what the path "
+		    "names", path);
+}
+
 /* The role's name: for -R, the logs and the process title. */
 const char *
 proc_role_name(enum proc_role role)
@@ -320,7 +336,7 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 {
 	char	*argv[6];
 	char	**envp;
-	int	 sp[2], argc = 0;
+	int	 sp[2], argc = 0, efd = -1;
 	pid_t	 pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
@@ -346,12 +362,21 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 	/* Child. */
 	if (role == PROC_WORKER)
 		proc_spawn_stdio();
+	if (proc_exe_fd != -1 && (efd = fcntl(proc_exe_fd, F_DUPFD_CLOEXEC,
+	    PROC_PARENT_FD + 2)) == -1)
+		_exit(1);
 	if (sp[1] != PROC_PARENT_FD) {
 		if (dup2(sp[1], PROC_PARENT_FD) == -1)
 			_exit(1);
 	} else if (fcntl(sp[1], F_SETFD, 0) == -1)
 		_exit(1);
-	closefrom(PROC_PARENT_FD + 1);
+	if (efd != -1) {
+		if (dup2(efd, PROC_PARENT_FD + 1) == -1 ||
+		    fcntl(PROC_PARENT_FD + 1, F_SETFD, FD_CLOEXEC) == -1)
+			_exit(1);
+		efd = PROC_PARENT_FD + 1;
+	}
+	closefrom(efd != -1 ? PROC_PARENT_FD + 2 : PROC_PARENT_FD + 1);
 	signal(SIGPIPE, SIG_DFL);
 	/*
 	 * argv[0] is already the process title: setproctitle() can only
@@ -367,6 +392,8 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 		argv[argc++] = (char *)(uintptr_t)"-d";
 	argv[argc] = NULL;
 	envp = proc_child_env(conf);
+	if (efd != -1)
+		fexecve(efd, argv, envp);
 	execve(path, argv, envp);
 	fprintf(stderr, "%s: execv(%s) failed: %s\n", MAILPROXYD_NAME, path,
 	    strerror(errno));

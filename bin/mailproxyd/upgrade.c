@@ -1,0 +1,255 @@
+/*
+ * The binary upgrade on the fly, as nginx does it (mailproxyd(8),
+ * SIGNALS).  On SIGUSR2 the parent renames its pid file to
+ * PIDFILE.oldbin and starts the binary it was started from, with the
+ * command line it was started with and the listening sockets open; the
+ * environment variable MAILPROXYD lists their descriptors ("3;4;",
+ * nginx's NGINX convention).  The new parent adopts them instead of
+ * binding (listen.c).  When the new binary exits, the old parent
+ * renames the pid file back.
+ */
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailproxyd.h"
+
+extern char	**environ;
+
+static struct {
+	char	**u_argv;	/* our command line, for the new binary */
+	pid_t	  u_newbin;	/* the new binary we started, 0: none */
+	pid_t	  u_oldparent;	/* we are the new binary: who started us */
+	char	  u_pidfile[PATH_MAX];	/* renamed to .oldbin, or "" */
+} up;
+
+static char	**upgrade_env(const struct listenerhead *, size_t *);
+static void	  upgrade_env_free(char **, size_t);
+
+/* Keep the command line before setproctitle() overwrites it. */
+void
+upgrade_set_argv(int argc, char **argv)
+{
+	int	i;
+
+	if ((up.u_argv = calloc(argc + 1, sizeof(*up.u_argv))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < argc; i++)
+		if ((up.u_argv[i] = strdup(argv[i])) == NULL)
+			fatal("strdup");
+}
+
+/* We were started by SIGUSR2 in an older parent (pid ppid). */
+void
+upgrade_set_inherited(pid_t ppid)
+{
+	up.u_oldparent = ppid;
+}
+
+/* We were started by an older parent's SIGUSR2. */
+int
+upgrade_inherited(void)
+{
+	return up.u_oldparent != 0;
+}
+
+/* Our own new binary, while it runs; 0 otherwise. */
+pid_t
+upgrade_newbin(void)
+{
+	return up.u_newbin;
+}
+
+/* The old parent that started us, while it runs; 0 otherwise. */
+pid_t
+upgrade_oldparent(void)
+{
+	if (up.u_oldparent == 0 || getppid() != up.u_oldparent)
+		return 0;
+	return up.u_oldparent;
+}
+
+/*
+ * Our environment without NOTIFY_SOCKET and MAILPROXYD, then the
+ * listening sockets and the service manager's socket (notify_init()
+ * took it out of ours).
+ */
+static char **
+upgrade_env(const struct listenerhead *head, size_t *nown)
+{
+	const struct listener	*ls;
+	char			**envp, *fds, *s;
+	size_t			 n = 0, i, len, off;
+	const char		*ns;
+
+	for (i = 0; environ[i] != NULL; i++)
+		;
+	if ((envp = calloc(i + 3, sizeof(*envp))) == NULL)
+		return NULL;
+	for (i = 0; environ[i] != NULL; i++) {
+		if (strncmp(environ[i], UPGRADE_ENV "=",
+		    sizeof(UPGRADE_ENV)) == 0 ||
+		    strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0)
+			continue;
+		envp[n++] = environ[i];
+	}
+	len = sizeof(UPGRADE_ENV) + 1;
+	TAILQ_FOREACH(ls, head, ls_entry)
+		len += 12;
+	if ((fds = malloc(len)) == NULL)
+		return NULL;
+	off = (size_t)snprintf(fds, len, "%s=", UPGRADE_ENV);
+	TAILQ_FOREACH(ls, head, ls_entry) {
+		if (ls->ls_fd == -1)
+			continue;
+		off += (size_t)snprintf(fds + off, len - off, "%d;",
+		    ls->ls_fd);
+	}
+	envp[n++] = fds;
+	*nown = 1;
+	if ((ns = notify_socket()) != NULL) {
+		if (asprintf(&s, "NOTIFY_SOCKET=%s", ns) == -1)
+			return NULL;
+		envp[n++] = s;
+		(*nown)++;
+	}
+	envp[n] = NULL;
+	return envp;
+}
+
+/* The strings upgrade_env() made are the last nown ones. */
+static void
+upgrade_env_free(char **envp, size_t nown)
+{
+	size_t	n;
+
+	for (n = 0; envp[n] != NULL; n++)
+		;
+	while (nown-- > 0)
+		free(envp[--n]);
+	free(envp);
+}
+
+/*
+ * SIGUSR2: start the new binary.  pidfile (the parent's) becomes the
+ * .oldbin name on success.  Refused while an upgrade is under way,
+ * here (our new binary runs) or above us (our old parent still runs).
+ */
+void
+upgrade_start(const char *self, const struct listenerhead *head,
+    char *pidfile, size_t pidsize)
+{
+	const struct listener	*ls;
+	char			 oldbin[PATH_MAX], **envp;
+	sigset_t		 set;
+	pid_t			 pid;
+	size_t			 nown = 0;
+	int			 n = 0;
+
+	if (up.u_newbin != 0) {
+		log_msg(LOG_LVL_WARN, "binary upgrade refused: the new binary "
+		    "(pid %ld) still runs; send it SIGQUIT to roll back, or "
+		    "this process SIGQUIT to finish", (long)up.u_newbin);
+		return;
+	}
+	if (upgrade_oldparent() != 0) {
+		log_msg(LOG_LVL_WARN, "binary upgrade refused: the old "
+		    "parent process %ld still runs; send it SIGQUIT first",
+		    (long)up.u_oldparent);
+		return;
+	}
+	up.u_pidfile[0] = '\0';
+	if (pidfile[0] != '\0') {
+		if ((size_t)snprintf(oldbin, sizeof(oldbin), "%s.oldbin",
+		    pidfile) >= sizeof(oldbin) ||
+		    strlcpy(up.u_pidfile, pidfile, sizeof(up.u_pidfile)) >=
+		    sizeof(up.u_pidfile) || strlen(oldbin) >= pidsize) {
+			log_msg(LOG_LVL_ALERT, "binary upgrade refused: pid "
+			    "file name \"%s\" too long", pidfile);
+			up.u_pidfile[0] = '\0';
+			return;
+		}
+		if (rename(pidfile, oldbin) == -1) {
+			log_msg(LOG_LVL_ALERT, "binary upgrade refused: "
+			    "rename(\"%s\", \"%s\") failed (%d: %s)", pidfile,
+			    oldbin, errno, strerror(errno));
+			up.u_pidfile[0] = '\0';
+			return;
+		}
+	}
+	if ((envp = upgrade_env(head, &nown)) == NULL)
+		fatal("upgrade_env");
+	TAILQ_FOREACH(ls, head, ls_entry)
+		if (ls->ls_fd != -1)
+			n++;
+	switch (pid = fork()) {
+	case -1:
+		log_msg(LOG_LVL_ALERT, "binary upgrade failed: fork() failed "
+		    "(%d: %s)", errno, strerror(errno));
+		if (up.u_pidfile[0] != '\0' && rename(oldbin, pidfile) == -1)
+			log_warn("rename(\"%s\", \"%s\") failed", oldbin,
+			    pidfile);
+		up.u_pidfile[0] = '\0';
+		upgrade_env_free(envp, nown);
+		return;
+	case 0:
+		/* The listening sockets stay open across execve(). */
+		TAILQ_FOREACH(ls, head, ls_entry)
+			if (ls->ls_fd != -1 &&
+			    fcntl(ls->ls_fd, F_SETFD, 0) == -1)
+				_exit(1);
+		signal(SIGPIPE, SIG_DFL);
+		sigemptyset(&set);
+		sigprocmask(SIG_SETMASK, &set, NULL);
+		execve(self, up.u_argv, envp);
+		fprintf(stderr, "%s: execve(%s) failed: %s\n",
+		    MAILPROXYD_NAME, self, strerror(errno));
+		_exit(1);
+	}
+	upgrade_env_free(envp, nown);
+	up.u_newbin = pid;
+	if (up.u_pidfile[0] != '\0')
+		(void)strlcpy(pidfile, oldbin, pidsize);
+	log_notice("binary upgrade: started %s as pid %ld with %d listening "
+	    "socket%s; pid file now \"%s\"", self, (long)pid, n,
+	    n == 1 ? "" : "s", pidfile[0] != '\0' ? pidfile : "(none)");
+}
+
+/*
+ * A process ended: if it was the new binary, the upgrade is over on
+ * this side; the pid file gets its name back.  Returns 1 if it was.
+ */
+int
+upgrade_reaped(pid_t pid, int status, char *pidfile, size_t pidsize)
+{
+	if (up.u_newbin == 0 || pid != up.u_newbin)
+		return 0;
+	if (WIFSIGNALED(status))
+		log_msg(LOG_LVL_ALERT, "new binary process %ld exited on "
+		    "signal %d", (long)pid, WTERMSIG(status));
+	else
+		log_msg(WEXITSTATUS(status) == 0 ? LOG_LVL_NOTICE :
+		    LOG_LVL_ALERT, "new binary process %ld exited with code "
+		    "%d", (long)pid, WEXITSTATUS(status));
+	up.u_newbin = 0;
+	if (up.u_pidfile[0] != '\0') {
+		if (rename(pidfile, up.u_pidfile) == -1)
+			log_warn("rename(\"%s\", \"%s\") failed", pidfile,
+			    up.u_pidfile);
+		else
+			log_notice("binary upgrade undone: pid file \"%s\" "
+			    "restored", up.u_pidfile);
+		(void)strlcpy(pidfile, up.u_pidfile, pidsize);
+		up.u_pidfile[0] = '\0';
+	}
+	return 1;
+}
