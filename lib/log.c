@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -79,9 +80,12 @@ static int		 log_quiet;
 static int		 log_targets_set;
 static struct log_target log_targets[LOG_TARGETS_MAX];
 static size_t		 log_ntargets;
-static int		(*log_forward)(int, int, uint64_t, const char *,
+static int		(*log_forward)(int, int, uint64_t, int, const char *,
 			    size_t);
 static int		 log_forward_level;
+static int		(*log_session_block_fn)(uint64_t);
+static int		 log_foreground;	/* -d: stderr's level */
+static int		 log_journal;		/* stderr is the journal */
 static char		 log_hostname[LOG_HOST_MAX];
 
 static int	 log_err(char *, size_t, const char *, ...)
@@ -90,19 +94,22 @@ static int	 log_syslog_parse(struct log_syslog *, const char *, char *,
 		    size_t);
 static int	 log_syslog_server(struct log_syslog *, const char *, char *,
 		    size_t);
-static int	 log_syslog_connect(const struct log_syslog *);
-static int	 log_wanted(int);
+static int	 log_syslog_socket(const struct log_syslog *,
+		    struct sockaddr_storage *, socklen_t *);
+static int	 log_wanted(const struct log_target *, size_t, int);
 static int	 log_clamp(int);
-static void	 log_emit(int, int, uint64_t, int, const char *, va_list)
-		    __attribute__((__format__ (printf, 5, 0)));
+static void	 log_emit(int, int, uint64_t, int, int, const char *,
+		    va_list)
+		    __attribute__((__format__ (printf, 6, 0)));
 static size_t	 log_body(char *, size_t, int, const char *, va_list)
 		    __attribute__((__format__ (printf, 4, 0)));
 static size_t	 log_text(char *, size_t, int, uint64_t, int, const char *,
 		    va_list)
 		    __attribute__((__format__ (printf, 6, 0)));
-static void	 log_output(int, const char *, long, int, uint64_t,
-		    const char *, size_t);
+static void	 log_output(const struct log_target *, size_t, int,
+		    const char *, long, int, uint64_t, const char *, size_t);
 static void	 log_write(int, const char *, size_t);
+static void	 log_write_stderr(int, const char *, size_t);
 static void	 log_send_syslog(const struct log_target *, int, const char *,
 		    size_t, const struct tm *);
 static void	 log_load_hostname(void);
@@ -175,14 +182,18 @@ log_target_parse(struct log_target *lt, const char *value, const char *level,
 
 /*
  * Open a target.  A target that is already open keeps its descriptor
- * until the new one is ready, so a failed reopen loses nothing.
+ * until the new one is ready, so a failed reopen loses nothing; the new
+ * file then takes the old descriptor's number, so that every copy of
+ * the target (log_set_targets, a server block's) writes to it.
  */
 int
 log_target_open(struct log_target *lt)
 {
 	struct log_syslog	 ls;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = 0;
 	char			 err[LOG_SPEC_MAX + 64];
-	int			 fd;
+	int			 fd, saved_errno;
 
 	switch (lt->lt_type) {
 	case LOG_TARGET_STDERR:
@@ -199,7 +210,7 @@ log_target_open(struct log_target *lt)
 			errno = EINVAL;
 			return (-1);
 		}
-		fd = log_syslog_connect(&ls);
+		fd = log_syslog_socket(&ls, &ss, &sslen);
 		break;
 	default:
 		errno = EINVAL;
@@ -207,7 +218,20 @@ log_target_open(struct log_target *lt)
 	}
 	if (fd == -1)
 		return (-1);
-	log_target_close(lt);
+	if (lt->lt_type == LOG_TARGET_SYSLOG) {
+		memcpy(&lt->lt_ss, &ss, sizeof(ss));
+		lt->lt_sslen = sslen;
+	}
+	if (lt->lt_fd != -1 && lt->lt_fd != STDERR_FILENO) {
+		if (dup3(fd, lt->lt_fd, O_CLOEXEC) == -1) {
+			saved_errno = errno;
+			close(fd);
+			errno = saved_errno;
+			return (-1);
+		}
+		close(fd);
+		return (0);
+	}
 	lt->lt_fd = fd;
 	return (0);
 }
@@ -228,8 +252,53 @@ log_init(const char *procname, int level)
 	log_quiet = 0;
 	log_targets_set = 0;
 	log_ntargets = 0;
+	log_foreground = 0;
+	(void)log_journal_detect();
 	/* Load the zone while /etc/localtime is still reachable. */
 	tzset();
+	log_load_hostname();
+}
+
+/*
+ * systemd.exec(5): JOURNAL_STREAM is "DEV:INODE" of the stream it
+ * connected to standard error; a standard error redirected since (a
+ * pipe to another program, a file) has another inode.
+ */
+int
+log_journal_detect(void)
+{
+	struct stat		 st;
+	const char		*v;
+	unsigned long long	 dev, ino;
+	char			 c;
+
+	log_journal = 0;
+	if ((v = getenv("JOURNAL_STREAM")) == NULL ||
+	    sscanf(v, "%llu:%llu%c", &dev, &ino, &c) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return (0);
+	if ((unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino)
+		log_journal = 1;
+	return (log_journal);
+}
+
+void
+log_set_foreground(int level)
+{
+	log_foreground = level;
+}
+
+int
+log_targets_level(const struct log_target *lt, size_t n)
+{
+	size_t	 i;
+	int	 level = 0;
+
+	for (i = 0; i < n; i++)
+		if (lt[i].lt_level > level)
+			level = lt[i].lt_level;
+	return (level);
 }
 
 void
@@ -269,6 +338,8 @@ log_get_level(void)
 		    log_targets[i].lt_level > level)
 			level = log_targets[i].lt_level;
 	}
+	if (log_foreground > level)
+		level = log_foreground;
 	return (level);
 }
 
@@ -291,14 +362,14 @@ log_msg(int level, const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_emit(level, 0, 0, 0, fmt, ap);
+	log_emit(level, 0, 0, LOG_BLOCK_MAIN, 0, fmt, ap);
 	va_end(ap);
 }
 
 void
 log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 {
-	log_emit(level, 0, 0, errnum, fmt, ap);
+	log_emit(level, 0, 0, LOG_BLOCK_MAIN, errnum, fmt, ap);
 }
 
 void
@@ -307,7 +378,8 @@ log_session(int level, uint64_t sid, const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_emit(level, 1, sid, 0, fmt, ap);
+	log_emit(level, 1, sid, log_session_block_fn != NULL ?
+	    log_session_block_fn(sid) : LOG_BLOCK_MAIN, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -315,7 +387,31 @@ void
 log_vsession(int level, uint64_t sid, int errnum, const char *fmt,
     va_list ap)
 {
-	log_emit(level, 1, sid, errnum, fmt, ap);
+	log_emit(level, 1, sid, log_session_block_fn != NULL ?
+	    log_session_block_fn(sid) : LOG_BLOCK_MAIN, errnum, fmt, ap);
+}
+
+void
+log_session_block(int level, int block, uint64_t sid, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_emit(level, 1, sid, block, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_vsession_block(int level, int block, uint64_t sid, int errnum,
+    const char *fmt, va_list ap)
+{
+	log_emit(level, 1, sid, block, errnum, fmt, ap);
+}
+
+void
+log_set_session_block(int (*fn)(uint64_t))
+{
+	log_session_block_fn = fn;
 }
 
 void
@@ -325,7 +421,7 @@ log_warn(const char *fmt, ...)
 	int	 saved_errno = errno;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_ERR, 0, 0, saved_errno, fmt, ap);
+	log_emit(LOG_LVL_ERR, 0, 0, LOG_BLOCK_MAIN, saved_errno, fmt, ap);
 	va_end(ap);
 	errno = saved_errno;
 }
@@ -336,7 +432,7 @@ log_warnx(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_ERR, 0, 0, 0, fmt, ap);
+	log_emit(LOG_LVL_ERR, 0, 0, LOG_BLOCK_MAIN, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -346,7 +442,7 @@ log_info(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_INFO, 0, 0, 0, fmt, ap);
+	log_emit(LOG_LVL_INFO, 0, 0, LOG_BLOCK_MAIN, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -356,7 +452,7 @@ log_notice(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_NOTICE, 0, 0, 0, fmt, ap);
+	log_emit(LOG_LVL_NOTICE, 0, 0, LOG_BLOCK_MAIN, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -366,7 +462,7 @@ log_debug(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_DEBUG, 0, 0, 0, fmt, ap);
+	log_emit(LOG_LVL_DEBUG, 0, 0, LOG_BLOCK_MAIN, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -377,7 +473,7 @@ fatal(const char *fmt, ...)
 	int	 saved_errno = errno;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_EMERG, 0, 0, saved_errno, fmt, ap);
+	log_emit(LOG_LVL_EMERG, 0, 0, LOG_BLOCK_MAIN, saved_errno, fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -388,7 +484,7 @@ fatalx(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_emit(LOG_LVL_EMERG, 0, 0, 0, fmt, ap);
+	log_emit(LOG_LVL_EMERG, 0, 0, LOG_BLOCK_MAIN, 0, fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -595,62 +691,53 @@ log_syslog_server(struct log_syslog *ls, const char *v, char *err,
 	return (0);
 }
 
-/* A connected, non-blocking datagram socket: a full syslog drops lines. */
+/*
+ * A non-blocking datagram socket and the server's address: a full or
+ * absent syslog drops lines, and every line is sent with sendto(2), so
+ * a syslog daemon that starts late or restarts gets the lines sent
+ * after.  A host name is resolved now, once.
+ */
 static int
-log_syslog_connect(const struct log_syslog *ls)
+log_syslog_socket(const struct log_syslog *ls, struct sockaddr_storage *ss,
+    socklen_t *sslen)
 {
-	struct sockaddr_un	 sun;
-	struct addrinfo		 hints, *res, *ai;
+	struct sockaddr_un	*sun;
+	struct addrinfo		 hints, *res;
 	char			 port[8];
-	int			 fd = -1, saved_errno, rv;
+	int			 fd, rv;
 
+	memset(ss, 0, sizeof(*ss));
 	if (ls->ls_unix) {
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		if (strlcpy(sun.sun_path, ls->ls_host, sizeof(sun.sun_path)) >=
-		    sizeof(sun.sun_path)) {
+		sun = (struct sockaddr_un *)ss;
+		sun->sun_family = AF_UNIX;
+		if (strlcpy(sun->sun_path, ls->ls_host,
+		    sizeof(sun->sun_path)) >= sizeof(sun->sun_path)) {
 			errno = ENAMETOOLONG;
 			return (-1);
 		}
-		if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0)) == -1)
-			return (-1);
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-			saved_errno = errno;
-			close(fd);
-			errno = saved_errno;
+		*sslen = sizeof(*sun);
+	} else {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_DGRAM;
+		hints.ai_flags = AI_NUMERICSERV;
+		(void)snprintf(port, sizeof(port), "%d", ls->ls_port);
+		if ((rv = getaddrinfo(ls->ls_host, port, &hints, &res)) != 0) {
+			if (rv != EAI_SYSTEM)
+				errno = EADDRNOTAVAIL;
 			return (-1);
 		}
-		return (fd);
-	}
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	(void)snprintf(port, sizeof(port), "%d", ls->ls_port);
-	if ((rv = getaddrinfo(ls->ls_host, port, &hints, &res)) != 0) {
-		if (rv != EAI_SYSTEM)
-			errno = EADDRNOTAVAIL;
-		return (-1);
-	}
-	saved_errno = EADDRNOTAVAIL;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1) {
-			saved_errno = errno;
-			continue;
+		if (res->ai_addrlen > sizeof(*ss)) {
+			freeaddrinfo(res);
+			errno = EAFNOSUPPORT;
+			return (-1);
 		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		saved_errno = errno;
-		close(fd);
-		fd = -1;
+		memcpy(ss, res->ai_addr, res->ai_addrlen);
+		*sslen = res->ai_addrlen;
+		freeaddrinfo(res);
 	}
-	freeaddrinfo(res);
-	if (fd == -1)
-		errno = saved_errno;
+	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
 	return (fd);
 }
 
@@ -664,20 +751,28 @@ log_clamp(int level)
 	return (level);
 }
 
-/* Would anything be written at this level? */
+/*
+ * Would anything be written at this level: to these targets (NULL: this
+ * process's), or to stderr in the foreground?
+ */
 static int
-log_wanted(int level)
+log_wanted(const struct log_target *lt, size_t n, int level)
 {
 	size_t	 i;
 
-	if (!log_targets_set) {
-		if (log_quiet && level > LOG_LVL_WARN)
-			return (0);
-		return (level <= log_stderr_level);
+	if (lt == NULL) {
+		if (!log_targets_set) {
+			if (log_quiet && level > LOG_LVL_WARN)
+				return (0);
+			return (level <= log_stderr_level);
+		}
+		lt = log_targets;
+		n = log_ntargets;
 	}
-	for (i = 0; i < log_ntargets; i++) {
-		if (log_targets[i].lt_fd != -1 &&
-		    level <= log_targets[i].lt_level)
+	if (level <= log_foreground)
+		return (1);
+	for (i = 0; i < n; i++) {
+		if (lt[i].lt_fd != -1 && level <= lt[i].lt_level)
 			return (1);
 	}
 	return (0);
@@ -734,8 +829,8 @@ log_text(char *buf, size_t size, int has_sid, uint64_t sid, int errnum,
 }
 
 static void
-log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
-    va_list ap)
+log_emit(int level, int has_sid, uint64_t sid, int block, int errnum,
+    const char *fmt, va_list ap)
 {
 	char	 body[LOG_BODY_MAX];
 	size_t	 len;
@@ -747,54 +842,78 @@ log_emit(int level, int has_sid, uint64_t sid, int errnum, const char *fmt,
 			return;
 		len = log_text(body, sizeof(body), has_sid, sid, errnum, fmt,
 		    ap);
-		if (log_forward(level, has_sid, sid, body, len) == 0) {
+		if (log_forward(level, has_sid, sid, has_sid ? block :
+		    LOG_BLOCK_MAIN, body, len) == 0) {
 			errno = saved_errno;
 			return;
 		}
 		/* Nobody to hand it to: written here, as without. */
-		if (log_wanted(level))
-			log_output(level, log_name, (long)getpid(), has_sid,
-			    sid, body, len);
+		if (log_wanted(NULL, 0, level))
+			log_output(NULL, 0, level, log_name, (long)getpid(),
+			    has_sid, sid, body, len);
 		errno = saved_errno;
 		return;
 	}
-	if (!log_wanted(level))
+	if (!log_wanted(NULL, 0, level))
 		return;
 	len = log_text(body, sizeof(body), has_sid, sid, errnum, fmt, ap);
-	log_output(level, log_name, (long)getpid(), has_sid, sid, body, len);
+	log_output(NULL, 0, level, log_name, (long)getpid(), has_sid, sid,
+	    body, len);
 	errno = saved_errno;
 }
 
 /*
- * Write one line: the prefix of the format in use, the text, a newline;
- * to stderr before log_set_targets, else to every target that wants it.
+ * Write one line: the prefix of the format in use, the text, a newline.
+ * Before log_set_targets it goes to stderr in the short format; after,
+ * to every target (these, or NULL: this process's) that wants it in
+ * nginx's, and in the foreground to stderr in the short format.
  */
 static void
-log_output(int level, const char *procname, long pid, int has_sid,
-    uint64_t sid, const char *text, size_t textlen)
+log_output(const struct log_target *targets, size_t ntargets, int level,
+    const char *procname, long pid, int has_sid, uint64_t sid,
+    const char *text, size_t textlen)
 {
 	char			 line[LOG_LINE_MAX];
 	const struct log_target	*lt;
 	struct tm		 tm;
 	time_t			 now;
 	size_t			 len, i;
-	int			 n;
+	int			 n, early;
 
-	memset(&tm, 0, sizeof(tm));
-	if (!log_targets_set) {
+	early = targets == NULL && !log_targets_set;
+	if (targets == NULL) {
+		targets = log_targets;
+		ntargets = log_ntargets;
+	}
+	if (early || level <= log_foreground) {
 		n = snprintf(line, sizeof(line), "%s: [%s] ", procname,
 		    log_levels[level]);
-	} else {
-		now = time(NULL);
-		(void)localtime_r(&now, &tm);
-		n = snprintf(line, sizeof(line),
-		    "%04d/%02d/%02d %02d:%02d:%02d [%s] %ld#0: ",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec, log_levels[level], pid);
-		if (has_sid && n > 0 && (size_t)n < sizeof(line))
+		if (has_sid && !early && n > 0 && (size_t)n < sizeof(line))
 			n += snprintf(line + n, sizeof(line) - n,
 			    "*%" PRIu64 " ", sid);
+		len = n > 0 ? (size_t)n : 0;
+		if (len > sizeof(line) / 2)
+			len = sizeof(line) / 2;
+		n = textlen > sizeof(line) - len - 1 ?
+		    (int)(sizeof(line) - len - 1) : (int)textlen;
+		memcpy(line + len, text, n);
+		len += n;
+		line[len++] = '\n';
+		log_write_stderr(level, line, len);
+		if (early)
+			return;
 	}
+
+	memset(&tm, 0, sizeof(tm));
+	now = time(NULL);
+	(void)localtime_r(&now, &tm);
+	n = snprintf(line, sizeof(line),
+	    "%04d/%02d/%02d %02d:%02d:%02d [%s] %ld#0: ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, log_levels[level], pid);
+	if (has_sid && n > 0 && (size_t)n < sizeof(line))
+		n += snprintf(line + n, sizeof(line) - n, "*%" PRIu64 " ",
+		    sid);
 	len = n > 0 ? (size_t)n : 0;
 	if (len > sizeof(line) / 2)
 		len = sizeof(line) / 2;
@@ -806,24 +925,23 @@ log_output(int level, const char *procname, long pid, int has_sid,
 	len += textlen;
 	line[len++] = '\n';
 
-	if (!log_targets_set) {
-		log_write(STDERR_FILENO, line, len);
-		return;
-	}
-
-	for (i = 0; i < log_ntargets; i++) {
-		lt = &log_targets[i];
+	for (i = 0; i < ntargets; i++) {
+		lt = &targets[i];
 		if (lt->lt_fd == -1 || level > lt->lt_level)
 			continue;
 		if (lt->lt_type == LOG_TARGET_SYSLOG)
 			log_send_syslog(lt, level, line, len - 1, &tm);
-		else
+		else if (lt->lt_type == LOG_TARGET_STDERR) {
+			/* In the foreground its lines went out above. */
+			if (!log_foreground)
+				log_write_stderr(level, line, len);
+		} else
 			log_write(lt->lt_fd, line, len);
 	}
 }
 
 void
-log_set_forward(int (*fn)(int, int, uint64_t, const char *, size_t),
+log_set_forward(int (*fn)(int, int, uint64_t, int, const char *, size_t),
     int level)
 {
 	log_forward = fn;
@@ -840,6 +958,15 @@ void
 log_relay(int level, const char *procname, long pid, int has_sid,
     uint64_t sid, const char *text, size_t textlen)
 {
+	log_relay_to(NULL, 0, level, procname, pid, has_sid, sid, text,
+	    textlen);
+}
+
+void
+log_relay_to(const struct log_target *targets, size_t ntargets, int level,
+    const char *procname, long pid, int has_sid, uint64_t sid,
+    const char *text, size_t textlen)
+{
 	static const char	 hex[] = "0123456789ABCDEF";
 	char			 body[LOG_BODY_MAX];
 	const unsigned char	*s = (const unsigned char *)text;
@@ -847,7 +974,7 @@ log_relay(int level, const char *procname, long pid, int has_sid,
 	int			 saved_errno = errno;
 
 	level = log_clamp(level);
-	if (!log_wanted(level))
+	if (!log_wanted(targets, ntargets, level))
 		return;
 	for (i = 0; i < textlen; i++) {
 		if (s[i] >= 0x20 && s[i] < 0x7f) {
@@ -863,7 +990,8 @@ log_relay(int level, const char *procname, long pid, int has_sid,
 		body[o++] = hex[s[i] >> 4];
 		body[o++] = hex[s[i] & 0x0f];
 	}
-	log_output(level, procname, pid, has_sid, sid, body, o);
+	log_output(targets, ntargets, level, procname, pid, has_sid, sid,
+	    body, o);
 	errno = saved_errno;
 }
 
@@ -878,9 +1006,32 @@ log_write(int fd, const char *buf, size_t len)
 }
 
 /*
- * RFC 3164 as nginx sends it: "<PRI>Mmm dd hh:mm:ss HOST TAG: " and the
- * error_log line without its newline.  The severity follows the line's
- * level; severity= only matters to nginx's access_log.
+ * A line for stderr; the journal reads its priority from a "<N>" in
+ * front (sd-daemon(3)), N the syslog severity: our level less one.
+ */
+static void
+log_write_stderr(int level, const char *line, size_t len)
+{
+	char	 buf[4 + LOG_LINE_MAX];
+
+	if (!log_journal || len > LOG_LINE_MAX) {
+		log_write(STDERR_FILENO, line, len);
+		return;
+	}
+	buf[0] = '<';
+	buf[1] = '0' + (level - 1);
+	buf[2] = '>';
+	memcpy(buf + 3, line, len);
+	log_write(STDERR_FILENO, buf, len + 3);
+}
+
+/*
+ * RFC 3164 as nginx sends it (ngx_syslog_add_header): "<PRI>Mmm dd
+ * hh:mm:ss HOST TAG: " or, with nohostname, "<PRI>Mmm dd hh:mm:ss TAG: ",
+ * then the whole error_log line, its own date included, without its
+ * newline; the day is space-padded, the time local.  PRI is facility *
+ * 8 + the line's level as a syslog severity; severity= only matters to
+ * nginx's access_log.
  */
 static void
 log_send_syslog(const struct log_target *lt, int level, const char *line,
@@ -910,7 +1061,9 @@ log_send_syslog(const struct log_target *lt, int level, const char *line,
 	memcpy(msg + head, line, len);
 
 	do {
-		n = send(lt->lt_fd, msg, head + len, 0);
+		n = sendto(lt->lt_fd, msg, head + len, 0,
+		    lt->lt_sslen > 0 ? (const struct sockaddr *)&lt->lt_ss :
+		    NULL, lt->lt_sslen);
 	} while (n == -1 && errno == EINTR);
 }
 

@@ -15,6 +15,9 @@
 #ifndef MP_LOG_H
 #define MP_LOG_H
 
+#include <sys/types.h>
+#include <sys/socket.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +42,7 @@ enum log_target_type {
 #define LOG_TARGETS_MAX		8
 #define LOG_LINE_MAX		8192	/* one line, newline included */
 #define LOG_SPEC_MAX		1024
+#define LOG_BLOCK_MAIN		(-1)	/* a line of no server block */
 
 struct log_target {
 	enum log_target_type	 lt_type;
@@ -54,6 +58,9 @@ struct log_target {
 	int			 lt_severity;
 	int			 lt_nohostname;
 	char			 lt_tag[33];
+	/* syslog: where each datagram goes (sendto), set by the open. */
+	struct sockaddr_storage	 lt_ss;
+	socklen_t		 lt_sslen;
 };
 
 /* Name of a level ("info") or -1 / NULL. */
@@ -69,8 +76,12 @@ int	 log_target_parse(struct log_target *, const char *, const char *,
 	    char *, size_t);
 /*
  * Open the target (stderr: fd 2; file: O_APPEND|O_CREAT 0644; syslog: a
- * connected non-blocking datagram socket): 0 or -1 with errno.  An open
- * target keeps its descriptor if the reopen fails.
+ * non-blocking datagram socket and the server's address, every line
+ * sent to it with sendto(2), so that a syslog daemon that is not there
+ * yet or restarts loses only the lines sent meanwhile, as in nginx):
+ * 0 or -1 with errno.  A reopen of an open target puts the new file on
+ * the same descriptor number (copies of the target stay valid) and
+ * keeps the old file if the open fails.
  */
 int	 log_target_open(struct log_target *);
 void	 log_target_close(struct log_target *);
@@ -92,6 +103,19 @@ int	 log_get_level(void);
 /* Targets are copied; their descriptors are used as they are. */
 void	 log_set_targets(const struct log_target *, size_t);
 /*
+ * Foreground (-d): every line up to level also goes to stderr in the
+ * short format, "procname: [level] *sid text", and the stderr targets
+ * are not written on their own (their lines are among these).  0: off.
+ */
+void	 log_set_foreground(int);
+/*
+ * Standard error is the systemd journal when JOURNAL_STREAM names its
+ * device and inode (systemd.exec(5)); then every line written there
+ * starts with sd-daemon(3)'s "<N>", N the syslog severity of its
+ * level.  log_init() looks; this looks again (1: the journal).
+ */
+int	 log_journal_detect(void);
+/*
  * What follows every per-session line's text, as nginx's mail log
  * handler appends " while ACTION, client: ..." (the worker's sessions):
  * fn(sid, buf, size) writes it NUL-terminated into buf and returns its
@@ -110,23 +134,43 @@ void	 log_session(int, uint64_t, const char *, ...)
 /* (level, session id, errno to append or 0, format, args) */
 void	 log_vsession(int, uint64_t, int, const char *, va_list)
 	    __attribute__((__format__ (printf, 4, 0)));
+/*
+ * A session's line that belongs to a server block's error_log (its
+ * conf_server.s_index, or LOG_BLOCK_MAIN): (level, block, session id,
+ * format, args).  log_session asks the hook set with
+ * log_set_session_block for the block, LOG_BLOCK_MAIN without one.
+ * Only a forwarded line carries its block; written here, a line goes
+ * to this process's targets.
+ */
+void	 log_session_block(int, int, uint64_t, const char *, ...)
+	    __attribute__((__format__ (printf, 4, 5)));
+void	 log_vsession_block(int, int, uint64_t, int, const char *, va_list)
+	    __attribute__((__format__ (printf, 5, 0)));
+void	 log_set_session_block(int (*)(uint64_t));
 
 /*
- * A process whose lines someone else writes (a worker's go to the
+ * A process whose lines someone else writes (a child's go to the
  * parent): each line up to level is formatted and handed to fn (level,
- * whether it is a session's, the session id, the text without prefix
- * or newline, its length), which returns 0, or -1 to have it written
- * here after all.  Lines above level are not formatted.  fn NULL: off.
+ * whether it is a session's, the session id, its block, the text
+ * without prefix or newline, its length), which returns 0, or -1 to
+ * have it written here after all.  Lines above level are not
+ * formatted.  fn NULL: off.
  */
-void	 log_set_forward(int (*)(int, int, uint64_t, const char *, size_t),
-	    int);
+void	 log_set_forward(int (*)(int, int, uint64_t, int, const char *,
+	    size_t), int);
 /*
  * Write a line handed over by another process under the name and pid
  * given (the ones the caller knows, not ones the process claims), its
- * bytes outside printable ASCII escaped as \xHH.
+ * bytes outside printable ASCII escaped as \xHH: to this process's
+ * targets, or with log_relay_to to the n targets given (a server
+ * block's), and to stderr in the foreground.
  */
 void	 log_relay(int, const char *, long, int, uint64_t, const char *,
 	    size_t);
+void	 log_relay_to(const struct log_target *, size_t, int, const char *,
+	    long, int, uint64_t, const char *, size_t);
+/* The most verbose level of the n targets (0: none). */
+int	 log_targets_level(const struct log_target *, size_t);
 
 /*
  * log_warn and log_warnx write at [error], log_info at [info], log_notice

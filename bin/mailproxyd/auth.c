@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,24 @@ static void	auth_cdb_answer(uint64_t, const struct cdb_answer *, void *);
 static void	auth_reply(struct pending *, struct auth_result *);
 static void	auth_tempfail(struct pending *);
 static void	pending_free(struct pending *);
+static void	auth_log(const struct pending *, int, const char *, ...)
+		    __attribute__((__format__ (printf, 3, 4)));
 static void	auth_start_resolvers(void);
+
+/*
+ * A request's line goes to the error_log of the server the session
+ * came to, as nginx logs its auth_http lines in the session's log.
+ */
+static void
+auth_log(const struct pending *p, int level, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vsession_block(level, p->p_srv != NULL ? p->p_srv->s_index :
+	    LOG_BLOCK_MAIN, p->p_id, 0, fmt, ap);
+	va_end(ap);
+}
 
 static void
 auth_setup_imsg(struct imsg *imsg, void *arg)
@@ -481,7 +499,7 @@ auth_http_send(struct pending *p)
 		    &url, hdrs, m->m_auth_http_header.cl_n,
 		    m->m_auth_http_keepalive > 0) == -1) {
 			free(hdrs);
-			log_session(LOG_LVL_ERR, p->p_id, "could not build the "
+			auth_log(p, LOG_LVL_ERR, "could not build the "
 			    "auth http request (%d: %s)", errno,
 			    strerror(errno));
 			auth_tempfail(p);
@@ -505,7 +523,7 @@ auth_http_answer(void *arg, const struct auth_response *hr,
 
 	p->p_ahc = NULL;	/* the client frees its request itself */
 	if (hr == NULL) {
-		log_session(LOG_LVL_ERR, p->p_id, "%s, client: %s", err,
+		auth_log(p, LOG_LVL_ERR, "%s, client: %s", err,
 		    p->p_req->rq_client_addr);
 		auth_tempfail(p);
 		return;
@@ -516,14 +534,14 @@ auth_http_answer(void *arg, const struct auth_response *hr,
 	(void)auth_http_interpret(hr, p->p_req,
 	    p->p_srv->s_mail.m_proxy_smtp_auth, res, why, sizeof(why));
 	if (why[0] != '\0')
-		log_session(res->rs_status == AUTH_R_TEMPFAIL ?
-		    LOG_LVL_ERR : LOG_LVL_WARN, p->p_id, "auth http server "
+		auth_log(p, res->rs_status == AUTH_R_TEMPFAIL ?
+		    LOG_LVL_ERR : LOG_LVL_WARN, "auth http server "
 		    "%s %s, client: %s", server, why,
 		    p->p_req->rq_client_addr);
 	if (res->rs_status == AUTH_R_WAIT) {
 		freezero(res, sizeof(*res));
 		if (++p->p_waits > AUTH_WAIT_MAX) {
-			log_session(LOG_LVL_ERR, p->p_id, "auth http server "
+			auth_log(p, LOG_LVL_ERR, "auth http server "
 			    "%s answered WAIT %d times", server,
 			    AUTH_WAIT_MAX);
 			auth_tempfail(p);
@@ -559,7 +577,7 @@ auth_cdb_start(struct pending *p)
 		if (strcmp(t->t_path, p->p_srv->s_mail.m_auth_cdb) == 0)
 			break;
 	if (t == NULL || a.a_cdb == NULL) {
-		log_session(LOG_LVL_ERR, p->p_id, "auth_cdb \"%s\" was not "
+		auth_log(p, LOG_LVL_ERR, "auth_cdb \"%s\" was not "
 		    "received", p->p_srv->s_mail.m_auth_cdb);
 		auth_tempfail(p);
 		return;
@@ -591,7 +609,7 @@ auth_cdb_start(struct pending *p)
 		 * The table holds passwords: EXTERNAL, the OAuth tokens and
 		 * SMTP's unauthenticated mail need an auth_http server.
 		 */
-		log_session(LOG_LVL_WARN, p->p_id, "auth_cdb cannot check "
+		auth_log(p, LOG_LVL_WARN, "auth_cdb cannot check "
 		    "the %s method", auth_method_name(rq->rq_method));
 		auth_tempfail(p);
 		return;
@@ -605,7 +623,7 @@ auth_cdb_start(struct pending *p)
 	    auth_cdb_answer, p) == 0)
 		p->p_incdb = 1;
 	else {
-		log_session(LOG_LVL_ERR, p->p_id, "auth_cdb: %s",
+		auth_log(p, LOG_LVL_ERR, "auth_cdb: %s",
 		    errno == EAGAIN ? "too many logins waiting for a hash "
 		    "check" : strerror(errno));
 		auth_tempfail(p);
@@ -645,13 +663,13 @@ auth_cdb_answer(uint64_t key, const struct cdb_answer *an, void *arg)
 		res->rs_wait = -1;
 		(void)strlcpy(res->rs_error, AUTH_CDB_FAIL_TEXT,
 		    sizeof(res->rs_error));
-		log_session(LOG_LVL_INFO, p->p_id, "auth_cdb: %s, client: %s",
+		auth_log(p, LOG_LVL_INFO, "auth_cdb: %s, client: %s",
 		    an->a_reason != NULL ? an->a_reason : "login failed",
 		    p->p_req->rq_client_addr);
 		break;
 	default:
 		res->rs_status = AUTH_R_TEMPFAIL;
-		log_session(LOG_LVL_ERR, p->p_id, "auth_cdb: %s, client: %s",
+		auth_log(p, LOG_LVL_ERR, "auth_cdb: %s, client: %s",
 		    an->a_reason != NULL ? an->a_reason : "temporary failure",
 		    p->p_req->rq_client_addr);
 		break;

@@ -224,14 +224,18 @@ struct cfg_peer {
 };
 
 /*
- * IMSG_CHILD_LOG: one line a worker logs, written for it by the parent
- * (see SECURITY in mailproxyd(8)); the text follows, NUL-terminated.
+ * IMSG_CHILD_LOG: one line a child logs, written for it by the parent
+ * (see SECURITY and LOGGING in mailproxyd(8)); the text follows,
+ * NUL-terminated.  A session's line names the server block whose
+ * error_log it goes to (conf_server.s_index), others LOG_BLOCK_MAIN.
  */
 #define CHILD_LOGLINE_SID	0x01	/* ll_sid is a session id */
 struct child_logline {
 	int32_t		 ll_level;	/* enum log_level */
 	uint32_t	 ll_flags;
 	uint64_t	 ll_sid;
+	int32_t		 ll_block;	/* s_index or LOG_BLOCK_MAIN */
+	uint32_t	 ll_pad;	/* 0 */
 };
 
 /* IMSG_CFG_DONE: who to become. */
@@ -316,6 +320,7 @@ int	 proc_drop_privileges(const struct cfg_done *, const char *);
 void	 proc_forbid_fork(const struct cfg_done *);
 void	 proc_child_logfd(struct imsg *);
 void	 proc_child_logs_apply(const struct mailproxyd_conf *, int);
+int	 proc_log_level(const struct mailproxyd_conf *, int);
 
 /* listen.c */
 struct listener {

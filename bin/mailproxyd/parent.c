@@ -123,6 +123,11 @@ static struct {
 static int	parent_open_logs(struct mailproxyd_conf *,
 		    struct log_target *, size_t *);
 static void	parent_close_logs(struct log_target *, size_t);
+static int	parent_open_blocklogs(struct mailproxyd_conf *);
+static void	parent_close_blocklogs(struct mailproxyd_conf *);
+static void	parent_reopen_blocklogs(struct mailproxyd_conf *);
+static void	parent_set_logs(struct mailproxyd_conf *);
+static void	parent_forget_fd(struct mailproxyd_conf *, int);
 static struct generation *gen_start(struct mailproxyd_conf *,
 		    const struct cfg_done *, struct cdbfile *, size_t,
 		    struct tls_loaded *);
@@ -321,6 +326,132 @@ parent_close_logs(struct log_target *lt, size_t n)
 		log_target_close(&lt[i]);
 }
 
+/*
+ * Every server's error_log (its own, the mail level's or the main
+ * one's, config.c resolved which), opened here as root in the
+ * generation's configuration itself: the parent writes each session
+ * line of the generation's children to its server's targets, as nginx
+ * writes a mail session's lines to its server's log.  A file or syslog
+ * named more than once is opened once; the copies share the descriptor.
+ */
+static int
+parent_open_blocklogs(struct mailproxyd_conf *conf)
+{
+	struct conf_server	*s, *o;
+	struct log_target	*lt, *ot;
+	size_t			 i, j;
+
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		for (i = 0; i < s->s_mail.m_error_log.lg_n; i++) {
+			lt = &s->s_mail.m_error_log.lg_target[i];
+			lt->lt_fd = -1;
+			ot = NULL;
+			TAILQ_FOREACH(o, &conf->c_servers, s_entry) {
+				for (j = 0; j < o->s_mail.m_error_log.lg_n;
+				    j++) {
+					ot = &o->s_mail.m_error_log.
+					    lg_target[j];
+					if (ot == lt)
+						break;
+					if (ot->lt_type == lt->lt_type &&
+					    strcmp(ot->lt_spec, lt->lt_spec) ==
+					    0)
+						break;
+				}
+				if (j < o->s_mail.m_error_log.lg_n)
+					break;
+			}
+			if (ot != NULL && ot != lt) {
+				lt->lt_fd = ot->lt_fd;
+				memcpy(&lt->lt_ss, &ot->lt_ss,
+				    sizeof(lt->lt_ss));
+				lt->lt_sslen = ot->lt_sslen;
+				continue;
+			}
+			if (log_target_open(lt) == -1) {
+				log_warn("could not open error log \"%s\" of "
+				    "the server in %s:%d", lt->lt_spec,
+				    s->s_file, s->s_line);
+				parent_close_blocklogs(conf);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Each descriptor once: the first target that holds it closes it. */
+static void
+parent_close_blocklogs(struct mailproxyd_conf *conf)
+{
+	struct conf_server	*s;
+	struct log_target	*lt;
+	size_t			 i;
+	int			 fd;
+
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		for (i = 0; i < s->s_mail.m_error_log.lg_n; i++) {
+			lt = &s->s_mail.m_error_log.lg_target[i];
+			if ((fd = lt->lt_fd) == -1 || fd == STDERR_FILENO)
+				continue;
+			close(fd);
+			parent_forget_fd(conf, fd);
+		}
+	}
+}
+
+/* After fd was closed: no target of conf holds it any more. */
+static void
+parent_forget_fd(struct mailproxyd_conf *conf, int fd)
+{
+	struct conf_server	*s;
+	size_t			 i;
+
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry)
+		for (i = 0; i < s->s_mail.m_error_log.lg_n; i++)
+			if (s->s_mail.m_error_log.lg_target[i].lt_fd == fd)
+				s->s_mail.m_error_log.lg_target[i].lt_fd = -1;
+}
+
+/* SIGUSR1: a file reopened takes its old descriptor number back. */
+static void
+parent_reopen_blocklogs(struct mailproxyd_conf *conf)
+{
+	struct conf_server	*s;
+	struct log_target	*lt;
+	size_t			 i;
+	int			 seen[LOG_TARGETS_MAX * 8], nseen = 0, k;
+
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		for (i = 0; i < s->s_mail.m_error_log.lg_n; i++) {
+			lt = &s->s_mail.m_error_log.lg_target[i];
+			if (lt->lt_type != LOG_TARGET_FILE || lt->lt_fd == -1)
+				continue;
+			for (k = 0; k < nseen; k++)
+				if (seen[k] == lt->lt_fd)
+					break;
+			if (k < nseen)
+				continue;
+			if (nseen < (int)nitems(seen))
+				seen[nseen++] = lt->lt_fd;
+			if (log_target_open(lt) == -1)
+				log_warn("could not reopen \"%s\"",
+				    lt->lt_spec);
+		}
+	}
+}
+
+/*
+ * The parent's own lines go to the main error_log; with -d also to
+ * stderr, at the level proc_log_level() says (mailproxyd(8), LOGGING).
+ */
+static void
+parent_set_logs(struct mailproxyd_conf *conf)
+{
+	log_set_targets(parent.p_logs, parent.p_nlogs);
+	log_set_foreground(mp_debug ? proc_log_level(conf, 1) : 0);
+}
+
 void
 parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 {
@@ -344,13 +475,13 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	    listen_open(&parent.p_listeners, NULL) == -1)
 		exit(1);
 	listen_inherit_close();
-	if (parent_open_logs(conf, parent.p_logs, &parent.p_nlogs) == -1)
+	if (parent_open_logs(conf, parent.p_logs, &parent.p_nlogs) == -1 ||
+	    parent_open_blocklogs(conf) == -1)
 		exit(1);
 	/* A new binary stays the child of the old parent, as nginx's. */
 	if (!mp_debug && conf->c_daemon && !upgrade_inherited())
 		parent_daemonize();
-	if (!mp_debug)
-		log_set_targets(parent.p_logs, parent.p_nlogs);
+	parent_set_logs(conf);
 	setproctitle("parent");
 	log_procname("parent");
 
@@ -464,10 +595,16 @@ gen_maybe_free(struct generation *g)
 	TAILQ_REMOVE(&parent.p_gens, g, g_entry);
 	log_info("generation %u has ended", g->g_id);
 	if (g->g_keepconf) {
+		/* Kept with its server logs open, for a rollback. */
+		if (parent.p_keepconf != NULL)
+			parent_close_blocklogs(parent.p_keepconf);
 		conf_free(parent.p_keepconf);
 		parent.p_keepconf = g->g_conf;
-	} else
+	} else {
+		if (g->g_conf != NULL)
+			parent_close_blocklogs(g->g_conf);
 		conf_free(g->g_conf);
+	}
 	parent_close_cdbs(g->g_cdbs, g->g_ncdbs);
 	tls_material_free(g->g_tls);
 	free(g->g_text);
@@ -712,11 +849,6 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 			parent_notify("READY=1");
 		break;
 	case IMSG_CHILD_LOG:
-		if (c->c_role != PROC_WORKER) {
-			child_bad(c, "IMSG_CHILD_LOG from a %s process",
-			    proc_role_name(c->c_role));
-			return;
-		}
 		child_log(c, imsg);
 		break;
 	case IMSG_CHILD_PEER_DROPPED:
@@ -764,13 +896,15 @@ child_bad_imsg(struct imsgev *iev, const char *why)
 }
 
 /*
- * A worker's log line: checked, within the worker's budget, written
- * with the role and pid the parent knows.
+ * A child's log line: checked, within the child's budget, written with
+ * the role and pid the parent knows, to the error_log of the server
+ * block it names (one of the child's generation) or the main one.
  */
 static void
 child_log(struct child *c, struct imsg *imsg)
 {
 	struct child_logline	 ll;
+	const struct conf_server *s = NULL;
 	const char		*text;
 	size_t			 len;
 
@@ -781,10 +915,26 @@ child_log(struct child *c, struct imsg *imsg)
 		return;
 	}
 	if (ll.ll_level < LOG_LVL_EMERG || ll.ll_level > LOG_LVL_DEBUG ||
-	    (ll.ll_flags & ~CHILD_LOGLINE_SID) != 0) {
+	    (ll.ll_flags & ~CHILD_LOGLINE_SID) != 0 || ll.ll_pad != 0) {
 		child_bad(c, "IMSG_CHILD_LOG with level %d, flags %#x",
 		    ll.ll_level, ll.ll_flags);
 		return;
+	}
+	if (ll.ll_block != LOG_BLOCK_MAIN && c->c_gen->g_conf == NULL) {
+		/* A rollback took the draining generation's configuration. */
+		ll.ll_block = LOG_BLOCK_MAIN;
+	} else if (ll.ll_block != LOG_BLOCK_MAIN) {
+		if ((ll.ll_flags & CHILD_LOGLINE_SID) != 0 &&
+		    ll.ll_block >= 0)
+			TAILQ_FOREACH(s, &c->c_gen->g_conf->c_servers,
+			    s_entry)
+				if (s->s_index == ll.ll_block)
+					break;
+		if (s == NULL) {
+			child_bad(c, "IMSG_CHILD_LOG for block %d",
+			    ll.ll_block);
+			return;
+		}
 	}
 	len = imsg->datalen - sizeof(ll) - 1;
 	if (!child_log_budget(c, len + LOG_CHILD_LINE)) {
@@ -796,8 +946,15 @@ child_log(struct child *c, struct imsg *imsg)
 		}
 		return;
 	}
-	log_relay(ll.ll_level, proc_role_name(c->c_role), (long)c->c_pid,
-	    (ll.ll_flags & CHILD_LOGLINE_SID) != 0, ll.ll_sid, text, len);
+	if (s != NULL)
+		log_relay_to(s->s_mail.m_error_log.lg_target,
+		    s->s_mail.m_error_log.lg_n, ll.ll_level,
+		    proc_role_name(c->c_role), (long)c->c_pid, 1, ll.ll_sid,
+		    text, len);
+	else
+		log_relay(ll.ll_level, proc_role_name(c->c_role),
+		    (long)c->c_pid, (ll.ll_flags & CHILD_LOGLINE_SID) != 0,
+		    ll.ll_sid, text, len);
 }
 
 /* A token bucket of bytes; 1 if cost fits now. */
@@ -1067,14 +1224,20 @@ parent_reload(void)
 		tls_material_free(tl);
 		goto keepconf;
 	}
+	if (parent_open_blocklogs(conf) == -1) {
+		parent_close_logs(logs, nlogs);
+		listen_close_all(&newls);
+		parent_close_cdbs(cdbs, ncdbs);
+		tls_material_free(tl);
+		goto keepconf;
+	}
 	/* Sockets the new configuration does not name close here. */
 	listen_close_all(&parent.p_listeners);
 	TAILQ_CONCAT(&parent.p_listeners, &newls, ls_entry);
 	parent_close_logs(parent.p_logs, parent.p_nlogs);
 	memcpy(parent.p_logs, logs, sizeof(logs));
 	parent.p_nlogs = nlogs;
-	if (!mp_debug)
-		log_set_targets(parent.p_logs, parent.p_nlogs);
+	parent_set_logs(conf);
 	if (upgrade_newbin() == 0 &&
 	    strcmp(conf->c_pid, parent.p_pidfile) != 0) {
 		(void)unlink(parent.p_pidfile);
@@ -1170,6 +1333,7 @@ parent_rollback(void)
 	return 0;
  fail:
 	log_msg(LOG_LVL_ALERT, "could not start the worker processes again");
+	parent_close_blocklogs(conf);
 	conf_free(conf);
 	return -1;
 }
@@ -1189,20 +1353,24 @@ parent_notify(const char *state)
 static void
 parent_reopen(void)
 {
-	struct child	*c;
-	size_t		 i;
+	struct generation	*g;
+	struct child		*c;
+	size_t			 i;
 
 	log_notice("reopening logs");
 	for (i = 0; i < parent.p_nlogs; i++) {
 		if (parent.p_logs[i].lt_type != LOG_TARGET_FILE)
 			continue;
-		log_target_close(&parent.p_logs[i]);
 		if (log_target_open(&parent.p_logs[i]) == -1)
 			log_warn("could not reopen \"%s\"",
 			    parent.p_logs[i].lt_spec);
 	}
-	if (!mp_debug)
-		log_set_targets(parent.p_logs, parent.p_nlogs);
+	log_set_targets(parent.p_logs, parent.p_nlogs);
+	TAILQ_FOREACH(g, &parent.p_gens, g_entry)
+		if (g->g_conf != NULL)
+			parent_reopen_blocklogs(g->g_conf);
+	if (parent.p_keepconf != NULL)
+		parent_reopen_blocklogs(parent.p_keepconf);
 	TAILQ_FOREACH(c, &parent.p_children, c_entry) {
 		if (c->c_role == PROC_WORKER)
 			continue;

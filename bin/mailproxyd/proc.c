@@ -33,7 +33,8 @@ static void	imsgev_dispatch(int, short, void *);
 static int	imsgev_read_some(struct imsgev *);
 static char	**proc_child_env(const struct mailproxyd_conf *);
 static void	proc_spawn_stdio(void);
-static int	proc_log_forward(int, int, uint64_t, const char *, size_t);
+static int	proc_log_forward(int, int, uint64_t, int, const char *,
+		    size_t);
 static void	proc_log_flush(void);
 static void	proc_event_log(int, const char *);
 
@@ -260,13 +261,15 @@ imsgev_adopt(struct imsgev *iev, struct imsgbuf *ibuf,
  * The environment a child gets, as nginx gives its workers: TZ and
  * what the "env" directive names (NAME keeps our value, NAME=value sets
  * one).  The sanitizers' own settings pass too, so that instrumented
- * builds behave alike in every process.
+ * builds behave alike in every process, and JOURNAL_STREAM, so that a
+ * child's last words on a journal stderr carry their priority.
  */
 static char **
 proc_child_env(const struct mailproxyd_conf *conf)
 {
 	static const char	*keep[] = { "TZ", "ASAN_OPTIONS",
-				    "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+				    "UBSAN_OPTIONS", "LSAN_OPTIONS",
+				    "JOURNAL_STREAM" };
 	const struct conf_env	*e;
 	char			**envp, *v, *s;
 	size_t			 n = 0, max, i;
@@ -461,10 +464,9 @@ proc_child_setup(int fd, struct child_setup *cs,
 	ibufp = &cs->cs_ibuf;
 	if (imsg_init(ibufp, fd) == -1)
 		fatal("imsg_init");
-	/* A worker's lines go to the parent from the start. */
+	/* A child's lines go to the parent from the start. */
 	proc_log_ibuf = ibufp;
-	if (mp_role == PROC_WORKER)
-		log_set_forward(proc_log_forward, log_get_level());
+	log_set_forward(proc_log_forward, log_get_level());
 	while (!done) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
@@ -607,35 +609,65 @@ proc_child_logfd(struct imsg *imsg)
 	child_logfd[lg.lg_index] = fd;
 }
 
+/*
+ * The level lines are logged at: with foreground 0 the most verbose of
+ * every error_log (main, mail and server), so that a child forwards
+ * every line some log wants; with 1 what stderr gets under -d: the
+ * level of the error_log stderr targets if there are any, else the
+ * most verbose level configured (mailproxyd(8), LOGGING).
+ */
+int
+proc_log_level(const struct mailproxyd_conf *conf, int foreground)
+{
+	const struct conf_server	*s;
+	const struct conf_logs		*lg;
+	size_t				 i;
+	int				 all, err = 0;
+
+	all = log_targets_level(conf->c_error_log, conf->c_nerror_log);
+	for (i = 0; i < conf->c_nerror_log; i++)
+		if (conf->c_error_log[i].lt_type == LOG_TARGET_STDERR &&
+		    conf->c_error_log[i].lt_level > err)
+			err = conf->c_error_log[i].lt_level;
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		lg = &s->s_mail.m_error_log;
+		if (log_targets_level(lg->lg_target, lg->lg_n) > all)
+			all = log_targets_level(lg->lg_target, lg->lg_n);
+		for (i = 0; i < lg->lg_n; i++)
+			if (lg->lg_target[i].lt_type == LOG_TARGET_STDERR &&
+			    lg->lg_target[i].lt_level > err)
+				err = lg->lg_target[i].lt_level;
+	}
+	if (foreground && err > 0)
+		return err;
+	return all;
+}
+
+/*
+ * A child writes no log itself but when its parent is gone: its lines
+ * go to the parent, which writes them with the child's role and pid
+ * to the error_log of the line's block (mailproxyd(8), SECURITY and
+ * LOGGING).  The auth and key processes keep the main targets' files
+ * for their last words; a worker holds no log at all.
+ */
 void
 proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
 {
 	static int	flushing;
 	size_t		i;
-	int		level = 0;
 
-	/*
-	 * A worker writes no log itself: its lines go to the parent, which
-	 * writes them with the worker's pid (mailproxyd(8), SECURITY).
-	 * With -d the parent prints them on its stderr.
-	 */
+	log_set_forward(proc_log_forward, proc_log_level(conf, 0));
+	if (!flushing++) {
+		(void)atexit(proc_log_flush);
+		if (mp_role == PROC_WORKER)
+			event_set_log_callback(proc_event_log);
+	}
 	if (mp_role == PROC_WORKER) {
-		if (debug)
-			level = log_get_level();
-		else
-			for (i = 0; i < conf->c_nerror_log; i++)
-				if (conf->c_error_log[i].lt_level > level)
-					level = conf->c_error_log[i].lt_level;
-		log_set_forward(proc_log_forward, level);
 		for (i = 0; i < LOG_TARGETS_MAX; i++)
 			if (child_logfd[i] != -1) {
 				close(child_logfd[i]);
 				child_logfd[i] = -1;
 			}
-		if (!flushing++) {
-			(void)atexit(proc_log_flush);
-			event_set_log_callback(proc_event_log);
-		}
 		return;
 	}
 	for (i = 0; i < child_nlogs; i++)
@@ -652,9 +684,8 @@ proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
 		child_logfd[i] = -1;
 		child_nlogs++;
 	}
-	/* With -d everything stays on stderr, as in the parent. */
-	if (!debug)
-		log_set_targets(child_logs, child_nlogs);
+	log_set_targets(child_logs, child_nlogs);
+	log_set_foreground(debug ? proc_log_level(conf, 1) : 0);
 }
 
 /*
@@ -664,8 +695,8 @@ proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
  * line waits until it is out, since the process ends next.
  */
 static int
-proc_log_forward(int level, int has_sid, uint64_t sid, const char *text,
-    size_t len)
+proc_log_forward(int level, int has_sid, uint64_t sid, int block,
+    const char *text, size_t len)
 {
 	unsigned char		 buf[sizeof(struct child_logline) +
 				    LOG_LINE_MAX];
@@ -683,6 +714,7 @@ proc_log_forward(int level, int has_sid, uint64_t sid, const char *text,
 	ll.ll_level = level;
 	ll.ll_flags = has_sid ? CHILD_LOGLINE_SID : 0;
 	ll.ll_sid = sid;
+	ll.ll_block = block;
 	memcpy(buf, &ll, sizeof(ll));
 	memcpy(buf + sizeof(ll), text, len);
 	buf[sizeof(ll) + len] = '\0';

@@ -187,6 +187,17 @@ session_log_context(uint64_t sid, char *buf, size_t size)
 	return (len);
 }
 
+/* The server block whose error_log a session's lines go to. */
+static int
+session_log_block(uint64_t sid)
+{
+	struct session	*s;
+
+	if ((s = session_find(sid)) == NULL)
+		return (LOG_BLOCK_MAIN);
+	return (s->s_server->s_index);
+}
+
 static uint64_t
 session_now(void)
 {
@@ -212,6 +223,7 @@ session_new(const struct conf_listen *l, int fd,
 		event_assign(&sessions_reap_ev, worker_base, -1, 0,
 		    session_reap, NULL);
 		log_set_session_context(session_log_context);
+		log_set_session_block(session_log_block);
 	}
 
 	if ((s = calloc(1, sizeof(*s))) == NULL ||

@@ -547,7 +547,8 @@ worker_connection(struct worker_listener *wl, int s,
 	}
 	if (l == NULL)
 		l = wl->wl_listens[0];
-	log_session(LOG_LVL_INFO, sid, "client %s connected to %s",
+	log_session_block(LOG_LVL_INFO, l->l_server->s_index, sid,
+	    "client %s connected to %s",
 	    sockaddr_text((struct sockaddr *)ss, sslen, peer, sizeof(peer)),
 	    l->l_name);
 	w.w_sessions++;

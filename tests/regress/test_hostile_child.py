@@ -72,7 +72,7 @@ def imsg_types():
 
 T = imsg_types()
 HDR = struct.Struct("=IIIII")           # struct imsg_hdr
-LOGLINE = struct.Struct("=iIQ")          # struct child_logline
+LOGLINE = struct.Struct("=iIQiI")        # struct child_logline
 LOG_LVL_CRIT = 3
 
 
@@ -84,7 +84,7 @@ def imsg(typ, payload=b"", length=None):
 
 def log_imsg(text, level=LOG_LVL_CRIT):
     return imsg(T["IMSG_CHILD_LOG"],
-                LOGLINE.pack(level, 0, 0) + text + b"\0")
+                LOGLINE.pack(level, 0, 0, -1, 0) + text + b"\0")
 
 
 # What each channel gets: a header shorter than a header, a type no

@@ -46,7 +46,12 @@ static int	 stderr_to(const char *);
 static void	 stderr_restore(int);
 static int	 syslog_listener(const char *);
 static void	 syslog_recv(int, char *, size_t);
-static int	 fwd_cb(int, int, uint64_t, const char *, size_t);
+static int	 fwd_cb(int, int, uint64_t, int, const char *, size_t);
+static int	 fwd_block_of(uint64_t);
+static void	 syslog_head(char *, size_t, int, const char *, const char *,
+		    time_t);
+static int	 udp_listener(int *);
+static void	 recv_wait(int, char *, size_t);
 static Suite	*log_suite(void);
 
 static void
@@ -769,19 +774,339 @@ START_TEST(test_syslog_udp)
 }
 END_TEST
 
-START_TEST(test_syslog_open_fails)
+/* The session 42 belongs to server block 3, the others to none. */
+static int
+fwd_block_of(uint64_t sid)
+{
+	return (sid == 42 ? 3 : LOG_BLOCK_MAIN);
+}
+
+/*
+ * What nginx puts before an error_log line it sends to syslog, for the
+ * time t: "<PRI>Mmm dd hh:mm:ss [HOST ]TAG: " and the line's own date
+ * "YYYY/MM/DD hh:mm:ss".
+ */
+static void
+syslog_head(char *buf, size_t size, int pri, const char *host,
+    const char *tag, time_t t)
+{
+	static const char	*mon[] = { "Jan", "Feb", "Mar", "Apr", "May",
+				    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+				    "Dec" };
+	struct tm		 tm;
+	char			 day[8];
+
+	localtime_r(&t, &tm);
+	snprintf(day, sizeof(day), "%2d", tm.tm_mday);
+	snprintf(buf, size, "<%d>%s %s %02d:%02d:%02d %s%s%s: "
+	    "%04d/%02d/%02d %02d:%02d:%02d", pri, mon[tm.tm_mon], day,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, host != NULL ? host : "",
+	    host != NULL ? " " : "", tag, tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int
+udp_listener(int *port)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 slen = sizeof(sin);
+	int			 fd;
+
+	ck_assert_int_ne(fd = socket(AF_INET, SOCK_DGRAM, 0), -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &slen), 0);
+	*port = ntohs(sin.sin_port);
+	return (fd);
+}
+
+static void
+recv_wait(int fd, char *buf, size_t len)
+{
+	struct pollfd	 pfd;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	ck_assert_int_eq(poll(&pfd, 1, 2000), 1);
+	syslog_recv(fd, buf, len);
+}
+
+/*
+ * The datagram, byte for byte, as nginx sends it: with the host name
+ * and without (nohostname), PRI from facility and the line's level.
+ * The second of the line is read around the send, so a tick between
+ * is allowed for.
+ */
+START_TEST(test_syslog_exact)
+{
+	struct log_target	 lt[2];
+	char			 spec[128], dg[16384], host[256], head[512];
+	char			 want[1024], *p;
+	time_t			 t0, t1;
+	int			 fd, port, pid = (int)getpid(), ok;
+
+	fd = udp_listener(&port);
+	ck_assert_int_eq(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	for (p = host; *p != '\0'; p++)
+		*p = tolower((unsigned char)*p);
+	log_init("mailproxyd", LOG_LVL_NOTICE);
+	snprintf(spec, sizeof(spec), "syslog:server=127.0.0.1:%d,"
+	    "facility=mail,tag=mail_proxy", port);
+	parse_ok(&lt[0], spec, "info");
+	snprintf(spec, sizeof(spec), "syslog:server=127.0.0.1:%d,"
+	    "facility=local3,severity=debug,nohostname", port);
+	parse_ok(&lt[1], spec, "warn");
+	ck_assert_int_eq(log_target_open(&lt[0]), 0);
+	ck_assert_int_eq(log_target_open(&lt[1]), 0);
+	log_set_targets(lt, 2);
+
+	t0 = time(NULL);
+	log_session(LOG_LVL_WARN, 17, "client login failed");
+	t1 = time(NULL);
+	/* mail (2) * 8 + warn (4). */
+	recv_wait(fd, dg, sizeof(dg));
+	syslog_head(head, sizeof(head), 20, host, "mail_proxy", t0);
+	snprintf(want, sizeof(want), "%s [warn] %d#0: *17 client login "
+	    "failed", head, pid);
+	ok = strcmp(dg, want) == 0;
+	if (!ok && t1 != t0) {
+		syslog_head(head, sizeof(head), 20, host, "mail_proxy", t1);
+		snprintf(want, sizeof(want), "%s [warn] %d#0: *17 client "
+		    "login failed", head, pid);
+		ok = strcmp(dg, want) == 0;
+	}
+	ck_assert_msg(ok, "got \"%s\", want \"%s\"", dg, want);
+
+	/* local3 (19) * 8 + warn (4), no host; severity= changes nothing. */
+	recv_wait(fd, dg, sizeof(dg));
+	syslog_head(head, sizeof(head), 156, NULL, "mailproxyd", t0);
+	snprintf(want, sizeof(want), "%s [warn] %d#0: *17 client login "
+	    "failed", head, pid);
+	ok = strcmp(dg, want) == 0;
+	if (!ok && t1 != t0) {
+		syslog_head(head, sizeof(head), 156, NULL, "mailproxyd", t1);
+		snprintf(want, sizeof(want), "%s [warn] %d#0: *17 client "
+		    "login failed", head, pid);
+		ok = strcmp(dg, want) == 0;
+	}
+	ck_assert_msg(ok, "got \"%s\", want \"%s\"", dg, want);
+
+	/* info: the first target only, mail * 8 + info (6). */
+	log_info("started");
+	recv_wait(fd, dg, sizeof(dg));
+	ck_assert(strncmp(dg, "<22>", 4) == 0);
+	ck_assert_ptr_nonnull(strstr(dg, " [info] "));
+	errno = 0;
+	ck_assert_int_eq(recv(fd, dg, sizeof(dg), MSG_DONTWAIT), -1);
+
+	log_target_close(&lt[0]);
+	log_target_close(&lt[1]);
+	close(fd);
+}
+END_TEST
+
+/*
+ * A syslog socket that is not there yet does not fail the open, as in
+ * nginx; the lines sent before it exists are lost, those after arrive,
+ * also after the syslog daemon made its socket anew (a restart).
+ */
+START_TEST(test_syslog_late_receiver)
 {
 	struct log_target	 lt;
-	char			 spec[PATH_MAX + 64];
+	char			 spec[PATH_MAX + 64], sock[PATH_MAX];
+	char			 dg[16384];
+	int			 fd;
 
 	tmp_setup();
-	snprintf(spec, sizeof(spec), "syslog:server=unix:%s/absent.sock",
-	    tmpdir);
-	parse_ok(&lt, spec, NULL);
-	errno = 0;
-	ck_assert_int_eq(log_target_open(&lt), -1);
-	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_int_eq(lt.lt_fd, -1);
+	tmp_path(sock, sizeof(sock), "late.sock");
+	log_init("mailproxyd", LOG_LVL_NOTICE);
+	snprintf(spec, sizeof(spec), "syslog:server=unix:%s,nohostname",
+	    sock);
+	parse_ok(&lt, spec, "info");
+	ck_assert_int_eq(log_target_open(&lt), 0);
+	ck_assert_int_ne(lt.lt_fd, -1);
+	log_set_targets(&lt, 1);
+	log_info("nobody listens");
+
+	fd = syslog_listener(sock);
+	log_info("first");
+	recv_wait(fd, dg, sizeof(dg));
+	match("^<190>" SYS_RE " mailproxyd: " TS_RE
+	    " \\[info\\] [0-9]+#0: first$", dg);
+
+	/* The daemon restarts: a new socket on the same path. */
+	close(fd);
+	ck_assert_int_eq(unlink(sock), 0);
+	log_info("while away");
+	fd = syslog_listener(sock);
+	log_info("second");
+	recv_wait(fd, dg, sizeof(dg));
+	match("^<190>" SYS_RE " mailproxyd: " TS_RE
+	    " \\[info\\] [0-9]+#0: second$", dg);
+
+	log_target_close(&lt);
+	close(fd);
+	tmp_teardown();
+}
+END_TEST
+
+/*
+ * Under systemd, stderr is the journal when JOURNAL_STREAM names it:
+ * every line there starts with "<N>", N the line's syslog severity.
+ * A stderr that is something else (redirected) gets none.
+ */
+START_TEST(test_journal_prefix)
+{
+	struct log_target	 lt;
+	struct stat		 st;
+	char			 path[PATH_MAX], env[64], *buf;
+	int			 saved;
+
+	tmp_setup();
+	tmp_path(path, sizeof(path), "journal");
+	saved = stderr_to(path);
+	ck_assert_int_eq(fstat(STDERR_FILENO, &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu",
+	    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	log_init("mailproxyd", LOG_LVL_NOTICE);
+	log_msg(LOG_LVL_EMERG, "early");
+	parse_ok(&lt, "stderr", "debug");
+	ck_assert_int_eq(log_target_open(&lt), 0);
+	log_set_targets(&lt, 1);
+	log_warnx("an error");
+	log_debug("debug");
+	log_set_foreground(LOG_LVL_INFO);
+	log_session(LOG_LVL_INFO, 9, "in the foreground");
+	log_relay(LOG_LVL_CRIT, "worker", 77, 0, 0, "relayed", 7);
+
+	/* Another inode: no prefix. */
+	snprintf(env, sizeof(env), "%llu:%llu",
+	    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", env, 1);
+	ck_assert_int_eq(log_journal_detect(), 0);
+	log_notice("plain");
+	stderr_restore(saved);
+	unsetenv("JOURNAL_STREAM");
+	(void)log_journal_detect();
+	log_set_foreground(0);
+
+	buf = slurp(path, NULL);
+	match("^<0>mailproxyd: \\[emerg\\] early\n"
+	    "<3>" TS_RE " \\[error\\] [0-9]+#0: an error\n"
+	    "<7>" TS_RE " \\[debug\\] [0-9]+#0: debug\n"
+	    "<6>mailproxyd: \\[info\\] \\*9 in the foreground\n"
+	    "<2>worker: \\[crit\\] relayed\n"
+	    "mailproxyd: \\[notice\\] plain\n$", buf);
+	free(buf);
+	tmp_teardown();
+}
+END_TEST
+
+/*
+ * -d: stderr gets every line up to the foreground level in the short
+ * format, once, with the session id; the files get theirs as
+ * configured.
+ */
+START_TEST(test_foreground)
+{
+	struct log_target	 lt[2];
+	char			 path[PATH_MAX], file[PATH_MAX], *buf;
+	int			 saved;
+
+	tmp_setup();
+	tmp_path(path, sizeof(path), "stderr");
+	tmp_path(file, sizeof(file), "error.log");
+	saved = stderr_to(path);
+	log_init("parent", LOG_LVL_NOTICE);
+	file_target(&lt[0], file, "info");
+	parse_ok(&lt[1], "stderr", "warn");
+	ck_assert_int_eq(log_target_open(&lt[1]), 0);
+	log_set_targets(lt, 2);
+	log_set_foreground(LOG_LVL_WARN);
+	ck_assert_int_eq(log_get_level(), LOG_LVL_INFO);
+	log_session(LOG_LVL_WARN, 5, "warned");
+	log_info("info");
+	log_relay(LOG_LVL_ERR, "worker", 4242, 1, 6, "relayed", 7);
+	log_set_foreground(LOG_LVL_DEBUG);
+	ck_assert_int_eq(log_get_level(), LOG_LVL_DEBUG);
+	log_debug("debug");
+	log_set_foreground(0);
+	log_info("not on stderr");
+	stderr_restore(saved);
+
+	buf = slurp(path, NULL);
+	ck_assert_str_eq(buf, "parent: [warn] *5 warned\n"
+	    "worker: [error] *6 relayed\n"
+	    "parent: [debug] debug\n");
+	free(buf);
+	buf = slurp(file, NULL);
+	match("^" TS_RE " \\[warn\\] [0-9]+#0: \\*5 warned\n"
+	    TS_RE " \\[info\\] [0-9]+#0: info\n"
+	    TS_RE " \\[error\\] 4242#0: \\*6 relayed\n"
+	    TS_RE " \\[info\\] [0-9]+#0: not on stderr\n$", buf);
+	free(buf);
+	log_target_close(&lt[0]);
+	tmp_teardown();
+}
+END_TEST
+
+/*
+ * A server block's line goes to that block's targets only, at their
+ * levels; the process's own targets do not see it.
+ */
+START_TEST(test_relay_to)
+{
+	struct log_target	 main_lt, blk[2];
+	char			 mpath[PATH_MAX], b0[PATH_MAX], b1[PATH_MAX];
+	char			*buf;
+
+	tmp_setup();
+	tmp_path(mpath, sizeof(mpath), "main.log");
+	tmp_path(b0, sizeof(b0), "imap.log");
+	tmp_path(b1, sizeof(b1), "imap-debug.log");
+	log_init("parent", LOG_LVL_NOTICE);
+	file_target(&main_lt, mpath, "debug");
+	log_set_targets(&main_lt, 1);
+	file_target(&blk[0], b0, "warn");
+	file_target(&blk[1], b1, "debug");
+	log_relay_to(blk, 2, LOG_LVL_INFO, "worker", 11, 1, 3, "hello", 5);
+	log_relay_to(blk, 2, LOG_LVL_ERR, "auth", 12, 1, 3, "failed", 6);
+	log_relay(LOG_LVL_NOTICE, "worker", 11, 0, 0, "main", 4);
+
+	buf = slurp(b0, NULL);
+	match("^" TS_RE " \\[error\\] 12#0: \\*3 failed\n$", buf);
+	free(buf);
+	buf = slurp(b1, NULL);
+	match("^" TS_RE " \\[info\\] 11#0: \\*3 hello\n"
+	    TS_RE " \\[error\\] 12#0: \\*3 failed\n$", buf);
+	free(buf);
+	buf = slurp(mpath, NULL);
+	match("^" TS_RE " \\[notice\\] 11#0: main\n$", buf);
+	free(buf);
+	ck_assert_int_eq(log_targets_level(blk, 2), LOG_LVL_DEBUG);
+	ck_assert_int_eq(log_targets_level(blk, 0), 0);
+
+	/* A reopen keeps the descriptor number every copy holds. */
+	{
+		struct log_target	 copy = blk[0];
+		int			 fd = blk[0].lt_fd;
+
+		ck_assert_int_eq(rename(b0, mpath), 0);
+		ck_assert_int_eq(log_target_open(&blk[0]), 0);
+		ck_assert_int_eq(blk[0].lt_fd, fd);
+		log_relay_to(&copy, 1, LOG_LVL_ERR, "worker", 11, 1, 3,
+		    "after", 5);
+		buf = slurp(b0, NULL);
+		match("^" TS_RE " \\[error\\] 11#0: \\*3 after\n$", buf);
+		free(buf);
+	}
+	log_target_close(&main_lt);
+	log_target_close(&blk[0]);
+	log_target_close(&blk[1]);
 	tmp_teardown();
 }
 END_TEST
@@ -941,14 +1266,16 @@ START_TEST(test_errno_kept)
 END_TEST
 
 /* What a forwarding process hands over; fwd_ret is the answer. */
-static int	 fwd_level, fwd_sid_set, fwd_calls, fwd_ret;
+static int	 fwd_level, fwd_sid_set, fwd_calls, fwd_ret, fwd_block;
 static uint64_t	 fwd_sid;
 static char	 fwd_text[LOG_LINE_MAX];
 
 static int
-fwd_cb(int level, int has_sid, uint64_t sid, const char *text, size_t len)
+fwd_cb(int level, int has_sid, uint64_t sid, int block, const char *text,
+    size_t len)
 {
 	fwd_calls++;
+	fwd_block = block;
 	fwd_level = level;
 	fwd_sid_set = has_sid;
 	fwd_sid = sid;
@@ -990,6 +1317,21 @@ START_TEST(test_forward)
 	log_debug("not wanted");
 	ck_assert_int_eq(fwd_calls, 2);
 	ck_assert_int_eq(count_lines(path), 0);
+
+	/* A session's block: the hook's, or the one given. */
+	ck_assert_int_eq(fwd_block, LOG_BLOCK_MAIN);
+	log_set_session_block(fwd_block_of);
+	log_session(LOG_LVL_INFO, 42, "in block 3");
+	ck_assert_int_eq(fwd_block, 3);
+	log_session(LOG_LVL_INFO, 43, "in no block");
+	ck_assert_int_eq(fwd_block, LOG_BLOCK_MAIN);
+	log_session_block(LOG_LVL_INFO, 5, 43, "given");
+	ck_assert_int_eq(fwd_block, 5);
+	ck_assert_str_eq(fwd_text, "given");
+	log_info("not a session's");
+	ck_assert_int_eq(fwd_block, LOG_BLOCK_MAIN);
+	log_set_session_block(NULL);
+	fwd_calls = 2;
 
 	fwd_ret = -1;
 	log_notice("kept here");
@@ -1090,12 +1432,16 @@ log_suite(void)
 	tcase_add_test(tc, test_errno_kept);
 	tcase_add_test(tc, test_forward);
 	tcase_add_test(tc, test_relay);
+	tcase_add_test(tc, test_relay_to);
+	tcase_add_test(tc, test_foreground);
+	tcase_add_test(tc, test_journal_prefix);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("syslog");
 	tcase_add_test(tc, test_syslog);
 	tcase_add_test(tc, test_syslog_udp);
-	tcase_add_test(tc, test_syslog_open_fails);
+	tcase_add_test(tc, test_syslog_exact);
+	tcase_add_test(tc, test_syslog_late_receiver);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("escape");
