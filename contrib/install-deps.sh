@@ -17,12 +17,14 @@ prog=install-deps
 # python3, ip(8) and ps(1) used by the end-to-end tests, and Dovecot's
 # IMAP and POP3 servers and curl, the real backend and client of the
 # IMAP/POP3 tests and of "make demo", Postfix (smtpd, smtp-sink) and
-# swaks, the real backend and a client of the SMTP tests, and fail2ban,
-# whose fail2ban-regex reads the daemon's log with contrib/fail2ban, and
-# debhelper and lintian, which build and check the Debian package.
+# swaks, the real backend and a client of the SMTP tests, fail2ban,
+# whose fail2ban-regex reads the daemon's log with contrib/fail2ban,
+# rsyslog, the syslog daemon the logging tests send to, and debhelper
+# and lintian, which build and check the Debian package.
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
 libcdb-dev libcrypt-dev check bmake mandoc python3 iproute2 procps \
-dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban debhelper lintian"
+dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban rsyslog debhelper \
+lintian"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"
 # OpenBSD: LibreSSL, libevent, make and mandoc are in base.
