@@ -45,6 +45,7 @@ int		 mp_debug = 1;
 int		 mp_verbose;
 
 static struct imsgev	 drv_parent, drv_auth;
+static pid_t		 drv_pid;
 static struct event	 drv_stdin_ev;
 static char		 drv_line[65536];
 static size_t		 drv_linelen;
@@ -141,9 +142,20 @@ auth_closed(struct imsgev *iev)
 static void
 parent_msg(struct imsgev *iev, struct imsg *imsg)
 {
-	struct cfg_peer	cp;
+	struct cfg_peer		 cp;
+	struct child_logline	 ll;
+	const char		*text;
 
 	(void)iev;
+	if (imsg->hdr.type == IMSG_CHILD_LOG) {
+		/* Its log lines, written as the parent writes them. */
+		if (imsg_get_struct_string(imsg, &ll, sizeof(ll), &text) == -1)
+			errx(1, "bad IMSG_CHILD_LOG");
+		log_relay(ll.ll_level, "auth", (long)drv_pid,
+		    (ll.ll_flags & CHILD_LOGLINE_SID) != 0, ll.ll_sid, text,
+		    strlen(text));
+		return;
+	}
 	if (imsg->hdr.type == IMSG_CHILD_PEER_DROPPED) {
 		/* The auth process dropped our worker channel. */
 		if (imsg_get_data(imsg, &cp, sizeof(cp)) == -1)
@@ -359,6 +371,10 @@ main(int argc, char *argv[])
 	event_init();
 	if ((pid = proc_spawn(argv[1], PROC_AUTH, 1, conf, &fd)) == -1)
 		errx(1, "spawn");
+	drv_pid = pid;
+	/* The auth process's lines, as the parent writes them under -d. */
+	log_set_targets(NULL, 0);
+	log_set_foreground(LOG_LVL_DEBUG);
 	imsgev_init(&drv_parent, fd, parent_msg, parent_closed, NULL);
 	for (off = 0; off < textlen; off += len) {
 		len = textlen - off;

@@ -779,8 +779,13 @@ def hostile_servers_tempfail():
         for i, (name, _, text) in enumerate(cases):
             lines = ad.log_lines(addrs[i])
             assert len(lines) == 2, (name, lines)
+            # Each with its request's id, as the parent writes it.
+            ids = sorted(int(re.match(r"auth: \[error\] \*(\d+) ", l).group(1))
+                         for l in lines)
+            assert ids == [10 * i, 10 * i + 1], (name, lines)
             for l in lines:
-                assert l == "auth: [error] " + text % addrs[i] + \
+                assert re.sub(r"\*\d+ ", "", l, count=1) == \
+                    "auth: [error] " + text % addrs[i] + \
                     ", client: 127.0.0.1", (name, l)
         # Nothing else: one line per failed request.
         assert len(ad.log().splitlines()) == 2 * len(cases), ad.log()
