@@ -85,6 +85,7 @@ static const char		*drv_daemon;
 static char			*drv_text;
 static size_t			 drv_textlen;
 static struct imsgev		 drv_key;	/* to the key process */
+static int			 drv_key_eof;	/* it closed the channel */
 static pid_t			 drv_keypid = -1;
 static struct imsgbuf		 drv_raw;	/* the hostile worker */
 static int			 drv_rawfd = -1;
@@ -103,6 +104,35 @@ ignore_msg(struct imsgev *iev, struct imsg *imsg)
 {
 	(void)iev;
 	(void)imsg;
+}
+
+/*
+ * The key process's log lines come over its parent channel: written to
+ * our standard error as the parent writes them; the rest is dropped.
+ */
+static void
+key_logs(void)
+{
+	struct child_logline	 ll;
+	struct imsg		 imsg;
+	const char		*text;
+	ssize_t			 n;
+
+	if ((n = imsg_read(&drv_key.iev_ibuf)) == -1 && errno != EAGAIN)
+		err(1, "imsg_read");
+	if (n == 0) {
+		/* Gone: what it said is read; wait for a respawn. */
+		drv_key_eof = 1;
+		return;
+	}
+	while (imsg_get(&drv_key.iev_ibuf, &imsg) > 0) {
+		if (imsg.hdr.type == IMSG_CHILD_LOG &&
+		    imsg_get_struct_string(&imsg, &ll, sizeof(ll), &text) == 0)
+			log_relay(ll.ll_level, "key", (long)drv_keypid,
+			    (ll.ll_flags & CHILD_LOGLINE_SID) != 0, ll.ll_sid,
+			    text, strlen(text));
+		imsg_free(&imsg);
+	}
 }
 
 /*
@@ -151,6 +181,7 @@ spawn_key(void)
 	    &fd)) == -1)
 		errx(1, "spawn");
 	imsgev_init(&drv_key, fd, ignore_msg, NULL, NULL);
+	drv_key_eof = 0;
 	for (off = 0; off < drv_textlen; off += len) {
 		len = drv_textlen - off;
 		if (len > IMSG_MAXPAYLOAD)
@@ -513,7 +544,7 @@ int
 main(int argc, char *argv[])
 {
 	struct sockaddr_in	 sin;
-	struct pollfd		 pfd[2];
+	struct pollfd		 pfd[3];
 	char			 line[4096];
 	int			 lfd, on = 1, server;
 
@@ -521,6 +552,9 @@ main(int argc, char *argv[])
 		errx(1, "usage: keydrive daemon config port");
 	signal(SIGPIPE, SIG_IGN);
 	log_init("keydrive", LOG_LVL_WARN);
+	/* The key process's lines, as the parent writes them under -d. */
+	log_set_targets(NULL, 0);
+	log_set_foreground(LOG_LVL_DEBUG);
 	drv_daemon = argv[1];
 	if ((drv_conf = conf_parse_file(argv[2], NULL, NULL)) == NULL)
 		errx(1, "configuration error");
@@ -552,11 +586,15 @@ main(int argc, char *argv[])
 		pfd[0].events = POLLIN;
 		pfd[1].fd = STDIN_FILENO;
 		pfd[1].events = POLLIN;
-		if (poll(pfd, 2, -1) == -1) {
+		pfd[2].fd = drv_key_eof ? -1 : drv_key.iev_ibuf.fd;
+		pfd[2].events = POLLIN;
+		if (poll(pfd, 3, -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "poll");
 		}
+		if (pfd[2].revents & (POLLIN | POLLHUP))
+			key_logs();
 		if (pfd[0].revents & POLLIN)
 			serve(server, lfd);
 		if (pfd[1].revents & (POLLIN | POLLHUP)) {
