@@ -25,6 +25,7 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -95,6 +96,7 @@ enum sb_how {
 	SB_INET_UNIX,	/* socket(AF_INET, AF_INET6 or AF_UNIX) */
 	SB_THREAD,	/* clone(CLONE_THREAD...): threads, never processes */
 	SB_FIONREAD,	/* ioctl(fd, FIONREAD) */
+	SB_FDSTAT,	/* newfstatat(fd, "", AT_EMPTY_PATH): fstat only */
 	SB_EACCES,	/* fails with EACCES: no filesystem */
 	SB_ENOSYS	/* fails with ENOSYS: the library falls back */
 };
@@ -140,7 +142,7 @@ static const struct sb_call sb_common[] = {
 	{ "getrandom",		SB_ALLOW },
 	{ "uname",		SB_ALLOW },
 	{ "fstat",		SB_ALLOW },
-	{ "newfstatat",		SB_ALLOW },
+	{ "newfstatat",		SB_FDSTAT },
 	{ "exit",		SB_ALLOW },
 	{ "exit_group",		SB_ALLOW },
 	{ "kill",		SB_SELF },
@@ -198,10 +200,7 @@ static const struct sb_call sb_auth[] = {
 	{ "sched_yield",	SB_ALLOW },
 };
 
-/* The key process only answers over its channels. */
-static const struct sb_call sb_key[] = {
-	{ "getsockopt",		SB_ALLOW },
-};
+/* The key process only answers over its channels: sb_common. */
 
 #ifdef SANDBOX_ASAN
 /* AddressSanitizer and UBSan, mostly while they write a report. */
@@ -423,6 +422,16 @@ sb_add(scmp_filter_ctx ctx, const struct sb_call *calls, size_t n,
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 			    SCMP_A1(SCMP_CMP_EQ, FIONREAD));
 			break;
+		case SB_FDSTAT:
+			/* A path is looked up (glibc's tzset): EACCES. */
+			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+			    SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH,
+			    AT_EMPTY_PATH));
+			if (r == 0)
+				r = seccomp_rule_add(ctx, deny, nr, 1,
+				    SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH,
+				    0));
+			break;
 		case SB_EACCES:
 			r = seccomp_rule_add(ctx, deny, nr, 0);
 			break;
@@ -468,7 +477,6 @@ sb_load(enum proc_role role)
 		r = sb_add(ctx, sb_auth, nitems(sb_auth), self);
 		break;
 	case PROC_KEY:
-		r = sb_add(ctx, sb_key, nitems(sb_key), self);
 		break;
 	default:
 		fatalx("seccomp: bad role");
