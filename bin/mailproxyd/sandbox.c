@@ -52,11 +52,11 @@
 #endif
 
 /*
- * What a role writes besides its descriptors' sockets and pipes.  A
- * role that writes no file at all gets RLIMIT_FSIZE 0.  Today every
- * child writes the error log itself (a file descriptor from the
- * parent, or stderr, which may be a file), so none has it yet; a role
- * whose log lines go through the parent can set sr_nofile.
+ * What a role writes besides sockets and pipes.  A role that writes no
+ * file at all gets RLIMIT_FSIZE 0.  A worker's log lines go through
+ * the parent and its standard output and error are never a file
+ * (proc.c); the auth and key processes write the error log themselves,
+ * a file descriptor from the parent or standard error.
  */
 struct sandbox_role {
 	enum proc_role	 sr_role;
@@ -64,7 +64,7 @@ struct sandbox_role {
 };
 
 static const struct sandbox_role sandbox_roles[] = {
-	{ PROC_WORKER,	0 },
+	{ PROC_WORKER,	1 },
 	{ PROC_AUTH,	0 },
 	{ PROC_KEY,	0 },
 };

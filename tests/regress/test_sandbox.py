@@ -156,8 +156,9 @@ def assert_worker_killed(s, pid):
 @test
 def every_child_confined():
     """Workers, auth and key process: a seccomp filter, no new
-    privileges, no capability in any set, no core file, no new process;
-    the parent says what it enforces."""
+    privileges, no capability in any set, no core file, no new process,
+    and for workers no file growth; the parent says what it
+    enforces."""
     s = Sandboxed("conf", armed=False).start()
     try:
         kids = children(s.d.pid)
@@ -173,6 +174,9 @@ def every_child_confined():
             lim = limits(pid)
             assert lim["Max core file size"] == ("0", "0"), lim
             assert lim["Max processes"] == ("0", "0"), lim
+            # Workers write no file; their log lines go to the parent.
+            if "worker process" in kids[pid]:
+                assert lim["Max file size"] == ("0", "0"), lim
         # The parent stays unconfined.
         st = proc_status(s.d.pid)
         assert st["Seccomp"] == "0" and int(st["CapEff"], 16) != 0, st
