@@ -265,14 +265,26 @@ void
 sandbox_drop_caps(void)
 {
 #ifdef __linux__
-	int	cap;
+	int	cap, r;
 
 	if (geteuid() != 0)
 		return;
 	/* PR_CAPBSET_READ fails with EINVAL past the last capability. */
-	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == -1)
-			fatal("prctl(PR_CAPBSET_DROP, %d) failed", cap);
+	for (cap = 0; (r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) >= 0;
+	    cap++) {
+		if (r == 0 || prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
+			continue;
+		/*
+		 * A service manager that left out CAP_SETPCAP: the sets
+		 * are still emptied by the change of user below.
+		 */
+		if (errno == EPERM) {
+			log_warnx("cannot empty the capability bounding set "
+			    "without CAP_SETPCAP");
+			return;
+		}
+		fatal("prctl(PR_CAPBSET_DROP, %d) failed", cap);
+	}
 #endif
 }
 
