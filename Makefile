@@ -35,17 +35,25 @@ PKG_CFLAGS!=	${PKG_CONFIG} --cflags libbsd-overlay libevent \
 PKG_LIBS!=	${PKG_CONFIG} --libs libbsd-overlay libevent libevent_openssl \
 		openssl 2>/dev/null || \
 		echo "-levent_openssl -levent -lssl -lcrypto"
+# libseccomp (Linux): the children's system call filters, unless it is
+# missing or NO_SECCOMP=1 is in the environment; "mailproxyd -V" says.
+SECCOMP_CFLAGS!=	[ -z "$${NO_SECCOMP:-}" ] && \
+		${PKG_CONFIG} --exists libseccomp 2>/dev/null && \
+		echo "-DHAVE_SECCOMP `${PKG_CONFIG} --cflags libseccomp`" || true
+SECCOMP_LIBS!=	[ -z "$${NO_SECCOMP:-}" ] && \
+		${PKG_CONFIG} --libs libseccomp 2>/dev/null || true
 # OpenBSD has crypt(3) in libc.
 CRYPT_LIBS!=	[ "`uname -s`" = OpenBSD ] || echo "-lcrypt"
 CHECK_CFLAGS!=	${PKG_CONFIG} --cflags check 2>/dev/null || true
 CHECK_LIBS!=	${PKG_CONFIG} --libs check 2>/dev/null || echo "-lcheck"
 
-MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd \
+MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} ${SECCOMP_CFLAGS} \
+		-Ilib -Ibin/mailproxyd \
 		-DSYSCONFDIR=\"${SYSCONFDIR}\" -DMAILPROXYD_PID=\"${PIDFILE}\" \
 		-DMAILPROXYD_CHROOT=\"${CHROOTDIR}\" \
 		-DMAILPROXYD_VERSION=\"${VERSION}\" -D_GNU_SOURCE
 MP_LDFLAGS=	${SAN_FLAGS}
-MP_LIBS=	${PKG_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
+MP_LIBS=	${PKG_LIBS} ${SECCOMP_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
 
 LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o lib/cdbtable.o lib/base64.o
 DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \

@@ -12,7 +12,8 @@ set -eu
 
 prog=install-deps
 
-# Debian and Ubuntu: the compiler and make, the libraries, the Check unit
+# Debian and Ubuntu: the compiler and make, the libraries (libseccomp for
+# the children's system call filters), the Check unit
 # test framework, bmake and mandoc for the portability and lint targets,
 # python3, ip(8) and ps(1) used by the end-to-end tests, and Dovecot's
 # IMAP and POP3 servers and curl, the real backend and client of the
@@ -22,8 +23,8 @@ prog=install-deps
 # rsyslog, the syslog daemon the logging tests send to, and debhelper
 # and lintian, which build and check the Debian package.
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
-libcdb-dev libcrypt-dev check bmake mandoc python3 iproute2 procps \
-dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban rsyslog debhelper \
+libcdb-dev libcrypt-dev libseccomp-dev check bmake mandoc python3 iproute2 \
+procps dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban rsyslog debhelper \
 lintian"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"

@@ -216,6 +216,7 @@ main(int argc, char *argv[])
 			    event_get_version());
 			fprintf(stderr, "configuration file: %s\n",
 			    MAILPROXYD_CONF);
+			sandbox_version(stderr);
 			exit(0);
 		case 'v':
 			fprintf(stderr, "%s version: %s/%s\n", MAILPROXYD_NAME,

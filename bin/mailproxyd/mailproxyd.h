@@ -602,7 +602,10 @@ void		 ahc_cancel(struct ahc_req *);
 size_t		 ahc_idle_count(void);
 
 /* sandbox.c */
+void	 sandbox_drop_caps(void);
 int	 sandbox_child(enum proc_role);
+void	 sandbox_version(FILE *);
+void	 sandbox_report(void);
 
 /*
  * What the pure parsers of client and backend input return: a complete

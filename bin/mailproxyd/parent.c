@@ -152,6 +152,7 @@ static void	child_log_note(struct child *);
 static void	child_log_note_cb(int, short, void *);
 static void	child_peer_dropped(struct child *, struct imsg *);
 static void	child_closed(struct imsgev *);
+static const char *signal_name(int);
 static void	child_respawn_later(struct generation *, enum proc_role, int);
 static void	child_respawn_cb(int, short, void *);
 static long	crash_delay(void);
@@ -507,6 +508,7 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	(void)strlcpy(parent.p_pidfile, conf->c_pid, sizeof(parent.p_pidfile));
 	parent_write_pid();
 
+	sandbox_report();
 	if (gen_start(conf, &cd, cdbs, ncdbs, tl) == NULL)
 		fatalx("could not start the worker processes");
 	log_notice("%s/%s started, %d worker process%s", MAILPROXYD_NAME,
@@ -1062,6 +1064,39 @@ child_closed(struct imsgev *iev)
 }
 
 /*
+ * The signals a child dies of, by name; SIGSYS is its sandbox's
+ * verdict on a forbidden system call (sandbox.c).
+ */
+static const char *
+signal_name(int sig)
+{
+	switch (sig) {
+	case SIGSYS:
+		return "SIGSYS, a system call its sandbox forbids";
+	case SIGSEGV:
+		return "SIGSEGV";
+	case SIGBUS:
+		return "SIGBUS";
+	case SIGABRT:
+		return "SIGABRT";
+	case SIGILL:
+		return "SIGILL";
+	case SIGFPE:
+		return "SIGFPE";
+	case SIGKILL:
+		return "SIGKILL";
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGXFSZ:
+		return "SIGXFSZ";
+	case SIGXCPU:
+		return "SIGXCPU";
+	default:
+		return strsignal(sig);
+	}
+}
+
+/*
  * A child ended.  One that did not ask to (current generation, not
  * stopping) is replaced; crashes in quick succession slow that down.
  */
@@ -1078,8 +1113,9 @@ child_reaped(struct child *c, int status)
 
 	role = proc_role_name(c->c_role);
 	if (WIFSIGNALED(status)) {
-		log_msg(LOG_LVL_ALERT, "%s process %ld exited on signal %d%s",
-		    role, (long)c->c_pid, WTERMSIG(status),
+		log_msg(LOG_LVL_ALERT, "%s process %ld exited on signal %d "
+		    "(%s)%s", role, (long)c->c_pid, WTERMSIG(status),
+		    signal_name(WTERMSIG(status)),
 		    WCOREDUMP(status) ? " (core dumped)" : "");
 		crashed = 1;
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {

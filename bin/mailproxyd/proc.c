@@ -544,6 +544,7 @@ proc_drop_privileges(const struct cfg_done *cd, const char *title)
 	}
 	setproctitle("-%s: %s", MAILPROXYD_NAME, title);
 	if (cd->cd_uid != -1) {
+		sandbox_drop_caps();
 		gid = (gid_t)cd->cd_gid;
 		if (setgroups(1, &gid) == -1)
 			fatal("setgroups() failed");
