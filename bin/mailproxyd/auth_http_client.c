@@ -23,6 +23,11 @@
 
 #define AHC_IDLE_TIMEOUT	60	/* seconds an idle connection lives */
 #define AHC_RBUF		(AUTH_HTTP_RESPONSE_MAX + 4096)
+/*
+ * The answer buffer starts small and grows to AHC_RBUF: an answer is a
+ * few hundred bytes, and every byte is wiped when the request ends.
+ */
+#define AHC_RBUF_FIRST		2048
 #define AHC_ERR_MAX		(CONF_LISTEN_NAME_MAX + 1024)
 
 struct ahc_pool;
@@ -61,6 +66,7 @@ struct ahc_req {
 	size_t			 rq_woff;
 	char			*rq_rbuf;
 	size_t			 rq_rlen;
+	size_t			 rq_rcap;
 	int			 rq_retried;
 	char			 rq_err[AHC_ERR_MAX];	/* setup failure */
 	uint64_t		 rq_sid;
@@ -80,6 +86,7 @@ static void	 ahc_idle_io(int, short, void *);
 static void	 ahc_finish(struct ahc_req *, int, const char *);
 static void	 ahc_arm(struct ahc_req *, short);
 static void	 ahc_release(struct ahc_req *, int);
+static void	 ahc_rbuf_grow(struct ahc_req *);
 
 static struct ahc_pool *
 ahc_pool_get(const struct conf_mail *m)
@@ -126,8 +133,9 @@ ahc_submit(uint64_t sid, const struct conf_mail *m, const char *req,
 	if ((rq = calloc(1, sizeof(*rq))) == NULL)
 		fatal("calloc");
 	if ((rq->rq_wbuf = malloc(len)) == NULL ||
-	    (rq->rq_rbuf = malloc(AHC_RBUF)) == NULL)
+	    (rq->rq_rbuf = malloc(AHC_RBUF_FIRST)) == NULL)
 		fatal("malloc");
+	rq->rq_rcap = AHC_RBUF_FIRST;
 	memcpy(rq->rq_wbuf, req, len);
 	rq->rq_wlen = len;
 	rq->rq_sid = sid;
@@ -271,8 +279,10 @@ ahc_io(int fd, short events, void *arg)
 		ahc_arm(rq, EV_READ);
 		return;
 	case AHC_READING:
-		n = recv(fd, rq->rq_rbuf + rq->rq_rlen, AHC_RBUF - rq->rq_rlen,
-		    0);
+		if (rq->rq_rlen == rq->rq_rcap && rq->rq_rcap < AHC_RBUF)
+			ahc_rbuf_grow(rq);
+		n = recv(fd, rq->rq_rbuf + rq->rq_rlen, rq->rq_rcap -
+		    rq->rq_rlen, 0);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
 			ahc_arm(rq, EV_READ);
 			return;
@@ -379,8 +389,25 @@ ahc_release(struct ahc_req *rq, int reusable)
 			ahc_conn_close(cn);
 	}
 	freezero(rq->rq_wbuf, rq->rq_wlen);
-	freezero(rq->rq_rbuf, AHC_RBUF);
+	freezero(rq->rq_rbuf, rq->rq_rcap);
 	free(rq);
+}
+
+/* Twice the room, at most AHC_RBUF; the old copy is wiped, not freed. */
+static void
+ahc_rbuf_grow(struct ahc_req *rq)
+{
+	size_t	 cap = rq->rq_rcap * 2;
+	char	*p;
+
+	if (cap > AHC_RBUF)
+		cap = AHC_RBUF;
+	if ((p = malloc(cap)) == NULL)
+		fatal("malloc");
+	memcpy(p, rq->rq_rbuf, rq->rq_rlen);
+	freezero(rq->rq_rbuf, rq->rq_rcap);
+	rq->rq_rbuf = p;
+	rq->rq_rcap = cap;
 }
 
 /* An idle connection became readable (closed, or junk) or too old. */

@@ -484,9 +484,14 @@ def systemd_follows_the_upgrade():
         assert ns.recv(512) == b"MAINPID=%d\nREADY=1" % new
         os.kill(old, signal.SIGWINCH)
         wait_for(lambda: list(children(old)) == [new], what="old drained")
+        done = u.d.logtext().count("reconfiguring done")
         os.kill(old, signal.SIGHUP)
         wait_for(lambda: len(u.roles(old, "worker")) == 2,
                  what="old workers again")
+        # Serving again while the new binary runs: the old parent says
+        # nothing to the service manager yet.
+        wait_for(lambda: u.d.logtext().count("reconfiguring done") > done,
+                 what="old generation serving")
         os.kill(new, signal.SIGQUIT)
         assert ns.recv(512) == b"MAINPID=%d" % old
         # The old parent says so too once it reaped the new binary.
@@ -496,7 +501,8 @@ def systemd_follows_the_upgrade():
 
         # Then the upgrade.
         new = u.usr2()
-        assert ns.recv(512) == b"MAINPID=%d\nREADY=1" % new
+        got = ns.recv(512)
+        assert got == b"MAINPID=%d\nREADY=1" % new, (got, old, new)
         os.kill(old, signal.SIGWINCH)
         os.kill(old, signal.SIGQUIT)
         wait_for(lambda: gone(old), what="old parent exit")
