@@ -71,7 +71,8 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/ppsession.o bin/mailproxyd/tls.o \
 		bin/mailproxyd/tls_material.o bin/mailproxyd/keyproc.o \
 		bin/mailproxyd/keyproxy.o bin/mailproxyd/input.o \
-		bin/mailproxyd/upgrade.o
+		bin/mailproxyd/upgrade.o bin/mailproxyd/control.o \
+		bin/mailproxyd/stats.o bin/mailproxyd/metrics.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
 CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o

@@ -618,6 +618,10 @@ sandbox_child(enum proc_role role)
 		if (pledge("stdio recvfd", NULL) == -1)
 			fatal("pledge() failed");
 		break;
+	case PROC_METRICS:
+		if (pledge("stdio inet", NULL) == -1)
+			fatal("pledge() failed");
+		break;
 	default:
 		fatalx("sandbox_child: bad role");
 	}
