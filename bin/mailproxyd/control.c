@@ -666,6 +666,24 @@ control_req_unwait(struct ctl_req *r, pid_t pid)
 		control_req_done(r);
 }
 
+/* kick is logged with what was asked and what it closed. */
+static void
+control_kick_log(const struct ctl_req *r)
+{
+	char	 what[AUTH_USER_MAX * 4 + 32], esc[AUTH_USER_MAX * 4 + 1];
+
+	if (r->r_kick.ck_what == CTL_KICK_USER)
+		(void)snprintf(what, sizeof(what), "user \"%s\"",
+		    log_escape(esc, sizeof(esc), r->r_kick.ck_user,
+		    strlen(r->r_kick.ck_user)));
+	else
+		(void)snprintf(what, sizeof(what), "session %llu",
+		    (unsigned long long)r->r_kick.ck_id);
+	log_notice("control socket: kick %s by uid %lu: %u session%s closed",
+	    what, r->r_client != NULL ? (unsigned long)r->r_client->cc_uid :
+	    0UL, r->r_count, r->r_count == 1 ? "" : "s");
+}
+
 /* Every worker answered, went away, or the time is up: answer. */
 static void
 control_req_done(struct ctl_req *r)
@@ -697,23 +715,15 @@ control_req_done(struct ctl_req *r)
 			}
 		}
 		if (r->r_type == IMSG_CTL_KICK)
-			log_notice("control socket: kick %s%s%s%llu by uid "
-			    "%lu: %u session%s closed",
-			    r->r_kick.ck_what == CTL_KICK_USER ? "user \"" :
-			    "session ", r->r_kick.ck_what == CTL_KICK_USER ?
-			    r->r_kick.ck_user : "", r->r_kick.ck_what ==
-			    CTL_KICK_USER ? "\" " : "",
-			    (unsigned long long)(r->r_kick.ck_what ==
-			    CTL_KICK_USER ? 0 : r->r_kick.ck_id),
-			    r->r_client != NULL ?
-			    (unsigned long)r->r_client->cc_uid : 0UL,
-			    r->r_count, r->r_count == 1 ? "" : "s");
-		control_end(iev, peer, 0, r->r_type == IMSG_CTL_KICK ||
-		    r->r_type == IMSG_CTL_SHOW_SESSIONS ? r->r_count :
-		    (uint32_t)r->r_dropped, "%s%llu answer%s dropped",
-		    r->r_nwait > 0 ? "not every worker answered; " : "",
-		    (unsigned long long)r->r_dropped, r->r_dropped == 1 ?
-		    "" : "s");
+			control_kick_log(r);
+		if (r->r_nwait == 0 && r->r_dropped == 0)
+			control_end(iev, peer, 0, r->r_count, "%s", "");
+		else
+			control_end(iev, peer, 0, r->r_count, "incomplete: "
+			    "%d worker%s did not answer, %llu row%s dropped",
+			    r->r_nwait, r->r_nwait == 1 ? "" : "s",
+			    (unsigned long long)r->r_dropped,
+			    r->r_dropped == 1 ? "" : "s");
 	}
 	control_req_free(r);
 }
