@@ -29,7 +29,8 @@
 
 #include "mailproxyd.h"
 
-#define CONTROL_BACKLOG		128
+#define CONTROL_BACKLOG		1024
+#define CONTROL_ACCEPT_BURST	64	/* accepts per wakeup */
 #define CONTROL_CLIENTS_MAX	2048
 #define CONTROL_QUEUE_MAX	8192	/* answers queued to one client */
 #define CONTROL_REQ_TIMEOUT	5	/* seconds for the workers */
@@ -98,6 +99,7 @@ static struct {
 static int	control_bind(const char *, gid_t, dev_t *, ino_t *);
 static void	control_accept(int, short, void *);
 static void	control_accept_resume(int, short, void *);
+static void	control_client_new(int);
 static int	control_peer_ok(int, uid_t *, gid_t *);
 static void	control_refused(uid_t, gid_t, const char *);
 static void	control_dispatch(struct imsgev *, struct imsg *);
@@ -322,27 +324,37 @@ control_refused(uid_t uid, gid_t gid, const char *why)
 	ct.ct_refused_at = now;
 }
 
+/* A burst of connections at most per wakeup; the rest on the next. */
 static void
 control_accept(int fd, short events, void *arg)
 {
-	struct ctl_client	*cc;
-	struct timeval		 tv = { CONTROL_ACCEPT_PAUSE, 0 };
-	uid_t			 uid;
-	gid_t			 gid;
-	int			 s;
+	struct timeval	 tv = { CONTROL_ACCEPT_PAUSE, 0 };
+	int		 s, n;
 
 	(void)events;
 	(void)arg;
-	if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
-	    -1) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			log_warn("control socket: accept4() failed");
-			event_del(&ct.ct_ev);
-			evtimer_add(&ct.ct_pause_ev, &tv);
+	for (n = 0; n < CONTROL_ACCEPT_BURST; n++) {
+		if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
+		    SOCK_CLOEXEC)) == -1) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("control socket: accept4() failed");
+				event_del(&ct.ct_ev);
+				evtimer_add(&ct.ct_pause_ev, &tv);
+			}
+			return;
 		}
-		return;
+		control_client_new(s);
 	}
+}
+
+static void
+control_client_new(int s)
+{
+	struct ctl_client	*cc;
+	uid_t			 uid = (uid_t)-1;
+	gid_t			 gid = (gid_t)-1;
+
 	if (!control_peer_ok(s, &uid, &gid)) {
 		control_refused(uid, gid, "neither root nor the "
 		    "control_socket group");
@@ -473,7 +485,8 @@ control_dispatch(struct imsgev *iev, struct imsg *imsg)
 	int32_t			 on;
 	int			 rc;
 
-	if (imsg->fd != -1) {
+	/* A descriptor, announced or not, is never part of a request. */
+	if (imsg->fd != -1 || iev->iev_ibuf.nrfds > 0) {
 		control_bad(iev, "a descriptor was sent");
 		return;
 	}
