@@ -148,7 +148,9 @@ control_bind(const char *path, gid_t gid, dev_t *devp, ino_t *inop)
 	*slash = '\0';
 	/* The run directory (systemd's RuntimeDirectory, or ours). */
 	if (dir[0] != '\0' && lstat(dir, &st) == -1) {
-		if (errno != ENOENT || mkdir(dir, 0755) == -1) {
+		/* 0755 whatever the umask (systemd's UMask=0077). */
+		if (errno != ENOENT || mkdir(dir, 0755) == -1 ||
+		    chmod(dir, 0755) == -1) {
 			log_warn("control socket \"%s\": directory \"%s\"",
 			    path, dir);
 			return (-1);
@@ -185,8 +187,10 @@ control_bind(const char *path, gid_t gid, dev_t *devp, ino_t *inop)
 		return (-1);
 	}
 	(void)umask(old);
-	if (lchown(tmp, 0, gid) == -1 || chmod(tmp, 0660) == -1 ||
-	    listen(fd, CONTROL_BACKLOG) == -1 || rename(tmp, path) == -1) {
+	/* Without a group nothing changes hands: no CAP_CHOWN needed. */
+	if ((gid != 0 && lchown(tmp, 0, gid) == -1) ||
+	    chmod(tmp, 0660) == -1 || listen(fd, CONTROL_BACKLOG) == -1 ||
+	    rename(tmp, path) == -1) {
 		log_warn("control socket \"%s\"", path);
 		(void)unlink(tmp);
 		close(fd);
