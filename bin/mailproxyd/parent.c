@@ -891,8 +891,8 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 	default:
 		if (control_child_imsg(&c->c_iev, c->c_pid, c->c_role,
 		    imsg) == -1)
-			child_bad(c, "unexpected or malformed message type %u",
-			    imsg->hdr.type);
+			child_bad(c, "unexpected message type %u, or a "
+			    "malformed control message", imsg->hdr.type);
 		break;
 	}
 }

@@ -757,6 +757,35 @@ def test_socket_file_replaced_safely():
 
 
 @test
+def test_worker_control_answers_checked():
+    """A worker's control messages are checked like the rest of what it
+    sends: a short event or a record of no kind gets it killed and
+    replaced; the parent and its control socket carry on."""
+    path = [None]
+
+    def extra(d):
+        path[0] = os.path.join(d.dir, "w.sock")
+        return "control_socket %s;\n" % path[0]
+    d = daemon_with(extra, "ctlworker")
+    try:
+        d.start(env=subenv())
+        for typ, data in (("IMSG_CTL_EVENT", b"\0" * 8),
+                          ("IMSG_CTL_STATS_RECORD", b"\0" * 4096)):
+            w = d.workers_now()[0]
+            fd = __import__("mpd").steal_fd(w, 3)   # PROC_PARENT_FD
+            os.write(fd, imsg(typ, data))
+            os.close(fd)
+            d.wait_log("worker process %d sent a malformed message" % w)
+            wait_for(lambda: d.workers_now() and d.workers_now()[0] != w,
+                     what="a new worker")
+            assert alive(d.pid)
+            assert ctlj("show", "summary", sock=path[0])["workers"] == 1
+    finally:
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
 def test_pause_resume():
     """pause stops accepting: a new client is not greeted; resume
     accepts again and it is; show summary and the metrics say so."""
