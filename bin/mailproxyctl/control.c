@@ -655,8 +655,9 @@ show_sessions(struct answer *a, int json)
 	char			 buf[CTL_USER_MAX * 4 + 1];
 	size_t			 i;
 
-	qsort(a->a_sessions, a->a_nsessions, sizeof(*a->a_sessions),
-	    session_cmp);
+	if (a->a_nsessions > 0)
+		qsort(a->a_sessions, a->a_nsessions, sizeof(*a->a_sessions),
+		    session_cmp);
 	if (json)
 		printf("{\"sessions\":[");
 	else
@@ -882,5 +883,9 @@ ctl_control(const char *path, int json, int argc, char *argv[])
 		warnx("%s", a.a_end.ce_msg);
 	if (fflush(stdout) == EOF)
 		err(1, "stdout");
+	free(a.a_recs);
+	free(a.a_sessions);
+	imsg_clear(&ibuf);
+	close(fd);
 	return (a.a_end.ce_status == 0 ? 0 : 1);
 }
