@@ -275,6 +275,33 @@ control_close(void)
 	ct.ct_path[0] = '\0';
 }
 
+/*
+ * The socket file is ours again (a new binary that took the path over
+ * has exited, and removed it): put ours back at the path.
+ */
+void
+control_reclaim(void)
+{
+	struct stat	 st;
+	dev_t		 dev;
+	ino_t		 ino;
+	int		 fd;
+
+	if (ct.ct_fd == -1 || (lstat(ct.ct_path, &st) == 0 &&
+	    st.st_dev == ct.ct_dev && st.st_ino == ct.ct_ino))
+		return;
+	if ((fd = control_bind(ct.ct_path, ct.ct_gid, &dev, &ino)) == -1)
+		return;
+	event_del(&ct.ct_ev);
+	close(ct.ct_fd);
+	ct.ct_fd = fd;
+	ct.ct_dev = dev;
+	ct.ct_ino = ino;
+	event_set(&ct.ct_ev, fd, EV_READ | EV_PERSIST, control_accept, NULL);
+	event_add(&ct.ct_ev, NULL);
+	log_notice("control socket %s is ours again", ct.ct_path);
+}
+
 int
 control_verbose(void)
 {

@@ -419,6 +419,7 @@ extern int		 mp_verbose;
 #define CONTROL_SOCKET		"/run/mailproxyd/mailproxyd.sock"
 int	 control_open(const struct mailproxyd_conf *);
 void	 control_close(void);
+void	 control_reclaim(void);
 void	 control_child_started(struct imsgev *, enum proc_role);
 int	 control_child_imsg(struct imsgev *, pid_t, enum proc_role,
 	    struct imsg *);

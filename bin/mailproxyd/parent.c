@@ -1446,6 +1446,9 @@ parent_metrics_open(const struct mailproxyd_conf *conf)
 		    SOCK_CLOEXEC, 0)) == -1 ||
 		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
 		    sizeof(on)) == -1 ||
+		    /* A new binary binds it too while we still run. */
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+		    sizeof(on)) == -1 ||
 		    bind(fd, (struct sockaddr *)&ss, sslen) == -1 ||
 		    listen(fd, 64) == -1) {
 			log_msg(LOG_LVL_EMERG, "metrics_listen \"%s\": %s",
@@ -1686,6 +1689,7 @@ parent_sig(int sig, short events, void *arg)
 			else if (upgrade_reaped(pid, status,
 			    parent.p_pidfile, sizeof(parent.p_pidfile))) {
 				/* The service is ours again. */
+				control_reclaim();
 				(void)snprintf(msg, sizeof(msg),
 				    "MAINPID=%ld", (long)getpid());
 				parent_notify(msg);

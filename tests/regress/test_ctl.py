@@ -786,6 +786,56 @@ def test_worker_control_answers_checked():
 
 
 @test
+def test_socket_after_upgrade():
+    """After a binary upgrade (SIGUSR2) the socket at the path is the new
+    parent's, and stays when the old one quits; after a rollback (the
+    new binary ends) the old parent's is back at the path."""
+    path = [None]
+
+    def extra(d):
+        path[0] = os.path.join(d.dir, "u.sock")
+        return "control_socket %s;\n" % path[0]
+    d = daemon_with(extra, "ctlupgrade")
+    new = None
+    try:
+        d.start(env=subenv())
+        old = d.pid
+        assert ctlj("show", "summary", sock=path[0])["pid"] == old
+        # Rollback first: the new binary ends, the old parent's socket
+        # comes back.
+        os.kill(old, signal.SIGUSR2)
+        new = wait_for(lambda: (lambda p: p if p and p != old else None)(
+            d.read_pid()), what="new binary's pid file")
+        wait_for(lambda: ctlj("show", "summary", sock=path[0])["pid"] ==
+                 new, what="the new parent at the path")
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not alive(new), what="new binary gone")
+        wait_for(lambda: ctlj("show", "summary", sock=path[0])["pid"] ==
+                 old, what="the old parent at the path again")
+        d.wait_log("is ours again")
+        # Then the whole upgrade: the new one serves once the old quits.
+        os.kill(old, signal.SIGUSR2)
+        new = wait_for(lambda: (lambda p: p if p and p != old else None)(
+            d.read_pid()), what="new binary's pid file")
+        wait_for(lambda: ctlj("show", "summary", sock=path[0])["pid"] ==
+                 new, what="the new parent at the path")
+        os.kill(old, signal.SIGQUIT)
+        wait_for(lambda: not alive(old), timeout=20, what="old parent gone")
+        assert ctlj("show", "summary", sock=path[0])["pid"] == new
+        assert stat_mode(path[0]) == 0o660
+    finally:
+        if new is not None and alive(new):
+            os.kill(new, signal.SIGTERM)
+            wait_for(lambda: not alive(new), what="new parent stopped")
+        d.stop()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o7777
+
+
+@test
 def test_pause_resume():
     """pause stops accepting: a new client is not greeted; resume
     accepts again and it is; show summary and the metrics say so."""
