@@ -67,6 +67,7 @@ static const struct sandbox_role sandbox_roles[] = {
 	{ PROC_WORKER,	1 },
 	{ PROC_AUTH,	0 },
 	{ PROC_KEY,	0 },
+	{ PROC_METRICS,	0 },
 };
 
 /* Set once this process is confined. */
@@ -205,6 +206,16 @@ static const struct sb_call sb_auth[] = {
 };
 
 /* The key process only answers over its channels: sb_common. */
+
+/*
+ * The metrics process (metrics.c): accepts on the socket the parent
+ * bound, reads one request, writes one answer, shuts the connection.
+ */
+static const struct sb_call sb_metrics[] = {
+	{ "accept",		SB_ALLOW },
+	{ "accept4",		SB_ALLOW },
+	{ "shutdown",		SB_ALLOW },
+};
 
 #ifdef SANDBOX_ASAN
 /*
@@ -515,6 +526,9 @@ sb_load(enum proc_role role)
 		r = sb_add(ctx, sb_auth, nitems(sb_auth), self);
 		break;
 	case PROC_KEY:
+		break;
+	case PROC_METRICS:
+		r = sb_add(ctx, sb_metrics, nitems(sb_metrics), self);
 		break;
 	default:
 		fatalx("seccomp: bad role");
