@@ -776,8 +776,9 @@ def test_worker_control_answers_checked():
             os.write(fd, imsg(typ, data))
             os.close(fd)
             d.wait_log("worker process %d sent a malformed message" % w)
-            wait_for(lambda: d.workers_now() and d.workers_now()[0] != w,
-                     what="a new worker")
+            wait_for(lambda: (lambda ws: ws and ws[0] != w)(
+                d.workers_now()), what="a new worker")
+            d.wait_ready()
             assert alive(d.pid)
             assert ctlj("show", "summary", sock=path[0])["workers"] == 1
     finally:
