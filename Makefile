@@ -71,10 +71,11 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/ppsession.o bin/mailproxyd/tls.o \
 		bin/mailproxyd/tls_material.o bin/mailproxyd/keyproc.o \
 		bin/mailproxyd/keyproxy.o bin/mailproxyd/input.o \
-		bin/mailproxyd/upgrade.o
+		bin/mailproxyd/upgrade.o bin/mailproxyd/control.o \
+		bin/mailproxyd/stats.o bin/mailproxyd/metrics.o
 DAEMON_MAIN=	bin/mailproxyd/mailproxyd.o
 DAEMON=		bin/mailproxyd/mailproxyd
-CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o
+CTL_OBJS=	bin/mailproxyctl/mailproxyctl.o bin/mailproxyctl/control.o
 CTL=		bin/mailproxyctl/mailproxyctl
 AUTHDRIVE=	tests/authdrive
 KEYDRIVE=	tests/keydrive
@@ -101,6 +102,7 @@ all: ${DAEMON} ${CTL}
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} -c $< -o $@
 
 ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${CTL_OBJS}: ${HEADERS} VERSION
+${CTL_OBJS}: bin/mailproxyctl/mailproxyctl.h
 
 ${LIBMP}: ${LIB_OBJS}
 	rm -f $@

@@ -20,12 +20,13 @@ prog=install-deps
 # IMAP/POP3 tests and of "make demo", Postfix (smtpd, smtp-sink) and
 # swaks, the real backend and a client of the SMTP tests, fail2ban,
 # whose fail2ban-regex reads the daemon's log with contrib/fail2ban,
-# rsyslog, the syslog daemon the logging tests send to, and debhelper
-# and lintian, which build and check the Debian package.
+# rsyslog, the syslog daemon the logging tests send to, debhelper and
+# lintian, which build and check the Debian package, and
+# python3-prometheus-client, whose parser reads metrics_listen's page.
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
 libcdb-dev libcrypt-dev libseccomp-dev check bmake mandoc python3 iproute2 \
 procps dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban rsyslog debhelper \
-lintian"
+lintian python3-prometheus-client"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"
 # OpenBSD: LibreSSL, libevent, make and mandoc are in base.

@@ -85,6 +85,7 @@ static int		(*log_forward)(int, int, uint64_t, int, const char *,
 static int		 log_forward_level;
 static int		(*log_session_block_fn)(uint64_t);
 static int		 log_foreground;	/* -d: stderr's level */
+static int		 log_verbose;	/* every target at debug */
 static int		 log_journal;		/* stderr is the journal */
 static char		 log_hostname[LOG_HOST_MAX];
 
@@ -289,6 +290,12 @@ log_set_foreground(int level)
 	log_foreground = level;
 }
 
+void
+log_set_verbose(int on)
+{
+	log_verbose = on != 0;
+}
+
 int
 log_targets_level(const struct log_target *lt, size_t n)
 {
@@ -340,6 +347,8 @@ log_get_level(void)
 	}
 	if (log_foreground > level)
 		level = log_foreground;
+	if (log_verbose && level > 0)
+		level = LOG_LVL_DEBUG;
 	return (level);
 }
 
@@ -769,10 +778,11 @@ log_wanted(const struct log_target *lt, size_t n, int level)
 		lt = log_targets;
 		n = log_ntargets;
 	}
-	if (level <= log_foreground)
+	if (level <= log_foreground || (log_foreground && log_verbose))
 		return (1);
 	for (i = 0; i < n; i++) {
-		if (lt[i].lt_fd != -1 && level <= lt[i].lt_level)
+		if (lt[i].lt_fd != -1 && (level <= lt[i].lt_level ||
+		    log_verbose))
 			return (1);
 	}
 	return (0);
@@ -885,7 +895,8 @@ log_output(const struct log_target *targets, size_t ntargets, int level,
 		targets = log_targets;
 		ntargets = log_ntargets;
 	}
-	if (early || level <= log_foreground) {
+	if (early || level <= log_foreground ||
+	    (log_foreground && log_verbose)) {
 		n = snprintf(line, sizeof(line), "%s: [%s] ", procname,
 		    log_levels[level]);
 		if (has_sid && !early && n > 0 && (size_t)n < sizeof(line))
@@ -927,7 +938,7 @@ log_output(const struct log_target *targets, size_t ntargets, int level,
 
 	for (i = 0; i < ntargets; i++) {
 		lt = &targets[i];
-		if (lt->lt_fd == -1 || level > lt->lt_level)
+		if (lt->lt_fd == -1 || (level > lt->lt_level && !log_verbose))
 			continue;
 		if (lt->lt_type == LOG_TARGET_SYSLOG)
 			log_send_syslog(lt, level, line, len - 1, &tm);

@@ -108,6 +108,8 @@ void	 log_set_targets(const struct log_target *, size_t);
  * are not written on their own (their lines are among these).  0: off.
  */
 void	 log_set_foreground(int);
+/* mailproxyctl log verbose: every target, and the foreground, at debug. */
+void	 log_set_verbose(int);
 /*
  * Standard error is the systemd journal when JOURNAL_STREAM names its
  * device and inode (systemd.exec(5)); then every line written there

@@ -1,7 +1,9 @@
 /*
  * mailproxyctl: the control program.  "makemap" compiles a user table
  * source into the cdb file that auth_cdb reads, replacing the old one
- * atomically; "hash" makes the crypt(3) strings that go into it.
+ * atomically; "hash" makes the crypt(3) strings that go into it.  The
+ * other commands talk to the daemon over its control socket
+ * (control.c).
  */
 
 #include "compat.h"
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "cdbtable.h"
+#include "mailproxyctl.h"
 
 #define MAKEMAP_MODE	0640
 #define HASH_MAX	512	/* crypt(3) output, generous */
@@ -30,7 +33,6 @@ struct ctl_command {
 	int		(*cc_main)(int, char **);
 };
 
-static __dead void	 usage(void);
 static int		 ctl_makemap(int, char **);
 static int		 ctl_hash(int, char **);
 static int		 makemap_install(int, const char *, const char *);
@@ -42,27 +44,48 @@ static const struct ctl_command ctl_commands[] = {
 	{ "hash",	ctl_hash }
 };
 
-static __dead void
+__dead void
 usage(void)
 {
 	const char	*p = getprogname();
 
 	fprintf(stderr, "usage: %s makemap [-o output] source\n", p);
 	fprintf(stderr, "       %s hash [-s scheme]\n", p);
+	fprintf(stderr, "       %s [-j] [-s socket] command [argument ...]\n",
+	    p);
 	exit(1);
 }
 
 int
 main(int argc, char *argv[])
 {
-	size_t	 i;
+	const char	*sock = ctl_socket_default;
+	size_t		 i;
+	int		 ch, json = 0;
 
 	if (argc < 2)
 		usage();
 	for (i = 0; i < nitems(ctl_commands); i++)
 		if (strcmp(argv[1], ctl_commands[i].cc_name) == 0)
 			return (ctl_commands[i].cc_main(argc - 1, argv + 1));
-	usage();
+	/* "+": the options end at the command. */
+	while ((ch = getopt(argc, argv, "+js:")) != -1) {
+		switch (ch) {
+		case 'j':
+			json = 1;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	return (ctl_control(sock, json, argc, argv));
 }
 
 /*

@@ -282,6 +282,9 @@ auth_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CTL_LOG_REOPEN:
 		proc_child_logs_apply(a.a_conf, mp_debug);
 		break;
+	case IMSG_CTL_LOG_VERBOSE:
+		proc_child_log_verbose(imsg, a.a_conf, mp_debug);
+		break;
 	case IMSG_CFG_PEER:
 		auth_set_worker(imsg);
 		break;

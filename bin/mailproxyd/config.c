@@ -2005,6 +2005,176 @@ const struct conf_type conf_type_pathbuf = {
 	set_pathbuf, buf_isset, NULL, buf_clear, dump_buf
 };
 
+/*
+ * control_socket path [group] | off: the socket mailproxyctl talks to
+ * (control.c); root, and the group when one is named, may use it.
+ */
+static int
+set_control(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	struct mailproxyd_conf	*conf = f;
+	char			*path;
+	int			 rc = 0;
+
+	if (conf->c_control_set)
+		return (conf_dup(p, d));
+	conf->c_control_set = 1;
+	conf->c_control_socket[0] = conf->c_control_group[0] = '\0';
+	if (strcmp(argv[0], "off") == 0 && argc == 1)
+		return (0);
+	path = conf_full_path(p, argv[0], 1);
+	if (argv[0][0] == '\0' || strcmp(argv[0], "off") == 0 ||
+	    strlcpy(conf->c_control_socket, path,
+	    sizeof(conf->c_control_socket)) >= sizeof(conf->c_control_socket) ||
+	    (argc > 1 && (argv[1][0] == '\0' || strlcpy(conf->c_control_group,
+	    argv[1], sizeof(conf->c_control_group)) >=
+	    sizeof(conf->c_control_group)))) {
+		conf->c_control_socket[0] = conf->c_control_group[0] = '\0';
+		conf_error(p, "\"%s\" directive invalid value", d->d_name);
+		rc = -1;
+	}
+	free(path);
+	return (rc);
+}
+
+static int
+control_isset(const void *f)
+{
+	return (((const struct mailproxyd_conf *)f)->c_control_set);
+}
+
+static void
+control_clear(void *f)
+{
+	struct mailproxyd_conf	*conf = f;
+
+	conf->c_control_set = 0;
+	conf->c_control_socket[0] = conf->c_control_group[0] = '\0';
+}
+
+static void
+dump_control(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct mailproxyd_conf	*conf = f;
+
+	dump_begin(fp, indent, d->d_name);
+	if (conf->c_control_socket[0] == '\0')
+		dump_word(fp, "off");
+	else {
+		dump_word(fp, conf->c_control_socket);
+		if (conf->c_control_group[0] != '\0')
+			dump_word(fp, conf->c_control_group);
+	}
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_control = {
+	set_control, control_isset, NULL, control_clear, dump_control
+};
+
+/* "ADDR:PORT" with a numeric address, IPv6 in brackets. */
+int
+conf_parse_hostport(const char *s, struct sockaddr_storage *ss,
+    socklen_t *sslen)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+	char			 host[CONF_METRICS_MAX];
+	const char		*colon, *errstr;
+	size_t			 hlen;
+	long long		 port;
+
+	memset(ss, 0, sizeof(*ss));
+	if ((colon = strrchr(s, ':')) == NULL || colon == s)
+		return (-1);
+	port = strtonum(colon + 1, 1, 65535, &errstr);
+	if (errstr != NULL || colon[1] < '0' || colon[1] > '9')
+		return (-1);
+	hlen = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof(host))
+			return (-1);
+		memcpy(host, s + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return (-1);
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*sslen = sizeof(*sin6);
+		return (0);
+	}
+	if (hlen >= sizeof(host))
+		return (-1);
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+		return (-1);
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	*sslen = sizeof(*sin);
+	return (0);
+}
+
+/* metrics_listen ADDR:PORT | off (metrics.c) */
+static int
+set_metrics(struct conf_parser *p, const struct conf_directive *d, void *f,
+    int argc, char **argv)
+{
+	struct mailproxyd_conf	*conf = f;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+
+	(void)argc;
+	if (conf->c_metrics_set)
+		return (conf_dup(p, d));
+	conf->c_metrics_set = 1;
+	conf->c_metrics_listen[0] = '\0';
+	if (strcmp(argv[0], "off") == 0)
+		return (0);
+	if (conf_parse_hostport(argv[0], &ss, &sslen) == -1 ||
+	    strlcpy(conf->c_metrics_listen, argv[0],
+	    sizeof(conf->c_metrics_listen)) >= sizeof(conf->c_metrics_listen)) {
+		conf->c_metrics_listen[0] = '\0';
+		conf_error(p, "invalid address \"%s\" in \"%s\" directive, "
+		    "ADDRESS:PORT expected", argv[0], d->d_name);
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+metrics_isset(const void *f)
+{
+	return (((const struct mailproxyd_conf *)f)->c_metrics_set);
+}
+
+static void
+metrics_clear(void *f)
+{
+	struct mailproxyd_conf	*conf = f;
+
+	conf->c_metrics_set = 0;
+	conf->c_metrics_listen[0] = '\0';
+}
+
+static void
+dump_metrics(FILE *fp, int indent, const struct conf_directive *d,
+    const void *f)
+{
+	const struct mailproxyd_conf	*conf = f;
+
+	dump_begin(fp, indent, d->d_name);
+	dump_word(fp, conf->c_metrics_listen[0] != '\0' ?
+	    conf->c_metrics_listen : "off");
+	dump_end(fp);
+}
+
+const struct conf_type conf_type_metrics = {
+	set_metrics, metrics_isset, NULL, metrics_clear, dump_metrics
+};
+
 /* env NAME[=value] */
 static int
 set_env(struct conf_parser *p, const struct conf_directive *d, void *f,
@@ -2162,6 +2332,9 @@ conf_where_record(struct conf_parser *p, const struct conf_directive *d)
 	if (d->d_base == CONF_BASE_MAIN &&
 	    d->d_off == offsetof(struct mailproxyd_conf, c_chroot))
 		conf_where_set(&p->p_conf->c_chroot_at, p->p_file, p->p_line);
+	if (d->d_base == CONF_BASE_MAIN && d->d_type == &conf_type_control)
+		conf_where_set(&p->p_conf->c_control_at, p->p_file,
+		    p->p_line);
 	if (d->d_base != CONF_BASE_MAIL || p->p_mail == NULL)
 		return;
 	if ((w = conf_where_of(p->p_mail, d->d_off)) != NULL)
@@ -2230,6 +2403,7 @@ conf_free(struct mailproxyd_conf *conf)
 	conf_mail_clear(&conf->c_mail);
 	free(conf->c_user_at.cw_file);
 	free(conf->c_chroot_at.cw_file);
+	free(conf->c_control_at.cw_file);
 	while ((s = TAILQ_FIRST(&conf->c_servers)) != NULL) {
 		TAILQ_REMOVE(&conf->c_servers, s, s_entry);
 		conf_mail_clear(&s->s_mail);
@@ -2747,6 +2921,43 @@ conf_check_user(const struct mailproxyd_conf *conf, uid_t *uidp,
 		conf_check_error(conf, w, "user", "getgrnam(\"%s\") failed "
 		    "(user): %s", conf->c_group, errno == 0 ? "no such group" :
 		    strerror(errno));
+		return (-1);
+	}
+	if (gidp != NULL)
+		*gidp = gr->gr_gid;
+	return (0);
+}
+
+/*
+ * The control socket's path must fit a socket address with the suffix
+ * of the name it is created under (control.c), and its group exist.
+ */
+int
+conf_check_control(const struct mailproxyd_conf *conf, gid_t *gidp)
+{
+	const struct conf_where	*w = &conf->c_control_at;
+	struct sockaddr_un	 sun;
+	struct group		*gr;
+
+	if (gidp != NULL)
+		*gidp = 0;
+	if (conf->c_control_socket[0] == '\0')
+		return (0);
+	if (conf->c_control_socket[0] != '/' ||
+	    strlen(conf->c_control_socket) + 16 >= sizeof(sun.sun_path)) {
+		conf_check_error(conf, w, "control_socket", "control socket "
+		    "\"%s\" (control_socket): must be an absolute path of at "
+		    "most %zu bytes", conf->c_control_socket,
+		    sizeof(sun.sun_path) - 17);
+		return (-1);
+	}
+	if (conf->c_control_group[0] == '\0')
+		return (0);
+	errno = 0;
+	if ((gr = getgrnam(conf->c_control_group)) == NULL) {
+		conf_check_error(conf, w, "control_socket", "getgrnam(\"%s\") "
+		    "failed (control_socket): %s", conf->c_control_group,
+		    errno == 0 ? "no such group" : strerror(errno));
 		return (-1);
 	}
 	if (gidp != NULL)

@@ -19,6 +19,7 @@
 #define CONF_NAME_MAX		256
 #define CONF_EVENTS_USE_MAX	32
 #define CONF_LISTEN_NAME_MAX	(PATH_MAX + 8)
+#define CONF_METRICS_MAX	64	/* "[v6 address]:port" */
 
 enum mail_protocol {
 	PROTO_NONE = 0,		/* not given: inferred from the port */
@@ -324,6 +325,13 @@ struct mailproxyd_conf {
 	char			  c_chroot[PATH_MAX];	/* our extension */
 	struct conf_where	  c_user_at;		/* for the checks */
 	struct conf_where	  c_chroot_at;
+	/* control_socket, metrics_listen (control.c, metrics.c) */
+	int			  c_control_set;
+	char			  c_control_socket[PATH_MAX];	/* "": off */
+	char			  c_control_group[CONF_NAME_MAX];	/* "": root */
+	struct conf_where	  c_control_at;
+	int			  c_metrics_set;
+	char			  c_metrics_listen[CONF_METRICS_MAX]; /* "": off */
 	/* events { } */
 	int			  c_has_events;
 	int			  c_worker_connections;
@@ -381,6 +389,12 @@ void			 conf_free(struct mailproxyd_conf *);
 int			 conf_check_user(const struct mailproxyd_conf *,
 			    uid_t *, gid_t *);
 int			 conf_check_chroot(const struct mailproxyd_conf *);
+/* control_socket's path fits a socket address, its group exists. */
+int			 conf_check_control(const struct mailproxyd_conf *,
+			    gid_t *);
+/* "ADDR:PORT", "[ADDR]:PORT": 0, or -1 when it is not one. */
+int			 conf_parse_hostport(const char *,
+			    struct sockaddr_storage *, socklen_t *);
 const char		*conf_protocol_name(enum mail_protocol);
 
 /*
@@ -519,7 +533,8 @@ extern const struct conf_type conf_type_flag, conf_type_num,
 	    conf_type_auth_http, conf_type_scache, conf_type_user,
 	    conf_type_workers, conf_type_main_log, conf_type_pathbuf,
 	    conf_type_env, conf_type_use, conf_type_master,
-	    conf_type_certfile, conf_type_affinity, conf_type_priority;
+	    conf_type_certfile, conf_type_affinity, conf_type_priority,
+	    conf_type_control, conf_type_metrics;
 struct mailproxyd_conf	*conf_new(void);
 void	 conf_mail_init(struct conf_mail *);
 void	 conf_mail_clear(struct conf_mail *);

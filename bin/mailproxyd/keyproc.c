@@ -239,6 +239,9 @@ keyproc_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CTL_LOG_REOPEN:
 		proc_child_logs_apply(k.k_setup.cs_conf, mp_debug);
 		break;
+	case IMSG_CTL_LOG_VERBOSE:
+		proc_child_log_verbose(imsg, k.k_setup.cs_conf, mp_debug);
+		break;
 	case IMSG_CFG_KEYPEER:
 		keyproc_set_worker(imsg);
 		break;

@@ -243,6 +243,8 @@ main(int argc, char *argv[])
 			mp_role = PROC_AUTH;
 		else if (strcmp(role, "key") == 0)
 			mp_role = PROC_KEY;
+		else if (strcmp(role, "metrics") == 0)
+			mp_role = PROC_METRICS;
 		else
 			usage();
 		log_procname(role);
@@ -250,6 +252,8 @@ main(int argc, char *argv[])
 			worker_main();
 		if (mp_role == PROC_KEY)
 			keyproc_main();
+		if (mp_role == PROC_METRICS)
+			metrics_main();
 		auth_main();
 	}
 
@@ -293,6 +297,7 @@ main(int argc, char *argv[])
 		if (parent_check_resolvers(conf) == -1 ||
 		    conf_check_user(conf, NULL, NULL) == -1 ||
 		    conf_check_chroot(conf) == -1 ||
+		    conf_check_control(conf, NULL) == -1 ||
 		    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1) {
 			conf_free(conf);
 			conf = NULL;

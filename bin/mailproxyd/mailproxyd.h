@@ -47,7 +47,8 @@ enum proc_role {
 	PROC_PARENT,
 	PROC_WORKER,
 	PROC_AUTH,
-	PROC_KEY
+	PROC_KEY,
+	PROC_METRICS
 };
 
 enum imsg_type {
@@ -80,6 +81,28 @@ enum imsg_type {
 	IMSG_CTL_STOP,		/* empty: fast stop */
 
 	/*
+	 * Runtime control (control.c, stats.c, metrics.c, mailproxyctl).
+	 * mailproxyctl -> parent: a request; the parent asks the workers
+	 * with the same type and a request id as peer id, and their
+	 * answers (records, then IMSG_CTL_END) come back with that id.
+	 * The parent answers mailproxyctl alike: records, then END.
+	 */
+	IMSG_CTL_SHOW_STATS,	/* empty -> STATS_RECORD..., END */
+	IMSG_CTL_SHOW_SESSIONS,	/* empty -> SESSION..., END */
+	IMSG_CTL_KICK,		/* struct ctl_kick -> END (count) */
+	IMSG_CTL_LOG_VERBOSE,	/* int32_t 1 verbose, 0 brief -> END */
+	IMSG_CTL_RELOAD,	/* empty -> END */
+	IMSG_CTL_PAUSE,		/* empty -> END */
+	IMSG_CTL_RESUME,	/* empty -> END */
+	IMSG_CTL_MONITOR,	/* int32_t (parent -> worker: on/off) */
+	IMSG_CTL_STATS_RECORD,	/* struct stats_record */
+	IMSG_CTL_SESSION,	/* struct ctl_session */
+	IMSG_CTL_EVENT,		/* struct ctl_event: worker -> monitor */
+	IMSG_CTL_END,		/* struct ctl_end: the last of an answer */
+	IMSG_CTL_METRICS,	/* metrics -> parent: empty, as SHOW_STATS */
+	IMSG_CFG_METRICS_LISTENER, /* fd: the metrics_listen socket */
+
+	/*
 	 * worker <-> auth.  Requests are independent; the worker may
 	 * cancel one (the client went away) and then gets no result.
 	 * Each answer carries the request's session id.
@@ -96,6 +119,120 @@ enum imsg_type {
 	 */
 	IMSG_KEY_OP,		/* struct key_op */
 	IMSG_KEY_RESULT		/* struct key_result */
+};
+
+/*
+ * IMSG_CTL_STATS_RECORD: one row of counters, summed by the parent over
+ * the workers by kind and key.  The values' meaning is the kind's
+ * (STATS_*_ below); a new kind (a resolver's status zone, say) is a new
+ * row type that the parent sums without knowing it.  sr_text and
+ * sr_when: the newest event's (a backend's last error).
+ */
+#define STATS_KEY_MAX		256
+#define STATS_TEXT_MAX		128
+#define STATS_VALS_MAX		32
+enum stats_kind {
+	STATS_DAEMON = 1,	/* key "mailproxyd", from the parent */
+	STATS_PROTOCOL,		/* key "imap", "pop3", "smtp" */
+	STATS_LISTEN,		/* key the listen's name */
+	STATS_BACKEND		/* key the backend's address */
+};
+/* STATS_DAEMON values */
+#define SD_UPTIME		0	/* seconds */
+#define SD_GENERATION		1
+#define SD_WORKERS		2
+#define SD_PAUSED		3
+#define SD_CONTROL_CLIENTS	4
+#define SD_PID			5
+#define SD_VERBOSE		6
+#define SD_NVALS		7
+/* STATS_PROTOCOL and STATS_LISTEN values: counters, then gauges */
+#define SP_CONNECTIONS		0
+#define SP_LOGINS_OK		1
+#define SP_LOGINS_FAILED	2
+#define SP_BYTES_IN		3	/* client -> backend */
+#define SP_BYTES_OUT		4
+#define SP_SESSIONS		5	/* gauges: open now, then by state */
+#define SP_PREAUTH		6
+#define SP_AUTH			7
+#define SP_BACKEND		8
+#define SP_RELAY		9
+#define SP_CLOSING		10
+#define SP_LAT_COUNT		11	/* login latency, STATS_PROTOCOL */
+#define SP_LAT_SUM_US		12
+#define SP_LAT_BUCKET		13	/* STATS_LAT_BUCKETS, not cumulative */
+#define STATS_LAT_BUCKETS	12	/* the last one is +Inf */
+#define SP_NVALS		(SP_LAT_BUCKET + STATS_LAT_BUCKETS)
+/* STATS_BACKEND values */
+#define SB_CONNECTIONS		0
+#define SB_FAILURES		1
+#define SB_NVALS		2
+struct stats_record {
+	uint32_t	 sr_kind;	/* enum stats_kind */
+	uint32_t	 sr_nvals;
+	int64_t		 sr_when;	/* time(3) of sr_text, or 0 */
+	char		 sr_key[STATS_KEY_MAX];
+	char		 sr_text[STATS_TEXT_MAX];
+	uint64_t	 sr_vals[STATS_VALS_MAX];
+};
+/* The upper bounds of the latency buckets, in microseconds. */
+#define STATS_LAT_BOUNDS	{ 5000, 10000, 25000, 50000, 100000, \
+				    250000, 500000, 1000000, 2500000, \
+				    5000000, 10000000 }
+
+/* IMSG_CTL_SESSION: one open session. */
+#define CTL_USER_MAX		256
+#define CTL_ADDR_MAX		(AUTH_ADDR_MAX + 16)
+#define CTL_SESSION_TLS		0x01	/* the client side */
+#define CTL_SESSION_BTLS	0x02	/* the backend side */
+struct ctl_session {
+	uint64_t	 cs_id;
+	uint64_t	 cs_in;
+	uint64_t	 cs_out;
+	uint64_t	 cs_age_ms;
+	int32_t		 cs_pid;	/* the worker's, set by the parent */
+	int32_t		 cs_protocol;	/* enum mail_protocol */
+	int32_t		 cs_state;	/* enum session_state */
+	uint32_t	 cs_flags;	/* CTL_SESSION_* */
+	char		 cs_client[CTL_ADDR_MAX];
+	char		 cs_local[CTL_ADDR_MAX];
+	char		 cs_user[CTL_USER_MAX];	/* raw, maybe cut */
+	char		 cs_backend[AUTH_BACKEND_TEXT_MAX];
+};
+
+/* IMSG_CTL_KICK */
+#define CTL_KICK_SESSION	1
+#define CTL_KICK_USER		2
+struct ctl_kick {
+	int32_t		 ck_what;	/* CTL_KICK_* */
+	uint64_t	 ck_id;
+	char		 ck_user[AUTH_USER_MAX];
+};
+
+/* IMSG_CTL_EVENT: what monitor shows. */
+#define CTL_EVENT_LOGIN		1
+#define CTL_EVENT_LOGIN_FAILED	2
+#define CTL_EVENT_LOGOUT	3
+struct ctl_event {
+	uint64_t	 ce_id;
+	int64_t		 ce_time;
+	int32_t		 ce_kind;	/* CTL_EVENT_* */
+	int32_t		 ce_protocol;
+	int32_t		 ce_pid;	/* set by the parent */
+	uint64_t	 ce_in;
+	uint64_t	 ce_out;
+	uint64_t	 ce_ms;		/* the session's age */
+	char		 ce_client[CTL_ADDR_MAX];
+	char		 ce_user[CTL_USER_MAX];
+	char		 ce_backend[AUTH_BACKEND_TEXT_MAX];
+	char		 ce_end[32];
+};
+
+/* IMSG_CTL_END */
+struct ctl_end {
+	int32_t		 ce_status;	/* 0, or -1: ce_msg says why */
+	uint32_t	 ce_count;	/* sessions kicked; records dropped */
+	char		 ce_msg[256];
 };
 
 /* IMSG_CFG_TLS_SERVER: the counts of one server's material. */
@@ -278,6 +415,33 @@ extern enum proc_role	 mp_role;
 extern int		 mp_debug;	/* -d */
 extern int		 mp_verbose;
 
+/* control.c */
+#define CONTROL_SOCKET		"/run/mailproxyd/mailproxyd.sock"
+int	 control_open(const struct mailproxyd_conf *);
+void	 control_close(void);
+void	 control_reclaim(void);
+void	 control_child_started(struct imsgev *, enum proc_role);
+int	 control_child_imsg(struct imsgev *, pid_t, enum proc_role,
+	    struct imsg *);
+void	 control_child_gone(pid_t, enum proc_role);
+int	 control_verbose(void);
+
+/* stats.c */
+struct session;
+struct conf_listen;
+void	 stats_init(const struct mailproxyd_conf *, struct imsgev *);
+void	 stats_connection(const struct conf_listen *);
+void	 stats_login(struct session *, int);
+void	 stats_backend_connect(struct session *);
+void	 stats_backend_errno(int);
+void	 stats_session_end(struct session *, int);
+void	 stats_monitor(int);
+int	 stats_parent_imsg(struct imsgev *, struct imsg *);
+void	 stats_final(struct imsgev *);
+
+/* metrics.c */
+__dead void	 metrics_main(void);
+
 /* mailproxyd.c */
 __dead void	 usage(void);
 
@@ -295,6 +459,10 @@ void		 parent_close_cdbs(struct cdbfile *, size_t);
 __dead void	 parent_main(struct mailproxyd_conf *, const char *,
 		    int);
 void		 parent_set_paths(const char *, const char *, const char *);
+int		 parent_ctl_send(enum proc_role, uint32_t, uint32_t,
+		    const void *, size_t, pid_t *, int);
+void		 parent_ctl_daemon(struct stats_record *);
+int		 parent_ctl_reload(void);
 
 /* proc.c */
 void	 imsgev_init(struct imsgev *, int,
@@ -312,6 +480,7 @@ void	 imsgev_set_bad(struct imsgev *,
 void	 imsgev_read_rest(struct imsgev *);
 const char *proc_role_name(enum proc_role);
 void	 proc_set_exe(const char *);
+void	 proc_raise_nofile(void);
 pid_t	 proc_spawn(const char *, enum proc_role, int,
 	    const struct mailproxyd_conf *, int *);
 int	 proc_child_setup(int, struct child_setup *,
@@ -321,6 +490,8 @@ void	 proc_forbid_fork(const struct cfg_done *);
 void	 proc_child_logfd(struct imsg *);
 void	 proc_child_logs_apply(const struct mailproxyd_conf *, int);
 int	 proc_log_level(const struct mailproxyd_conf *, int);
+void	 proc_child_log_verbose(struct imsg *, const struct mailproxyd_conf *,
+	    int);
 
 /* listen.c */
 struct listener {
@@ -473,6 +644,9 @@ struct session {
 	char			 s_fail_code[AUTH_ERRCODE_MAX];	/* SMTP */
 	char			 s_backend_text[AUTH_BACKEND_TEXT_MAX];
 
+	int32_t			 s_lidx;	/* conf_listen.l_index */
+	uint64_t		 s_auth_start;	/* ms: the first auth request */
+
 	uint64_t		 s_in;		/* relayed client -> backend */
 	uint64_t		 s_out;		/* relayed backend -> client */
 	const char		*s_end;		/* how it ended */
@@ -487,6 +661,7 @@ void		 session_resolved(struct auth_resolved *);
 int		 session_client_addr(struct session *, char *, size_t);
 void		 session_auth_lost(void);
 void		 session_close_all(const char *);
+void		 session_foreach(void (*)(struct session *, void *), void *);
 void		 session_close(struct session *, const char *);
 void		 session_write(struct session *, const void *, size_t);
 void		 session_printf(struct session *, const char *, ...)

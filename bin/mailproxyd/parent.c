@@ -77,6 +77,7 @@ struct generation {
 	size_t			 g_textlen;
 	struct child		*g_auth;
 	struct child		*g_key;		/* NULL: no private keys */
+	struct child		*g_metrics;	/* NULL: no metrics_listen */
 	struct child		*g_workers[MAILPROXYD_WORKERS_MAX];
 	int			 g_nworkers;
 	int			 g_draining;
@@ -115,6 +116,9 @@ static struct {
 	int			 p_noaccept;	/* SIGWINCH: no workers */
 	struct mailproxyd_conf	*p_keepconf;	/* theirs, for a rollback */
 	char			 p_pidfile[PATH_MAX];
+	time_t			 p_started;
+	int			 p_metrics_fd;	/* metrics_listen's, or -1 */
+	char			 p_metrics_addr[CONF_METRICS_MAX];
 	struct event		 p_ev_hup, p_ev_quit, p_ev_term, p_ev_int,
 				 p_ev_usr1, p_ev_usr2, p_ev_winch,
 				 p_ev_chld, p_ev_kill;
@@ -156,10 +160,11 @@ static const char *signal_name(int);
 static void	child_respawn_later(struct generation *, enum proc_role, int);
 static void	child_respawn_cb(int, short, void *);
 static long	crash_delay(void);
-static void	parent_reload(void);
+static int	parent_reload(void);
 static void	parent_noaccept(void);
 static int	parent_rollback(void);
 static void	parent_notify(const char *);
+static int	parent_metrics_open(const struct mailproxyd_conf *);
 static void	parent_reopen(void);
 static void	parent_shutdown(int);
 static void	parent_maybe_exit(void);
@@ -209,7 +214,8 @@ parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
 	memset(cd, 0, sizeof(*cd));
 	cd->cd_uid = cd->cd_gid = -1;
 	cd->cd_debug = mp_debug;
-	if (parent_check_resolvers(conf) == -1)
+	if (parent_check_resolvers(conf) == -1 ||
+	    conf_check_control(conf, NULL) == -1)
 		return -1;
 	if (geteuid() != 0) {
 		log_notice("not running as root: children keep uid %d and "
@@ -464,6 +470,8 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	(void)argc0;
 	parent.p_self = self;
 	proc_set_exe(self);
+	parent.p_metrics_fd = -1;
+	parent.p_started = time(NULL);
 	TAILQ_INIT(&parent.p_gens);
 	TAILQ_INIT(&parent.p_children);
 	TAILQ_INIT(&parent.p_listeners);
@@ -479,6 +487,8 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	if (parent_open_logs(conf, parent.p_logs, &parent.p_nlogs) == -1 ||
 	    parent_open_blocklogs(conf) == -1)
 		exit(1);
+	if (parent_metrics_open(conf) == -1)
+		exit(1);
 	/* A new binary stays the child of the old parent, as nginx's. */
 	if (!mp_debug && conf->c_daemon && !upgrade_inherited())
 		parent_daemonize();
@@ -487,6 +497,9 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	log_procname("parent");
 
 	event_init();
+	proc_raise_nofile();
+	if (control_open(conf) == -1)
+		exit(1);
 	signal(SIGPIPE, SIG_IGN);
 	signal_set(&parent.p_ev_hup, SIGHUP, parent_sig, NULL);
 	signal_set(&parent.p_ev_quit, SIGQUIT, parent_sig, NULL);
@@ -551,6 +564,9 @@ gen_start(struct mailproxyd_conf *conf, const struct cfg_done *cd,
 		goto fail;
 	if (tls_material_nkeys(tl) > 0 &&
 	    (g->g_key = child_start(g, PROC_KEY, 0)) == NULL)
+		goto fail;
+	if (parent.p_metrics_fd != -1 &&
+	    (g->g_metrics = child_start(g, PROC_METRICS, 0)) == NULL)
 		goto fail;
 	for (i = 0; i < g->g_nworkers; i++) {
 		if ((g->g_workers[i] = child_start(g, PROC_WORKER, i)) ==
@@ -672,6 +688,13 @@ child_start(struct generation *g, enum proc_role role, int slot)
 	}
 	if (role == PROC_KEY)
 		tls_material_send_keys(g->g_tls, &c->c_iev);
+	if (role == PROC_METRICS) {
+		if ((lfd = fcntl(parent.p_metrics_fd, F_DUPFD_CLOEXEC, 0)) ==
+		    -1)
+			fatal("dup");
+		imsgev_compose(&c->c_iev, IMSG_CFG_METRICS_LISTENER, 0, lfd,
+		    NULL, 0);
+	}
 	if (role == PROC_AUTH) {
 		for (i = 0; i < (int)g->g_ncdbs; i++) {
 			struct cfg_cdb	cc;
@@ -689,6 +712,7 @@ child_start(struct generation *g, enum proc_role role, int slot)
 	cd.cd_generation = g->g_id;
 	cd.cd_slot = slot;
 	imsgev_compose(&c->c_iev, IMSG_CFG_DONE, 0, -1, &cd, sizeof(cd));
+	control_child_started(&c->c_iev, role);
 	if (role == PROC_AUTH) {
 		/* A replacement auth process needs every live worker. */
 		for (i = 0; i < g->g_nworkers; i++)
@@ -793,8 +817,9 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 	struct child		*w;
 	int			 i, all;
 
-	/* A dead child's last words: only its log lines count. */
-	if (c->c_reaped && imsg->hdr.type != IMSG_CHILD_LOG)
+	/* A dead child's last words: its log lines and counters. */
+	if (c->c_reaped && imsg->hdr.type != IMSG_CHILD_LOG &&
+	    imsg->hdr.type != IMSG_CTL_STATS_RECORD)
 		return;
 	if (imsg->fd != -1) {
 		child_bad(c, "message type %u with a descriptor",
@@ -817,7 +842,9 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 			return;
 		all = g->g_auth != NULL && g->g_auth->c_ready &&
 		    (tls_material_nkeys(g->g_tls) == 0 ||
-		    (g->g_key != NULL && g->g_key->c_ready));
+		    (g->g_key != NULL && g->g_key->c_ready)) &&
+		    (parent.p_metrics_fd == -1 ||
+		    (g->g_metrics != NULL && g->g_metrics->c_ready));
 		for (i = 0; i < g->g_nworkers; i++) {
 			w = g->g_workers[i];
 			if (w == NULL || !w->c_ready)
@@ -862,7 +889,10 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 		child_peer_dropped(c, imsg);
 		break;
 	default:
-		child_bad(c, "unexpected message type %u", imsg->hdr.type);
+		if (control_child_imsg(&c->c_iev, c->c_pid, c->c_role,
+		    imsg) == -1)
+			child_bad(c, "unexpected message type %u, or a "
+			    "malformed control message", imsg->hdr.type);
 		break;
 	}
 }
@@ -1128,11 +1158,14 @@ child_reaped(struct child *c, int status)
 
 	evtimer_del(&c->c_log_ev);
 	child_log_note(c);
+	control_child_gone(c->c_pid, c->c_role);
 	TAILQ_REMOVE(&parent.p_children, c, c_entry);
 	if (c->c_role == PROC_AUTH && g->g_auth == c)
 		g->g_auth = NULL;
 	else if (c->c_role == PROC_KEY && g->g_key == c)
 		g->g_key = NULL;
+	else if (c->c_role == PROC_METRICS && g->g_metrics == c)
+		g->g_metrics = NULL;
 	else if (c->c_role == PROC_WORKER && g->g_workers[c->c_slot] == c)
 		g->g_workers[c->c_slot] = NULL;
 	g->g_live--;
@@ -1204,6 +1237,8 @@ child_respawn_cb(int fd, short events, void *arg)
 			g->g_auth = c;
 		else if (r->r_role == PROC_KEY)
 			g->g_key = c;
+		else if (r->r_role == PROC_METRICS)
+			g->g_metrics = c;
 		else
 			g->g_workers[r->r_slot] = c;
 	}
@@ -1213,7 +1248,7 @@ child_respawn_cb(int fd, short events, void *arg)
 /*
  * SIGHUP: a new configuration, or the old one kept if it has errors.
  */
-static void
+static int
 parent_reload(void)
 {
 	struct mailproxyd_conf	*conf;
@@ -1225,11 +1260,9 @@ parent_reload(void)
 	size_t			 nlogs, ncdbs;
 
 	if (parent.p_stopping)
-		return;
-	if (parent.p_noaccept) {
-		(void)parent_rollback();
-		return;
-	}
+		return -1;
+	if (parent.p_noaccept)
+		return parent_rollback();
 	parent_notify("RELOADING=1");
 	log_notice("reconfiguring: reading %s", parent.p_file);
 	conf = conf_parse_file(parent.p_file, parent.p_prefix,
@@ -1260,7 +1293,8 @@ parent_reload(void)
 		tls_material_free(tl);
 		goto keepconf;
 	}
-	if (parent_open_blocklogs(conf) == -1) {
+	if (parent_metrics_open(conf) == -1 || control_open(conf) == -1 ||
+	    parent_open_blocklogs(conf) == -1) {
 		parent_close_logs(logs, nlogs);
 		listen_close_all(&newls);
 		parent_close_cdbs(cdbs, ncdbs);
@@ -1285,14 +1319,16 @@ parent_reload(void)
 		log_msg(LOG_LVL_ALERT, "could not start the new generation; "
 		    "the old one keeps serving");
 		parent_notify("READY=1");
+		return -1;
 	}
-	return;
+	return 0;
  keepconf:
 	conf_free(conf);
  keep:
 	log_msg(LOG_LVL_ERR, "reconfiguring failed: the old configuration "
 	    "stays in use");
 	parent_notify("READY=1");
+	return -1;
 }
 
 /*
@@ -1385,6 +1421,106 @@ parent_notify(const char *state)
 		notify_send(state);
 }
 
+/*
+ * metrics_listen: the socket the metrics process accepts on, bound here
+ * (a privileged port is fine) and kept while the address stays.
+ */
+static int
+parent_metrics_open(const struct mailproxyd_conf *conf)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	int			 fd, on = 1;
+
+	if (strcmp(conf->c_metrics_listen, parent.p_metrics_addr) == 0)
+		return 0;
+	fd = -1;
+	if (conf->c_metrics_listen[0] != '\0') {
+		if (conf_parse_hostport(conf->c_metrics_listen, &ss,
+		    &sslen) == -1) {
+			log_msg(LOG_LVL_EMERG, "metrics_listen \"%s\": not an "
+			    "address and port", conf->c_metrics_listen);
+			return -1;
+		}
+		if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0)) == -1 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+		    sizeof(on)) == -1 ||
+		    /* A new binary binds it too while we still run. */
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+		    sizeof(on)) == -1 ||
+		    bind(fd, (struct sockaddr *)&ss, sslen) == -1 ||
+		    listen(fd, 64) == -1) {
+			log_msg(LOG_LVL_EMERG, "metrics_listen \"%s\": %s",
+			    conf->c_metrics_listen, strerror(errno));
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+	}
+	if (parent.p_metrics_fd != -1)
+		close(parent.p_metrics_fd);
+	parent.p_metrics_fd = fd;
+	(void)strlcpy(parent.p_metrics_addr, conf->c_metrics_listen,
+	    sizeof(parent.p_metrics_addr));
+	return 0;
+}
+
+/*
+ * Send a control message to every live child of a role (PROC_PARENT:
+ * every child), of every generation; their pids go to pids.  Returns
+ * how many were sent.
+ */
+int
+parent_ctl_send(enum proc_role role, uint32_t type, uint32_t peerid,
+    const void *data, size_t len, pid_t *pids, int maxpids)
+{
+	struct child	*c;
+	int		 n = 0;
+
+	TAILQ_FOREACH(c, &parent.p_children, c_entry) {
+		if ((role != PROC_PARENT && c->c_role != role) ||
+		    c->c_reaped || !c->c_iev.iev_active)
+			continue;
+		if (pids != NULL && n >= maxpids)
+			break;
+		if (imsgev_compose(&c->c_iev, type, peerid, -1, data,
+		    len) == -1)
+			continue;
+		if (pids != NULL)
+			pids[n] = c->c_pid;
+		n++;
+	}
+	return n;
+}
+
+/* The parent's own row of show summary and show stats. */
+void
+parent_ctl_daemon(struct stats_record *sr)
+{
+	struct generation	*g;
+	struct child		*c;
+
+	sr->sr_kind = STATS_DAEMON;
+	sr->sr_nvals = SD_NVALS;
+	(void)strlcpy(sr->sr_key, MAILPROXYD_NAME, sizeof(sr->sr_key));
+	(void)strlcpy(sr->sr_text, MAILPROXYD_VERSION, sizeof(sr->sr_text));
+	sr->sr_vals[SD_UPTIME] = (uint64_t)(time(NULL) - parent.p_started);
+	sr->sr_vals[SD_PID] = (uint64_t)getpid();
+	TAILQ_FOREACH(g, &parent.p_gens, g_entry)
+		if (!g->g_draining)
+			sr->sr_vals[SD_GENERATION] = g->g_id;
+	TAILQ_FOREACH(c, &parent.p_children, c_entry)
+		if (c->c_role == PROC_WORKER && !c->c_reaped)
+			sr->sr_vals[SD_WORKERS]++;
+}
+
+int
+parent_ctl_reload(void)
+{
+	return parent_reload();
+}
+
 /* SIGUSR1: reopen the log files here and in every child. */
 static void
 parent_reopen(void)
@@ -1443,6 +1579,7 @@ parent_shutdown(int how)
 	 */
 	if (upgrade_newbin() == 0 && old == 0)
 		parent_unlink_sockets();
+	control_close();
 	listen_close_all(&parent.p_listeners);
 	if (how == 1) {
 		TAILQ_FOREACH(g, &parent.p_gens, g_entry)
@@ -1515,7 +1652,7 @@ parent_sig(int sig, short events, void *arg)
 		    parent.p_stopping ? "shutting down: ignoring" :
 		    parent.p_noaccept ? "starting the worker processes again" :
 		    "reconfiguring");
-		parent_reload();
+		(void)parent_reload();
 		break;
 	case SIGQUIT:
 		log_notice("signal %d (SIGQUIT) received, shutting down", sig);
@@ -1552,6 +1689,7 @@ parent_sig(int sig, short events, void *arg)
 			else if (upgrade_reaped(pid, status,
 			    parent.p_pidfile, sizeof(parent.p_pidfile))) {
 				/* The service is ours again. */
+				control_reclaim();
 				(void)snprintf(msg, sizeof(msg),
 				    "MAINPID=%ld", (long)getpid());
 				parent_notify(msg);

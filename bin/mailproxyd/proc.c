@@ -49,6 +49,8 @@ static void	proc_event_log(int, const char *);
 static int		 proc_exe_fd = -1;
 
 static struct imsgbuf	*proc_log_ibuf;
+static struct rlimit	 proc_nofile;	/* before proc_raise_nofile() */
+static int		 proc_nofile_raised;
 static struct imsgev	*proc_log_iev;
 static int		 proc_log_in_libevent;	/* no event calls now */
 
@@ -311,6 +313,29 @@ proc_set_exe(const char *path)
 		    "names", path);
 }
 
+/*
+ * The parent holds a descriptor per control client (control.c): its
+ * soft limit goes up to the hard one (at most PROC_NOFILE_MAX), and the
+ * children it starts get the limit it had.
+ */
+#define PROC_NOFILE_MAX		65536
+void
+proc_raise_nofile(void)
+{
+	struct rlimit	 rl;
+
+	if (proc_nofile_raised || getrlimit(RLIMIT_NOFILE, &proc_nofile) ==
+	    -1)
+		return;
+	rl = proc_nofile;
+	if (rl.rlim_cur >= PROC_NOFILE_MAX || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max < PROC_NOFILE_MAX ? rl.rlim_max :
+	    PROC_NOFILE_MAX;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		proc_nofile_raised = 1;
+}
+
 /* The role's name: for -R, the logs and the process title. */
 const char *
 proc_role_name(enum proc_role role)
@@ -324,6 +349,8 @@ proc_role_name(enum proc_role role)
 		return "auth";
 	case PROC_KEY:
 		return "key";
+	case PROC_METRICS:
+		return "metrics";
 	}
 	return "?";
 }
@@ -363,6 +390,8 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 	}
 
 	/* Child. */
+	if (proc_nofile_raised)
+		(void)setrlimit(RLIMIT_NOFILE, &proc_nofile);
 	if (role == PROC_WORKER)
 		proc_spawn_stdio();
 	if (proc_exe_fd != -1 && (efd = fcntl(proc_exe_fd, F_DUPFD_CLOEXEC,
@@ -387,7 +416,8 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 	 */
 	argv[argc++] = (char *)(uintptr_t)(role == PROC_AUTH ?
 	    MAILPROXYD_NAME ": auth process" : role == PROC_KEY ?
-	    MAILPROXYD_NAME ": key process" :
+	    MAILPROXYD_NAME ": key process" : role == PROC_METRICS ?
+	    MAILPROXYD_NAME ": metrics process" :
 	    MAILPROXYD_NAME ": worker process");
 	argv[argc++] = (char *)(uintptr_t)"-R";
 	argv[argc++] = (char *)(uintptr_t)proc_role_name(role);
@@ -594,6 +624,7 @@ static int		child_logfd[LOG_TARGETS_MAX] = { -1, -1, -1, -1, -1,
 			    -1, -1, -1 };
 static struct log_target child_logs[LOG_TARGETS_MAX];
 static size_t		child_nlogs;
+static int		child_verbose;	/* mailproxyctl log verbose */
 
 void
 proc_child_logfd(struct imsg *imsg)
@@ -657,7 +688,8 @@ proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
 	static int	flushing;
 	size_t		i;
 
-	log_set_forward(proc_log_forward, proc_log_level(conf, 0));
+	log_set_forward(proc_log_forward, child_verbose ? LOG_LVL_DEBUG :
+	    proc_log_level(conf, 0));
 	if (!flushing++) {
 		(void)atexit(proc_log_flush);
 		if (mp_role == PROC_WORKER)
@@ -687,6 +719,23 @@ proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
 	}
 	log_set_targets(child_logs, child_nlogs);
 	log_set_foreground(debug ? proc_log_level(conf, 1) : 0);
+}
+
+/*
+ * IMSG_CTL_LOG_VERBOSE: every line up to debug goes to the parent, or
+ * back to what error_log asks for (mailproxyctl log verbose|brief).
+ */
+void
+proc_child_log_verbose(struct imsg *imsg, const struct mailproxyd_conf *conf,
+    int debug)
+{
+	int32_t		 on;
+
+	if (imsg_get_data(imsg, &on, sizeof(on)) == -1)
+		fatalx("bad IMSG_CTL_LOG_VERBOSE");
+	child_verbose = on != 0;
+	log_set_verbose(child_verbose);
+	proc_child_logs_apply(conf, debug);
 }
 
 /*

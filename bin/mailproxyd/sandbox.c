@@ -67,6 +67,7 @@ static const struct sandbox_role sandbox_roles[] = {
 	{ PROC_WORKER,	1 },
 	{ PROC_AUTH,	0 },
 	{ PROC_KEY,	0 },
+	{ PROC_METRICS,	0 },
 };
 
 /* Set once this process is confined. */
@@ -205,6 +206,16 @@ static const struct sb_call sb_auth[] = {
 };
 
 /* The key process only answers over its channels: sb_common. */
+
+/*
+ * The metrics process (metrics.c): accepts on the socket the parent
+ * bound, reads one request, writes one answer, shuts the connection.
+ */
+static const struct sb_call sb_metrics[] = {
+	{ "accept",		SB_ALLOW },
+	{ "accept4",		SB_ALLOW },
+	{ "shutdown",		SB_ALLOW },
+};
 
 #ifdef SANDBOX_ASAN
 /*
@@ -516,6 +527,9 @@ sb_load(enum proc_role role)
 		break;
 	case PROC_KEY:
 		break;
+	case PROC_METRICS:
+		r = sb_add(ctx, sb_metrics, nitems(sb_metrics), self);
+		break;
 	default:
 		fatalx("seccomp: bad role");
 	}
@@ -616,6 +630,10 @@ sandbox_child(enum proc_role role)
 		break;
 	case PROC_KEY:
 		if (pledge("stdio recvfd", NULL) == -1)
+			fatal("pledge() failed");
+		break;
+	case PROC_METRICS:
+		if (pledge("stdio inet", NULL) == -1)
 			fatal("pledge() failed");
 		break;
 	default:

@@ -233,6 +233,7 @@ session_new(const struct conf_listen *l, int fd,
 	s->s_server = l->l_server;
 	s->s_mail = &l->l_server->s_mail;
 	s->s_listen_name = l->l_name;
+	s->s_lidx = l->l_index;
 	s->s_cfd = fd;
 	s->s_bfd = -1;
 	s->s_start = session_now();
@@ -620,6 +621,7 @@ session_quit(struct session *s)
 {
 	if (s->s_state == SESSION_DEAD || s->s_cbev == NULL)
 		return;
+	stats_session_end(s, 0);
 	session_wipe_cred(s);
 	session_watch(s, 0);
 	s->s_state = SESSION_CLOSING;
@@ -1165,6 +1167,8 @@ session_auth(struct session *s)
 	log_session(LOG_LVL_DEBUG, s->s_id, "auth request, attempt %u, "
 	    "method %s", s->s_attempt, auth_method_name(s->s_method));
 	s->s_state = SESSION_AUTH;
+	if (s->s_auth_start == 0)
+		s->s_auth_start = session_now();
 	bufferevent_disable(s->s_cbev, EV_READ);
 	evtimer_del(&s->s_timer);
 	session_watch(s, 1);
@@ -1230,6 +1234,7 @@ session_auth_result(struct auth_result *res)
 	case AUTH_R_FAIL:
 		log_session(LOG_LVL_INFO, s->s_id, "client login failed: "
 		    "\"%s\"", res->rs_error);
+		stats_login(s, 0);
 		session_wipe_cred(s);
 		free(s->s_fail_text);
 		free(s->s_fail_sasl);
@@ -1402,12 +1407,14 @@ session_backend_connect(struct session *s)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	s->s_bfd = fd;
 	worker_conn_open();
+	stats_backend_connect(s);
 	if ((s->s_bbev = bufferevent_socket_new(worker_base, fd, 0)) == NULL)
 		fatal("bufferevent_socket_new");
 	session_backend_bev(s);
 	session_timer(s, s->s_mail->m_timeout);
 	if (bufferevent_socket_connect(s->s_bbev, sa,
 	    (int)s->s_lg->lg_backendlen) == -1) {
+		stats_backend_errno(errno);
 		log_session(LOG_LVL_ERR, s->s_id, "connect() to %s failed "
 		    "(%d: %s)", s->s_backend_text, errno, strerror(errno));
 		session_internal_error(s);
@@ -1475,6 +1482,7 @@ session_backend_event(struct bufferevent *bev, short what, void *arg)
 		session_internal_error(s);
 		return;
 	}
+	stats_backend_errno((what & BEV_EVENT_EOF) ? 0 : saved);
 	if (what & BEV_EVENT_EOF)
 		log_session(LOG_LVL_ERR, s->s_id, "upstream prematurely "
 		    "closed connection");
@@ -1669,6 +1677,7 @@ session_logged_in(struct session *s)
 	session_wipe_cred(s);
 	free(s->s_salt);
 	s->s_salt = NULL;
+	stats_login(s, 1);
 	relay_start(s);
 	if (s->s_lg != NULL) {
 		free(s->s_lg->lg_btls_name);
@@ -1714,9 +1723,10 @@ session_close(struct session *s, const char *end)
 		(void)imsgev_compose(iev, IMSG_AUTH_CANCEL, 0, -1, &ac,
 		    sizeof(ac));
 	}
-	s->s_state = SESSION_DEAD;
 	if (end != NULL)
 		s->s_end = end;
+	stats_session_end(s, 1);
+	s->s_state = SESSION_DEAD;
 	session_summary(s);
 
 	evtimer_del(&s->s_timer);
@@ -1776,6 +1786,22 @@ session_reap(int fd, short events, void *arg)
 		free(s->s_lg);
 		free(s);
 	}
+}
+
+/* Every open session, to fn, which may close it (stats.c). */
+void
+session_foreach(void (*fn)(struct session *, void *), void *arg)
+{
+	struct session	*s, *next;
+	int		 i;
+
+	if (!sessions_init)
+		return;
+	for (i = 0; i < SESSION_HASH_SIZE; i++)
+		for (s = TAILQ_FIRST(&sessions[i]); s != NULL; s = next) {
+			next = TAILQ_NEXT(s, s_entry);
+			fn(s, arg);
+		}
 }
 
 /* worker_shutdown_timeout, or a fast stop: end every session. */

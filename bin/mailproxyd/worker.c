@@ -46,6 +46,7 @@ static struct {
 	int				 w_draining;
 	int				 w_paused;	/* EMFILE and such */
 	int				 w_full;	/* worker_connections */
+	int				 w_ctl_paused;	/* mailproxyctl pause */
 	time_t				 w_full_logged;
 	int				 w_accepting;	/* listeners armed */
 	unsigned int			 w_sessions;	/* open now */
@@ -196,6 +197,7 @@ worker_main(void)
 
 	imsgev_adopt(&w.w_parent, &w.w_setup.cs_ibuf, worker_parent_imsg,
 	    worker_parent_closed, NULL);
+	stats_init(conf, &w.w_parent);
 	if (w.w_authfd != -1) {
 		worker_set_auth(w.w_authfd);
 		w.w_authfd = -1;
@@ -218,7 +220,6 @@ worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 {
 	int	fd;
 
-	(void)iev;
 	switch (imsg->hdr.type) {
 	case IMSG_CFG_LOG:
 		proc_child_logfd(imsg);
@@ -245,7 +246,19 @@ worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 	case IMSG_CTL_STOP:
 		session_close_all("stop");
 		exit(0);
+	case IMSG_CTL_PAUSE:
+	case IMSG_CTL_RESUME:
+		if (imsg->datalen != 0)
+			fatalx("bad IMSG_CTL_PAUSE");
+		w.w_ctl_paused = imsg->hdr.type == IMSG_CTL_PAUSE;
+		worker_listen();
+		break;
+	case IMSG_CTL_LOG_VERBOSE:
+		proc_child_log_verbose(imsg, w.w_conf, mp_debug);
+		break;
 	default:
+		if (stats_parent_imsg(iev, imsg))
+			break;
 		fatalx("unexpected message type %u from the parent",
 		    imsg->hdr.type);
 	}
@@ -434,7 +447,7 @@ worker_listen(void)
 	struct worker_listener	*wl;
 	int			 want;
 
-	want = !w.w_draining && !w.w_paused && !w.w_full;
+	want = !w.w_draining && !w.w_paused && !w.w_full && !w.w_ctl_paused;
 	if (want == w.w_accepting)
 		return;
 	w.w_accepting = want;
@@ -551,6 +564,7 @@ worker_connection(struct worker_listener *wl, int s,
 	    "client %s connected to %s",
 	    sockaddr_text((struct sockaddr *)ss, sslen, peer, sizeof(peer)),
 	    l->l_name);
+	stats_connection(l);
 	w.w_sessions++;
 	worker_conn_open();
 	session_new(l, s, ss, sslen, sid);
@@ -605,12 +619,15 @@ worker_shutdown_timeout(int fd, short events, void *arg)
 	(void)arg;
 	log_notice("shutdown timeout: closing %u session(s)", w.w_sessions);
 	session_close_all("shutdown");
+	stats_final(&w.w_parent);
 	exit(0);
 }
 
 static void
 worker_maybe_exit(void)
 {
-	if (w.w_draining && w.w_sessions == 0)
+	if (w.w_draining && w.w_sessions == 0) {
+		stats_final(&w.w_parent);
 		exit(0);
+	}
 }

@@ -1807,6 +1807,8 @@ START_TEST(t_dump_layout)
 	    "worker_priority 0;\n"
 	    "worker_shutdown_timeout 0s;\n"
 	    "chroot /var/empty;\n"
+	    "control_socket /run/mailproxyd/mailproxyd.sock;\n"
+	    "metrics_listen off;\n"
 	    "events {\n"
 	    "    worker_connections 512;\n"
 	    "    multi_accept off;\n"

@@ -1,0 +1,602 @@
+/*
+ * The metrics process: Prometheus's text exposition format (version
+ * 0.0.4) on the metrics_listen socket the parent bound.  It runs
+ * chrooted and without privileges, answers "GET /metrics" and nothing
+ * else, and asks the parent for the counters each time (the parent
+ * sums the workers' answers, control.c), so that the numbers are those
+ * of "mailproxyctl show stats".
+ *
+ * Each connection is bounded: one request of at most METRICS_REQ_MAX
+ * bytes read within METRICS_TIMEOUT, one answer, then close.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mailproxyd.h"
+
+#define METRICS_CONNS_MAX	64
+#define METRICS_REQ_MAX		4096
+#define METRICS_TIMEOUT		10	/* seconds for a connection */
+#define METRICS_RECORDS_MAX	8192
+
+enum metrics_state {
+	METRICS_READING,
+	METRICS_WAITING,	/* for the parent */
+	METRICS_WRITING
+};
+
+struct metrics_conn {
+	TAILQ_ENTRY(metrics_conn) m_entry;
+	uint32_t		 m_id;
+	int			 m_fd;
+	enum metrics_state	 m_state;
+	struct event		 m_ev;
+	struct event		 m_timer;
+	char			 m_in[METRICS_REQ_MAX];
+	size_t			 m_inlen;
+	char			*m_out;
+	size_t			 m_outlen;
+	size_t			 m_outoff;
+	struct stats_record	*m_recs;
+	size_t			 m_nrecs;
+};
+
+static struct {
+	struct child_setup		 mx_setup;
+	struct imsgev			 mx_parent;
+	int				 mx_fd;
+	struct event			 mx_ev;
+	TAILQ_HEAD(, metrics_conn)	 mx_conns;
+	int				 mx_nconns;
+	uint32_t			 mx_nextid;
+	int				 mx_draining;
+} mx = { .mx_fd = -1 };
+
+static void	metrics_setup_imsg(struct imsg *, void *);
+static void	metrics_parent_imsg(struct imsgev *, struct imsg *);
+static void	metrics_parent_closed(struct imsgev *);
+static void	metrics_accept(int, short, void *);
+static void	metrics_read(int, short, void *);
+static void	metrics_write(int, short, void *);
+static void	metrics_timeout(int, short, void *);
+static void	metrics_request(struct metrics_conn *);
+static void	metrics_reply(struct metrics_conn *, const char *,
+		    const char *, const char *, size_t);
+static void	metrics_render(struct metrics_conn *);
+static void	metrics_close(struct metrics_conn *);
+static struct metrics_conn *metrics_find(uint32_t);
+static void	metrics_maybe_exit(void);
+
+static void
+metrics_setup_imsg(struct imsg *imsg, void *arg)
+{
+	(void)arg;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_LOG:
+		proc_child_logfd(imsg);
+		break;
+	case IMSG_CFG_METRICS_LISTENER:
+		if (imsg->datalen != 0 || mx.mx_fd != -1 ||
+		    (mx.mx_fd = imsg_get_fd(imsg)) == -1)
+			fatalx("bad IMSG_CFG_METRICS_LISTENER");
+		break;
+	default:
+		fatalx("unexpected message type %u during setup",
+		    imsg->hdr.type);
+	}
+}
+
+__dead void
+metrics_main(void)
+{
+	struct mailproxyd_conf	*conf;
+
+	TAILQ_INIT(&mx.mx_conns);
+	proc_child_setup(PROC_PARENT_FD, &mx.mx_setup, metrics_setup_imsg,
+	    NULL);
+	if (mx.mx_fd == -1)
+		fatalx("no metrics_listen socket");
+	conf = mx.mx_setup.cs_conf;
+	mp_debug = mx.mx_setup.cs_done.cd_debug;
+	proc_child_logs_apply(conf, mp_debug);
+	event_init();
+	proc_drop_privileges(&mx.mx_setup.cs_done, "metrics process");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+
+	imsgev_adopt(&mx.mx_parent, &mx.mx_setup.cs_ibuf, metrics_parent_imsg,
+	    metrics_parent_closed, NULL);
+	if (fcntl(mx.mx_fd, F_SETFL, O_NONBLOCK) == -1)
+		fatal("fcntl(O_NONBLOCK)");
+	event_set(&mx.mx_ev, mx.mx_fd, EV_READ | EV_PERSIST, metrics_accept,
+	    NULL);
+	event_add(&mx.mx_ev, NULL);
+	imsgev_compose(&mx.mx_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
+	log_debug("metrics process ready, generation %u",
+	    mx.mx_setup.cs_done.cd_generation);
+	event_dispatch();
+	fatalx("event loop ended");
+}
+
+static void
+metrics_parent_imsg(struct imsgev *iev, struct imsg *imsg)
+{
+	struct metrics_conn	*m;
+	struct stats_record	 sr, *t;
+
+	(void)iev;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_LOG:
+		proc_child_logfd(imsg);
+		break;
+	case IMSG_CTL_LOG_REOPEN:
+		proc_child_logs_apply(mx.mx_setup.cs_conf, mp_debug);
+		break;
+	case IMSG_CTL_LOG_VERBOSE:
+		proc_child_log_verbose(imsg, mx.mx_setup.cs_conf, mp_debug);
+		break;
+	case IMSG_CTL_STATS_RECORD:
+		if (imsg_get_data(imsg, &sr, sizeof(sr)) == -1 ||
+		    sr.sr_nvals > STATS_VALS_MAX ||
+		    memchr(sr.sr_key, '\0', sizeof(sr.sr_key)) == NULL ||
+		    memchr(sr.sr_text, '\0', sizeof(sr.sr_text)) == NULL)
+			fatalx("bad IMSG_CTL_STATS_RECORD");
+		if ((m = metrics_find(imsg->hdr.peerid)) == NULL ||
+		    m->m_state != METRICS_WAITING ||
+		    m->m_nrecs >= METRICS_RECORDS_MAX)
+			break;
+		if ((t = reallocarray(m->m_recs, m->m_nrecs + 1,
+		    sizeof(*t))) == NULL)
+			fatal("reallocarray");
+		m->m_recs = t;
+		t[m->m_nrecs++] = sr;
+		break;
+	case IMSG_CTL_END:
+		if (imsg->datalen != sizeof(struct ctl_end))
+			fatalx("bad IMSG_CTL_END");
+		if ((m = metrics_find(imsg->hdr.peerid)) != NULL &&
+		    m->m_state == METRICS_WAITING)
+			metrics_render(m);
+		break;
+	case IMSG_CTL_DRAIN:
+		/* The new generation's process takes the socket over. */
+		mx.mx_draining = 1;
+		event_del(&mx.mx_ev);
+		close(mx.mx_fd);
+		mx.mx_fd = -1;
+		metrics_maybe_exit();
+		break;
+	case IMSG_CTL_STOP:
+		exit(0);
+	default:
+		fatalx("unexpected message type %u from the parent",
+		    imsg->hdr.type);
+	}
+}
+
+static void
+metrics_parent_closed(struct imsgev *iev)
+{
+	(void)iev;
+	exit(0);
+}
+
+static void
+metrics_maybe_exit(void)
+{
+	if (mx.mx_draining && mx.mx_nconns == 0)
+		exit(0);
+}
+
+static struct metrics_conn *
+metrics_find(uint32_t id)
+{
+	struct metrics_conn	*m;
+
+	TAILQ_FOREACH(m, &mx.mx_conns, m_entry)
+		if (m->m_id == id)
+			return (m);
+	return (NULL);
+}
+
+static void
+metrics_accept(int fd, short events, void *arg)
+{
+	struct metrics_conn	*m;
+	struct timeval		 tv = { METRICS_TIMEOUT, 0 };
+	int			 s;
+
+	(void)events;
+	(void)arg;
+	if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
+	    -1)
+		return;
+	/* More than a scraper or two: the rest are turned away. */
+	if (mx.mx_nconns >= METRICS_CONNS_MAX) {
+		close(s);
+		return;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		close(s);
+		return;
+	}
+	if (++mx.mx_nextid == 0)
+		mx.mx_nextid = 1;
+	m->m_id = mx.mx_nextid;
+	m->m_fd = s;
+	m->m_state = METRICS_READING;
+	event_set(&m->m_ev, s, EV_READ | EV_PERSIST, metrics_read, m);
+	event_add(&m->m_ev, NULL);
+	evtimer_set(&m->m_timer, metrics_timeout, m);
+	evtimer_add(&m->m_timer, &tv);
+	TAILQ_INSERT_TAIL(&mx.mx_conns, m, m_entry);
+	mx.mx_nconns++;
+}
+
+static void
+metrics_timeout(int fd, short events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	metrics_close(arg);
+}
+
+static void
+metrics_close(struct metrics_conn *m)
+{
+	event_del(&m->m_ev);
+	evtimer_del(&m->m_timer);
+	close(m->m_fd);
+	TAILQ_REMOVE(&mx.mx_conns, m, m_entry);
+	mx.mx_nconns--;
+	free(m->m_out);
+	free(m->m_recs);
+	free(m);
+	metrics_maybe_exit();
+}
+
+static void
+metrics_read(int fd, short events, void *arg)
+{
+	struct metrics_conn	*m = arg;
+	ssize_t			 n;
+
+	(void)events;
+	if (m->m_state != METRICS_READING) {
+		/* Anything after the request is not read; EOF is noticed. */
+		return;
+	}
+	n = read(fd, m->m_in + m->m_inlen, sizeof(m->m_in) - m->m_inlen - 1);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		metrics_close(m);
+		return;
+	}
+	m->m_inlen += (size_t)n;
+	m->m_in[m->m_inlen] = '\0';
+	if (memchr(m->m_in, '\0', m->m_inlen) != NULL) {
+		metrics_reply(m, "400 Bad Request", NULL, "bad request\n", 12);
+		return;
+	}
+	if (strstr(m->m_in, "\r\n\r\n") != NULL ||
+	    strstr(m->m_in, "\n\n") != NULL) {
+		metrics_request(m);
+		return;
+	}
+	if (m->m_inlen == sizeof(m->m_in) - 1)
+		metrics_reply(m, "431 Request Header Fields Too Large", NULL,
+		    "request too large\n", 18);
+}
+
+/*
+ * The request line: "GET /metrics HTTP/1.x" (a query string is
+ * allowed and ignored, as scrapers may add one); anything else gets an
+ * error and the connection closes.
+ */
+static void
+metrics_request(struct metrics_conn *m)
+{
+	const char	*line = m->m_in, *path, *ver, *end;
+	size_t		 plen;
+
+	end = line + strcspn(line, "\r\n");
+	if (strncmp(line, "GET ", 4) != 0) {
+		if (strncmp(line, "HEAD ", 5) == 0 ||
+		    strncmp(line, "POST ", 5) == 0 ||
+		    strncmp(line, "PUT ", 4) == 0 ||
+		    strncmp(line, "DELETE ", 7) == 0 ||
+		    strncmp(line, "OPTIONS ", 8) == 0)
+			metrics_reply(m, "405 Method Not Allowed",
+			    "Allow: GET\r\n", "only GET\n", 9);
+		else
+			metrics_reply(m, "400 Bad Request", NULL,
+			    "bad request\n", 12);
+		return;
+	}
+	path = line + 4;
+	if ((ver = memchr(path, ' ', (size_t)(end - path))) == NULL ||
+	    (size_t)(end - ver) != 9 || strncmp(ver, " HTTP/1.", 8) != 0 ||
+	    (ver[8] != '0' && ver[8] != '1')) {
+		metrics_reply(m, "400 Bad Request", NULL, "bad request\n", 12);
+		return;
+	}
+	plen = strcspn(path, "? ");
+	if (plen != 8 || strncmp(path, "/metrics", 8) != 0) {
+		metrics_reply(m, "404 Not Found", NULL, "not found\n", 10);
+		return;
+	}
+	if (imsgev_compose(&mx.mx_parent, IMSG_CTL_METRICS, m->m_id, -1, NULL,
+	    0) == -1) {
+		metrics_reply(m, "503 Service Unavailable", NULL,
+		    "unavailable\n", 12);
+		return;
+	}
+	/* Nothing more is read: the answer is all this connection gets. */
+	event_del(&m->m_ev);
+	m->m_state = METRICS_WAITING;
+}
+
+static void
+metrics_reply(struct metrics_conn *m, const char *status, const char *hdrs,
+    const char *body, size_t len)
+{
+	int	 n;
+
+	free(m->m_out);
+	n = asprintf(&m->m_out, "HTTP/1.1 %s\r\n"
+	    "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\n%sConnection: close\r\n\r\n", status, len,
+	    hdrs != NULL ? hdrs : "");
+	if (n == -1)
+		fatal("asprintf");
+	if ((m->m_out = realloc(m->m_out, (size_t)n + len)) == NULL)
+		fatal("realloc");
+	memcpy(m->m_out + n, body, len);
+	m->m_outlen = (size_t)n + len;
+	m->m_outoff = 0;
+	m->m_state = METRICS_WRITING;
+	event_del(&m->m_ev);
+	event_set(&m->m_ev, m->m_fd, EV_WRITE | EV_PERSIST, metrics_write, m);
+	event_add(&m->m_ev, NULL);
+}
+
+static void
+metrics_write(int fd, short events, void *arg)
+{
+	struct metrics_conn	*m = arg;
+	ssize_t			 n;
+
+	(void)events;
+	n = write(fd, m->m_out + m->m_outoff, m->m_outlen - m->m_outoff);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		metrics_close(m);
+		return;
+	}
+	m->m_outoff += (size_t)n;
+	if (m->m_outoff == m->m_outlen) {
+		(void)shutdown(fd, SHUT_WR);
+		metrics_close(m);
+	}
+}
+
+/* A growing text buffer; out of memory is fatal. */
+struct mbuf {
+	char	*b_buf;
+	size_t	 b_len;
+	size_t	 b_size;
+};
+
+static void
+mbuf_printf(struct mbuf *b, const char *fmt, ...)
+    __attribute__((__format__ (printf, 2, 3)));
+
+static void
+mbuf_printf(struct mbuf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->b_buf + b->b_len, b->b_size - b->b_len, fmt,
+		    ap);
+		va_end(ap);
+		if (n < 0)
+			fatalx("vsnprintf");
+		if ((size_t)n < b->b_size - b->b_len) {
+			b->b_len += (size_t)n;
+			return;
+		}
+		b->b_size = (b->b_size + (size_t)n + 1) * 2;
+		if ((b->b_buf = realloc(b->b_buf, b->b_size)) == NULL)
+			fatal("realloc");
+	}
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static const char *
+metrics_label(const char *s, char *buf, size_t size)
+{
+	size_t	 i = 0;
+
+	for (; *s != '\0' && i + 3 < size; s++) {
+		if (*s == '\\' || *s == '"') {
+			buf[i++] = '\\';
+			buf[i++] = *s;
+		} else if (*s == '\n') {
+			buf[i++] = '\\';
+			buf[i++] = 'n';
+		} else
+			buf[i++] = *s;
+	}
+	buf[i] = '\0';
+	return (buf);
+}
+
+static void
+metrics_family(struct mbuf *b, const char *name, const char *type,
+    const char *help)
+{
+	mbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+/* Rows of one kind: name{label="key"} value for a value index. */
+static void
+metrics_rows(struct mbuf *b, struct metrics_conn *m, uint32_t kind,
+    const char *name, const char *label, const char *extra, int idx)
+{
+	char	 esc[STATS_KEY_MAX * 2 + 1];
+	size_t	 i;
+
+	for (i = 0; i < m->m_nrecs; i++) {
+		if (m->m_recs[i].sr_kind != kind ||
+		    (uint32_t)idx >= m->m_recs[i].sr_nvals)
+			continue;
+		mbuf_printf(b, "%s{%s=\"%s\"%s} %llu\n", name, label,
+		    metrics_label(m->m_recs[i].sr_key, esc, sizeof(esc)),
+		    extra, (unsigned long long)m->m_recs[i].sr_vals[idx]);
+	}
+}
+
+static void
+metrics_render(struct metrics_conn *m)
+{
+	static const uint64_t	 bounds[STATS_LAT_BUCKETS - 1] =
+				    STATS_LAT_BOUNDS;
+	static const struct {
+		int		 idx;
+		const char	*state;
+	} states[] = {
+		{ SP_PREAUTH, "preauth" }, { SP_AUTH, "auth" },
+		{ SP_BACKEND, "backend" }, { SP_RELAY, "relay" },
+		{ SP_CLOSING, "closing" }
+	};
+	struct stats_record	*sr;
+	struct mbuf		 b;
+	char			 esc[STATS_KEY_MAX * 2 + 1], extra[64];
+	uint64_t		 cum;
+	size_t			 i, j;
+	int			 k;
+
+	memset(&b, 0, sizeof(b));
+	for (i = 0; i < m->m_nrecs; i++) {
+		sr = &m->m_recs[i];
+		if (sr->sr_kind != STATS_DAEMON || sr->sr_nvals < SD_NVALS)
+			continue;
+		metrics_family(&b, "mailproxyd_uptime_seconds", "gauge",
+		    "Seconds since the daemon started.");
+		mbuf_printf(&b, "mailproxyd_uptime_seconds %llu\n",
+		    (unsigned long long)sr->sr_vals[SD_UPTIME]);
+		metrics_family(&b, "mailproxyd_generation", "gauge",
+		    "The configuration generation serving.");
+		mbuf_printf(&b, "mailproxyd_generation %llu\n",
+		    (unsigned long long)sr->sr_vals[SD_GENERATION]);
+		metrics_family(&b, "mailproxyd_workers", "gauge",
+		    "Worker processes running.");
+		mbuf_printf(&b, "mailproxyd_workers %llu\n",
+		    (unsigned long long)sr->sr_vals[SD_WORKERS]);
+		metrics_family(&b, "mailproxyd_paused", "gauge",
+		    "1 while accepting is paused (mailproxyctl pause).");
+		mbuf_printf(&b, "mailproxyd_paused %llu\n",
+		    (unsigned long long)sr->sr_vals[SD_PAUSED]);
+	}
+	metrics_family(&b, "mailproxyd_connections_total", "counter",
+	    "Client connections accepted.");
+	metrics_rows(&b, m, STATS_PROTOCOL, "mailproxyd_connections_total",
+	    "protocol", "", SP_CONNECTIONS);
+	metrics_family(&b, "mailproxyd_logins_total", "counter",
+	    "Logins that reached the backend (ok) or were refused by the "
+	    "auth service (failed).");
+	metrics_rows(&b, m, STATS_PROTOCOL, "mailproxyd_logins_total",
+	    "protocol", ",result=\"ok\"", SP_LOGINS_OK);
+	metrics_rows(&b, m, STATS_PROTOCOL, "mailproxyd_logins_total",
+	    "protocol", ",result=\"failed\"", SP_LOGINS_FAILED);
+	metrics_family(&b, "mailproxyd_client_bytes_received_total", "counter",
+	    "Bytes relayed from clients to backends.");
+	metrics_rows(&b, m, STATS_PROTOCOL,
+	    "mailproxyd_client_bytes_received_total", "protocol", "",
+	    SP_BYTES_IN);
+	metrics_family(&b, "mailproxyd_client_bytes_sent_total", "counter",
+	    "Bytes relayed from backends to clients.");
+	metrics_rows(&b, m, STATS_PROTOCOL,
+	    "mailproxyd_client_bytes_sent_total", "protocol", "",
+	    SP_BYTES_OUT);
+	metrics_family(&b, "mailproxyd_sessions", "gauge",
+	    "Sessions open, by state.");
+	for (k = 0; k < (int)nitems(states); k++) {
+		(void)snprintf(extra, sizeof(extra), ",state=\"%s\"",
+		    states[k].state);
+		metrics_rows(&b, m, STATS_PROTOCOL, "mailproxyd_sessions",
+		    "protocol", extra, states[k].idx);
+	}
+	metrics_family(&b, "mailproxyd_login_latency_seconds", "histogram",
+	    "From the first auth request of a login to its outcome.");
+	for (i = 0; i < m->m_nrecs; i++) {
+		sr = &m->m_recs[i];
+		if (sr->sr_kind != STATS_PROTOCOL || sr->sr_nvals < SP_NVALS)
+			continue;
+		(void)metrics_label(sr->sr_key, esc, sizeof(esc));
+		for (cum = 0, j = 0; j < STATS_LAT_BUCKETS; j++) {
+			cum += sr->sr_vals[SP_LAT_BUCKET + j];
+			if (j < STATS_LAT_BUCKETS - 1)
+				mbuf_printf(&b, "mailproxyd_login_latency_"
+				    "seconds_bucket{protocol=\"%s\",le=\"%g\"}"
+				    " %llu\n", esc, (double)bounds[j] / 1e6,
+				    (unsigned long long)cum);
+			else
+				mbuf_printf(&b, "mailproxyd_login_latency_"
+				    "seconds_bucket{protocol=\"%s\",le=\"+Inf\"}"
+				    " %llu\n", esc, (unsigned long long)cum);
+		}
+		mbuf_printf(&b, "mailproxyd_login_latency_seconds_sum"
+		    "{protocol=\"%s\"} %.6f\n", esc,
+		    (double)sr->sr_vals[SP_LAT_SUM_US] / 1e6);
+		mbuf_printf(&b, "mailproxyd_login_latency_seconds_count"
+		    "{protocol=\"%s\"} %llu\n", esc,
+		    (unsigned long long)sr->sr_vals[SP_LAT_COUNT]);
+	}
+	metrics_family(&b, "mailproxyd_listen_connections_total", "counter",
+	    "Client connections accepted, by listen.");
+	metrics_rows(&b, m, STATS_LISTEN,
+	    "mailproxyd_listen_connections_total", "listen", "",
+	    SP_CONNECTIONS);
+	metrics_family(&b, "mailproxyd_listen_logins_total", "counter",
+	    "Logins, by listen and result.");
+	metrics_rows(&b, m, STATS_LISTEN, "mailproxyd_listen_logins_total",
+	    "listen", ",result=\"ok\"", SP_LOGINS_OK);
+	metrics_rows(&b, m, STATS_LISTEN, "mailproxyd_listen_logins_total",
+	    "listen", ",result=\"failed\"", SP_LOGINS_FAILED);
+	metrics_family(&b, "mailproxyd_listen_sessions", "gauge",
+	    "Sessions open, by listen.");
+	metrics_rows(&b, m, STATS_LISTEN, "mailproxyd_listen_sessions",
+	    "listen", "", SP_SESSIONS);
+	metrics_family(&b, "mailproxyd_backend_connections_total", "counter",
+	    "Connections to a backend address.");
+	metrics_rows(&b, m, STATS_BACKEND,
+	    "mailproxyd_backend_connections_total", "backend", "",
+	    SB_CONNECTIONS);
+	metrics_family(&b, "mailproxyd_backend_failures_total", "counter",
+	    "Logins at a backend address that failed.");
+	metrics_rows(&b, m, STATS_BACKEND,
+	    "mailproxyd_backend_failures_total", "backend", "", SB_FAILURES);
+	metrics_reply(m, "200 OK", NULL, b.b_buf != NULL ? b.b_buf : "",
+	    b.b_len);
+	free(b.b_buf);
+}
