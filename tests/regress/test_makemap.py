@@ -384,7 +384,9 @@ def usage_matches_manual():
     usage = [l.split(None, 1)[1] if i == 0 else l.strip()
              for i, l in enumerate(err.splitlines())]
     assert usage == ["mailproxyctl makemap [-o output] source",
-                     "mailproxyctl hash [-s scheme]"], err
+                     "mailproxyctl hash [-s scheme]",
+                     "mailproxyctl [-j] [-s socket] command "
+                     "[argument ...]"], err
     assert ctl("bogus")[2] == err
     assert ctl("makemap")[2] == err
     assert ctl("makemap", "a", "b")[2] == err
