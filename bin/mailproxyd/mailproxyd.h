@@ -652,7 +652,7 @@ struct session {
 	const char		*s_end;		/* how it ended */
 };
 
-void		 session_new(const struct conf_listen *, int,
+struct session	*session_new(const struct conf_listen *, int,
 		    const struct sockaddr_storage *, socklen_t, uint64_t);
 void		 session_start(struct session *);
 void		 session_auth_result(struct auth_result *);

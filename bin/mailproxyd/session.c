@@ -208,8 +208,11 @@ session_now(void)
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
-/* A connection accepted on a listen of server l. */
-void
+/*
+ * A connection accepted on a listen of server l: the new session, or
+ * NULL when it was closed at once.
+ */
+struct session *
 session_new(const struct conf_listen *l, int fd,
     const struct sockaddr_storage *ss, socklen_t sslen, uint64_t sid)
 {
@@ -266,7 +269,7 @@ session_new(const struct conf_listen *l, int fd,
 		free(s->s_lg);
 		free(s);
 		worker_session_closed();
-		return;
+		return (NULL);
 	}
 
 	/* Replies are small and awaited: do not let Nagle hold them. */
@@ -282,6 +285,7 @@ session_new(const struct conf_listen *l, int fd,
 		ppsession_read_start(s);
 	else
 		session_start(s);
+	return (s);
 }
 
 /*
@@ -855,7 +859,12 @@ session_scratch(size_t size)
 	static size_t	 scratchsize;
 	char		*p;
 
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+	/* tests/fuzz: exactly the size asked, so that ASan sees overruns. */
+	if (size != scratchsize) {
+#else
 	if (size > scratchsize) {
+#endif
 		if ((p = realloc(scratch, size)) == NULL)
 			fatal("realloc");
 		scratch = p;
