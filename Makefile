@@ -205,51 +205,81 @@ tests/unit/test_tls: tests/unit/test_tls.c ${LIBMPD} ${LIBMP} ${HEADERS}
 	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_tls.c \
 	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
-# libFuzzer targets (clang); not part of "all" or "check".
+# libFuzzer targets (clang); not part of "all" or "check".  "make fuzz"
+# builds them and runs each for FUZZ_SECONDS on a copy of its corpus,
+# failing on any crash (tests/fuzz/README).  Every target links the
+# daemon's own sources, built once for fuzzing into FUZZ_LIB.
 FUZZ_CC?=	clang
-FUZZ_TARGETS=	tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns \
-		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_client_input \
-		tests/fuzz/fuzz_proxyproto
-tests/fuzz/fuzz_auth_http: tests/fuzz/fuzz_auth_http.c \
-    bin/mailproxyd/auth_http.c lib/log.c lib/compat.c ${HEADERS}
-	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
-	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
-	    tests/fuzz/fuzz_auth_http.c bin/mailproxyd/auth_http.c \
-	    lib/log.c lib/compat.c ${PKG_LIBS}
+FUZZ_SECONDS?=	30
+FUZZ_CFLAGS=	-g -O1 -fno-omit-frame-pointer \
+		-fsanitize=address,undefined -fno-sanitize-recover=undefined \
+		-DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION ${WARNINGS} \
+		${PKG_CFLAGS} ${SECCOMP_CFLAGS} -Ilib -Ibin/mailproxyd \
+		-DSYSCONFDIR=\"${SYSCONFDIR}\" -DMAILPROXYD_PID=\"${PIDFILE}\" \
+		-D_GNU_SOURCE
+FUZZ_SRCS=	${LIB_OBJS:.o=.c} ${DAEMON_OBJS:.o=.c}
+FUZZ_LIB=	tests/fuzz/libfuzzmpd.a
+FUZZ_LINK=	${FUZZ_CC} ${FUZZ_CFLAGS} -fsanitize=fuzzer
+FUZZ_TARGETS=	tests/fuzz/fuzz_imap tests/fuzz/fuzz_pop3 tests/fuzz/fuzz_smtp \
+		tests/fuzz/fuzz_ppsession tests/fuzz/fuzz_proxyproto \
+		tests/fuzz/fuzz_sasl tests/fuzz/fuzz_backend \
+		tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns \
+		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_conf
 
-tests/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c bin/mailproxyd/dns.c \
-    ${HEADERS}
-	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
-	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
-	    tests/fuzz/fuzz_dns.c bin/mailproxyd/dns.c lib/log.c \
-	    lib/compat.c ${PKG_LIBS}
+${FUZZ_LIB}: ${FUZZ_SRCS} ${HEADERS}
+	rm -rf tests/fuzz/obj
+	mkdir tests/fuzz/obj
+	for f in ${FUZZ_SRCS}; do \
+	    o=tests/fuzz/obj/`basename $$f .c`.o; \
+	    ${FUZZ_CC} ${FUZZ_CFLAGS} -fsanitize=fuzzer-no-link -c $$f \
+	    -o $$o || exit 1; \
+	done
+	rm -f $@
+	ar rcs $@ tests/fuzz/obj/*.o
 
-tests/fuzz/fuzz_cdbrecord: tests/fuzz/fuzz_cdbrecord.c lib/cdbtable.c \
-    lib/log.c lib/compat.c ${HEADERS}
-	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
-	    ${PKG_CFLAGS} -Ilib -D_GNU_SOURCE -o $@ \
-	    tests/fuzz/fuzz_cdbrecord.c lib/cdbtable.c lib/log.c \
-	    lib/compat.c ${PKG_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
+tests/fuzz/fuzz_imap: tests/fuzz/fuzz_session.c ${FUZZ_LIB}
+	${FUZZ_LINK} -DFUZZ_IMAP -o $@ tests/fuzz/fuzz_session.c \
+	    ${FUZZ_LIB} ${MP_LIBS}
 
-tests/fuzz/fuzz_client_input: tests/fuzz/fuzz_client_input.c \
-    bin/mailproxyd/imap_parse.c bin/mailproxyd/pop3_parse.c \
-    bin/mailproxyd/sasl.c bin/mailproxyd/smtp_parse.c lib/base64.c \
-    lib/log.c lib/compat.c ${HEADERS}
-	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
-	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
-	    tests/fuzz/fuzz_client_input.c bin/mailproxyd/imap_parse.c \
-	    bin/mailproxyd/pop3_parse.c bin/mailproxyd/sasl.c \
-	    bin/mailproxyd/smtp_parse.c lib/base64.c lib/log.c lib/compat.c \
-	    ${PKG_LIBS}
+tests/fuzz/fuzz_pop3: tests/fuzz/fuzz_session.c ${FUZZ_LIB}
+	${FUZZ_LINK} -DFUZZ_POP3 -o $@ tests/fuzz/fuzz_session.c \
+	    ${FUZZ_LIB} ${MP_LIBS}
 
-tests/fuzz/fuzz_proxyproto: tests/fuzz/fuzz_proxyproto.c \
-    bin/mailproxyd/proxyproto.c lib/log.c lib/compat.c ${HEADERS}
-	${FUZZ_CC} -g -O1 -fsanitize=fuzzer,address,undefined ${WARNINGS} \
-	    ${PKG_CFLAGS} -Ilib -Ibin/mailproxyd -D_GNU_SOURCE -o $@ \
-	    tests/fuzz/fuzz_proxyproto.c bin/mailproxyd/proxyproto.c \
-	    lib/log.c lib/compat.c ${PKG_LIBS}
+tests/fuzz/fuzz_smtp: tests/fuzz/fuzz_session.c ${FUZZ_LIB}
+	${FUZZ_LINK} -DFUZZ_SMTP -o $@ tests/fuzz/fuzz_session.c \
+	    ${FUZZ_LIB} ${MP_LIBS}
+
+tests/fuzz/fuzz_ppsession: tests/fuzz/fuzz_session.c ${FUZZ_LIB}
+	${FUZZ_LINK} -DFUZZ_PPSESSION -o $@ tests/fuzz/fuzz_session.c \
+	    ${FUZZ_LIB} ${MP_LIBS}
+
+tests/fuzz/fuzz_proxyproto: tests/fuzz/fuzz_proxyproto.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_proxyproto.c ${FUZZ_LIB} \
+	    ${MP_LIBS}
+
+tests/fuzz/fuzz_sasl: tests/fuzz/fuzz_sasl.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_sasl.c ${FUZZ_LIB} ${MP_LIBS}
+
+tests/fuzz/fuzz_backend: tests/fuzz/fuzz_backend.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_backend.c ${FUZZ_LIB} ${MP_LIBS}
+
+tests/fuzz/fuzz_auth_http: tests/fuzz/fuzz_auth_http.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_auth_http.c ${FUZZ_LIB} \
+	    ${MP_LIBS}
+
+tests/fuzz/fuzz_dns: tests/fuzz/fuzz_dns.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_dns.c ${FUZZ_LIB} ${MP_LIBS}
+
+tests/fuzz/fuzz_cdbrecord: tests/fuzz/fuzz_cdbrecord.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_cdbrecord.c ${FUZZ_LIB} \
+	    ${MP_LIBS}
+
+tests/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_conf.c ${FUZZ_LIB} ${MP_LIBS} \
+	    -ldl
 
 fuzz: ${FUZZ_TARGETS}
+	sh tests/fuzz/run ${FUZZ_SECONDS} ${FUZZ_TARGETS}
 
 # Every suite prints its own counts; tests/run-all sums them up and
 # ends with the "N passed, N failed" line.
@@ -348,8 +378,8 @@ bench: all
 clean:
 	rm -f ${LIB_OBJS} ${DAEMON_OBJS} ${DAEMON_MAIN} ${DAEMON} ${LIBMP} \
 	    ${CTL_OBJS} ${CTL} ${AUTHDRIVE} ${KEYDRIVE} \
-	    ${LIBMPD} ${UNIT_TESTS} ${FUZZ_TARGETS}
-	rm -rf tests/tmp tests/regress/__pycache__
+	    ${LIBMPD} ${UNIT_TESTS} ${FUZZ_TARGETS} ${FUZZ_LIB}
+	rm -rf tests/tmp tests/regress/__pycache__ tests/fuzz/obj
 
 .PHONY: all check lint install install-service dist distcheck demo clean \
 	fuzz bench

@@ -12,12 +12,10 @@
  *	- the request carries no line break but its own CRLFs, whatever
  *	  the user name and password.
  *
- * Build (see the report in the commit introducing it):
- *	clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *	    $(pkg-config --cflags libbsd-overlay) -D_GNU_SOURCE \
- *	    -Ilib -Ibin/mailproxyd tests/fuzz/fuzz_auth_http.c \
- *	    bin/mailproxyd/auth_http.c lib/log.c lib/compat.c \
- *	    $(pkg-config --libs libbsd-overlay) -o fuzz_auth_http
+ * The response is at most what auth_http_client.c reads before it
+ * gives up (AHC_RBUF there), in an allocation of exactly its length.
+ *
+ *	make tests/fuzz/fuzz_auth_http
  */
 
 #include <sys/types.h>
@@ -28,6 +26,9 @@
 #include <string.h>
 
 #include "auth_http.h"
+
+/* auth_http_client.c's receive buffer, the most it hands the parser. */
+#define FUZZ_RBUF	(AUTH_HTTP_RESPONSE_MAX + 4096)
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -94,6 +95,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sel = data[0];
 	data++;
 	size--;
+	if (size > FUZZ_RBUF)
+		size = FUZZ_RBUF;
 
 	memset(&rq, 0, sizeof(rq));
 	rq.rq_id = 7;

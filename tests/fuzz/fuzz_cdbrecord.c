@@ -12,12 +12,7 @@
  *	- every accepted name, value and secret is free of spaces and
  *	  control characters (they end up in backend command lines).
  *
- * Build:
- *	clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *	    $(pkg-config --cflags libbsd-overlay openssl) -D_GNU_SOURCE \
- *	    -Ilib tests/fuzz/fuzz_cdbrecord.c lib/cdbtable.c lib/log.c \
- *	    lib/compat.c $(pkg-config --libs libbsd-overlay openssl) \
- *	    -lcdb -lcrypt -pthread -o fuzz_cdbrecord
+ *	make tests/fuzz/fuzz_cdbrecord
  */
 
 #include <sys/types.h>

@@ -7,13 +7,10 @@
  * from the answer so that the parser's later stages are reached.
  * Besides not crashing, whatever dns_name_host() accepts must be a host
  * name by dns_host_valid() too, and contain nothing else than
- * letters, digits, '-' and '.'.
+ * letters, digits, '-' and '.'.  An answer is at most what resolver.c
+ * hands the parser: DNS_MSG_MAX bytes (over TCP; 4096 over UDP).
  *
- *	clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *	    $(pkg-config --cflags libbsd-overlay) -D_GNU_SOURCE \
- *	    -Ilib -Ibin/mailproxyd -o tests/fuzz/fuzz_dns \
- *	    tests/fuzz/fuzz_dns.c bin/mailproxyd/dns.c \
- *	    $(pkg-config --libs libbsd-overlay)
+ *	make tests/fuzz/fuzz_dns
  *	tests/fuzz/fuzz_dns -max_total_time=60 CORPUS_DIR
  */
 
@@ -80,6 +77,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sel = data[0] % (sizeof(questions) / sizeof(questions[0]));
 	data++;
 	size--;
+	if (size > DNS_MSG_MAX)
+		size = DNS_MSG_MAX;
 	id = size >= 2 ? (uint16_t)((data[0] << 8) | data[1]) : 0;
 	if (dns_query_init(&q, id, questions[sel].name,
 	    questions[sel].type) == -1)
