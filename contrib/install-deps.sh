@@ -21,12 +21,14 @@ prog=install-deps
 # swaks, the real backend and a client of the SMTP tests, fail2ban,
 # whose fail2ban-regex reads the daemon's log with contrib/fail2ban,
 # rsyslog, the syslog daemon the logging tests send to, debhelper and
-# lintian, which build and check the Debian package, and
-# python3-prometheus-client, whose parser reads metrics_listen's page.
+# lintian, which build and check the Debian package,
+# python3-prometheus-client, whose parser reads metrics_listen's page,
+# and clang with its sanitizer and libFuzzer runtimes (libclang-rt-dev,
+# only recommended by clang) and llvm's symbolizer for "make fuzz".
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
 libcdb-dev libcrypt-dev libseccomp-dev check bmake mandoc python3 iproute2 \
 procps dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban rsyslog debhelper \
-lintian python3-prometheus-client"
+lintian python3-prometheus-client clang libclang-rt-dev llvm"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"
 # OpenBSD: LibreSSL, libevent, make and mandoc are in base.
