@@ -224,7 +224,8 @@ FUZZ_TARGETS=	tests/fuzz/fuzz_imap tests/fuzz/fuzz_pop3 tests/fuzz/fuzz_smtp \
 		tests/fuzz/fuzz_ppsession tests/fuzz/fuzz_proxyproto \
 		tests/fuzz/fuzz_sasl tests/fuzz/fuzz_backend \
 		tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns \
-		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_conf
+		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_conf \
+		tests/fuzz/fuzz_imsg
 
 ${FUZZ_LIB}: ${FUZZ_SRCS} ${HEADERS}
 	rm -rf tests/fuzz/obj
@@ -277,6 +278,9 @@ tests/fuzz/fuzz_cdbrecord: tests/fuzz/fuzz_cdbrecord.c ${FUZZ_LIB}
 tests/fuzz/fuzz_conf: tests/fuzz/fuzz_conf.c ${FUZZ_LIB}
 	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_conf.c ${FUZZ_LIB} ${MP_LIBS} \
 	    -ldl
+
+tests/fuzz/fuzz_imsg: tests/fuzz/fuzz_imsg.c ${FUZZ_LIB}
+	${FUZZ_LINK} -o $@ tests/fuzz/fuzz_imsg.c ${FUZZ_LIB} ${MP_LIBS}
 
 fuzz: ${FUZZ_TARGETS}
 	sh tests/fuzz/run ${FUZZ_SECONDS} ${FUZZ_TARGETS}
