@@ -168,8 +168,10 @@ fuzz_open(int peer)
 	pfd.fd = peer;
 	pfd.events = POLLRDHUP;
 	pfd.revents = 0;
-	if (poll(&pfd, 1, 0) == -1)
-		fatal("poll");
+	/* libFuzzer's -timeout alarm may interrupt it. */
+	while (poll(&pfd, 1, 0) == -1)
+		if (errno != EINTR)
+			fatal("poll");
 	return ((pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0);
 }
 
@@ -178,8 +180,10 @@ static void
 fuzz_drain(int peer)
 {
 	static char	 buf[65536];
+	ssize_t		 n;
 
-	while (read(peer, buf, sizeof(buf)) > 0)
+	while ((n = read(peer, buf, sizeof(buf))) > 0 ||
+	    (n == -1 && errno == EINTR))
 		continue;
 }
 
