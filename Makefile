@@ -220,9 +220,10 @@ FUZZ_CFLAGS=	-g -O1 -fno-omit-frame-pointer \
 FUZZ_SRCS=	${LIB_OBJS:.o=.c} ${DAEMON_OBJS:.o=.c}
 FUZZ_LIB=	tests/fuzz/libfuzzmpd.a
 FUZZ_LINK=	${FUZZ_CC} ${FUZZ_CFLAGS} -fsanitize=fuzzer
-FUZZ_TARGETS=	tests/fuzz/fuzz_imap tests/fuzz/fuzz_pop3 tests/fuzz/fuzz_smtp \
-		tests/fuzz/fuzz_ppsession tests/fuzz/fuzz_proxyproto \
-		tests/fuzz/fuzz_sasl tests/fuzz/fuzz_backend \
+FUZZ_TARGETS=	tests/fuzz/fuzz_imap tests/fuzz/fuzz_pop3 \
+		tests/fuzz/fuzz_smtp tests/fuzz/fuzz_ppsession \
+		tests/fuzz/fuzz_proxyproto tests/fuzz/fuzz_sasl \
+		tests/fuzz/fuzz_backend \
 		tests/fuzz/fuzz_auth_http tests/fuzz/fuzz_dns \
 		tests/fuzz/fuzz_cdbrecord tests/fuzz/fuzz_conf \
 		tests/fuzz/fuzz_imsg

@@ -18,7 +18,7 @@
 
 #include "mailproxyd.h"
 
-#define FUZZ_PROXY_BUFFER	4096		/* proxy_buffer's default */
+#define FUZZ_PROXY_BUFFER	4096	/* proxy_buffer's default */
 #define FUZZ_BUFSIZE_MIN	16
 #define FUZZ_BUFSIZE_MAX	(64 * 1024)
 
