@@ -774,7 +774,9 @@ conf_tok_push(struct conf_parser *p)
 			fatal("reallocarray");
 		p->p_argv = n;
 	}
-	if ((p->p_argv[p->p_argc] = strndup(p->p_tok, p->p_toklen)) == NULL)
+	/* An empty token ('' or "") may come before any buffer. */
+	if ((p->p_argv[p->p_argc] = strndup(p->p_toklen > 0 ? p->p_tok : "",
+	    p->p_toklen)) == NULL)
 		fatal("strndup");
 	p->p_argc++;
 	p->p_toklen = 0;
