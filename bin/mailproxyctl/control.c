@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mailproxyd.h"
+#include "dns.h"
 #include "mailproxyctl.h"
 
 #define TABLE_COLS	16
@@ -65,6 +66,7 @@ static void	 show_summary(const struct answer *, int);
 static void	 show_stats(const struct answer *, int);
 static void	 show_backends(const struct answer *, int);
 static void	 show_sessions(struct answer *, int);
+static void	 show_resolvers(const struct answer *, int);
 static void	 monitor(struct imsgbuf *, int);
 
 static const char *
@@ -639,6 +641,85 @@ show_backends(const struct answer *a, int json)
 		table_print(&t);
 }
 
+/*
+ * The resolver status zones, with the names of Angie's
+ * /status/resolvers/: queries by type, responses by outcome.
+ */
+static void
+show_resolvers(const struct answer *a, int json)
+{
+	static const struct {
+		int		 idx;
+		const char	*name;
+		const char	*head;
+	} cols[] = {
+		{ RZ_REQ_NAME, "name", "NAME" },
+		{ RZ_REQ_SRV, "srv", "SRV" },
+		{ RZ_REQ_ADDR, "addr", "ADDR" },
+		{ RZ_SUCCESS, "success", "SUCCESS" },
+		{ RZ_TIMEDOUT, "timedout", "TIMEDOUT" },
+		{ RZ_FORMERR, "format_error", "FORMERR" },
+		{ RZ_SERVFAIL, "server_failure", "SERVFAIL" },
+		{ RZ_NXDOMAIN, "not_found", "NXDOMAIN" },
+		{ RZ_NOTIMP, "unimplemented", "NOTIMP" },
+		{ RZ_REFUSED, "refused", "REFUSED" },
+		{ RZ_OTHER, "other", "OTHER" }
+	};
+	const struct stats_record	*sr;
+	struct table			 t;
+	char				 buf[STATS_KEY_MAX * 4 + 1];
+	size_t				 i, k;
+	int				 first = 1;
+
+	if (json)
+		printf("{\"resolvers\":{");
+	else {
+		memset(&t, 0, sizeof(t));
+		t.t_ncols = 1 + nitems(cols);
+		if ((t.t_cells = calloc(t.t_ncols, sizeof(char *))) == NULL)
+			err(1, NULL);
+		t.t_cells[0] = xstrdup("ZONE");
+		t.t_left[0] = 1;
+		for (k = 0; k < nitems(cols); k++)
+			t.t_cells[1 + k] = xstrdup(cols[k].head);
+		t.t_nrows = 1;
+	}
+	for (i = 0; i < a->a_nrecs; i++) {
+		sr = &a->a_recs[i];
+		if (sr->sr_kind != STATS_RESOLVER)
+			continue;
+		if (json) {
+			printf("%s", first ? "" : ",");
+			first = 0;
+			json_str(sr->sr_key);
+			printf(":{\"queries\":{");
+			for (k = 0; k < nitems(cols); k++) {
+				if (cols[k].idx == RZ_SUCCESS)
+					printf("},\"responses\":{");
+				printf("%s\"%s\":%" PRIu64,
+				    k == 0 || cols[k].idx == RZ_SUCCESS ?
+				    "" : ",", cols[k].name,
+				    rec_val(sr, cols[k].idx));
+			}
+			printf("}}");
+			continue;
+		}
+		if ((t.t_cells = reallocarray(t.t_cells, (t.t_nrows + 1) *
+		    t.t_ncols, sizeof(char *))) == NULL)
+			err(1, NULL);
+		t.t_cells[t.t_nrows * t.t_ncols] =
+		    xstrdup(esc(sr->sr_key, buf, sizeof(buf)));
+		for (k = 0; k < nitems(cols); k++)
+			t.t_cells[t.t_nrows * t.t_ncols + 1 + k] =
+			    fmt_u64(rec_val(sr, cols[k].idx));
+		t.t_nrows++;
+	}
+	if (json)
+		printf("}}\n");
+	else
+		table_print(&t);
+}
+
 static int
 session_cmp(const void *a, const void *b)
 {
@@ -801,6 +882,8 @@ ctl_control(const char *path, int json, int argc, char *argv[])
 			what = 3;
 		else if (strcmp(argv[1], "sessions") == 0)
 			what = 4;
+		else if (strcmp(argv[1], "resolvers") == 0)
+			what = 5;
 		else
 			ctl_usage();
 		type = what == 4 ? IMSG_CTL_SHOW_SESSIONS :
@@ -862,6 +945,9 @@ ctl_control(const char *path, int json, int argc, char *argv[])
 		break;
 	case 4:
 		show_sessions(&a, json);
+		break;
+	case 5:
+		show_resolvers(&a, json);
 		break;
 	default:
 		if (json) {

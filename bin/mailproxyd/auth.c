@@ -219,7 +219,7 @@ auth_start_resolvers(void)
 		a.a_resolvers[s->s_index] = resolver_new(ss,
 		    rs->rs_addr.cl_n, s->s_mail.m_resolver_timeout,
 		    rs->rs_valid == CONF_UNSET ? -1 : rs->rs_valid * 1000,
-		    rs->rs_ipv4, rs->rs_ipv6);
+		    rs->rs_ipv4, rs->rs_ipv6, rs->rs_status_zone);
 		free(ss);
 	}
 }
@@ -294,6 +294,11 @@ auth_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 		break;
 	case IMSG_CTL_STOP:
 		exit(0);
+	case IMSG_CTL_SHOW_STATS:
+		if (imsg->datalen != 0)
+			fatalx("bad IMSG_CTL_SHOW_STATS");
+		stats_resolvers(&a.a_parent, imsg->hdr.peerid);
+		break;
 	default:
 		fatalx("unexpected message type %u from the parent",
 		    imsg->hdr.type);
@@ -751,5 +756,7 @@ auth_maybe_exit(void)
 	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++)
 		if (a.a_workers[i].iev_active)
 			return;
+	/* The status zones' counts, for the parent to keep. */
+	stats_resolvers_final(&a.a_parent);
 	exit(0);
 }

@@ -93,6 +93,8 @@ static struct {
 	unsigned int		 ct_refused;
 	struct stats_record	*ct_retired;	/* exited workers' counters */
 	size_t			 ct_nretired;
+	char			**ct_zones;	/* the resolver status zones */
+	size_t			 ct_nzones;
 	int			 ct_init;
 } ct = { .ct_fd = -1 };
 
@@ -121,8 +123,11 @@ static void	control_req_timeout(int, short, void *);
 static void	control_req_free(struct ctl_req *);
 static int	control_merge(struct stats_record **, size_t *,
 		    const struct stats_record *);
-static int	control_record_ok(const struct stats_record *);
+static int	control_record_ok(const struct stats_record *,
+		    enum proc_role);
 static void	control_monitor(int);
+static void	control_set_zones(const struct mailproxyd_conf *);
+static int	control_zone_known(const struct stats_record *);
 
 /*
  * Create the socket at path, replacing a socket already there (a
@@ -227,6 +232,7 @@ control_open(const struct mailproxyd_conf *conf)
 		TAILQ_INIT(&ct.ct_reqs);
 		evtimer_set(&ct.ct_pause_ev, control_accept_resume, NULL);
 	}
+	control_set_zones(conf);
 	if (ct.ct_fd != -1 && strcmp(ct.ct_path, conf->c_control_socket) ==
 	    0 && strcmp(ct.ct_group, conf->c_control_group) == 0)
 		return (0);
@@ -669,6 +675,11 @@ control_req_ask(struct ctl_req *r, const void *data, size_t len)
 	}
 	r->r_nwait = parent_ctl_send(PROC_WORKER, r->r_type, r->r_id, data,
 	    len, r->r_wait, CONTROL_WAIT_MAX);
+	/* The auth processes count the resolver status zones. */
+	if (r->r_type == IMSG_CTL_SHOW_STATS)
+		r->r_nwait += parent_ctl_send(PROC_AUTH, r->r_type, r->r_id,
+		    data, len, r->r_wait + r->r_nwait,
+		    CONTROL_WAIT_MAX - r->r_nwait);
 	if (r->r_nwait == 0)
 		control_req_done(r);
 }
@@ -745,6 +756,8 @@ control_req_done(struct ctl_req *r)
 	if (iev != NULL && iev->iev_active) {
 		if (r->r_type == IMSG_CTL_SHOW_STATS) {
 			for (i = 0; i < r->r_nrecs; i++) {
+				if (!control_zone_known(&r->r_recs[i]))
+					continue;
 				if (r->r_client != NULL) {
 					if (control_send(r->r_client,
 					    IMSG_CTL_STATS_RECORD,
@@ -791,10 +804,15 @@ control_req_free(struct ctl_req *r)
 	free(r);
 }
 
-/* A worker's row: a kind we may not know, but the shape we do. */
+/*
+ * A child's row: a kind we may not know, but the shape we do.  The
+ * resolver zones' rows are the auth process's and nobody else's.
+ */
 static int
-control_record_ok(const struct stats_record *sr)
+control_record_ok(const struct stats_record *sr, enum proc_role role)
 {
+	if ((role == PROC_AUTH) != (sr->sr_kind == STATS_RESOLVER))
+		return (0);
 	return (sr->sr_kind > STATS_DAEMON && sr->sr_kind < CONTROL_KINDS_MAX &&
 	    sr->sr_nvals <= STATS_VALS_MAX &&
 	    memchr(sr->sr_key, '\0', sizeof(sr->sr_key)) != NULL &&
@@ -860,17 +878,25 @@ control_child_imsg(struct imsgev *iev, pid_t pid, enum proc_role role,
 		control_req_ask(r, NULL, 0);
 		return (0);
 	}
-	if (role != PROC_WORKER)
+	if (role != PROC_WORKER && role != PROC_AUTH)
+		return (-1);
+	/* The auth process answers show stats, and nothing else. */
+	if (role == PROC_AUTH && imsg->hdr.type != IMSG_CTL_STATS_RECORD &&
+	    imsg->hdr.type != IMSG_CTL_END)
 		return (-1);
 	switch (imsg->hdr.type) {
 	case IMSG_CTL_STATS_RECORD:
 		if (imsg_get_data(imsg, &sr, sizeof(sr)) == -1 ||
-		    !control_record_ok(&sr))
+		    !control_record_ok(&sr, role))
 			return (-1);
-		/* An exiting worker's last counters. */
+		/*
+		 * An exiting child's last counters; those of a status zone
+		 * the configuration no longer names are dropped.
+		 */
 		if (imsg->hdr.peerid == 0) {
-			(void)control_merge(&ct.ct_retired, &ct.ct_nretired,
-			    &sr);
+			if (control_zone_known(&sr))
+				(void)control_merge(&ct.ct_retired,
+				    &ct.ct_nretired, &sr);
 			return (0);
 		}
 		if ((r = control_req_find(imsg->hdr.peerid)) == NULL)
@@ -943,7 +969,59 @@ control_child_gone(pid_t pid, enum proc_role role)
 			r->r_metrics = NULL;
 			continue;
 		}
-		if (role == PROC_WORKER && control_req_waits(r, pid))
+		if ((role == PROC_WORKER || role == PROC_AUTH) &&
+		    control_req_waits(r, pid))
 			control_req_unwait(r, pid);
 	}
+}
+
+/*
+ * The status zones of the resolvers of a configuration being put in
+ * use.  The counts of a zone it still names go on, summed over the
+ * auth processes old and new (Angie keeps a zone's counters over a
+ * reload too); those of a zone it no longer names are dropped.
+ */
+static void
+control_set_zones(const struct mailproxyd_conf *conf)
+{
+	const struct conf_server	*s;
+	const char			*z;
+	size_t				 i, j;
+
+	for (i = 0; i < ct.ct_nzones; i++)
+		free(ct.ct_zones[i]);
+	ct.ct_nzones = 0;
+	TAILQ_FOREACH(s, &conf->c_servers, s_entry) {
+		if (s->s_mail.m_resolver.rs_mode != 1 ||
+		    (z = s->s_mail.m_resolver.rs_status_zone) == NULL)
+			continue;
+		for (i = 0; i < ct.ct_nzones; i++)
+			if (strcmp(ct.ct_zones[i], z) == 0)
+				break;
+		if (i < ct.ct_nzones)
+			continue;
+		if ((ct.ct_zones = reallocarray(ct.ct_zones, ct.ct_nzones + 1,
+		    sizeof(*ct.ct_zones))) == NULL ||
+		    (ct.ct_zones[ct.ct_nzones] = strdup(z)) == NULL)
+			fatal("control: zones");
+		ct.ct_nzones++;
+	}
+	for (i = j = 0; i < ct.ct_nretired; i++)
+		if (control_zone_known(&ct.ct_retired[i]))
+			ct.ct_retired[j++] = ct.ct_retired[i];
+	ct.ct_nretired = j;
+}
+
+/* 0 for the row of a status zone the configuration does not name. */
+static int
+control_zone_known(const struct stats_record *sr)
+{
+	size_t	 i;
+
+	if (sr->sr_kind != STATS_RESOLVER)
+		return (1);
+	for (i = 0; i < ct.ct_nzones; i++)
+		if (strcmp(ct.ct_zones[i], sr->sr_key) == 0)
+			return (1);
+	return (0);
 }

@@ -465,6 +465,7 @@ dns_response_parse(const struct dns_query *q, const uint8_t *pkt, size_t len,
 		return (DNS_R_NOTANSWER);
 	an = dns_get16(pkt + 6);
 	total = an + dns_get16(pkt + 8) + dns_get16(pkt + 10);
+	ans->da_an = an;
 
 	pos = DNS_HDR_LEN;
 	if (dns_name_read(pkt, len, &pos, name) == -1 || len - pos < 4)
@@ -550,7 +551,25 @@ dns_response_parse(const struct dns_query *q, const uint8_t *pkt, size_t len,
 			ttl = rr.rr_ttl;
 	}
 	ans->da_ttl = ttl == UINT32_MAX ? 0 : ttl;
+	memcpy(ans->da_cname, cur, dns_name_len(cur));
 	return (DNS_R_OK);
+}
+
+/*
+ * Which of nginx's cases a NOERROR answer is (dns.h).  A chain to
+ * records of the asked type is DNS_C_RECORDS; records of other types
+ * or owners beside a chain's end do not count.
+ */
+enum dns_content
+dns_answer_content(const struct dns_answer *ans)
+{
+	if (ans->da_count > 0)
+		return (DNS_C_RECORDS);
+	if (ans->da_an == 0)
+		return (DNS_C_NODATA);
+	if (ans->da_ncname > 0)
+		return (DNS_C_CNAME);
+	return (DNS_C_NORECORD);
 }
 
 const char *

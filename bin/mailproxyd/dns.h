@@ -65,6 +65,21 @@ enum dns_result {
 	DNS_R_NOTANSWER		/* QR clear, opcode, another question */
 };
 
+/*
+ * What a NOERROR answer (DNS_R_OK) holds, as nginx's resolver tells the
+ * cases apart (src/core/ngx_resolver.c, ngx_resolver_process_a and
+ * _ptr): records of the asked type; nothing at all, which nginx takes
+ * for "host not found"; a CNAME chain that ends without them, whose end
+ * nginx asks for next (A, AAAA) or gives up on (PTR); or records of
+ * other types only, an answer nginx ignores until the look-up times out.
+ */
+enum dns_content {
+	DNS_C_RECORDS,
+	DNS_C_NODATA,
+	DNS_C_CNAME,		/* da_cname: the end of the chain */
+	DNS_C_NORECORD
+};
+
 /* One question, ready to send, and what its answer must match. */
 struct dns_query {
 	uint16_t	 dq_id;
@@ -87,6 +102,8 @@ struct dns_answer {
 	size_t		 da_ncname;	/* CNAME links followed */
 	size_t		 da_count;	/* records kept */
 	size_t		 da_dropped;	/* matching ones beyond the max */
+	size_t		 da_an;		/* records in the answer section */
+	uint8_t		 da_cname[DNS_NAME_MAX];	/* the chain's end */
 	uint8_t		 da_addr[DNS_ANSWER_MAX][16];	/* A: 4 bytes */
 	uint8_t		 da_name[DNS_ANSWER_MAX][DNS_NAME_MAX];
 };
@@ -103,6 +120,7 @@ int		 dns_query_init(struct dns_query *, uint16_t, const char *,
 		    uint16_t);
 enum dns_result	 dns_response_parse(const struct dns_query *,
 		    const uint8_t *, size_t, struct dns_answer *);
+enum dns_content dns_answer_content(const struct dns_answer *);
 const char	*dns_result_str(enum dns_result);
 int		 dns_server_parse(const char *, struct sockaddr_storage *,
 		    socklen_t *);
@@ -115,12 +133,37 @@ int		 dns_server_parse(const char *, struct sockaddr_storage *,
 #define RESOLVER_TTL_MAX	86400	/* s, longest positive caching */
 #define RESOLVER_NEG_TTL	30	/* s, NXDOMAIN and no-data caching */
 
+#define RESOLVER_CNAME_QUERIES	8	/* CNAME ends asked for, A and AAAA */
+
+/*
+ * The counters of a status zone (resolver ... status_zone=NAME), the
+ * values of its STATS_RESOLVER row: requests by kind as Angie counts
+ * them (name: to an address, srv, addr: to a name), then the outcome of
+ * each request, one per request.  RZ_SUCCESS + an RCODE up to REFUSED.
+ */
+enum resolver_counter {
+	RZ_REQ_NAME,
+	RZ_REQ_SRV,		/* always 0: mail never asks for SRV */
+	RZ_REQ_ADDR,
+	RZ_SUCCESS,
+	RZ_FORMERR,
+	RZ_SERVFAIL,
+	RZ_NXDOMAIN,
+	RZ_NOTIMP,
+	RZ_REFUSED,
+	RZ_TIMEDOUT,
+	RZ_OTHER,
+	RZ_NVALS
+};
+
 struct resolver;
 struct resolver_req;
 
 struct resolver	*resolver_new(const struct sockaddr_storage *, size_t,
-		    long, long, int, int);
+		    long, long, int, int, const char *);
 void		 resolver_free(struct resolver *);
+size_t		 resolver_zone_count(void);
+const char	*resolver_zone_get(size_t, uint64_t *);
 struct resolver_req *resolver_client_host(struct resolver *,
 		    const struct sockaddr *, socklen_t,
 		    void (*)(void *, const char *), void *);

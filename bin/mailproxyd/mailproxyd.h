@@ -135,7 +135,9 @@ enum stats_kind {
 	STATS_DAEMON = 1,	/* key "mailproxyd", from the parent */
 	STATS_PROTOCOL,		/* key "imap", "pop3", "smtp" */
 	STATS_LISTEN,		/* key the listen's name */
-	STATS_BACKEND		/* key the backend's address */
+	STATS_BACKEND,		/* key the backend's address */
+	STATS_RESOLVER		/* key a status_zone, from the auth process;
+				   values: enum resolver_counter (dns.h) */
 };
 /* STATS_DAEMON values */
 #define SD_UPTIME		0	/* seconds */
@@ -438,6 +440,8 @@ void	 stats_session_end(struct session *, int);
 void	 stats_monitor(int);
 int	 stats_parent_imsg(struct imsgev *, struct imsg *);
 void	 stats_final(struct imsgev *);
+void	 stats_resolvers(struct imsgev *, uint32_t);
+void	 stats_resolvers_final(struct imsgev *);
 
 /* metrics.c */
 __dead void	 metrics_main(void);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mailproxyd.h"
+#include "dns.h"
 
 #define METRICS_CONNS_MAX	64
 #define METRICS_REQ_MAX		4096
@@ -73,6 +74,8 @@ static void	metrics_request(struct metrics_conn *);
 static void	metrics_reply(struct metrics_conn *, const char *,
 		    const char *, const char *, size_t);
 static void	metrics_render(struct metrics_conn *);
+struct mbuf;
+static void	metrics_resolvers(struct mbuf *, struct metrics_conn *);
 static void	metrics_close(struct metrics_conn *);
 static struct metrics_conn *metrics_find(uint32_t);
 static void	metrics_maybe_exit(void);
@@ -475,6 +478,50 @@ metrics_rows(struct mbuf *b, struct metrics_conn *m, uint32_t kind,
 	}
 }
 
+/*
+ * The resolver status zones: requests by type and their outcomes by
+ * result, with the names of Angie's /status/resolvers/ (queries and
+ * responses).
+ */
+static void
+metrics_resolvers(struct mbuf *b, struct metrics_conn *m)
+{
+	static const struct {
+		int		 idx;
+		const char	*name;
+	} reqs[] = {
+		{ RZ_REQ_NAME, "name" }, { RZ_REQ_SRV, "srv" },
+		{ RZ_REQ_ADDR, "addr" }
+	}, results[] = {
+		{ RZ_SUCCESS, "success" }, { RZ_TIMEDOUT, "timedout" },
+		{ RZ_FORMERR, "format_error" },
+		{ RZ_SERVFAIL, "server_failure" },
+		{ RZ_NXDOMAIN, "not_found" }, { RZ_NOTIMP, "unimplemented" },
+		{ RZ_REFUSED, "refused" }, { RZ_OTHER, "other" }
+	};
+	char	 extra[64];
+	size_t	 k;
+
+	metrics_family(b, "mailproxyd_resolver_requests_total", "counter",
+	    "DNS look-ups of a resolver status zone, by type.");
+	for (k = 0; k < nitems(reqs); k++) {
+		(void)snprintf(extra, sizeof(extra), ",type=\"%s\"",
+		    reqs[k].name);
+		metrics_rows(b, m, STATS_RESOLVER,
+		    "mailproxyd_resolver_requests_total", "zone", extra,
+		    reqs[k].idx);
+	}
+	metrics_family(b, "mailproxyd_resolver_responses_total", "counter",
+	    "Outcomes of the DNS look-ups of a resolver status zone.");
+	for (k = 0; k < nitems(results); k++) {
+		(void)snprintf(extra, sizeof(extra), ",result=\"%s\"",
+		    results[k].name);
+		metrics_rows(b, m, STATS_RESOLVER,
+		    "mailproxyd_resolver_responses_total", "zone", extra,
+		    results[k].idx);
+	}
+}
+
 static void
 metrics_render(struct metrics_conn *m)
 {
@@ -596,6 +643,7 @@ metrics_render(struct metrics_conn *m)
 	    "Logins at a backend address that failed.");
 	metrics_rows(&b, m, STATS_BACKEND,
 	    "mailproxyd_backend_failures_total", "backend", "", SB_FAILURES);
+	metrics_resolvers(&b, m);
 	metrics_reply(m, "200 OK", NULL, b.b_buf != NULL ? b.b_buf : "",
 	    b.b_len);
 	free(b.b_buf);

@@ -10,10 +10,23 @@
  * address or port, with a random id from arc4random().  A reply with the
  * wrong id, or that is not the answer to our question, is ignored and
  * the wait goes on.  Every server gets resolver_timeout; on a timeout,
- * SERVFAIL, any other error RCODE, a malformed answer or a socket error
- * the next server is asked, and when none is left the lookup failed
- * temporarily.  A truncated (TC) reply is asked again over TCP of the
- * same server, which gets a fresh resolver_timeout for it.
+ * SERVFAIL, any other error RCODE, a malformed answer, an answer that
+ * holds no usable record, or a socket error the next server is asked,
+ * and when none is left the lookup failed temporarily.  A truncated
+ * (TC) reply is asked again over TCP of the same server, which gets a
+ * fresh resolver_timeout for it.
+ *
+ * A NOERROR answer is read as nginx reads it (dns_answer_content()):
+ * no record at all is "host not found" for the status zone and for
+ * Client-Host; records of other types only, and for PTR a CNAME chain
+ * without a PTR at its end, are a temporary failure (nginx ignores such
+ * an answer and times out); for A and AAAA the end of a CNAME chain
+ * without addresses is asked next, RESOLVER_CNAME_QUERIES times at most,
+ * after which the name is not found, as nginx ends its recursion.
+ * nginx reads the records of a truncated PTR answer as they are; a
+ * truncated answer is asked again over TCP here, for every type (RFC
+ * 7766 section 5), so that a name is never judged from part of the
+ * answer.
  *
  * Decisions:
  * - Up to RESOLVER_PTR_MAX PTR names are forward-checked, in parallel;
@@ -38,6 +51,17 @@
  *   lives for its TTL (at most RESOLVER_TTL_MAX) and NXDOMAIN or an
  *   empty answer for RESOLVER_NEG_TTL.  Temporary failures are not
  *   cached.
+ *
+ * Status zones: the resolvers of a process that name the same zone
+ * share one set of counters (enum resolver_counter), which lives as
+ * long as one of them does.  Every question counts once as a request
+ * (addr for PTR, name for A and AAAA, the CNAME ends asked after it
+ * included) and once more by its outcome, whether it came from a
+ * server or from the cache: success, the failure RCODE of the last
+ * server asked, timedout when the last one did not answer, or other
+ * (malformed answers, answers without a usable record, socket errors,
+ * questions cancelled because the client went away).  So, as in
+ * Angie, the outcomes add up to the requests once none is in flight.
  *
  * The callback runs exactly once, never from inside
  * resolver_client_host() (answers known at once wait for a zero timer),
@@ -93,6 +117,7 @@ enum rquery_state {
 /* What one question found, as the cache keeps it. */
 struct rresult {
 	enum rquery_status	 rr_status;
+	int			 rr_outcome;	/* RZ_SUCCESS ... RZ_OTHER */
 	uint32_t		 rr_ttl;
 	size_t			 rr_naddr;
 	uint8_t			 rr_addr[DNS_ANSWER_MAX][16];
@@ -106,7 +131,11 @@ struct rquery {
 	struct resolver_req	*q_req;
 	void			(*q_done)(struct rquery *);
 	size_t			 q_slot;
-	char			 q_name[DNS_HOSTBUF];
+	char			 q_name[DNS_HOSTBUF];	/* the question */
+	char			 q_ask[DNS_HOSTBUF];	/* a CNAME's end */
+	size_t			 q_hops;	/* CNAME ends asked */
+	uint32_t		 q_ttl;		/* lowest over the hops */
+	int			 q_outcome;	/* the last server's */
 	uint16_t		 q_type;
 	enum rquery_state	 q_state;
 	size_t			 q_server;
@@ -152,7 +181,17 @@ struct resolver_req {
 	int			 rq_tempfail;
 };
 
+/* A status zone's counters, shared by the resolvers that name it. */
+struct rzone {
+	TAILQ_ENTRY(rzone)	 z_entry;
+	char			*z_name;
+	size_t			 z_refs;
+	uint64_t		 z_vals[RZ_NVALS];
+};
+TAILQ_HEAD(rzone_list, rzone);
+
 struct resolver {
+	struct rzone		*r_zone;	/* NULL: none */
 	struct sockaddr_storage	*r_servers;
 	size_t			 r_nservers;
 	long			 r_timeout;	/* ms */
@@ -171,6 +210,8 @@ static const char *resolver_server_str(const struct sockaddr_storage *,
 		    char *, size_t);
 static const char *resolver_type_str(uint16_t);
 static void	 resolver_timer_add(struct event *, long);
+static void	 resolver_count(struct resolver *, int);
+static int	 resolver_rcode_outcome(int);
 
 static void	 rresult_clear(struct rresult *);
 static void	 rresult_copy(struct rresult *, const struct rresult *);
@@ -196,8 +237,10 @@ static int	 rquery_tcp(struct rquery *);
 static void	 rquery_tcp_io(int, short, void *);
 static void	 rquery_answer(struct rquery *, enum dns_result,
 		    const struct dns_answer *);
-static void	 rquery_finish(struct rquery *, enum rquery_status,
+static void	 rquery_finish(struct rquery *, enum rquery_status, int,
 		    const struct dns_answer *);
+static void	 rquery_failed(struct rquery *, int);
+static void	 rquery_cname(struct rquery *, const struct dns_answer *);
 
 static void	 req_deferred(int, short, void *);
 static void	 req_finish(struct resolver_req *, const char *);
@@ -206,6 +249,9 @@ static void	 req_ptr_done(struct rquery *);
 static void	 req_fwd_done(struct rquery *);
 
 RB_GENERATE_STATIC(rcache_tree, rcache, c_node, rcache_cmp)
+
+static struct rzone_list	 resolver_zones =
+				    TAILQ_HEAD_INITIALIZER(resolver_zones);
 
 static int64_t
 resolver_now(void)
@@ -268,6 +314,23 @@ resolver_timer_add(struct event *ev, long ms)
 	tv.tv_usec = (ms % 1000) * 1000;
 	if (evtimer_add(ev, &tv) == -1)
 		fatalx("resolver: evtimer_add");
+}
+
+/* One more in a counter of the resolver's status zone, if it has one. */
+static void
+resolver_count(struct resolver *r, int counter)
+{
+	if (r->r_zone != NULL && counter >= 0 && counter < RZ_NVALS)
+		r->r_zone->z_vals[counter]++;
+}
+
+/* The outcome an error RCODE counts as; those beyond REFUSED: other. */
+static int
+resolver_rcode_outcome(int rcode)
+{
+	if (rcode >= DNS_RCODE_NOERROR && rcode <= DNS_RCODE_REFUSED)
+		return (RZ_SUCCESS + rcode);
+	return (RZ_OTHER);
 }
 
 static void
@@ -390,19 +453,27 @@ rquery_new(struct resolver_req *req, const char *name, uint16_t type,
 	q->q_slot = slot;
 	if (strlcpy(q->q_name, name, sizeof(q->q_name)) >= sizeof(q->q_name))
 		fatalx("resolver: name too long");
+	(void)strlcpy(q->q_ask, name, sizeof(q->q_ask));
+	q->q_ttl = UINT32_MAX;
+	q->q_outcome = RZ_OTHER;
 	q->q_type = type;
 	q->q_state = RQS_START;
 	q->q_fd = -1;
+	resolver_count(q->q_res, type == DNS_T_PTR ? RZ_REQ_ADDR :
+	    RZ_REQ_NAME);
 	evtimer_set(&q->q_timer, rquery_timer, q);
 	resolver_timer_add(&q->q_timer, 0);
 	return (q);
 }
 
+/* A question freed before its answer was cancelled: its outcome is other. */
 static void
 rquery_free(struct rquery *q)
 {
 	if (q == NULL)
 		return;
+	if (q->q_state != RQS_DONE)
+		resolver_count(q->q_res, RZ_OTHER);
 	rquery_close(q);
 	rresult_clear(&q->q_result);
 	free(q);
@@ -438,8 +509,8 @@ rquery_timer(int fd, short events, void *arg)
 	}
 	log_info("resolver: %s timed out, %s %s",
 	    resolver_server_str(&q->q_res->r_servers[q->q_server], srv,
-	    sizeof(srv)), q->q_name, resolver_type_str(q->q_type));
-	rquery_next(q);
+	    sizeof(srv)), q->q_ask, resolver_type_str(q->q_type));
+	rquery_failed(q, RZ_TIMEDOUT);
 }
 
 static void
@@ -450,6 +521,7 @@ rquery_begin(struct rquery *q)
 		log_debug("resolver: %s %s from the cache", q->q_name,
 		    resolver_type_str(q->q_type));
 		q->q_state = RQS_DONE;
+		resolver_count(q->q_res, q->q_result.rr_outcome);
 		q->q_done(q);
 		return;
 	}
@@ -467,8 +539,8 @@ rquery_try(struct rquery *q)
 		q->q_server++;
 	}
 	log_warnx("resolver: %s %s could not be resolved by any server",
-	    q->q_name, resolver_type_str(q->q_type));
-	rquery_finish(q, RQ_TEMPFAIL, NULL);
+	    q->q_ask, resolver_type_str(q->q_type));
+	rquery_finish(q, RQ_TEMPFAIL, q->q_outcome, NULL);
 }
 
 static void
@@ -479,15 +551,24 @@ rquery_next(struct rquery *q)
 	rquery_try(q);
 }
 
+/* This server failed the question: outcome says how; the next one. */
+static void
+rquery_failed(struct rquery *q, int outcome)
+{
+	q->q_outcome = outcome;
+	rquery_next(q);
+}
+
 static int
 rquery_udp(struct rquery *q)
 {
 	struct sockaddr_storage	*ss = &q->q_res->r_servers[q->q_server];
 	char			 srv[INET6_ADDRSTRLEN + 8];
 
-	if (dns_query_init(&q->q_dq, (uint16_t)arc4random(), q->q_name,
+	q->q_outcome = RZ_OTHER;
+	if (dns_query_init(&q->q_dq, (uint16_t)arc4random(), q->q_ask,
 	    q->q_type) == -1) {
-		log_warnx("resolver: cannot ask for \"%s\"", q->q_name);
+		log_warnx("resolver: cannot ask for \"%s\"", q->q_ask);
 		return (-1);
 	}
 	if ((q->q_fd = socket(ss->ss_family,
@@ -532,7 +613,7 @@ rquery_udp_read(int fd, short events, void *arg)
 				return;
 			log_info("resolver: %s: recv: %s", srv,
 			    strerror(errno));
-			rquery_next(q);
+			rquery_failed(q, RZ_OTHER);
 			return;
 		}
 		res = dns_response_parse(&q->q_dq, buf, (size_t)n, &ans);
@@ -540,15 +621,15 @@ rquery_udp_read(int fd, short events, void *arg)
 		case DNS_R_BADID:
 		case DNS_R_NOTANSWER:
 			log_debug("resolver: %s: reply ignored, %s %s: %s",
-			    srv, q->q_name, resolver_type_str(q->q_type),
+			    srv, q->q_ask, resolver_type_str(q->q_type),
 			    dns_result_str(res));
 			continue;
 		case DNS_R_TRUNCATED:
 			log_debug("resolver: %s: truncated, %s %s over TCP",
-			    srv, q->q_name, resolver_type_str(q->q_type));
+			    srv, q->q_ask, resolver_type_str(q->q_type));
 			rquery_close(q);
 			if (rquery_tcp(q) == -1)
-				rquery_next(q);
+				rquery_failed(q, RZ_OTHER);
 			return;
 		default:
 			rquery_answer(q, res, &ans);
@@ -564,7 +645,7 @@ rquery_tcp(struct rquery *q)
 	struct sockaddr_storage	*ss = &q->q_res->r_servers[q->q_server];
 	char			 srv[INET6_ADDRSTRLEN + 8];
 
-	if (dns_query_init(&q->q_dq, (uint16_t)arc4random(), q->q_name,
+	if (dns_query_init(&q->q_dq, (uint16_t)arc4random(), q->q_ask,
 	    q->q_type) == -1)
 		return (-1);
 	q->q_out[0] = q->q_dq.dq_len >> 8;
@@ -613,7 +694,7 @@ rquery_tcp_io(int fd, short events, void *arg)
 				return;
 			log_info("resolver: %s: TCP send: %s", srv,
 			    strerror(errno));
-			rquery_next(q);
+			rquery_failed(q, RZ_OTHER);
 			return;
 		}
 		q->q_outoff += (size_t)n;
@@ -636,12 +717,12 @@ rquery_tcp_io(int fd, short events, void *arg)
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
 		log_info("resolver: %s: TCP recv: %s", srv, strerror(errno));
-		rquery_next(q);
+		rquery_failed(q, RZ_OTHER);
 		return;
 	}
 	if (n == 0) {
 		log_info("resolver: %s: TCP connection closed early", srv);
-		rquery_next(q);
+		rquery_failed(q, RZ_OTHER);
 		return;
 	}
 	q->q_inoff += (size_t)n;
@@ -650,7 +731,7 @@ rquery_tcp_io(int fd, short events, void *arg)
 		if (q->q_inlen < DNS_HDR_LEN) {
 			log_info("resolver: %s: TCP answer of %zu bytes", srv,
 			    q->q_inlen);
-			rquery_next(q);
+			rquery_failed(q, RZ_OTHER);
 			return;
 		}
 		if ((q->q_in = malloc(q->q_inlen)) == NULL)
@@ -673,25 +754,81 @@ rquery_answer(struct rquery *q, enum dns_result res,
 {
 	char	 srv[INET6_ADDRSTRLEN + 8];
 
+	resolver_server_str(&q->q_res->r_servers[q->q_server], srv,
+	    sizeof(srv));
 	switch (res) {
 	case DNS_R_OK:
-		rquery_finish(q, RQ_OK, ans);
-		return;
+		switch (dns_answer_content(ans)) {
+		case DNS_C_RECORDS:
+			rquery_finish(q, RQ_OK, RZ_SUCCESS, ans);
+			return;
+		case DNS_C_NODATA:
+			/* nginx: no record is "host not found". */
+			rquery_finish(q, RQ_OK, RZ_NXDOMAIN, ans);
+			return;
+		case DNS_C_CNAME:
+			if (q->q_type != DNS_T_PTR) {
+				rquery_cname(q, ans);
+				return;
+			}
+			/* FALLTHROUGH */
+		case DNS_C_NORECORD:
+			log_info("resolver: %s: %s %s: no %s record in the "
+			    "answer", srv, q->q_ask,
+			    resolver_type_str(q->q_type),
+			    resolver_type_str(q->q_type));
+			rquery_failed(q, RZ_OTHER);
+			return;
+		}
+		break;
 	case DNS_R_NXDOMAIN:
-		rquery_finish(q, RQ_NXDOMAIN, ans);
+		rquery_finish(q, RQ_NXDOMAIN, RZ_NXDOMAIN, ans);
 		return;
 	default:
-		log_info("resolver: %s: %s %s: %s (rcode %d)",
-		    resolver_server_str(&q->q_res->r_servers[q->q_server], srv,
-		    sizeof(srv)), q->q_name, resolver_type_str(q->q_type),
-		    dns_result_str(res), ans->da_rcode);
-		rquery_next(q);
+		break;
+	}
+	log_info("resolver: %s: %s %s: %s (rcode %d)", srv, q->q_ask,
+	    resolver_type_str(q->q_type), dns_result_str(res), ans->da_rcode);
+	rquery_failed(q, res == DNS_R_SERVERROR ?
+	    resolver_rcode_outcome(ans->da_rcode) : RZ_OTHER);
+}
+
+/*
+ * An A or AAAA answer whose CNAME chain ends without addresses: the end
+ * is the next question, from the first server on, as nginx asks it.
+ * After RESOLVER_CNAME_QUERIES of them the name is not found.
+ */
+static void
+rquery_cname(struct rquery *q, const struct dns_answer *ans)
+{
+	char	 host[DNS_HOSTBUF];
+
+	if (q->q_hops == RESOLVER_CNAME_QUERIES) {
+		log_info("resolver: %s %s: more than %d CNAME records to "
+		    "follow", q->q_name, resolver_type_str(q->q_type),
+		    RESOLVER_CNAME_QUERIES);
+		rquery_finish(q, RQ_NXDOMAIN, RZ_NXDOMAIN, NULL);
 		return;
 	}
+	if (dns_name_host(ans->da_cname, host, sizeof(host)) == -1) {
+		log_info("resolver: %s %s: a CNAME points to a name that is "
+		    "not a host name", q->q_ask, resolver_type_str(q->q_type));
+		rquery_failed(q, RZ_OTHER);
+		return;
+	}
+	log_debug("resolver: %s %s: CNAME %s, asked next", q->q_ask,
+	    resolver_type_str(q->q_type), host);
+	if (ans->da_ttl < q->q_ttl)
+		q->q_ttl = ans->da_ttl;
+	q->q_hops++;
+	(void)strlcpy(q->q_ask, host, sizeof(q->q_ask));
+	rquery_close(q);
+	q->q_server = 0;
+	rquery_try(q);
 }
 
 static void
-rquery_finish(struct rquery *q, enum rquery_status status,
+rquery_finish(struct rquery *q, enum rquery_status status, int outcome,
     const struct dns_answer *ans)
 {
 	struct rresult	*res = &q->q_result;
@@ -701,8 +838,10 @@ rquery_finish(struct rquery *q, enum rquery_status status,
 	q->q_state = RQS_DONE;
 	rresult_clear(res);
 	res->rr_status = status;
+	res->rr_outcome = outcome;
+	resolver_count(q->q_res, outcome);
 	if (ans != NULL && status == RQ_OK) {
-		res->rr_ttl = ans->da_ttl;
+		res->rr_ttl = ans->da_ttl < q->q_ttl ? ans->da_ttl : q->q_ttl;
 		for (i = 0; i < ans->da_count; i++) {
 			if (q->q_type == DNS_T_PTR) {
 				if (res->rr_nname == RESOLVER_PTR_MAX)
@@ -723,15 +862,33 @@ rquery_finish(struct rquery *q, enum rquery_status status,
 	q->q_done(q);
 }
 
+/*
+ * A resolver for the name servers given; zone, when not NULL, is the
+ * status zone it counts in, shared with the other resolvers naming it.
+ */
 struct resolver *
 resolver_new(const struct sockaddr_storage *servers, size_t nservers,
-    long timeout_ms, long valid_ms, int ipv4, int ipv6)
+    long timeout_ms, long valid_ms, int ipv4, int ipv6, const char *zone)
 {
 	struct resolver	*r;
+	struct rzone	*z;
 	size_t		 i;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("resolver: calloc");
+	if (zone != NULL) {
+		TAILQ_FOREACH(z, &resolver_zones, z_entry)
+			if (strcmp(z->z_name, zone) == 0)
+				break;
+		if (z == NULL) {
+			if ((z = calloc(1, sizeof(*z))) == NULL ||
+			    (z->z_name = strdup(zone)) == NULL)
+				fatal("resolver: calloc");
+			TAILQ_INSERT_TAIL(&resolver_zones, z, z_entry);
+		}
+		z->z_refs++;
+		r->r_zone = z;
+	}
 	if (nservers > 0 && (r->r_servers = reallocarray(NULL, nservers,
 	    sizeof(*r->r_servers))) == NULL)
 		fatal("resolver: reallocarray");
@@ -767,8 +924,39 @@ resolver_free(struct resolver *r)
 		req_free(req);
 	while ((e = TAILQ_FIRST(&r->r_lru)) != NULL)
 		rcache_remove(r, e);
+	if (r->r_zone != NULL && --r->r_zone->z_refs == 0) {
+		TAILQ_REMOVE(&resolver_zones, r->r_zone, z_entry);
+		free(r->r_zone->z_name);
+		free(r->r_zone);
+	}
 	free(r->r_servers);
 	free(r);
+}
+
+/* How many status zones the resolvers of this process count in. */
+size_t
+resolver_zone_count(void)
+{
+	struct rzone	*z;
+	size_t		 n = 0;
+
+	TAILQ_FOREACH(z, &resolver_zones, z_entry)
+		n++;
+	return (n);
+}
+
+/* Zone i's name, its RZ_NVALS counters in vals; NULL past the last. */
+const char *
+resolver_zone_get(size_t i, uint64_t *vals)
+{
+	struct rzone	*z;
+
+	TAILQ_FOREACH(z, &resolver_zones, z_entry)
+		if (i-- == 0) {
+			memcpy(vals, z->z_vals, sizeof(z->z_vals));
+			return (z->z_name);
+		}
+	return (NULL);
 }
 
 /*

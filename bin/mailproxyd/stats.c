@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "mailproxyd.h"
+#include "dns.h"
 
 /* Backend addresses a worker keeps counters for; the rest share one. */
 #define STATS_BACKENDS_MAX	256
@@ -467,5 +468,33 @@ stats_final(struct imsgev *iev)
 	if (iev == NULL || !iev->iev_active)
 		return;
 	stats_send(iev, 0, 0);
+	(void)imsg_flush(&iev->iev_ibuf);
+}
+
+/*
+ * In the auth process: a row for each resolver status zone, then, for
+ * a request (peerid not 0), the end of the answer.
+ */
+void
+stats_resolvers(struct imsgev *iev, uint32_t peerid)
+{
+	uint64_t	 vals[RZ_NVALS];
+	const char	*zone;
+	size_t		 i;
+
+	for (i = 0; (zone = resolver_zone_get(i, vals)) != NULL; i++)
+		stats_record(iev, peerid, STATS_RESOLVER, zone, vals,
+		    RZ_NVALS, 0, NULL);
+	if (peerid != 0)
+		stats_end(iev, peerid, 0);
+}
+
+/* The zones' counts of an auth process that exits, for the parent. */
+void
+stats_resolvers_final(struct imsgev *iev)
+{
+	if (iev == NULL || !iev->iev_active)
+		return;
+	stats_resolvers(iev, 0);
 	(void)imsg_flush(&iev->iev_ibuf);
 }

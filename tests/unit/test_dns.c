@@ -1102,6 +1102,79 @@ START_TEST(test_server_parse)
 }
 END_TEST
 
+/*
+ * What a NOERROR answer holds, as nginx tells the cases apart
+ * (dns_answer_content()).
+ */
+START_TEST(test_answer_content)
+{
+	struct dns_query	 q;
+	struct dns_answer	 a;
+	struct pkt		 p;
+	char			 host[DNS_HOSTBUF];
+
+	/* Records of the asked type, directly or at a chain's end. */
+	q_ptr(&q);
+	ptr_answer(&p, "h.example");
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_RECORDS);
+	chain_answer(&p, &q, 2);
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_RECORDS);
+
+	/* Nothing at all, or in the other sections only: no data. */
+	q_ptr(&q);
+	p_hdr(&p, QID, DNS_F_QR, 1, 0, 1, 0);
+	p_question(&p, REV4, DNS_T_PTR);
+	p_rr_name(&p, "in-addr.arpa", 6, "ns.example", 5);	/* "SOA" */
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_uint_eq(a.da_an, 0);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_NODATA);
+
+	/* A chain that ends without the asked type: its end is known. */
+	ck_assert_int_eq(dns_query_init(&q, QID, "x.example", DNS_T_A), 0);
+	p_hdr(&p, QID, DNS_F_QR, 1, 3, 0, 0);
+	p_question(&p, "x.example", DNS_T_A);
+	p_rr_name(&p, "x.example", DNS_T_CNAME, "y.example", 10);
+	p_rr_name(&p, "y.example", DNS_T_CNAME, "Z.example", 10);
+	p_rr_a(&p, "other.example", "192.0.2.1", 10);
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_CNAME);
+	ck_assert_uint_eq(a.da_ncname, 2);
+	ck_assert_int_eq(dns_name_host(a.da_cname, host, sizeof(host)), 0);
+	ck_assert_str_eq(host, "Z.example");
+	/* The same for PTR (nginx then waits for a PTR that never comes). */
+	q_ptr(&q);
+	p_hdr(&p, QID, DNS_F_QR, 1, 1, 0, 0);
+	p_question(&p, REV4, DNS_T_PTR);
+	p_rr_name(&p, REV4, DNS_T_CNAME, "1.0-63.2.0.192.in-addr.arpa", 50);
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_CNAME);
+
+	/* Records of other types only: no usable record. */
+	p_hdr(&p, QID, DNS_F_QR, 1, 2, 0, 0);
+	p_question(&p, REV4, DNS_T_PTR);
+	p_rr_a(&p, REV4, "192.0.2.1", 10);
+	p_rr_name(&p, REV4, 15, "mx.example", 10);		/* "MX" */
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_uint_eq(a.da_an, 2);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_NORECORD);
+	/* A PTR of another owner is not usable either. */
+	p_hdr(&p, QID, DNS_F_QR, 1, 1, 0, 0);
+	p_question(&p, REV4, DNS_T_PTR);
+	p_rr_name(&p, "9.2.0.192.in-addr.arpa", DNS_T_PTR, "h.example", 10);
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_NORECORD);
+	/* An A answer holding AAAA records only. */
+	ck_assert_int_eq(dns_query_init(&q, QID, "x.example", DNS_T_A), 0);
+	p_hdr(&p, QID, DNS_F_QR, 1, 1, 0, 0);
+	p_question(&p, "x.example", DNS_T_A);
+	p_rr_a(&p, "x.example", "2001:db8::1", 10);
+	ck_assert_int_eq(parse(&q, &p, &a), DNS_R_OK);
+	ck_assert_int_eq(dns_answer_content(&a), DNS_C_NORECORD);
+}
+END_TEST
+
 static Suite *
 dns_suite(void)
 {
@@ -1129,6 +1202,7 @@ dns_suite(void)
 	tcase_add_test(tc, test_parse_rcode);
 	tcase_add_test(tc, test_parse_tc);
 	tcase_add_test(tc, test_parse_ttl);
+	tcase_add_test(tc, test_answer_content);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("names");
