@@ -42,7 +42,10 @@ enum fz_mode {
 	FZ_TC,			/* UDP: TC, no records; TCP: records */
 	FZ_BADID,		/* first a reply with another id */
 	FZ_SPOOF,		/* first NXDOMAIN from another port */
-	FZ_GARBAGE		/* our id and question, then broken */
+	FZ_GARBAGE,		/* our id and question, then broken */
+	FZ_FORMERR,
+	FZ_NOTIMP,
+	FZ_RCODE9		/* NOTAUTH: an RCODE beyond REFUSED */
 };
 
 struct frr {
@@ -84,6 +87,7 @@ struct fake {
 };
 
 static struct event_base	*base;
+static const char		*zone_name;	/* res_new()'s status zone */
 static int			 ncalls;
 static char			 got[512];
 static void			*got_arg;
@@ -110,6 +114,8 @@ static void	 run_for(long);
 static long	 now_ms(void);
 static void	 setup(void);
 static void	 teardown(void);
+static void	 classify(const struct fzone *, size_t, const char *, int,
+		    const uint64_t *);
 static Suite	*resolver_suite(void);
 
 /* Text name to wire; labels are split at '.' only, any bytes allowed. */
@@ -183,6 +189,12 @@ fake_reply(struct fake *f, const uint8_t *q, size_t qlen, int tcp,
 		flags |= DNS_RCODE_SERVFAIL;
 	else if (mode == FZ_REFUSED)
 		flags |= DNS_RCODE_REFUSED;
+	else if (mode == FZ_FORMERR)
+		flags |= DNS_RCODE_FORMERR;
+	else if (mode == FZ_NOTIMP)
+		flags |= DNS_RCODE_NOTIMP;
+	else if (mode == FZ_RCODE9)
+		flags |= 9;
 	else if (mode == FZ_TC && !tcp)
 		flags |= DNS_F_TC;
 	out[2] = flags >> 8;
@@ -429,7 +441,7 @@ res_new(struct fake **f, size_t n, long timeout, long valid, int ipv4,
 	ck_assert_uint_le(n, nitems(ss));
 	for (i = 0; i < n; i++)
 		ss[i] = f[i]->f_ss;
-	return (resolver_new(ss, n, timeout, valid, ipv4, ipv6));
+	return (resolver_new(ss, n, timeout, valid, ipv4, ipv6, zone_name));
 }
 
 static void
@@ -536,6 +548,7 @@ setup(void)
 	    LOG_LVL_DEBUG : 0);
 	ncalls = 0;
 	got[0] = '\0';
+	zone_name = NULL;
 }
 
 static void
@@ -923,7 +936,7 @@ START_TEST(test_port_unreachable)
 
 	closed_port(&ss[0]);
 	ss[1] = f->f_ss;
-	r = resolver_new(ss, 2, 5000, -1, 1, 1);
+	r = resolver_new(ss, 2, 5000, -1, 1, 1, NULL);
 	sa4(&c, "192.0.2.1");
 	t0 = now_ms();
 	lookup(r, &c);
@@ -1225,7 +1238,7 @@ START_TEST(test_placeholders)
 	    NULL);
 	run(2000);
 	ck_assert_str_eq(got, RESOLVER_UNAVAILABLE);
-	none = resolver_new(NULL, 0, TIMEOUT, -1, 1, 1);
+	none = resolver_new(NULL, 0, TIMEOUT, -1, 1, 1, NULL);
 	sa4(&c, "192.0.2.1");
 	lookup(none, &c);
 	run(2000);
@@ -1401,6 +1414,297 @@ START_TEST(test_ipv6_server)
 }
 END_TEST
 
+/*
+ * One look-up of 192.0.2.1 against a server answering from z, in a
+ * resolver of status zone "z": the value, the queries the server got,
+ * and the zone's counters, every one of which is checked.
+ */
+static void
+classify(const struct fzone *z, size_t nz, const char *want, int nudp,
+    const uint64_t *exp)
+{
+	struct fake		*f = fake_new(AF_INET, z, nz);
+	struct resolver		*r;
+	struct sockaddr_storage	 c;
+	uint64_t		 vals[RZ_NVALS];
+	const char		*name;
+	int			 i;
+
+	zone_name = "z";
+	r = res_new(&f, 1, TIMEOUT, -1, 1, 1);
+	sa4(&c, "192.0.2.1");
+	lookup(r, &c);
+	run(2000 + 2 * TIMEOUT);
+	ck_assert_int_eq(ncalls, 1);
+	ck_assert_str_eq(got, want);
+	ck_assert_int_eq(f->f_nudp, nudp);
+	ck_assert_uint_eq(resolver_zone_count(), 1);
+	ck_assert_ptr_nonnull(name = resolver_zone_get(0, vals));
+	ck_assert_str_eq(name, "z");
+	ck_assert_ptr_null(resolver_zone_get(1, vals));
+	for (i = 0; i < RZ_NVALS; i++)
+		ck_assert_msg(vals[i] == exp[i], "counter %d is %llu, not "
+		    "%llu", i, (unsigned long long)vals[i],
+		    (unsigned long long)exp[i]);
+	resolver_free(r);
+	ck_assert_uint_eq(resolver_zone_count(), 0);
+	fake_free(f);
+}
+
+#define PTR_OK(name)	{ DNS_T_PTR, REV4, FZ_ANSWER, \
+			    { { DNS_T_PTR, NULL, name, 60 } } }
+
+START_TEST(test_class_success)
+{
+	static const uint64_t	 e[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_REQ_NAME] = 1, [RZ_SUCCESS] = 2 };
+
+	classify(zone_ok, nitems(zone_ok), "mail.example.org", 2, e);
+}
+END_TEST
+
+START_TEST(test_class_rcodes)
+{
+	static const struct {
+		enum fz_mode	 mode;
+		int		 counter;
+		const char	*want;
+	} t[] = {
+		{ FZ_NXDOMAIN, RZ_NXDOMAIN, RESOLVER_UNAVAILABLE },
+		{ FZ_FORMERR, RZ_FORMERR, RESOLVER_TEMPUNAVAIL },
+		{ FZ_SERVFAIL, RZ_SERVFAIL, RESOLVER_TEMPUNAVAIL },
+		{ FZ_NOTIMP, RZ_NOTIMP, RESOLVER_TEMPUNAVAIL },
+		{ FZ_REFUSED, RZ_REFUSED, RESOLVER_TEMPUNAVAIL },
+		{ FZ_RCODE9, RZ_OTHER, RESOLVER_TEMPUNAVAIL },
+		{ FZ_SILENT, RZ_TIMEDOUT, RESOLVER_TEMPUNAVAIL },
+		{ FZ_GARBAGE, RZ_OTHER, RESOLVER_TEMPUNAVAIL },
+	};
+	struct fzone	 z[1];
+	uint64_t	 e[RZ_NVALS];
+	size_t		 i;
+
+	for (i = 0; i < nitems(t); i++) {
+		memset(z, 0, sizeof(z));
+		z[0].type = DNS_T_PTR;
+		z[0].name = REV4;
+		z[0].mode = t[i].mode;
+		memset(e, 0, sizeof(e));
+		e[RZ_REQ_ADDR] = 1;
+		e[t[i].counter] = 1;
+		classify(z, nitems(z), t[i].want, 1, e);
+	}
+}
+END_TEST
+
+/* nginx: NOERROR without records is "host not found". */
+START_TEST(test_class_nodata)
+{
+	static const struct fzone z[] = {
+		{ DNS_T_PTR, REV4, FZ_ANSWER, { { 0 } } },
+	};
+	static const struct fzone fwd[] = {
+		PTR_OK("mail.example.org"),
+		{ DNS_T_A, "mail.example.org", FZ_ANSWER, { { 0 } } },
+	};
+	static const uint64_t	 e[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_NXDOMAIN] = 1 };
+	static const uint64_t	 ef[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_REQ_NAME] = 1, [RZ_SUCCESS] = 1,
+				    [RZ_NXDOMAIN] = 1 };
+
+	classify(z, nitems(z), RESOLVER_UNAVAILABLE, 1, e);
+	classify(fwd, nitems(fwd), RESOLVER_UNAVAILABLE, 2, ef);
+}
+END_TEST
+
+/*
+ * A PTR answer with records of another type only, or a CNAME chain
+ * without the PTR, or the PTR of another name: nginx ignores it and
+ * times out, [TEMPUNAVAIL] (it was [UNAVAILABLE]).
+ */
+START_TEST(test_class_ptr_norecord)
+{
+	static const struct fzone other[] = {
+		{ DNS_T_PTR, REV4, FZ_ANSWER,
+		    { { DNS_T_A, NULL, "192.0.2.1", 60 },
+		      { 15, NULL, "mx.example.org", 60 } } },
+	};
+	static const struct fzone cname[] = {
+		{ DNS_T_PTR, REV4, FZ_ANSWER,
+		    { { DNS_T_CNAME, NULL, "1.sub.2.0.192.in-addr.arpa",
+		    60 } } },
+		{ DNS_T_PTR, "1.sub.2.0.192.in-addr.arpa", FZ_ANSWER,
+		    { { DNS_T_PTR, NULL, "mail.example.org", 60 } } },
+		{ DNS_T_A, "mail.example.org", FZ_ANSWER,
+		    { { DNS_T_A, NULL, "192.0.2.1", 60 } } },
+	};
+	static const struct fzone owner[] = {
+		{ DNS_T_PTR, REV4, FZ_ANSWER,
+		    { { DNS_T_PTR, "9.2.0.192.in-addr.arpa",
+		    "mail.example.org", 60 } } },
+		{ DNS_T_A, "mail.example.org", FZ_ANSWER,
+		    { { DNS_T_A, NULL, "192.0.2.1", 60 } } },
+	};
+	static const uint64_t	 e[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_OTHER] = 1 };
+
+	classify(other, nitems(other), RESOLVER_TEMPUNAVAIL, 1, e);
+	/* nginx does not ask for a PTR chain's end either. */
+	classify(cname, nitems(cname), RESOLVER_TEMPUNAVAIL, 1, e);
+	classify(owner, nitems(owner), RESOLVER_TEMPUNAVAIL, 1, e);
+}
+END_TEST
+
+/* The chain and its PTR in one answer (RFC 2317): the name. */
+START_TEST(test_class_ptr_cname)
+{
+	static const struct fzone z[] = {
+		{ DNS_T_PTR, REV4, FZ_ANSWER,
+		    { { DNS_T_CNAME, NULL, "1.sub.2.0.192.in-addr.arpa", 60 },
+		      { DNS_T_PTR, "1.sub.2.0.192.in-addr.arpa",
+		      "mail.example.org", 60 } } },
+		{ DNS_T_A, "mail.example.org", FZ_ANSWER,
+		    { { DNS_T_A, NULL, "192.0.2.1", 60 } } },
+	};
+	static const uint64_t	 e[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_REQ_NAME] = 1, [RZ_SUCCESS] = 2 };
+
+	classify(z, nitems(z), "mail.example.org", 2, e);
+}
+END_TEST
+
+/* An A answer without an address or a CNAME: [TEMPUNAVAIL], as nginx. */
+START_TEST(test_class_a_norecord)
+{
+	static const struct fzone z[] = {
+		PTR_OK("mail.example.org"),
+		{ DNS_T_A, "mail.example.org", FZ_ANSWER,
+		    { { 15, NULL, "mx.example.org", 60 },
+		      { DNS_T_AAAA, NULL, "2001:db8::1", 60 } } },
+	};
+	static const uint64_t	 e[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_REQ_NAME] = 1, [RZ_SUCCESS] = 1,
+				    [RZ_OTHER] = 1 };
+
+	classify(z, nitems(z), RESOLVER_TEMPUNAVAIL, 2, e);
+}
+END_TEST
+
+/*
+ * An A answer that is a CNAME chain only: its end is asked next, in
+ * the same request, as nginx does.
+ */
+START_TEST(test_class_a_cname)
+{
+	static const struct fzone z[] = {
+		PTR_OK("alias.example.org"),
+		{ DNS_T_A, "alias.example.org", FZ_ANSWER,
+		    { { DNS_T_CNAME, NULL, "mid.example.org", 60 },
+		      { DNS_T_CNAME, "mid.example.org", "mail.example.org",
+		      60 } } },
+		{ DNS_T_A, "mail.example.org", FZ_ANSWER,
+		    { { DNS_T_A, NULL, "192.0.2.1", 60 } } },
+	};
+	static const uint64_t	 e[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_REQ_NAME] = 1, [RZ_SUCCESS] = 2 };
+
+	classify(z, nitems(z), "alias.example.org", 3, e);
+}
+END_TEST
+
+/* A CNAME loop across answers ends as "not found" after the bound. */
+START_TEST(test_class_a_cname_loop)
+{
+	static const struct fzone z[] = {
+		PTR_OK("loop.example.org"),
+		{ DNS_T_A, "loop.example.org", FZ_ANSWER,
+		    { { DNS_T_CNAME, NULL, "pool.example.org", 60 } } },
+		{ DNS_T_A, "pool.example.org", FZ_ANSWER,
+		    { { DNS_T_CNAME, NULL, "loop.example.org", 60 } } },
+	};
+	static const uint64_t	 e[RZ_NVALS] = { [RZ_REQ_ADDR] = 1,
+				    [RZ_REQ_NAME] = 1, [RZ_SUCCESS] = 1,
+				    [RZ_NXDOMAIN] = 1 };
+
+	classify(z, nitems(z), RESOLVER_UNAVAILABLE,
+	    1 + 1 + RESOLVER_CNAME_QUERIES, e);
+}
+END_TEST
+
+/*
+ * The outcome is the last server's; two resolvers naming one zone
+ * count in it together; cache hits and cancelled look-ups count too.
+ */
+START_TEST(test_zone_shared)
+{
+	static const struct fzone sf[] = {
+		{ DNS_T_PTR, REV4, FZ_SERVFAIL, { { 0 } } },
+		{ DNS_T_A, "mail.example.org", FZ_SERVFAIL, { { 0 } } },
+		{ DNS_T_PTR, "2.2.0.192.in-addr.arpa", FZ_SILENT, { { 0 } } },
+	};
+	struct fake		*f[2];
+	struct resolver		*r1, *r2, *r3;
+	struct resolver_req	*req;
+	struct sockaddr_storage	 c;
+	uint64_t		 v[RZ_NVALS];
+	const char		*name;
+	size_t			 i;
+
+	f[0] = fake_new(AF_INET, sf, nitems(sf));
+	f[1] = fake_new(AF_INET, zone_ok, nitems(zone_ok));
+	zone_name = "shared";
+	r1 = res_new(f, 2, TIMEOUT, 60000, 1, 1);	/* SERVFAIL, then ok */
+	r2 = res_new(&f[1], 1, TIMEOUT, 60000, 1, 1);
+	zone_name = "own";
+	r3 = res_new(f, 1, TIMEOUT, -1, 1, 1);
+	ck_assert_uint_eq(resolver_zone_count(), 2);
+	sa4(&c, "192.0.2.1");
+	lookup(r1, &c);
+	run(2000);
+	ck_assert_str_eq(got, "mail.example.org");
+	lookup(r2, &c);
+	run(2000);
+	ck_assert_str_eq(got, "mail.example.org");
+	lookup(r1, &c);				/* cached */
+	run(2000);
+	ck_assert_str_eq(got, "mail.example.org");
+	ck_assert_int_eq(f[1]->f_nudp, 4);
+	lookup(r3, &c);
+	run(2000);
+	ck_assert_str_eq(got, RESOLVER_TEMPUNAVAIL);
+	/* Cancelled while the server is silent. */
+	sa4(&c, "192.0.2.2");
+	req = lookup(r1, &c);
+	run_for(50);
+	resolver_cancel(req);
+
+	for (i = 0; (name = resolver_zone_get(i, v)) != NULL; i++) {
+		if (strcmp(name, "shared") == 0) {
+			ck_assert_uint_eq(v[RZ_REQ_ADDR], 4);
+			ck_assert_uint_eq(v[RZ_REQ_NAME], 3);
+			ck_assert_uint_eq(v[RZ_SUCCESS], 6);
+			ck_assert_uint_eq(v[RZ_SERVFAIL], 0);
+			ck_assert_uint_eq(v[RZ_OTHER], 1);
+			ck_assert_uint_eq(v[RZ_TIMEDOUT], 0);
+		} else {
+			ck_assert_str_eq(name, "own");
+			ck_assert_uint_eq(v[RZ_REQ_ADDR], 1);
+			ck_assert_uint_eq(v[RZ_SERVFAIL], 1);
+			ck_assert_uint_eq(v[RZ_SUCCESS], 0);
+		}
+	}
+	ck_assert_uint_eq(i, 2);
+	resolver_free(r1);
+	ck_assert_uint_eq(resolver_zone_count(), 2);
+	resolver_free(r2);
+	ck_assert_uint_eq(resolver_zone_count(), 1);
+	resolver_free(r3);
+	ck_assert_uint_eq(resolver_zone_count(), 0);
+	fake_free(f[0]);
+	fake_free(f[1]);
+}
+END_TEST
+
 static Suite *
 resolver_suite(void)
 {
@@ -1421,6 +1725,20 @@ resolver_suite(void)
 	tcase_add_test(tc, test_placeholders);
 	tcase_add_test(tc, test_ipv6_client);
 	tcase_add_test(tc, test_family_off);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("classes");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_class_success);
+	tcase_add_test(tc, test_class_rcodes);
+	tcase_add_test(tc, test_class_nodata);
+	tcase_add_test(tc, test_class_ptr_norecord);
+	tcase_add_test(tc, test_class_ptr_cname);
+	tcase_add_test(tc, test_class_a_norecord);
+	tcase_add_test(tc, test_class_a_cname);
+	tcase_add_test(tc, test_class_a_cname_loop);
+	tcase_add_test(tc, test_zone_shared);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("transport");
