@@ -19,6 +19,15 @@ go out exactly as given.  A name that has no entry for any type is
 NXDOMAIN; a name that exists with no record of the asked type is an
 empty NOERROR answer.
 
+Answer classes beyond the table, to test how the resolver reads them
+(nginx's classification): rcode(name, code) answers every question
+for name with that RCODE and no record (FORMERR 1, SERVFAIL 2, NOTIMP 4,
+REFUSED 5, or any other up to 15); extra(name, qtype, rtype, value,
+owner=None) puts one more record in the answer to (name, qtype): of
+type rtype ("A", "AAAA", "PTR", "CNAME", "MX"), owned by owner (the
+question's name by default), so that an answer may hold a CNAME chain,
+records of another type, or another name's; such a name exists.
+
 mode is "answer" (the default) or "silent": read every query and never
 answer.  Names in drop (a set, lower case) are never answered either,
 so that one look-up of a chain can time out.  Every query is logged in
@@ -40,12 +49,15 @@ import threading
 
 TYPES = {"A": 1, "PTR": 12, "AAAA": 28}
 TYPE_NAMES = {v: k for k, v in TYPES.items()}
+RR_TYPES = dict(TYPES, CNAME=5, MX=15)
 CLASS_IN = 1
 
 RCODE_NOERROR = 0
 RCODE_FORMERR = 1
 RCODE_NXDOMAIN = 3
+RCODE_SERVFAIL = 2
 RCODE_NOTIMP = 4
+RCODE_REFUSED = 5
 
 
 def reverse_name(address):
@@ -92,6 +104,8 @@ class FakeDNS:
     def __init__(self, table=None, mode="answer", ttl=300, host="127.0.0.1",
                  port=0, drop=()):
         self.table = {}
+        self.rcodes = {}
+        self.extras = {}
         for (name, rtype), values in (table or {}).items():
             self.add(name, rtype, values)
         self.mode = mode
@@ -111,6 +125,17 @@ class FakeDNS:
             raise ValueError("type %r" % rtype)
         key = (name.rstrip(".").lower(), rtype)
         self.table.setdefault(key, []).extend(values)
+
+    def rcode(self, name, code):
+        """Every question for name gets RCODE code, no record."""
+        self.rcodes[name.rstrip(".").lower()] = code
+
+    def extra(self, name, qtype, rtype, value, owner=None):
+        """One more record in the answer to (name, qtype)."""
+        if qtype not in TYPES or rtype not in RR_TYPES:
+            raise ValueError("type %r %r" % (qtype, rtype))
+        key = (name.rstrip(".").lower(), qtype)
+        self.extras.setdefault(key, []).append((rtype, value, owner))
 
     def start(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -180,26 +205,38 @@ class FakeDNS:
         if name in self.drop:
             return None
         answers = []
-        if qclass != CLASS_IN or qtype not in TYPE_NAMES:
+        if name in self.rcodes:
+            rcode = self.rcodes[name]
+        elif qclass != CLASS_IN or qtype not in TYPE_NAMES:
             rcode = RCODE_NOTIMP
-        elif not any(k[0] == name for k in self.table):
+        elif not any(k[0] == name for k in list(self.table) +
+                     list(self.extras)):
             rcode = RCODE_NXDOMAIN
         else:
             rcode = RCODE_NOERROR
             for value in self.table.get((name, tname), []):
-                if tname == "A":
-                    rdata = socket.inet_pton(socket.AF_INET, value)
-                elif tname == "AAAA":
-                    rdata = socket.inet_pton(socket.AF_INET6, value)
-                else:
-                    rdata = encode_name(value)
-                # Owner: a pointer to the question name at offset 12.
-                answers.append(struct.pack("!HHHIH", 0xc00c, qtype,
-                                           CLASS_IN, self.ttl, len(rdata))
-                               + rdata)
+                answers.append(self.record(None, tname, value))
+            for rtype, value, owner in self.extras.get((name, tname), []):
+                answers.append(self.record(owner, rtype, value))
         head = struct.pack("!HHHHHH", qid, 0x8000 | 0x0400 | rd | 0x0080 |
                            rcode, 1, len(answers), 0, 0)
         return head + question + b"".join(answers)
+
+
+    def record(self, owner, rtype, value):
+        """One answer record; owner None: a pointer to the question."""
+        if rtype == "A":
+            rdata = socket.inet_pton(socket.AF_INET, value)
+        elif rtype == "AAAA":
+            rdata = socket.inet_pton(socket.AF_INET6, value)
+        elif rtype == "MX":
+            rdata = struct.pack("!H", 10) + encode_name(value)
+        else:
+            rdata = encode_name(value)
+        head = struct.pack("!H", 0xc00c) if owner is None else \
+            encode_name(owner)
+        return head + struct.pack("!HHIH", RR_TYPES[rtype], CLASS_IN,
+                                  self.ttl, len(rdata)) + rdata
 
 
 def main(argv):

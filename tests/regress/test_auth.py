@@ -1398,6 +1398,183 @@ def cdb_reload():
                 d.stop()
 
 
+#
+# Resolver status zones through the real daemon: the answer classes of
+# nginx's resolver, the Client-Host each leads to, and the counters in
+# mailproxyctl and the metrics.
+#
+
+# 127.0.0.N: (what the fake DNS server does for it, Client-Host).
+ZONE_CASES = {
+    11: ("a confirmed name", "ok.example"),
+    12: ("NXDOMAIN", "[UNAVAILABLE]"),
+    13: ("SERVFAIL", "[TEMPUNAVAIL]"),
+    14: ("FORMERR", "[TEMPUNAVAIL]"),
+    15: ("NOTIMP", "[TEMPUNAVAIL]"),
+    16: ("REFUSED", "[TEMPUNAVAIL]"),
+    17: ("no answer", "[TEMPUNAVAIL]"),
+    18: ("an A record for a PTR question", "[TEMPUNAVAIL]"),
+    19: ("a PTR CNAME without its PTR", "[TEMPUNAVAIL]"),
+    20: ("NOERROR without a record", "[UNAVAILABLE]"),
+    21: ("an A CNAME whose end is asked", "alias.example"),
+    22: ("an A answer with an MX record only", "[TEMPUNAVAIL]"),
+    23: ("RCODE 9", "[TEMPUNAVAIL]"),
+}
+# What those 13 look-ups count: 13 PTR, 3 forward (11, 21, 22).
+ZONE_COUNTS = {
+    "queries": {"name": 3, "srv": 0, "addr": 13},
+    "responses": {"success": 5, "timedout": 1, "format_error": 1,
+                  "server_failure": 1, "not_found": 2, "unimplemented": 1,
+                  "refused": 1, "other": 4},
+}
+
+
+def zone_dns():
+    dns = fakedns.FakeDNS(drop={fakedns.reverse_name("127.0.0.17")})
+    rev = lambda n: fakedns.reverse_name("127.0.0.%d" % n)  # noqa: E731
+    dns.add(rev(11), "PTR", ["ok.example"])
+    dns.add("ok.example", "A", ["127.0.0.11"])
+    for n, code in ((12, 3), (13, 2), (14, 1), (15, 4), (16, 5), (23, 9)):
+        dns.rcode(rev(n), code)
+    dns.extra(rev(18), "PTR", "A", "127.0.0.18")
+    dns.extra(rev(19), "PTR", "CNAME", "19.sub.0.0.127.in-addr.arpa")
+    dns.add(rev(20), "AAAA", ["::20"])
+    dns.add(rev(21), "PTR", ["alias.example"])
+    dns.extra("alias.example", "A", "CNAME", "real.example")
+    dns.add("real.example", "A", ["127.0.0.21"])
+    dns.add(rev(22), "PTR", ["mx.example"])
+    dns.extra("mx.example", "A", "MX", "mail.mx.example")
+    return dns
+
+
+def zone_body(dns, ports, zone="dns"):
+    body = ""
+    for port in ports:
+        body += ("    server {\n        listen 127.0.0.1:%d;\n"
+                 "        protocol smtp;\n        smtp_auth plain;\n"
+                 "        resolver 127.0.0.1:%d status_zone=%s;\n"
+                 "        resolver_timeout 500ms;\n    }\n"
+                 % (port, dns.port, zone))
+    return body
+
+
+def zone_session(port, n):
+    """An SMTP login from 127.0.0.n that the auth server refuses."""
+    import smtplib
+    c = smtplib.SMTP("127.0.0.1", port, timeout=10,
+                     source_address=("127.0.0.%d" % n, 0))
+    try:
+        c.ehlo("client.test")
+        try:
+            c.login("alice", "wrong")
+            raise AssertionError("login accepted")
+        except smtplib.SMTPAuthenticationError:
+            pass
+    finally:
+        c.close()
+
+
+def zone_show(sock):
+    p = subprocess.run([CTL, "-s", sock, "-j", "show", "resolvers"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+    return json.loads(p.stdout)["resolvers"]
+
+
+def zone_metrics(port):
+    """mailproxyd_resolver_* samples: {(name, labels): value}."""
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                  timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'(mailproxyd_resolver_\w+)\{zone="([^"]*)",'
+                     r'(type|result)="(\w+)"\} (\d+)$', line)
+        if m:
+            out[(m.group(1), m.group(2), m.group(4))] = int(m.group(5))
+    return out
+
+
+def zone_scaled(k):
+    return {part: {f: v * k for f, v in vals.items()}
+            for part, vals in ZONE_COUNTS.items()}
+
+
+@test
+def resolver_status_zone():
+    """Every answer class of nginx's resolver gives the Client-Host
+    nginx sends and counts where Angie counts it; two servers naming one
+    zone add up; show resolvers (text, JSON) and the metrics agree; the
+    counts survive a reload that keeps the zone, and go with its name."""
+    with Workdir("dnszone") as wd:
+        dns = zone_dns().start()
+        wd.cleanup.append(dns.stop)
+        srv = AuthServer(wd)
+        sock = os.path.join(wd.path, "ctl.sock")
+        mport = free_port()
+        ports = [free_port(), free_port()]
+        d = Daemon(BINARY, zone_body(dns, ports), workers=1,
+                   main_extra="control_socket %s;\nmetrics_listen "
+                   "127.0.0.1:%d;\n" % (sock, mport), name="dnszone")
+        d.text = (lambda body, t=d.text: t(body).replace(
+            "auth_http 127.0.0.1:9/auth", "auth_http %s" % srv.url()))
+        d.write(zone_body(dns, ports))
+        wd.cleanup.append(d.stop)
+        d.start()
+        for n, (what, host) in sorted(ZONE_CASES.items()):
+            mark = len(srv.records())
+            zone_session(ports[0], n)
+            recs = srv.records()[mark:]
+            assert len(recs) == 1, (what, recs)
+            h = recs[0]["headers"]
+            assert h["Client-IP"] == "127.0.0.%d" % n, (what, h)
+            assert h.get("Client-Host") == host, (what, h)
+        assert zone_show(sock) == {"dns": zone_scaled(1)}, zone_show(sock)
+        # The second server has its own resolver (and cache), in the
+        # same zone: the same look-ups count again.
+        for n in sorted(ZONE_CASES):
+            zone_session(ports[1], n)
+        assert zone_show(sock) == {"dns": zone_scaled(2)}
+        m = zone_metrics(mport)
+        for part, metric, label in (
+                ("queries", "mailproxyd_resolver_requests_total", "type"),
+                ("responses", "mailproxyd_resolver_responses_total",
+                 "result")):
+            for f, v in zone_scaled(2)[part].items():
+                assert m[(metric, "dns", f)] == v, (metric, f, m)
+        assert len(m) == 11, m
+        p = subprocess.run([CTL, "-s", sock, "show", "resolvers"],
+                           capture_output=True, text=True, timeout=30)
+        lines = p.stdout.splitlines()
+        assert lines[0].split() == [
+            "ZONE", "NAME", "SRV", "ADDR", "SUCCESS", "TIMEDOUT", "FORMERR",
+            "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "OTHER"], p.stdout
+        assert lines[1].split() == ["dns", "6", "0", "26", "10", "2", "2",
+                                    "2", "4", "2", "2", "8"], p.stdout
+        # A reload: the old auth process's counts are kept by the
+        # parent when it exits, the new one counts on.
+        (auth0,) = d.auth_now()
+        d.signal(signal.SIGHUP)
+        d.wait_log("reconfiguring done")
+        wait_for(lambda: d.auth_now() != [auth0] and not alive(auth0),
+                 timeout=15, what="the old auth process gone")
+        assert zone_show(sock) == {"dns": zone_scaled(2)}
+        zone_session(ports[0], 12)
+        after = zone_show(sock)["dns"]
+        assert after["queries"]["addr"] == 27, after
+        assert after["responses"]["not_found"] == 5, after
+        # Another zone name: the old counts go with the old name.
+        (auth1,) = d.auth_now()
+        d.write(zone_body(dns, ports, zone="other"))
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: d.auth_now() != [auth1] and not alive(auth1),
+                 timeout=15, what="the second auth process gone")
+        assert zone_show(sock) == {"other": zone_scaled(0)}
+        zone_session(ports[1], 11)
+        assert zone_show(sock)["other"]["responses"]["success"] == 2
+        assert "dns" not in {k[1] for k in zone_metrics(mport)}
+
+
 def main():
     global BINARY
     if len(sys.argv) < 2:
