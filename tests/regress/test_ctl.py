@@ -760,7 +760,9 @@ def test_socket_file_replaced_safely():
 def test_worker_control_answers_checked():
     """A worker's control messages are checked like the rest of what it
     sends: a short event or a record of no kind gets it killed and
-    replaced; the parent and its control socket carry on."""
+    replaced; so does a resolver zone's row, which only the auth
+    process sends, and the auth process sending a worker's row; the
+    parent and its control socket carry on."""
     path = [None]
 
     def extra(d):
@@ -781,9 +783,35 @@ def test_worker_control_answers_checked():
             d.wait_ready()
             assert alive(d.pid)
             assert ctlj("show", "summary", sock=path[0])["workers"] == 1
+        # A well-formed row of a resolver zone is the auth process's to
+        # send, and a worker's row is not: either sender is replaced.
+        for role, kind in (("worker", "STATS_RESOLVER"),
+                           ("auth", "STATS_BACKEND")):
+            pid = (d.workers_now() if role == "worker" else d.auth_now())[0]
+            fd = __import__("mpd").steal_fd(pid, 3)
+            row = (struct.pack("=IIq", stats_kinds()[kind], 2, 0) +
+                   b"z".ljust(256, b"\0") + b"\0" * 128 + b"\0" * 8 * 32)
+            os.write(fd, imsg("IMSG_CTL_STATS_RECORD", row))
+            os.close(fd)
+            d.wait_log("%s process %d sent a malformed message" % (role, pid))
+            now = d.workers_now if role == "worker" else d.auth_now
+            wait_for(lambda: (lambda ps: ps and ps[0] != pid)(now()),
+                     what="a new %s process" % role)
+            d.wait_ready()
+            assert alive(d.pid)
     finally:
         d.stop()
         shutil.rmtree(d.dir, ignore_errors=True)
+
+
+def stats_kinds():
+    """enum stats_kind of the daemon's header, by name."""
+    with open(HEADER) as f:
+        text = f.read()
+    body = text[text.index("enum stats_kind {"):]
+    body = re.sub(r"/\*.*?\*/", "", body[:body.index("};")], flags=re.S)
+    names = re.findall(r"\b(STATS_[A-Z_]+)\b", body)
+    return {n: i + 1 for i, n in enumerate(names)}
 
 
 @test
