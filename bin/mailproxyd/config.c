@@ -1422,6 +1422,12 @@ set_resolver(struct conf_parser *p, const struct conf_directive *d,
 		else if (strncmp(a, "status_zone=", 12) == 0) {
 			if (a[12] == '\0' || r->rs_status_zone != NULL)
 				goto invalid;
+			/* The zone is the key of its counters' row. */
+			if (strlen(a + 12) >= STATS_KEY_MAX) {
+				conf_error(p, "status_zone name too long in "
+				    "\"%s\" directive", d->d_name);
+				return (-1);
+			}
 			if ((r->rs_status_zone = strdup(a + 12)) == NULL)
 				fatal("strdup");
 			continue;
