@@ -99,6 +99,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (res != DNS_R_OK && res != DNS_R_NXDOMAIN && a.da_count != 0)
 		abort();
+	/* The chain's end, which the resolver may ask for next. */
+	if (res == DNS_R_OK && dns_answer_content(&a) == DNS_C_CNAME) {
+		if (a.da_ncname == 0 || dns_name_len(a.da_cname) >
+		    DNS_NAME_MAX)
+			abort();
+		if (dns_name_host(a.da_cname, host, sizeof(host)) == 0)
+			fuzz_host(host);
+	}
 
 	/* The same bytes as text: host names and server addresses. */
 	if (dns_host_valid((const char *)data, size, host,
