@@ -10,8 +10,6 @@
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,30 +57,14 @@ struct auth_table {
 
 static struct {
 	struct mailproxyd_conf	*a_conf;
-	struct child_setup	 a_setup;
-	struct imsgev		 a_parent;
-	struct imsgev		 a_workers[MAILPROXYD_WORKERS_MAX];
-	struct cfg_peer		 a_peers[MAILPROXYD_WORKERS_MAX];
-	int			 a_pending[MAILPROXYD_WORKERS_MAX];
 	struct pendinghead	 a_reqs;
 	TAILQ_HEAD(, auth_table) a_tables;
 	struct auth_cdb		*a_cdb;
 	struct resolver		**a_resolvers;	/* per server, may be NULL */
 	uint64_t		 a_nextkey;
-	int			 a_draining;
 } a;
 
-static void	auth_setup_imsg(struct imsg *, void *);
-static void	auth_parent_imsg(struct imsgev *, struct imsg *);
-static void	auth_parent_closed(struct imsgev *);
-static void	auth_worker_imsg(struct imsgev *, struct imsg *);
-static void	auth_worker_closed(struct imsgev *);
-static void	auth_set_worker(struct imsg *);
 static void	auth_set_table(struct imsg *);
-static void	auth_maybe_exit(void);
-static int	auth_worker_slot(struct imsgev *);
-static void	auth_bad_worker(struct imsgev *, const char *);
-static void	auth_worker_channel(struct imsgev *, int);
 static const struct conf_server *auth_server(int32_t);
 static void	auth_request(struct imsgev *, struct imsg *);
 static void	auth_cancel(int, uint64_t);
@@ -116,58 +98,27 @@ auth_log(const struct pending *p, int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
-auth_setup_imsg(struct imsg *imsg, void *arg)
+void
+auth_init(void)
 {
-	(void)arg;
-	switch (imsg->hdr.type) {
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
-	case IMSG_CFG_PEER:
-		auth_set_worker(imsg);
-		break;
-	case IMSG_CFG_CDB:
-		auth_set_table(imsg);
-		break;
-	default:
-		fatalx("unexpected message type %u during setup",
-		    imsg->hdr.type);
-	}
+	TAILQ_INIT(&a.a_reqs);
+	TAILQ_INIT(&a.a_tables);
 }
 
-/* The channel to one worker slot; a respawned worker replaces it. */
-static void
-auth_set_worker(struct imsg *imsg)
+/* The auth_cdb tables the parent opened. */
+int
+auth_setup_imsg(struct imsg *imsg)
 {
-	struct cfg_peer	 cp;
-	int		 fd, slot;
-
-	fd = imsg_get_fd(imsg);
-	if (fd == -1 || imsg_get_data(imsg, &cp, sizeof(cp)) == -1 ||
-	    cp.cp_worker < 0 || cp.cp_worker >= MAILPROXYD_WORKERS_MAX)
-		fatalx("bad IMSG_CFG_PEER");
-	slot = cp.cp_worker;
-	a.a_peers[slot] = cp;
-	if (!a.a_parent.iev_active) {
-		if (a.a_pending[slot] != -1)
-			close(a.a_pending[slot]);
-		a.a_pending[slot] = fd;
-		return;
-	}
-	imsgev_clear(&a.a_workers[slot]);
-	auth_worker_closed(&a.a_workers[slot]);
-	auth_worker_channel(&a.a_workers[slot], fd);
+	if (imsg->hdr.type != IMSG_CFG_CDB)
+		return -1;
+	auth_set_table(imsg);
+	return 0;
 }
 
-/* Start serving a worker on its channel; a worker is not trusted. */
-static void
-auth_worker_channel(struct imsgev *iev, int fd)
+void
+auth_configure(const struct child_setup *cs)
 {
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
-		fatal("fcntl(O_NONBLOCK)");
-	imsgev_init(iev, fd, auth_worker_imsg, auth_worker_closed, iev);
-	imsgev_set_bad(iev, auth_bad_worker);
+	a.a_conf = cs->cs_conf;
 }
 
 /* An auth_cdb table the parent opened and checked. */
@@ -224,128 +175,27 @@ auth_start_resolvers(void)
 	}
 }
 
-__dead void
-auth_main(void)
+/*
+ * Confined: the hashing threads start (no_new_privs is a thread
+ * attribute inherited by new threads) before the process limit that
+ * would refuse them (the table's pd_threads), and the resolvers.
+ */
+void
+auth_confined(struct event_base *base)
 {
-	struct imsgev	*iev;
-	int		 i;
-
-	TAILQ_INIT(&a.a_reqs);
-	TAILQ_INIT(&a.a_tables);
-	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++)
-		a.a_pending[i] = -1;
-	proc_child_setup(PROC_PARENT_FD, &a.a_setup, auth_setup_imsg, NULL);
-	a.a_conf = a.a_setup.cs_conf;
-	mp_debug = a.a_setup.cs_done.cd_debug;
-	proc_child_logs_apply(a.a_conf, mp_debug);
-	event_init();
-	proc_drop_privileges(&a.a_setup.cs_done, "auth process");
-	/*
-	 * The hashing threads start confined (no_new_privs is a thread
-	 * attribute inherited by new threads), before the process limit
-	 * that would refuse them.
-	 */
+	(void)base;
 	if (!TAILQ_EMPTY(&a.a_tables) && (a.a_cdb = auth_cdb_new(0)) == NULL)
 		fatalx("could not start the password hashing threads");
-	proc_forbid_fork(&a.a_setup.cs_done);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
 	auth_start_resolvers();
-
-	imsgev_adopt(&a.a_parent, &a.a_setup.cs_ibuf, auth_parent_imsg,
-	    auth_parent_closed, NULL);
-	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++) {
-		if (a.a_pending[i] == -1)
-			continue;
-		iev = &a.a_workers[i];
-		auth_worker_channel(iev, a.a_pending[i]);
-		a.a_pending[i] = -1;
-	}
-	imsgev_compose(&a.a_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
-	log_debug("auth process ready, generation %u",
-	    a.a_setup.cs_done.cd_generation);
-	event_dispatch();
-	fatalx("event loop ended");
 }
 
-static void
-auth_parent_imsg(struct imsgev *iev, struct imsg *imsg)
-{
-	(void)iev;
-	switch (imsg->hdr.type) {
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
-	case IMSG_CTL_LOG_REOPEN:
-		proc_child_logs_apply(a.a_conf, mp_debug);
-		break;
-	case IMSG_CTL_LOG_VERBOSE:
-		proc_child_log_verbose(imsg, a.a_conf, mp_debug);
-		break;
-	case IMSG_CFG_PEER:
-		auth_set_worker(imsg);
-		break;
-	case IMSG_CTL_DRAIN:
-		a.a_draining = 1;
-		auth_maybe_exit();
-		break;
-	case IMSG_CTL_STOP:
-		exit(0);
-	case IMSG_CTL_SHOW_STATS:
-		if (imsg->datalen != 0)
-			fatalx("bad IMSG_CTL_SHOW_STATS");
-		stats_resolvers(&a.a_parent, imsg->hdr.peerid);
-		break;
-	default:
-		fatalx("unexpected message type %u from the parent",
-		    imsg->hdr.type);
-	}
-}
-
-static void
-auth_parent_closed(struct imsgev *iev)
-{
-	(void)iev;
-	exit(0);
-}
-
-static int
-auth_worker_slot(struct imsgev *iev)
-{
-	return (int)(iev - a.a_workers);
-}
-
-/*
- * Workers face clients, so a worker that sends nonsense loses its
- * channel (its requests die with it); the auth process goes on serving
- * the others, and the parent gives the worker a new channel.
- */
-static void
-auth_bad_worker(struct imsgev *iev, const char *why)
-{
-	const struct cfg_peer	*cp = &a.a_peers[auth_worker_slot(iev)];
-
-	if (!iev->iev_active)
-		return;
-	log_msg(LOG_LVL_ALERT, "worker process %ld (slot %d) sent a "
-	    "malformed message (%s): dropping its channel",
-	    (long)cp->cp_pid, cp->cp_worker, why);
-	imsgev_clear(iev);
-	auth_worker_closed(iev);
-	imsgev_compose(&a.a_parent, IMSG_CHILD_PEER_DROPPED, 0, -1, cp,
-	    sizeof(*cp));
-}
-
-static void
+void
 auth_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 {
 	struct auth_cancel	ac;
 
 	if (imsg->fd != -1) {
-		auth_bad_worker(iev, "a descriptor");
+		proc_peer_bad(iev, "a descriptor");
 		return;
 	}
 	switch (imsg->hdr.type) {
@@ -354,33 +204,50 @@ auth_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 		break;
 	case IMSG_AUTH_CANCEL:
 		if (imsg_get_data(imsg, &ac, sizeof(ac)) == -1) {
-			auth_bad_worker(iev, "bad IMSG_AUTH_CANCEL");
+			proc_peer_bad(iev, "bad IMSG_AUTH_CANCEL");
 			return;
 		}
-		auth_cancel(auth_worker_slot(iev), ac.ac_id);
+		auth_cancel(proc_peer_slot(iev), ac.ac_id);
 		break;
 	case IMSG_AUTH_RESOLVE:
 		auth_resolve(iev, imsg);
 		break;
 	default:
-		auth_bad_worker(iev, "unexpected message type");
+		proc_peer_bad(iev, "unexpected message type");
 		break;
 	}
 }
 
+/* The resolvers' status zones, asked for by the parent. */
+int
+auth_parent_imsg(struct imsg *imsg)
+{
+	if (imsg->hdr.type != IMSG_CTL_SHOW_STATS)
+		return -1;
+	if (imsg->datalen != 0)
+		fatalx("bad IMSG_CTL_SHOW_STATS");
+	stats_resolvers(proc_parent(), imsg->hdr.peerid);
+	return 0;
+}
+
+/* Drained: the status zones' counts, for the parent to keep. */
+void
+auth_drained(void)
+{
+	stats_resolvers_final(proc_parent());
+}
+
 /* A worker's requests die with its channel. */
-static void
-auth_worker_closed(struct imsgev *iev)
+void
+auth_worker_closed(int slot)
 {
 	struct pending	*p, *next;
-	int		 slot = auth_worker_slot(iev);
 
 	for (p = TAILQ_FIRST(&a.a_reqs); p != NULL; p = next) {
 		next = TAILQ_NEXT(p, p_entry);
 		if (p->p_slot == slot)
 			pending_free(p);
 	}
-	auth_maybe_exit();
 }
 
 static const struct conf_server *
@@ -403,7 +270,7 @@ pending_new(struct imsgev *iev, enum pending_kind kind, uint64_t id,
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		fatal("calloc");
 	p->p_kind = kind;
-	p->p_slot = auth_worker_slot(iev);
+	p->p_slot = proc_peer_slot(iev);
 	p->p_id = id;
 	p->p_key = ++a.a_nextkey;
 	p->p_srv = srv;
@@ -451,7 +318,7 @@ auth_request(struct imsgev *iev, struct imsg *imsg)
 	char				 err[256];
 
 	if (imsg->datalen != sizeof(*rq)) {
-		auth_bad_worker(iev, "bad IMSG_AUTH_REQUEST size");
+		proc_peer_bad(iev, "bad IMSG_AUTH_REQUEST size");
 		return;
 	}
 	if ((rq = malloc(sizeof(*rq))) == NULL)
@@ -461,7 +328,7 @@ auth_request(struct imsgev *iev, struct imsg *imsg)
 	if (auth_request_check(rq, err, sizeof(err)) == -1 ||
 	    (srv = auth_server(rq->rq_server)) == NULL) {
 		freezero(rq, sizeof(*rq));
-		auth_bad_worker(iev, "malformed auth request");
+		proc_peer_bad(iev, "malformed auth request");
 		return;
 	}
 	p = pending_new(iev, srv->s_mail.m_auth_cdb != NULL ? PENDING_CDB :
@@ -703,7 +570,7 @@ auth_tempfail(struct pending *p)
 static void
 auth_reply(struct pending *p, struct auth_result *res)
 {
-	struct imsgev	*iev = &a.a_workers[p->p_slot];
+	struct imsgev	*iev = proc_peer(p->p_slot);
 
 	res->rs_id = p->p_id;
 	if (imsgev_compose(iev, IMSG_AUTH_RESULT, 0, -1, res,
@@ -722,7 +589,7 @@ auth_resolve(struct imsgev *iev, struct imsg *imsg)
 	if (imsg_get_data(imsg, &ar, sizeof(ar)) == -1 ||
 	    ar.ar_sslen > sizeof(ar.ar_ss) ||
 	    (srv = auth_server(ar.ar_server)) == NULL) {
-		auth_bad_worker(iev, "bad IMSG_AUTH_RESOLVE");
+		proc_peer_bad(iev, "bad IMSG_AUTH_RESOLVE");
 		return;
 	}
 	p = pending_new(iev, PENDING_RESOLVE, ar.ar_id, srv);
@@ -740,23 +607,7 @@ auth_resolved(void *arg, const char *host)
 	memset(&ad, 0, sizeof(ad));
 	ad.ad_id = p->p_id;
 	(void)strlcpy(ad.ad_host, host, sizeof(ad.ad_host));
-	imsgev_compose(&a.a_workers[p->p_slot], IMSG_AUTH_RESOLVED, 0, -1,
+	imsgev_compose(proc_peer(p->p_slot), IMSG_AUTH_RESOLVED, 0, -1,
 	    &ad, sizeof(ad));
 	pending_free(p);
-}
-
-/* A draining auth process ends when its last worker has. */
-static void
-auth_maybe_exit(void)
-{
-	int	i;
-
-	if (!a.a_draining)
-		return;
-	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++)
-		if (a.a_workers[i].iev_active)
-			return;
-	/* The status zones' counts, for the parent to keep. */
-	stats_resolvers_final(&a.a_parent);
-	exit(0);
 }

@@ -27,8 +27,6 @@
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,51 +48,39 @@ struct keyproc_key {
 };
 
 static struct {
-	struct child_setup	 k_setup;
-	struct imsgev		 k_parent;
-	struct imsgev		 k_workers[MAILPROXYD_WORKERS_MAX];
-	struct cfg_peer		 k_peers[MAILPROXYD_WORKERS_MAX];
-	int			 k_pending[MAILPROXYD_WORKERS_MAX];
 	struct keyproc_key	*k_keys;
 	size_t			 k_nkeys;
-	int			 k_draining;
 	int			 k_md5_sha1;	/* TLS 1.0 or 1.1 on */
 } k;
 
-static void	keyproc_setup_imsg(struct imsg *, void *);
 static void	keyproc_add_key(struct imsg *);
-static void	keyproc_set_worker(struct imsg *);
-static void	keyproc_parent_imsg(struct imsgev *, struct imsg *);
-static void	keyproc_parent_closed(struct imsgev *);
-static void	keyproc_worker_imsg(struct imsgev *, struct imsg *);
-static void	keyproc_worker_closed(struct imsgev *);
-static void	keyproc_bad_worker(struct imsgev *, const char *);
 static const EVP_MD *keyproc_md(uint32_t);
 static const char *keyproc_check(const struct key_op *,
 		    struct keyproc_key **, const EVP_MD **);
 static int	keyproc_sign(int, const struct key_op *, struct key_result *);
 static int	keyproc_legacy_tls(const struct mailproxyd_conf *);
-static void	keyproc_worker_channel(struct imsgev *, int);
-static void	keyproc_maybe_exit(void);
 
-static void
-keyproc_setup_imsg(struct imsg *imsg, void *arg)
+void
+keyproc_init(void)
 {
-	(void)arg;
-	switch (imsg->hdr.type) {
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
-	case IMSG_CFG_KEYPEER:
-		keyproc_set_worker(imsg);
-		break;
-	case IMSG_CFG_TLS_PRIVKEY:
-		keyproc_add_key(imsg);
-		break;
-	default:
-		fatalx("unexpected message type %u during setup",
-		    imsg->hdr.type);
-	}
+	OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
+}
+
+/* The private keys. */
+int
+keyproc_setup_imsg(struct imsg *imsg)
+{
+	if (imsg->hdr.type != IMSG_CFG_TLS_PRIVKEY)
+		return -1;
+	keyproc_add_key(imsg);
+	return 0;
+}
+
+void
+keyproc_configure(const struct child_setup *cs)
+{
+	k.k_md5_sha1 = keyproc_legacy_tls(cs->cs_conf);
+	log_debug("key process holds %zu key(s)", k.k_nkeys);
 }
 
 /* A private key from the parent; the message's copy is wiped. */
@@ -141,78 +127,6 @@ keyproc_add_key(struct imsg *imsg)
 	k.k_nkeys++;
 }
 
-/* The channel to one worker slot; a respawned worker replaces it. */
-static void
-keyproc_set_worker(struct imsg *imsg)
-{
-	struct cfg_peer	 cp;
-	int		 fd, slot;
-
-	fd = imsg_get_fd(imsg);
-	if (fd == -1 || imsg_get_data(imsg, &cp, sizeof(cp)) == -1 ||
-	    cp.cp_worker < 0 || cp.cp_worker >= MAILPROXYD_WORKERS_MAX)
-		fatalx("bad IMSG_CFG_KEYPEER");
-	slot = cp.cp_worker;
-	k.k_peers[slot] = cp;
-	if (!k.k_parent.iev_active) {
-		if (k.k_pending[slot] != -1)
-			close(k.k_pending[slot]);
-		k.k_pending[slot] = fd;
-		return;
-	}
-	imsgev_clear(&k.k_workers[slot]);
-	keyproc_worker_channel(&k.k_workers[slot], fd);
-}
-
-/* Start serving a worker on its channel; a worker is not trusted. */
-static void
-keyproc_worker_channel(struct imsgev *iev, int fd)
-{
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
-		fatal("fcntl(O_NONBLOCK)");
-	imsgev_init(iev, fd, keyproc_worker_imsg, keyproc_worker_closed,
-	    iev);
-	imsgev_set_bad(iev, keyproc_bad_worker);
-}
-
-__dead void
-keyproc_main(void)
-{
-	struct mailproxyd_conf	*conf;
-	int			 i;
-
-	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++)
-		k.k_pending[i] = -1;
-	OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL);
-	proc_child_setup(PROC_PARENT_FD, &k.k_setup, keyproc_setup_imsg,
-	    NULL);
-	conf = k.k_setup.cs_conf;
-	k.k_md5_sha1 = keyproc_legacy_tls(conf);
-	mp_debug = k.k_setup.cs_done.cd_debug;
-	proc_child_logs_apply(conf, mp_debug);
-	event_init();
-	proc_drop_privileges(&k.k_setup.cs_done, "key process");
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
-
-	imsgev_adopt(&k.k_parent, &k.k_setup.cs_ibuf, keyproc_parent_imsg,
-	    keyproc_parent_closed, NULL);
-	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++) {
-		if (k.k_pending[i] == -1)
-			continue;
-		keyproc_worker_channel(&k.k_workers[i], k.k_pending[i]);
-		k.k_pending[i] = -1;
-	}
-	imsgev_compose(&k.k_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
-	log_debug("key process ready with %zu key(s), generation %u",
-	    k.k_nkeys, k.k_setup.cs_done.cd_generation);
-	event_dispatch();
-	fatalx("event loop ended");
-}
-
 /* Whether a server or its proxy_ssl may speak TLS 1.0 or 1.1. */
 static int
 keyproc_legacy_tls(const struct mailproxyd_conf *conf)
@@ -228,63 +142,7 @@ keyproc_legacy_tls(const struct mailproxyd_conf *conf)
 	return 0;
 }
 
-static void
-keyproc_parent_imsg(struct imsgev *iev, struct imsg *imsg)
-{
-	(void)iev;
-	switch (imsg->hdr.type) {
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
-	case IMSG_CTL_LOG_REOPEN:
-		proc_child_logs_apply(k.k_setup.cs_conf, mp_debug);
-		break;
-	case IMSG_CTL_LOG_VERBOSE:
-		proc_child_log_verbose(imsg, k.k_setup.cs_conf, mp_debug);
-		break;
-	case IMSG_CFG_KEYPEER:
-		keyproc_set_worker(imsg);
-		break;
-	case IMSG_CTL_DRAIN:
-		k.k_draining = 1;
-		keyproc_maybe_exit();
-		break;
-	case IMSG_CTL_STOP:
-		exit(0);
-	default:
-		fatalx("unexpected message type %u from the parent",
-		    imsg->hdr.type);
-	}
-}
-
-static void
-keyproc_parent_closed(struct imsgev *iev)
-{
-	(void)iev;
-	exit(0);
-}
-
-/*
- * A worker that sends nonsense loses its channel; the key process goes
- * on serving the others, and the parent gives the worker a new one.
- */
-static void
-keyproc_bad_worker(struct imsgev *iev, const char *why)
-{
-	const struct cfg_peer	*cp = &k.k_peers[iev - k.k_workers];
-
-	if (!iev->iev_active)
-		return;
-	log_msg(LOG_LVL_ALERT, "worker process %ld (slot %d) sent a "
-	    "malformed message (%s): dropping its channel",
-	    (long)cp->cp_pid, cp->cp_worker, why);
-	imsgev_clear(iev);
-	keyproc_worker_closed(iev);
-	imsgev_compose(&k.k_parent, IMSG_CHILD_PEER_DROPPED, 0, -1, cp,
-	    sizeof(*cp));
-}
-
-static void
+void
 keyproc_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 {
 	struct key_op		 ko;
@@ -293,15 +151,15 @@ keyproc_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 	switch (imsg->hdr.type) {
 	case IMSG_KEY_OP:
 		if (imsg_get_data(imsg, &ko, sizeof(ko)) == -1) {
-			keyproc_bad_worker(iev, "bad IMSG_KEY_OP");
+			proc_peer_bad(iev, "bad IMSG_KEY_OP");
 			return;
 		}
 		if (imsg_queued(&iev->iev_ibuf) >= KEYPROC_QUEUE_MAX) {
-			keyproc_bad_worker(iev, "answers left unread");
+			proc_peer_bad(iev, "answers left unread");
 			return;
 		}
 		memset(&kr, 0, sizeof(kr));
-		if (keyproc_sign((int)(iev - k.k_workers), &ko, &kr) == -1) {
+		if (keyproc_sign(proc_peer_slot(iev), &ko, &kr) == -1) {
 			memset(&kr, 0, sizeof(kr));
 			kr.kr_status = -1;
 		}
@@ -309,16 +167,9 @@ keyproc_worker_imsg(struct imsgev *iev, struct imsg *imsg)
 		    &kr, sizeof(kr));
 		break;
 	default:
-		keyproc_bad_worker(iev, "unexpected message");
+		proc_peer_bad(iev, "unexpected message");
 		break;
 	}
-}
-
-static void
-keyproc_worker_closed(struct imsgev *iev)
-{
-	(void)iev;
-	keyproc_maybe_exit();
 }
 
 /*
@@ -455,17 +306,4 @@ keyproc_sign(int worker, const struct key_op *ko, struct key_result *kr)
 	}
 	kr->kr_len = (uint32_t)len;
 	return 0;
-}
-
-static void
-keyproc_maybe_exit(void)
-{
-	int	i;
-
-	if (!k.k_draining)
-		return;
-	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++)
-		if (k.k_workers[i].iev_active)
-			return;
-	exit(0);
 }

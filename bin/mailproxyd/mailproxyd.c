@@ -237,24 +237,10 @@ main(int argc, char *argv[])
 		usage();
 
 	if (role != NULL) {
-		if (strcmp(role, "worker") == 0)
-			mp_role = PROC_WORKER;
-		else if (strcmp(role, "auth") == 0)
-			mp_role = PROC_AUTH;
-		else if (strcmp(role, "key") == 0)
-			mp_role = PROC_KEY;
-		else if (strcmp(role, "metrics") == 0)
-			mp_role = PROC_METRICS;
-		else
+		if (proc_role_lookup(role, &mp_role) == -1)
 			usage();
 		log_procname(role);
-		if (mp_role == PROC_WORKER)
-			worker_main();
-		if (mp_role == PROC_KEY)
-			keyproc_main();
-		if (mp_role == PROC_METRICS)
-			metrics_main();
-		auth_main();
+		proc_run(mp_role);
 	}
 
 	if (quiet)

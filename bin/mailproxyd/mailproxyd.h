@@ -413,6 +413,42 @@ struct child_setup {
 	size_t			  cs_textlen;
 };
 
+/*
+ * A role in the process table (proc.c): what proc_run() calls, in this
+ * order, for a child of that role.  NULL hooks are skipped.
+ */
+struct proc_desc {
+	enum proc_role	  pd_role;
+	const char	 *pd_name;	/* -R's argument, the logs' */
+	const char	 *pd_title;	/* the process title */
+	int		  pd_chroot;	/* enters the chroot directory */
+	enum proc_role	  pd_sandbox;	/* sandbox.c's profile */
+	int		  pd_logfiles;	/* writes its last words itself */
+	int		  pd_threads;	/* fork forbidden after pd_confined */
+	/* The workers' channels it serves: IMSG_CFG_PEER, _KEYPEER, 0. */
+	uint32_t	  pd_peer_type;
+	/* Before the configuration is read. */
+	void		(*pd_init)(void);
+	/* A setup message not for every role: 0, or -1 unexpected. */
+	int		(*pd_setup_imsg)(struct imsg *);
+	/* The configuration in hand, as root, before the drop. */
+	void		(*pd_configure)(const struct child_setup *);
+	/* Confined, before the parent channel is served. */
+	void		(*pd_confined)(struct event_base *);
+	/* The parent channel and the workers' are served: go. */
+	void		(*pd_serve)(void);
+	/* A parent message not for every role: 0, or -1 unexpected. */
+	int		(*pd_parent_imsg)(struct imsg *);
+	/* A worker's message, and a worker slot's channel gone. */
+	void		(*pd_peer_imsg)(struct imsgev *, struct imsg *);
+	void		(*pd_peer_closed)(int);
+	/* IMSG_CTL_DRAIN (once) and IMSG_CTL_STOP (then exit). */
+	void		(*pd_drain)(void);
+	/* Drained, the last worker's channel gone: just before exit. */
+	void		(*pd_drained)(void);
+	void		(*pd_stop)(void);
+};
+
 extern enum proc_role	 mp_role;
 extern int		 mp_debug;	/* -d */
 extern int		 mp_verbose;
@@ -444,7 +480,11 @@ void	 stats_resolvers(struct imsgev *, uint32_t);
 void	 stats_resolvers_final(struct imsgev *);
 
 /* metrics.c */
-__dead void	 metrics_main(void);
+int		 metrics_setup_imsg(struct imsg *);
+void		 metrics_configure(const struct child_setup *);
+void		 metrics_serve(void);
+int		 metrics_parent_imsg(struct imsg *);
+void		 metrics_drain(void);
 
 /* mailproxyd.c */
 __dead void	 usage(void);
@@ -482,14 +522,23 @@ void	 imsgev_clear(struct imsgev *);
 void	 imsgev_set_bad(struct imsgev *,
 	    void (*)(struct imsgev *, const char *));
 void	 imsgev_read_rest(struct imsgev *);
+const struct proc_desc *proc_desc(enum proc_role);
 const char *proc_role_name(enum proc_role);
+int	 proc_role_lookup(const char *, enum proc_role *);
+__dead void proc_run(enum proc_role);
+struct imsgev *proc_parent(void);
+int	 proc_draining(void);
+struct imsgev *proc_peer(int);
+int	 proc_peer_slot(const struct imsgev *);
+void	 proc_peer_bad(struct imsgev *, const char *);
 void	 proc_set_exe(const char *);
 void	 proc_raise_nofile(void);
 pid_t	 proc_spawn(const char *, enum proc_role, int,
 	    const struct mailproxyd_conf *, int *);
 int	 proc_child_setup(int, struct child_setup *,
 	    void (*)(struct imsg *, void *), void *);
-int	 proc_drop_privileges(const struct cfg_done *, const char *);
+int	 proc_drop_privileges(const struct cfg_done *,
+	    const struct proc_desc *);
 void	 proc_forbid_fork(const struct cfg_done *);
 void	 proc_child_logfd(struct imsg *);
 void	 proc_child_logs_apply(const struct mailproxyd_conf *, int);
@@ -520,7 +569,13 @@ int	 listen_same_socket(const struct conf_listen *,
 
 /* worker.c */
 extern struct event_base	*worker_base;	/* event_init()'s */
-__dead void	 worker_main(void);
+int		 worker_setup_imsg(struct imsg *);
+void		 worker_configure(const struct child_setup *);
+void		 worker_confined(struct event_base *);
+void		 worker_serve(void);
+int		 worker_parent_imsg(struct imsg *);
+void		 worker_drain(void);
+void		 worker_stop(void);
 struct imsgev	*worker_auth_channel(void);
 void		 worker_session_closed(void);
 void		 worker_conn_open(void);
@@ -743,10 +798,20 @@ extern const struct session_proto	 pop3_proto;
 extern const struct session_proto	 smtp_proto;
 
 /* auth.c */
-__dead void	 auth_main(void);
+void		 auth_init(void);
+int		 auth_setup_imsg(struct imsg *);
+void		 auth_configure(const struct child_setup *);
+void		 auth_confined(struct event_base *);
+void		 auth_worker_imsg(struct imsgev *, struct imsg *);
+void		 auth_worker_closed(int);
+int		 auth_parent_imsg(struct imsg *);
+void		 auth_drained(void);
 
 /* keyproc.c */
-__dead void	 keyproc_main(void);
+void		 keyproc_init(void);
+int		 keyproc_setup_imsg(struct imsg *);
+void		 keyproc_configure(const struct child_setup *);
+void		 keyproc_worker_imsg(struct imsgev *, struct imsg *);
 
 /* keyproxy.c */
 struct x509_st;

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,19 +52,17 @@ struct metrics_conn {
 };
 
 static struct {
-	struct child_setup		 mx_setup;
-	struct imsgev			 mx_parent;
 	int				 mx_fd;
 	struct event			 mx_ev;
 	TAILQ_HEAD(, metrics_conn)	 mx_conns;
 	int				 mx_nconns;
 	uint32_t			 mx_nextid;
 	int				 mx_draining;
-} mx = { .mx_fd = -1 };
+} mx = {
+	.mx_fd = -1,
+	.mx_conns = TAILQ_HEAD_INITIALIZER(mx.mx_conns),
+};
 
-static void	metrics_setup_imsg(struct imsg *, void *);
-static void	metrics_parent_imsg(struct imsgev *, struct imsg *);
-static void	metrics_parent_closed(struct imsgev *);
 static void	metrics_accept(int, short, void *);
 static void	metrics_read(int, short, void *);
 static void	metrics_write(int, short, void *);
@@ -80,77 +77,44 @@ static void	metrics_close(struct metrics_conn *);
 static struct metrics_conn *metrics_find(uint32_t);
 static void	metrics_maybe_exit(void);
 
-static void
-metrics_setup_imsg(struct imsg *imsg, void *arg)
+/* The metrics_listen socket. */
+int
+metrics_setup_imsg(struct imsg *imsg)
 {
-	(void)arg;
-	switch (imsg->hdr.type) {
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
-	case IMSG_CFG_METRICS_LISTENER:
-		if (imsg->datalen != 0 || mx.mx_fd != -1 ||
-		    (mx.mx_fd = imsg_get_fd(imsg)) == -1)
-			fatalx("bad IMSG_CFG_METRICS_LISTENER");
-		break;
-	default:
-		fatalx("unexpected message type %u during setup",
-		    imsg->hdr.type);
-	}
+	if (imsg->hdr.type != IMSG_CFG_METRICS_LISTENER)
+		return -1;
+	if (imsg->datalen != 0 || mx.mx_fd != -1 ||
+	    (mx.mx_fd = imsg_get_fd(imsg)) == -1)
+		fatalx("bad IMSG_CFG_METRICS_LISTENER");
+	return 0;
 }
 
-__dead void
-metrics_main(void)
+void
+metrics_configure(const struct child_setup *cs)
 {
-	struct mailproxyd_conf	*conf;
-
-	TAILQ_INIT(&mx.mx_conns);
-	proc_child_setup(PROC_PARENT_FD, &mx.mx_setup, metrics_setup_imsg,
-	    NULL);
+	(void)cs;
 	if (mx.mx_fd == -1)
 		fatalx("no metrics_listen socket");
-	conf = mx.mx_setup.cs_conf;
-	mp_debug = mx.mx_setup.cs_done.cd_debug;
-	proc_child_logs_apply(conf, mp_debug);
-	event_init();
-	proc_drop_privileges(&mx.mx_setup.cs_done, "metrics process");
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
+}
 
-	imsgev_adopt(&mx.mx_parent, &mx.mx_setup.cs_ibuf, metrics_parent_imsg,
-	    metrics_parent_closed, NULL);
+void
+metrics_serve(void)
+{
 	if (fcntl(mx.mx_fd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl(O_NONBLOCK)");
 	event_set(&mx.mx_ev, mx.mx_fd, EV_READ | EV_PERSIST, metrics_accept,
 	    NULL);
 	event_add(&mx.mx_ev, NULL);
-	imsgev_compose(&mx.mx_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
-	log_debug("metrics process ready, generation %u",
-	    mx.mx_setup.cs_done.cd_generation);
-	event_dispatch();
-	fatalx("event loop ended");
 }
 
-static void
-metrics_parent_imsg(struct imsgev *iev, struct imsg *imsg)
+/* The counters asked for, from the parent. */
+int
+metrics_parent_imsg(struct imsg *imsg)
 {
 	struct metrics_conn	*m;
 	struct stats_record	 sr, *t;
 
-	(void)iev;
 	switch (imsg->hdr.type) {
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
-	case IMSG_CTL_LOG_REOPEN:
-		proc_child_logs_apply(mx.mx_setup.cs_conf, mp_debug);
-		break;
-	case IMSG_CTL_LOG_VERBOSE:
-		proc_child_log_verbose(imsg, mx.mx_setup.cs_conf, mp_debug);
-		break;
 	case IMSG_CTL_STATS_RECORD:
 		if (imsg_get_data(imsg, &sr, sizeof(sr)) == -1 ||
 		    sr.sr_nvals > STATS_VALS_MAX ||
@@ -174,27 +138,21 @@ metrics_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 		    m->m_state == METRICS_WAITING)
 			metrics_render(m);
 		break;
-	case IMSG_CTL_DRAIN:
-		/* The new generation's process takes the socket over. */
-		mx.mx_draining = 1;
-		event_del(&mx.mx_ev);
-		close(mx.mx_fd);
-		mx.mx_fd = -1;
-		metrics_maybe_exit();
-		break;
-	case IMSG_CTL_STOP:
-		exit(0);
 	default:
-		fatalx("unexpected message type %u from the parent",
-		    imsg->hdr.type);
+		return -1;
 	}
+	return 0;
 }
 
-static void
-metrics_parent_closed(struct imsgev *iev)
+/* The new generation's process takes the socket over. */
+void
+metrics_drain(void)
 {
-	(void)iev;
-	exit(0);
+	mx.mx_draining = 1;
+	event_del(&mx.mx_ev);
+	close(mx.mx_fd);
+	mx.mx_fd = -1;
+	metrics_maybe_exit();
 }
 
 static void
@@ -342,7 +300,7 @@ metrics_request(struct metrics_conn *m)
 		metrics_reply(m, "404 Not Found", NULL, "not found\n", 10);
 		return;
 	}
-	if (imsgev_compose(&mx.mx_parent, IMSG_CTL_METRICS, m->m_id, -1, NULL,
+	if (imsgev_compose(proc_parent(), IMSG_CTL_METRICS, m->m_id, -1, NULL,
 	    0) == -1) {
 		metrics_reply(m, "503 Service Unavailable", NULL,
 		    "unavailable\n", 12);

@@ -140,10 +140,13 @@ static struct generation *gen_find(uint32_t);
 static void	gen_drain(struct generation *);
 static void	gen_maybe_free(struct generation *);
 static struct child *child_start(struct generation *, enum proc_role, int);
+static struct child **gen_child(struct generation *, enum proc_role, int);
 static void	child_send_logs(struct child *);
-static void	child_wire(struct generation *, struct child *,
-		    struct child *);
-static void	child_wire_key(struct child *, struct child *);
+static void	child_send_worker(struct generation *, struct child *);
+static void	child_send_auth(struct generation *, struct child *);
+static void	child_send_key(struct generation *, struct child *);
+static void	child_send_metrics(struct generation *, struct child *);
+static void	child_wire(struct child *, struct child *);
 static struct child *child_find(pid_t);
 static void	child_reaped(struct child *, int);
 static void	child_dispatch(struct imsgev *, struct imsg *);
@@ -630,15 +633,47 @@ gen_maybe_free(struct generation *g)
 	parent_maybe_exit();
 }
 
+/*
+ * What the parent sends a child of each role before IMSG_CFG_DONE,
+ * beyond the configuration and the log descriptors (proc.c's table
+ * says which roles serve the workers: those are wired to each).
+ */
+static const struct child_role {
+	enum proc_role	 cr_role;
+	void		(*cr_send)(struct generation *, struct child *);
+} child_roles[] = {
+	{ PROC_WORKER,	child_send_worker },
+	{ PROC_AUTH,	child_send_auth },
+	{ PROC_KEY,	child_send_key },
+	{ PROC_METRICS,	child_send_metrics },
+};
+
+/* Where a generation keeps its child of this role and slot. */
+static struct child **
+gen_child(struct generation *g, enum proc_role role, int slot)
+{
+	switch (role) {
+	case PROC_AUTH:
+		return &g->g_auth;
+	case PROC_KEY:
+		return &g->g_key;
+	case PROC_METRICS:
+		return &g->g_metrics;
+	case PROC_WORKER:
+		return &g->g_workers[slot];
+	default:
+		fatalx("no child of role %s", proc_role_name(role));
+	}
+}
+
 static struct child *
 child_start(struct generation *g, enum proc_role role, int slot)
 {
-	struct child		*c;
-	struct listener		*ls;
-	struct cfg_listener	 cl;
+	const struct proc_desc	*pd = proc_desc(role);
+	struct child		*c, *w;
 	struct cfg_done		 cd;
-	size_t			 off, len;
-	int			 fd, lfd, i;
+	size_t			 off, len, i;
+	int			 fd;
 
 	cd = g->g_cd;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -666,68 +701,87 @@ child_start(struct generation *g, enum proc_role role, int slot)
 		    g->g_text + off, len);
 	}
 	child_send_logs(c);
-	if (role == PROC_WORKER) {
-		TAILQ_FOREACH(ls, &parent.p_listeners, ls_entry) {
-			if (ls->ls_worker != -1 && ls->ls_worker != slot)
-				continue;
-			if ((lfd = fcntl(ls->ls_fd, F_DUPFD_CLOEXEC, 0)) ==
-			    -1)
-				fatal("dup");
-			memset(&cl, 0, sizeof(cl));
-			cl.cl_nidx = (uint32_t)ls->ls_nidx;
-			for (i = 0; i < (int)ls->ls_nidx; i++)
-				cl.cl_idx[i] = ls->ls_idx[i];
-			imsgev_compose(&c->c_iev, IMSG_CFG_LISTENER, 0, lfd,
-			    &cl, sizeof(cl));
-		}
-		if (g->g_auth != NULL)
-			child_wire(g, c, g->g_auth);
-		tls_material_send(g->g_tls, &c->c_iev);
-		if (g->g_key != NULL)
-			child_wire_key(c, g->g_key);
-	}
-	if (role == PROC_KEY)
-		tls_material_send_keys(g->g_tls, &c->c_iev);
-	if (role == PROC_METRICS) {
-		if ((lfd = fcntl(parent.p_metrics_fd, F_DUPFD_CLOEXEC, 0)) ==
-		    -1)
-			fatal("dup");
-		imsgev_compose(&c->c_iev, IMSG_CFG_METRICS_LISTENER, 0, lfd,
-		    NULL, 0);
-	}
-	if (role == PROC_AUTH) {
-		for (i = 0; i < (int)g->g_ncdbs; i++) {
-			struct cfg_cdb	cc;
-
-			memset(&cc, 0, sizeof(cc));
-			(void)strlcpy(cc.cc_path, g->g_cdbs[i].cf_path,
-			    sizeof(cc.cc_path));
-			if ((lfd = fcntl(g->g_cdbs[i].cf_fd, F_DUPFD_CLOEXEC,
-			    0)) == -1)
-				fatal("dup");
-			imsgev_compose(&c->c_iev, IMSG_CFG_CDB, 0, lfd, &cc,
-			    sizeof(cc));
-		}
-	}
+	for (i = 0; i < nitems(child_roles); i++)
+		if (child_roles[i].cr_role == role)
+			child_roles[i].cr_send(g, c);
 	cd.cd_generation = g->g_id;
 	cd.cd_slot = slot;
 	imsgev_compose(&c->c_iev, IMSG_CFG_DONE, 0, -1, &cd, sizeof(cd));
 	control_child_started(&c->c_iev, role);
-	if (role == PROC_AUTH) {
-		/* A replacement auth process needs every live worker. */
-		for (i = 0; i < g->g_nworkers; i++)
-			if (g->g_workers[i] != NULL)
-				child_wire(g, g->g_workers[i], c);
-	}
-	if (role == PROC_KEY) {
-		/* So does a replacement key process. */
-		for (i = 0; i < g->g_nworkers; i++)
-			if (g->g_workers[i] != NULL)
-				child_wire_key(g->g_workers[i], c);
-	}
+	/* A replacement auth or key process needs every live worker. */
+	for (i = 0; pd->pd_peer_type != 0 && i < (size_t)g->g_nworkers; i++)
+		if ((w = g->g_workers[i]) != NULL)
+			child_wire(w, c);
 	log_info("started %s process %ld (generation %u)",
 	    proc_role_name(role), (long)c->c_pid, g->g_id);
 	return c;
+}
+
+/* A worker's listening sockets, its auth and key channels, TLS. */
+static void
+child_send_worker(struct generation *g, struct child *c)
+{
+	struct listener		*ls;
+	struct cfg_listener	 cl;
+	int			 lfd, i;
+
+	TAILQ_FOREACH(ls, &parent.p_listeners, ls_entry) {
+		if (ls->ls_worker != -1 && ls->ls_worker != c->c_slot)
+			continue;
+		if ((lfd = fcntl(ls->ls_fd, F_DUPFD_CLOEXEC, 0)) == -1)
+			fatal("dup");
+		memset(&cl, 0, sizeof(cl));
+		cl.cl_nidx = (uint32_t)ls->ls_nidx;
+		for (i = 0; i < (int)ls->ls_nidx; i++)
+			cl.cl_idx[i] = ls->ls_idx[i];
+		imsgev_compose(&c->c_iev, IMSG_CFG_LISTENER, 0, lfd,
+		    &cl, sizeof(cl));
+	}
+	if (g->g_auth != NULL)
+		child_wire(c, g->g_auth);
+	tls_material_send(g->g_tls, &c->c_iev);
+	if (g->g_key != NULL)
+		child_wire(c, g->g_key);
+}
+
+/* The auth process's auth_cdb files. */
+static void
+child_send_auth(struct generation *g, struct child *c)
+{
+	struct cfg_cdb	 cc;
+	size_t		 i;
+	int		 lfd;
+
+	for (i = 0; i < g->g_ncdbs; i++) {
+		memset(&cc, 0, sizeof(cc));
+		(void)strlcpy(cc.cc_path, g->g_cdbs[i].cf_path,
+		    sizeof(cc.cc_path));
+		if ((lfd = fcntl(g->g_cdbs[i].cf_fd, F_DUPFD_CLOEXEC,
+		    0)) == -1)
+			fatal("dup");
+		imsgev_compose(&c->c_iev, IMSG_CFG_CDB, 0, lfd, &cc,
+		    sizeof(cc));
+	}
+}
+
+/* The key process's private keys. */
+static void
+child_send_key(struct generation *g, struct child *c)
+{
+	tls_material_send_keys(g->g_tls, &c->c_iev);
+}
+
+/* The metrics process's metrics_listen socket. */
+static void
+child_send_metrics(struct generation *g, struct child *c)
+{
+	int	lfd;
+
+	(void)g;
+	if ((lfd = fcntl(parent.p_metrics_fd, F_DUPFD_CLOEXEC, 0)) == -1)
+		fatal("dup");
+	imsgev_compose(&c->c_iev, IMSG_CFG_METRICS_LISTENER, 0, lfd, NULL,
+	    0);
 }
 
 /*
@@ -741,7 +795,7 @@ child_send_logs(struct child *c)
 	size_t		 i;
 	int		 fd;
 
-	if (c->c_role == PROC_WORKER)
+	if (!proc_desc(c->c_role)->pd_logfiles)
 		return;
 	for (i = 0; i < parent.p_nlogs; i++) {
 		fd = -1;
@@ -756,29 +810,16 @@ child_send_logs(struct child *c)
 	}
 }
 
-/* A socketpair between a worker and the auth process. */
+/*
+ * A socketpair between a worker and the auth or key process (the
+ * message the table names for the role); the worker's number for that
+ * channel tells a late drop report from one about this channel.
+ */
 static void
-child_wire(struct generation *g, struct child *w, struct child *a)
+child_wire(struct child *w, struct child *c)
 {
 	struct cfg_peer	 cp;
-	int		 sp[2];
-
-	(void)g;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
-		fatal("socketpair");
-	memset(&cp, 0, sizeof(cp));
-	cp.cp_worker = w->c_slot;
-	cp.cp_pid = (int32_t)w->c_pid;
-	cp.cp_seq = w->c_authseq = ++parent.p_wireseq;
-	imsgev_compose(&w->c_iev, IMSG_CFG_PEER, 0, sp[0], &cp, sizeof(cp));
-	imsgev_compose(&a->c_iev, IMSG_CFG_PEER, 0, sp[1], &cp, sizeof(cp));
-}
-
-/* A socketpair between a worker and the key process. */
-static void
-child_wire_key(struct child *w, struct child *k)
-{
-	struct cfg_peer	 cp;
+	uint32_t	 type = proc_desc(c->c_role)->pd_peer_type;
 	int		 sp[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
@@ -786,11 +827,13 @@ child_wire_key(struct child *w, struct child *k)
 	memset(&cp, 0, sizeof(cp));
 	cp.cp_worker = w->c_slot;
 	cp.cp_pid = (int32_t)w->c_pid;
-	cp.cp_seq = w->c_keyseq = ++parent.p_wireseq;
-	imsgev_compose(&w->c_iev, IMSG_CFG_KEYPEER, 0, sp[0], &cp,
-	    sizeof(cp));
-	imsgev_compose(&k->c_iev, IMSG_CFG_KEYPEER, 0, sp[1], &cp,
-	    sizeof(cp));
+	cp.cp_seq = ++parent.p_wireseq;
+	if (c->c_role == PROC_AUTH)
+		w->c_authseq = cp.cp_seq;
+	else
+		w->c_keyseq = cp.cp_seq;
+	imsgev_compose(&w->c_iev, type, 0, sp[0], &cp, sizeof(cp));
+	imsgev_compose(&c->c_iev, type, 0, sp[1], &cp, sizeof(cp));
 }
 
 static struct child *
@@ -881,7 +924,7 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 		child_log(c, imsg);
 		break;
 	case IMSG_CHILD_PEER_DROPPED:
-		if (c->c_role != PROC_AUTH && c->c_role != PROC_KEY) {
+		if (proc_desc(c->c_role)->pd_peer_type == 0) {
 			child_bad(c, "IMSG_CHILD_PEER_DROPPED from a %s "
 			    "process", proc_role_name(c->c_role));
 			return;
@@ -1054,8 +1097,7 @@ child_peer_dropped(struct child *c, struct imsg *imsg)
 		    "no worker slot", imsg->datalen);
 		return;
 	}
-	if ((c->c_role == PROC_AUTH && g->g_auth != c) ||
-	    (c->c_role == PROC_KEY && g->g_key != c))
+	if (*gen_child(g, c->c_role, 0) != c)
 		return;
 	w = g->g_workers[cp.cp_worker];
 	if (w == NULL || w->c_pid != (pid_t)cp.cp_pid || cp.cp_seq !=
@@ -1072,10 +1114,7 @@ child_peer_dropped(struct child *c, struct imsg *imsg)
 		    w->c_peer_drops, PEER_DROPS_WINDOW);
 		return;
 	}
-	if (c->c_role == PROC_AUTH)
-		child_wire(g, w, c);
-	else
-		child_wire_key(w, c);
+	child_wire(w, c);
 	/* Out now if the sockets take it, so the line below is true. */
 	(void)imsg_write(&w->c_iev.iev_ibuf);
 	(void)imsg_write(&c->c_iev.iev_ibuf);
@@ -1160,14 +1199,8 @@ child_reaped(struct child *c, int status)
 	child_log_note(c);
 	control_child_gone(c->c_pid, c->c_role);
 	TAILQ_REMOVE(&parent.p_children, c, c_entry);
-	if (c->c_role == PROC_AUTH && g->g_auth == c)
-		g->g_auth = NULL;
-	else if (c->c_role == PROC_KEY && g->g_key == c)
-		g->g_key = NULL;
-	else if (c->c_role == PROC_METRICS && g->g_metrics == c)
-		g->g_metrics = NULL;
-	else if (c->c_role == PROC_WORKER && g->g_workers[c->c_slot] == c)
-		g->g_workers[c->c_slot] = NULL;
+	if (*gen_child(g, c->c_role, c->c_slot) == c)
+		*gen_child(g, c->c_role, c->c_slot) = NULL;
 	g->g_live--;
 
 	if (!g->g_draining && !parent.p_stopping) {
@@ -1233,14 +1266,8 @@ child_respawn_cb(int fd, short events, void *arg)
 		c = child_start(g, r->r_role, r->r_slot);
 		if (c == NULL)
 			child_respawn_later(g, r->r_role, r->r_slot);
-		else if (r->r_role == PROC_AUTH)
-			g->g_auth = c;
-		else if (r->r_role == PROC_KEY)
-			g->g_key = c;
-		else if (r->r_role == PROC_METRICS)
-			g->g_metrics = c;
 		else
-			g->g_workers[r->r_slot] = c;
+			*gen_child(g, r->r_role, r->r_slot) = c;
 	}
 	free(r);
 }

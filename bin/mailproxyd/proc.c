@@ -54,6 +54,79 @@ static int		 proc_nofile_raised;
 static struct imsgev	*proc_log_iev;
 static int		 proc_log_in_libevent;	/* no event calls now */
 
+/*
+ * The process table: each role, its names, how it is confined and what
+ * it does at each step of proc_run().  A process file (worker.c,
+ * auth.c, keyproc.c) holds only the hooks named here.
+ */
+static const struct proc_desc proc_table[] = {
+	{
+		.pd_role = PROC_PARENT,
+		.pd_name = "parent",
+		.pd_title = "master process",
+		.pd_logfiles = 1,
+	},
+	{
+		.pd_role = PROC_WORKER,
+		.pd_name = "worker",
+		.pd_title = "worker process",
+		.pd_chroot = 1,
+		.pd_sandbox = PROC_WORKER,
+		.pd_setup_imsg = worker_setup_imsg,
+		.pd_configure = worker_configure,
+		.pd_confined = worker_confined,
+		.pd_serve = worker_serve,
+		.pd_parent_imsg = worker_parent_imsg,
+		.pd_drain = worker_drain,
+		.pd_stop = worker_stop,
+	},
+	{
+		.pd_role = PROC_AUTH,
+		.pd_name = "auth",
+		.pd_title = "auth process",
+		.pd_chroot = 1,
+		.pd_sandbox = PROC_AUTH,
+		.pd_logfiles = 1,
+		.pd_threads = 1,
+		.pd_peer_type = IMSG_CFG_PEER,
+		.pd_init = auth_init,
+		.pd_setup_imsg = auth_setup_imsg,
+		.pd_configure = auth_configure,
+		.pd_confined = auth_confined,
+		.pd_parent_imsg = auth_parent_imsg,
+		.pd_peer_imsg = auth_worker_imsg,
+		.pd_peer_closed = auth_worker_closed,
+		.pd_drained = auth_drained,
+	},
+	{
+		.pd_role = PROC_KEY,
+		.pd_name = "key",
+		.pd_title = "key process",
+		.pd_chroot = 1,
+		.pd_sandbox = PROC_KEY,
+		.pd_logfiles = 1,
+		.pd_peer_type = IMSG_CFG_KEYPEER,
+		.pd_init = keyproc_init,
+		.pd_setup_imsg = keyproc_setup_imsg,
+		.pd_configure = keyproc_configure,
+		.pd_peer_imsg = keyproc_worker_imsg,
+	},
+	{
+		.pd_role = PROC_METRICS,
+		.pd_name = "metrics",
+		.pd_title = "metrics process",
+		.pd_chroot = 1,
+		.pd_sandbox = PROC_METRICS,
+		.pd_logfiles = 1,
+		.pd_setup_imsg = metrics_setup_imsg,
+		.pd_configure = metrics_configure,
+		.pd_serve = metrics_serve,
+		.pd_parent_imsg = metrics_parent_imsg,
+		.pd_drain = metrics_drain,
+	},
+};
+
+
 void
 imsgev_init(struct imsgev *iev, int fd,
     void (*handler)(struct imsgev *, struct imsg *),
@@ -336,23 +409,43 @@ proc_raise_nofile(void)
 		proc_nofile_raised = 1;
 }
 
+/* A role's entry in the process table; every role has one. */
+const struct proc_desc *
+proc_desc(enum proc_role role)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(proc_table); i++)
+		if (proc_table[i].pd_role == role)
+			return &proc_table[i];
+	fatalx("no process table entry for role %d", (int)role);
+}
+
 /* The role's name: for -R, the logs and the process title. */
 const char *
 proc_role_name(enum proc_role role)
 {
-	switch (role) {
-	case PROC_PARENT:
-		return "parent";
-	case PROC_WORKER:
-		return "worker";
-	case PROC_AUTH:
-		return "auth";
-	case PROC_KEY:
-		return "key";
-	case PROC_METRICS:
-		return "metrics";
-	}
+	size_t	i;
+
+	for (i = 0; i < nitems(proc_table); i++)
+		if (proc_table[i].pd_role == role)
+			return proc_table[i].pd_name;
 	return "?";
+}
+
+/* -R's argument: a child role by its name, or -1. */
+int
+proc_role_lookup(const char *name, enum proc_role *role)
+{
+	size_t	i;
+
+	for (i = 0; i < nitems(proc_table); i++)
+		if (proc_table[i].pd_role != PROC_PARENT &&
+		    strcmp(proc_table[i].pd_name, name) == 0) {
+			*role = proc_table[i].pd_role;
+			return 0;
+		}
+	return -1;
 }
 
 /*
@@ -364,10 +457,11 @@ pid_t
 proc_spawn(const char *path, enum proc_role role, int debug,
     const struct mailproxyd_conf *conf, int *fdp)
 {
-	char	*argv[6];
-	char	**envp;
-	int	 sp[2], argc = 0, efd = -1;
-	pid_t	 pid;
+	const struct proc_desc	*pd;
+	char			*argv[6], *title;
+	char			**envp;
+	int			 sp[2], argc = 0, efd = -1;
+	pid_t			 pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
 		log_warn("socketpair() failed");
@@ -390,9 +484,10 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 	}
 
 	/* Child. */
+	pd = proc_desc(role);
 	if (proc_nofile_raised)
 		(void)setrlimit(RLIMIT_NOFILE, &proc_nofile);
-	if (role == PROC_WORKER)
+	if (!pd->pd_logfiles)
 		proc_spawn_stdio();
 	if (proc_exe_fd != -1 && (efd = fcntl(proc_exe_fd, F_DUPFD_CLOEXEC,
 	    PROC_PARENT_FD + 2)) == -1)
@@ -414,13 +509,11 @@ proc_spawn(const char *path, enum proc_role role, int debug,
 	 * argv[0] is already the process title: setproctitle() can only
 	 * reuse the space exec gave us, and the environment is small.
 	 */
-	argv[argc++] = (char *)(uintptr_t)(role == PROC_AUTH ?
-	    MAILPROXYD_NAME ": auth process" : role == PROC_KEY ?
-	    MAILPROXYD_NAME ": key process" : role == PROC_METRICS ?
-	    MAILPROXYD_NAME ": metrics process" :
-	    MAILPROXYD_NAME ": worker process");
+	if (asprintf(&title, "%s: %s", MAILPROXYD_NAME, pd->pd_title) == -1)
+		_exit(1);
+	argv[argc++] = title;
 	argv[argc++] = (char *)(uintptr_t)"-R";
-	argv[argc++] = (char *)(uintptr_t)proc_role_name(role);
+	argv[argc++] = (char *)(uintptr_t)pd->pd_name;
 	if (debug)
 		argv[argc++] = (char *)(uintptr_t)"-d";
 	argv[argc] = NULL;
@@ -557,22 +650,282 @@ proc_child_setup(int fd, struct child_setup *cs,
 }
 
 /*
+ * The running child's state in proc_run(): its table entry, what the
+ * parent sent, the parent channel and, for a role that serves the
+ * workers (pd_peer_type), one channel per worker slot.
+ */
+static struct {
+	const struct proc_desc	*r_desc;
+	struct child_setup	 r_setup;
+	struct imsgev		 r_parent;
+	struct event_base	*r_base;
+	int			 r_draining;
+	struct imsgev		 r_peers[MAILPROXYD_WORKERS_MAX];
+	struct cfg_peer		 r_peer_cp[MAILPROXYD_WORKERS_MAX];
+	int			 r_peer_fd[MAILPROXYD_WORKERS_MAX];	/* kept */
+} run;
+
+static void	proc_setup_imsg(struct imsg *, void *);
+static void	proc_parent_imsg(struct imsgev *, struct imsg *);
+static void	proc_parent_closed(struct imsgev *);
+static void	proc_peer_set(struct imsg *);
+static void	proc_peer_channel(int, int);
+static void	proc_peer_closed(struct imsgev *);
+static void	proc_maybe_exit(void);
+
+/*
+ * A child's life: the configuration from the parent, the role's work
+ * as root, the privilege drop and the sandbox, then the event loop on
+ * the parent channel and the workers' channels.
+ */
+__dead void
+proc_run(enum proc_role role)
+{
+	const struct proc_desc	*pd = proc_desc(role);
+	const struct cfg_done	*cd = &run.r_setup.cs_done;
+	int			 i;
+
+	run.r_desc = pd;
+	for (i = 0; i < MAILPROXYD_WORKERS_MAX && pd->pd_peer_type != 0; i++)
+		run.r_peer_fd[i] = -1;
+	if (pd->pd_init != NULL)
+		pd->pd_init();
+	proc_child_setup(PROC_PARENT_FD, &run.r_setup, proc_setup_imsg, NULL);
+	mp_debug = cd->cd_debug;
+	if (pd->pd_configure != NULL)
+		pd->pd_configure(&run.r_setup);
+	proc_child_logs_apply(run.r_setup.cs_conf, mp_debug);
+	if ((run.r_base = event_init()) == NULL)
+		fatalx("event_init failed");
+	proc_drop_privileges(cd, pd);
+	if (pd->pd_confined != NULL)
+		pd->pd_confined(run.r_base);
+	if (pd->pd_threads)
+		proc_forbid_fork(cd);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+
+	imsgev_adopt(&run.r_parent, &run.r_setup.cs_ibuf, proc_parent_imsg,
+	    proc_parent_closed, NULL);
+	for (i = 0; i < MAILPROXYD_WORKERS_MAX && pd->pd_peer_type != 0;
+	    i++) {
+		if (run.r_peer_fd[i] == -1)
+			continue;
+		proc_peer_channel(i, run.r_peer_fd[i]);
+		run.r_peer_fd[i] = -1;
+	}
+	if (pd->pd_serve != NULL)
+		pd->pd_serve();
+	imsgev_compose(&run.r_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
+	log_debug("%s ready (slot %d), generation %u", pd->pd_title,
+	    cd->cd_slot, cd->cd_generation);
+	event_dispatch();
+	fatalx("event loop ended");
+}
+
+/* The parent channel, once the event loop runs; NULL before. */
+struct imsgev *
+proc_parent(void)
+{
+	return (run.r_parent.iev_active ? &run.r_parent : NULL);
+}
+
+/* Messages every role takes during setup; the rest are the role's. */
+static void
+proc_setup_imsg(struct imsg *imsg, void *arg)
+{
+	const struct proc_desc	*pd = run.r_desc;
+
+	(void)arg;
+	if (imsg->hdr.type == IMSG_CFG_LOG)
+		proc_child_logfd(imsg);
+	else if (pd->pd_peer_type != 0 && imsg->hdr.type == pd->pd_peer_type)
+		proc_peer_set(imsg);
+	else if (pd->pd_setup_imsg == NULL || pd->pd_setup_imsg(imsg) == -1)
+		fatalx("unexpected message type %u during setup",
+		    imsg->hdr.type);
+}
+
+/*
+ * The parent's messages: the log, drain and stop for every role here,
+ * the workers' channels of a serving role, the role's own after.
+ */
+static void
+proc_parent_imsg(struct imsgev *iev, struct imsg *imsg)
+{
+	const struct proc_desc	*pd = run.r_desc;
+
+	(void)iev;
+	switch (imsg->hdr.type) {
+	case IMSG_CFG_LOG:
+		proc_child_logfd(imsg);
+		return;
+	case IMSG_CTL_LOG_REOPEN:
+		proc_child_logs_apply(run.r_setup.cs_conf, mp_debug);
+		return;
+	case IMSG_CTL_LOG_VERBOSE:
+		proc_child_log_verbose(imsg, run.r_setup.cs_conf, mp_debug);
+		return;
+	case IMSG_CTL_DRAIN:
+		if (run.r_draining)
+			return;
+		run.r_draining = 1;
+		if (pd->pd_drain != NULL)
+			pd->pd_drain();
+		proc_maybe_exit();
+		return;
+	case IMSG_CTL_STOP:
+		if (pd->pd_stop != NULL)
+			pd->pd_stop();
+		exit(0);
+	}
+	if (pd->pd_peer_type != 0 && imsg->hdr.type == pd->pd_peer_type)
+		proc_peer_set(imsg);
+	else if (pd->pd_parent_imsg == NULL ||
+	    pd->pd_parent_imsg(imsg) == -1)
+		fatalx("unexpected message type %u from the parent",
+		    imsg->hdr.type);
+}
+
+/* Without the parent there is nobody to answer to: leave at once. */
+static void
+proc_parent_closed(struct imsgev *iev)
+{
+	(void)iev;
+	exit(0);
+}
+
+/* Whether IMSG_CTL_DRAIN came. */
+int
+proc_draining(void)
+{
+	return run.r_draining;
+}
+
+/*
+ * A role that serves the workers ends, once draining, with the last
+ * worker's channel; a worker (no such channels) says when itself.
+ */
+static void
+proc_maybe_exit(void)
+{
+	int	i;
+
+	if (!run.r_draining || run.r_desc->pd_peer_type == 0)
+		return;
+	for (i = 0; i < MAILPROXYD_WORKERS_MAX; i++)
+		if (run.r_peers[i].iev_active)
+			return;
+	if (run.r_desc->pd_drained != NULL)
+		run.r_desc->pd_drained();
+	exit(0);
+}
+
+/* The channel to one worker slot; a respawned worker replaces it. */
+static void
+proc_peer_set(struct imsg *imsg)
+{
+	struct cfg_peer	 cp;
+	int		 fd, slot;
+
+	fd = imsg_get_fd(imsg);
+	if (fd == -1 || imsg_get_data(imsg, &cp, sizeof(cp)) == -1 ||
+	    cp.cp_worker < 0 || cp.cp_worker >= MAILPROXYD_WORKERS_MAX)
+		fatalx("bad %s", imsg->hdr.type == IMSG_CFG_PEER ?
+		    "IMSG_CFG_PEER" : "IMSG_CFG_KEYPEER");
+	slot = cp.cp_worker;
+	run.r_peer_cp[slot] = cp;
+	if (!run.r_parent.iev_active) {
+		if (run.r_peer_fd[slot] != -1)
+			close(run.r_peer_fd[slot]);
+		run.r_peer_fd[slot] = fd;
+		return;
+	}
+	/* The old channel's requests will not be answered. */
+	if (run.r_peers[slot].iev_active) {
+		imsgev_clear(&run.r_peers[slot]);
+		if (run.r_desc->pd_peer_closed != NULL)
+			run.r_desc->pd_peer_closed(slot);
+	}
+	proc_peer_channel(slot, fd);
+}
+
+/* Start serving a worker on its channel; a worker is not trusted. */
+static void
+proc_peer_channel(int slot, int fd)
+{
+	struct imsgev	*iev = &run.r_peers[slot];
+
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
+		fatal("fcntl(O_NONBLOCK)");
+	imsgev_init(iev, fd, run.r_desc->pd_peer_imsg, proc_peer_closed,
+	    NULL);
+	imsgev_set_bad(iev, proc_peer_bad);
+}
+
+/* A worker's requests die with its channel. */
+static void
+proc_peer_closed(struct imsgev *iev)
+{
+	if (run.r_desc->pd_peer_closed != NULL)
+		run.r_desc->pd_peer_closed(proc_peer_slot(iev));
+	proc_maybe_exit();
+}
+
+/* A worker's channel by its slot, and the other way round. */
+struct imsgev *
+proc_peer(int slot)
+{
+	return &run.r_peers[slot];
+}
+
+int
+proc_peer_slot(const struct imsgev *iev)
+{
+	return (int)(iev - run.r_peers);
+}
+
+/*
+ * Workers face clients, so a worker that sends nonsense loses its
+ * channel (its requests die with it); this process goes on serving
+ * the others, and the parent gives the worker a new channel.
+ */
+void
+proc_peer_bad(struct imsgev *iev, const char *why)
+{
+	const struct cfg_peer	*cp = &run.r_peer_cp[proc_peer_slot(iev)];
+
+	if (!iev->iev_active)
+		return;
+	log_msg(LOG_LVL_ALERT, "worker process %ld (slot %d) sent a "
+	    "malformed message (%s): dropping its channel",
+	    (long)cp->cp_pid, cp->cp_worker, why);
+	imsgev_clear(iev);
+	proc_peer_closed(iev);
+	imsgev_compose(&run.r_parent, IMSG_CHILD_PEER_DROPPED, 0, -1, cp,
+	    sizeof(*cp));
+}
+
+/*
  * Give up root, in the order DESIGN.md section 2 gives: file limits,
  * chroot, process title, groups and ids (verified), then the sandbox.
  */
 int
-proc_drop_privileges(const struct cfg_done *cd, const char *title)
+proc_drop_privileges(const struct cfg_done *cd, const struct proc_desc *pd)
 {
 	uid_t		ruid, euid, suid;
 	gid_t		rgid, egid, sgid, gid;
 
-	if (cd->cd_chroot[0] != '\0') {
+	if (pd->pd_chroot && cd->cd_chroot[0] != '\0') {
 		if (chroot(cd->cd_chroot) == -1)
 			fatal("chroot(\"%s\") failed", cd->cd_chroot);
 		if (chdir("/") == -1)
 			fatal("chdir(\"/\") failed");
 	}
-	setproctitle("-%s: %s", MAILPROXYD_NAME, title);
+	setproctitle("-%s: %s", MAILPROXYD_NAME, pd->pd_title);
 	if (cd->cd_uid != -1) {
 		sandbox_drop_caps();
 		gid = (gid_t)cd->cd_gid;
@@ -593,13 +946,13 @@ proc_drop_privileges(const struct cfg_done *cd, const char *title)
 		if (cd->cd_uid != 0 && (setuid(0) != -1 || setgid(0) != -1))
 			fatalx("privileges could be regained");
 	}
-	if (sandbox_child(mp_role) == -1)
+	if (sandbox_child(pd->pd_sandbox) == -1)
 		return -1;
 	/*
-	 * The auth process starts its hashing threads first (they count
-	 * against the limit) and then calls proc_forbid_fork() itself.
+	 * A role with threads starts them first (they count against the
+	 * limit): proc_run() forbids fork after its pd_confined.
 	 */
-	if (mp_role != PROC_AUTH)
+	if (!pd->pd_threads)
 		proc_forbid_fork(cd);
 	return 0;
 }
@@ -692,10 +1045,10 @@ proc_child_logs_apply(const struct mailproxyd_conf *conf, int debug)
 	    proc_log_level(conf, 0));
 	if (!flushing++) {
 		(void)atexit(proc_log_flush);
-		if (mp_role == PROC_WORKER)
+		if (!proc_desc(mp_role)->pd_logfiles)
 			event_set_log_callback(proc_event_log);
 	}
-	if (mp_role == PROC_WORKER) {
+	if (!proc_desc(mp_role)->pd_logfiles) {
 		for (i = 0; i < LOG_TARGETS_MAX; i++)
 			if (child_logfd[i] != -1) {
 				close(child_logfd[i]);

@@ -15,7 +15,6 @@
 #ifdef __linux__
 #include <sched.h>
 #endif
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,8 +37,6 @@ struct worker_listener {
 
 static struct {
 	struct mailproxyd_conf		*w_conf;
-	struct child_setup		 w_setup;
-	struct imsgev			 w_parent;
 	struct imsgev			 w_auth;
 	int				 w_authfd;	/* until adopted */
 	TAILQ_HEAD(, worker_listener)	 w_listeners;
@@ -54,13 +51,13 @@ static struct {
 	uint64_t			 w_nextsid;
 	struct event			 w_pause_ev;
 	struct event			 w_shutdown_ev;
-} w;
+} w = {
+	.w_authfd = -1,
+	.w_listeners = TAILQ_HEAD_INITIALIZER(w.w_listeners),
+};
 
 struct event_base	*worker_base;
 
-static void	worker_setup_imsg(struct imsg *, void *);
-static void	worker_parent_imsg(struct imsgev *, struct imsg *);
-static void	worker_parent_closed(struct imsgev *);
 static void	worker_auth_imsg(struct imsgev *, struct imsg *);
 static void	worker_auth_closed(struct imsgev *);
 static void	worker_set_auth(int);
@@ -72,17 +69,16 @@ static void	worker_listen(void);
 static void	worker_schedule(const struct mailproxyd_conf *, int);
 static void	worker_connection(struct worker_listener *, int,
 		    struct sockaddr_storage *, socklen_t);
-static void	worker_drain(void);
 static void	worker_shutdown_timeout(int, short, void *);
 static void	worker_maybe_exit(void);
 
-static void
-worker_setup_imsg(struct imsg *imsg, void *arg)
+/* The listening sockets, the auth channel and the TLS material. */
+int
+worker_setup_imsg(struct imsg *imsg)
 {
 	struct worker_listener	*wl;
 	int			 fd;
 
-	(void)arg;
 	switch (imsg->hdr.type) {
 	case IMSG_CFG_LISTENER:
 		if ((wl = calloc(1, sizeof(*wl))) == NULL)
@@ -94,9 +90,6 @@ worker_setup_imsg(struct imsg *imsg, void *arg)
 			fatalx("bad IMSG_CFG_LISTENER");
 		TAILQ_INSERT_TAIL(&w.w_listeners, wl, wl_entry);
 		break;
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
 	case IMSG_CFG_PEER:
 		if ((fd = imsg_get_fd(imsg)) == -1 ||
 		    imsg->datalen != sizeof(struct cfg_peer))
@@ -107,16 +100,16 @@ worker_setup_imsg(struct imsg *imsg, void *arg)
 		/* Certificates, key ids, the key process channel. */
 		if (tls_material_recv(imsg))
 			break;
-		fatalx("unexpected message type %u during setup",
-		    imsg->hdr.type);
+		return -1;
 	}
+	return 0;
 }
 
 /* A (new) channel to the auth process; before the event loop, kept. */
 static void
 worker_set_auth(int fd)
 {
-	if (w.w_parent.iev_active == 0) {
+	if (proc_parent() == NULL) {
 		if (w.w_authfd != -1)
 			close(w.w_authfd);
 		w.w_authfd = fd;
@@ -154,20 +147,22 @@ worker_resolve_listeners(void)
 	}
 }
 
-__dead void
-worker_main(void)
+/*
+ * As root: the listens each socket serves, worker_rlimit_nofile, the
+ * scheduling, and the TLS material.  OpenSSL reads its configuration
+ * before the chroot; the contexts are built after the privilege drop
+ * (worker_confined), from the material the parent sent (the keys
+ * forward to the key process), which is then wiped.
+ */
+void
+worker_configure(const struct child_setup *cs)
 {
-	struct worker_listener	*wl;
 	struct rlimit		 rl;
 	struct mailproxyd_conf	*conf;
 
-	TAILQ_INIT(&w.w_listeners);
-	w.w_authfd = -1;
-	proc_child_setup(PROC_PARENT_FD, &w.w_setup, worker_setup_imsg, NULL);
-	conf = w.w_conf = w.w_setup.cs_conf;
-	mp_debug = w.w_setup.cs_done.cd_debug;
+	conf = w.w_conf = cs->cs_conf;
 	worker_resolve_listeners();
-	w.w_nextsid = (uint64_t)w.w_setup.cs_done.cd_slot + 1;
+	w.w_nextsid = (uint64_t)cs->cs_done.cd_slot + 1;
 
 	if (conf->c_worker_rlimit_nofile != CONF_UNSET) {
 		rl.rlim_cur = rl.rlim_max =
@@ -176,28 +171,25 @@ worker_main(void)
 			log_warn("setrlimit(RLIMIT_NOFILE, %ld) failed",
 			    conf->c_worker_rlimit_nofile);
 	}
-	worker_schedule(conf, w.w_setup.cs_done.cd_slot);
-	proc_child_logs_apply(conf, mp_debug);
-	/*
-	 * OpenSSL reads its configuration before the chroot; the contexts
-	 * are built after the privilege drop, from the material the parent
-	 * sent (the keys forward to the key process), which is then wiped.
-	 */
+	worker_schedule(conf, cs->cs_done.cd_slot);
 	tls_material_ready(conf);
 	tls_init();
-	if ((worker_base = event_init()) == NULL)
-		fatalx("event_init failed");
-	proc_drop_privileges(&w.w_setup.cs_done, "worker process");
-	tls_setup(conf);
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	signal(SIGUSR1, SIG_IGN);
+}
 
-	imsgev_adopt(&w.w_parent, &w.w_setup.cs_ibuf, worker_parent_imsg,
-	    worker_parent_closed, NULL);
-	stats_init(conf, &w.w_parent);
+void
+worker_confined(struct event_base *base)
+{
+	worker_base = base;
+	tls_setup(w.w_conf);
+}
+
+/* The auth channel kept during setup, and the listeners armed. */
+void
+worker_serve(void)
+{
+	struct worker_listener	*wl;
+
+	stats_init(w.w_conf, proc_parent());
 	if (w.w_authfd != -1) {
 		worker_set_auth(w.w_authfd);
 		w.w_authfd = -1;
@@ -208,25 +200,15 @@ worker_main(void)
 	worker_listen();
 	evtimer_set(&w.w_pause_ev, worker_accept_resume, NULL);
 	evtimer_set(&w.w_shutdown_ev, worker_shutdown_timeout, NULL);
-	imsgev_compose(&w.w_parent, IMSG_CHILD_READY, 0, -1, NULL, 0);
-	log_debug("worker %d ready, generation %u",
-	    w.w_setup.cs_done.cd_slot, w.w_setup.cs_done.cd_generation);
-	event_dispatch();
-	fatalx("event loop ended");
 }
 
-static void
-worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
+/* A new auth or key process's channel, pause, the counters. */
+int
+worker_parent_imsg(struct imsg *imsg)
 {
 	int	fd;
 
 	switch (imsg->hdr.type) {
-	case IMSG_CFG_LOG:
-		proc_child_logfd(imsg);
-		break;
-	case IMSG_CTL_LOG_REOPEN:
-		proc_child_logs_apply(w.w_conf, mp_debug);
-		break;
 	case IMSG_CFG_PEER:
 		if ((fd = imsg_get_fd(imsg)) == -1 ||
 		    imsg->datalen != sizeof(struct cfg_peer))
@@ -240,12 +222,6 @@ worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 			fatalx("bad IMSG_CFG_KEYPEER");
 		keyproxy_set_channel(fd);
 		break;
-	case IMSG_CTL_DRAIN:
-		worker_drain();
-		break;
-	case IMSG_CTL_STOP:
-		session_close_all("stop");
-		exit(0);
 	case IMSG_CTL_PAUSE:
 	case IMSG_CTL_RESUME:
 		if (imsg->datalen != 0)
@@ -253,23 +229,18 @@ worker_parent_imsg(struct imsgev *iev, struct imsg *imsg)
 		w.w_ctl_paused = imsg->hdr.type == IMSG_CTL_PAUSE;
 		worker_listen();
 		break;
-	case IMSG_CTL_LOG_VERBOSE:
-		proc_child_log_verbose(imsg, w.w_conf, mp_debug);
-		break;
 	default:
-		if (stats_parent_imsg(iev, imsg))
+		if (stats_parent_imsg(proc_parent(), imsg))
 			break;
-		fatalx("unexpected message type %u from the parent",
-		    imsg->hdr.type);
+		return -1;
 	}
+	return 0;
 }
 
-/* Without the parent there is nobody to answer to: leave at once. */
-static void
-worker_parent_closed(struct imsgev *iev)
+void
+worker_stop(void)
 {
-	(void)iev;
-	exit(0);
+	session_close_all("stop");
 }
 
 static void
@@ -584,7 +555,7 @@ worker_session_closed(void)
  * Stop accepting; the sockets stay open in the parent and the new
  * generation's workers, so no connection is refused.
  */
-static void
+void
 worker_drain(void)
 {
 	struct worker_listener	*wl;
@@ -619,7 +590,7 @@ worker_shutdown_timeout(int fd, short events, void *arg)
 	(void)arg;
 	log_notice("shutdown timeout: closing %u session(s)", w.w_sessions);
 	session_close_all("shutdown");
-	stats_final(&w.w_parent);
+	stats_final(proc_parent());
 	exit(0);
 }
 
@@ -627,7 +598,7 @@ static void
 worker_maybe_exit(void)
 {
 	if (w.w_draining && w.w_sessions == 0) {
-		stats_final(&w.w_parent);
+		stats_final(proc_parent());
 		exit(0);
 	}
 }
