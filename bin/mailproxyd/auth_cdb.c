@@ -26,9 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mailproxyd.h"
 #include "auth_cdb.h"
 #include "cdbtable.h"
-#include "log.h"
 
 struct auth_cdb_job {
 	TAILQ_ENTRY(auth_cdb_job)	 j_entry;
@@ -425,4 +425,205 @@ auth_cdb_dispatch(int fd, short event, void *arg)
 		j->j_cb(j->j_id, &j->j_answer, j->j_arg);
 		auth_cdb_job_free(j);
 	}
+}
+
+/*
+ * The auth_cdb backend of the auth process (auth.c): the tables the
+ * parent opened, and each login of a server with auth_cdb checked on
+ * the pool above.  A query's aq_state is set while the pool has it.
+ */
+#define ACB_FAIL_TEXT	"Authentication failed"
+
+/* An auth_cdb file received from the parent. */
+struct auth_table {
+	TAILQ_ENTRY(auth_table)	 t_entry;
+	char			 t_path[PATH_MAX];
+	struct cdbtable		*t_table;
+};
+
+static struct {
+	TAILQ_HEAD(, auth_table) acb_tables;
+	struct auth_cdb		*acb_pool;
+} acb = {
+	.acb_tables = TAILQ_HEAD_INITIALIZER(acb.acb_tables),
+};
+
+static int	acb_serves(const struct conf_mail *);
+static int	acb_setup_imsg(struct imsg *);
+static void	acb_start(void);
+static void	acb_query(struct auth_query *);
+static void	acb_forget(struct auth_query *);
+static void	acb_answer(uint64_t, const struct cdb_answer *, void *);
+
+const struct auth_backend auth_backend_cdb = {
+	.ab_name = "auth_cdb",
+	.ab_serves = acb_serves,
+	.ab_setup_imsg = acb_setup_imsg,
+	.ab_start = acb_start,
+	.ab_query = acb_query,
+	.ab_forget = acb_forget,
+};
+
+static int
+acb_serves(const struct conf_mail *m)
+{
+	return m->m_auth_cdb != NULL;
+}
+
+/* IMSG_CFG_CDB: an auth_cdb table the parent opened and checked. */
+static int
+acb_setup_imsg(struct imsg *imsg)
+{
+	struct cfg_cdb		 cc;
+	struct auth_table	*t;
+	int			 fd, err;
+
+	if (imsg->hdr.type != IMSG_CFG_CDB)
+		return -1;
+	fd = imsg_get_fd(imsg);
+	if (fd == -1 || imsg_get_data(imsg, &cc, sizeof(cc)) == -1 ||
+	    memchr(cc.cc_path, '\0', sizeof(cc.cc_path)) == NULL)
+		fatalx("bad IMSG_CFG_CDB");
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		fatal("calloc");
+	(void)strlcpy(t->t_path, cc.cc_path, sizeof(t->t_path));
+	if ((t->t_table = cdbtable_new(fd, &err)) == NULL)
+		fatalx("auth_cdb \"%s\": %s", t->t_path,
+		    cdbtable_strerror(err));
+	TAILQ_INSERT_TAIL(&acb.acb_tables, t, t_entry);
+	return 0;
+}
+
+/*
+ * The hashing threads start confined (no_new_privs is a thread
+ * attribute inherited by new threads), before the process limit that
+ * would refuse them (proc.c).
+ */
+static void
+acb_start(void)
+{
+	if (!TAILQ_EMPTY(&acb.acb_tables) &&
+	    (acb.acb_pool = auth_cdb_new(0)) == NULL)
+		fatalx("could not start the password hashing threads");
+}
+
+static void
+acb_forget(struct auth_query *q)
+{
+	if (q->aq_state != NULL)
+		auth_cdb_cancel(acb.acb_pool, q->aq_key);
+	q->aq_state = NULL;
+}
+
+static void
+acb_query(struct auth_query *q)
+{
+	const struct auth_request	*rq = q->aq_req;
+	struct auth_table		*t;
+	struct cdb_query		 cq;
+
+	TAILQ_FOREACH(t, &acb.acb_tables, t_entry)
+		if (strcmp(t->t_path, q->aq_srv->s_mail.m_auth_cdb) == 0)
+			break;
+	if (t == NULL || acb.acb_pool == NULL) {
+		auth_query_log(q, LOG_LVL_ERR, "auth_cdb \"%s\" was not "
+		    "received", q->aq_srv->s_mail.m_auth_cdb);
+		auth_query_tempfail(q);
+		return;
+	}
+	memset(&cq, 0, sizeof(cq));
+	switch (rq->rq_protocol) {
+	case PROTO_IMAP:
+		cq.q_proto = CDB_PROTO_IMAP;
+		break;
+	case PROTO_POP3:
+		cq.q_proto = CDB_PROTO_POP3;
+		break;
+	default:
+		cq.q_proto = CDB_PROTO_SMTP;
+		break;
+	}
+	switch (rq->rq_method) {
+	case AUTH_M_PLAIN:
+		cq.q_method = CDB_METHOD_PLAIN;
+		break;
+	case AUTH_M_APOP:
+		cq.q_method = CDB_METHOD_APOP;
+		break;
+	case AUTH_M_CRAM_MD5:
+		cq.q_method = CDB_METHOD_CRAM_MD5;
+		break;
+	default:
+		/*
+		 * The table holds passwords: EXTERNAL, the OAuth tokens and
+		 * SMTP's unauthenticated mail need an auth_http server.
+		 */
+		auth_query_log(q, LOG_LVL_WARN, "auth_cdb cannot check "
+		    "the %s method", auth_method_name(rq->rq_method));
+		auth_query_tempfail(q);
+		return;
+	}
+	cq.q_user = rq->rq_user;
+	cq.q_userlen = rq->rq_userlen;
+	cq.q_pass = rq->rq_pass;
+	cq.q_passlen = rq->rq_passlen;
+	cq.q_salt = rq->rq_salt;
+	if (auth_cdb_submit(acb.acb_pool, q->aq_key, t->t_table, &cq,
+	    acb_answer, q) == 0)
+		q->aq_state = &acb.acb_pool;
+	else {
+		auth_query_log(q, LOG_LVL_ERR, "auth_cdb: %s",
+		    errno == EAGAIN ? "too many logins waiting for a hash "
+		    "check" : strerror(errno));
+		auth_query_tempfail(q);
+	}
+}
+
+static void
+acb_answer(uint64_t key, const struct cdb_answer *an, void *arg)
+{
+	struct auth_query	*q = arg;
+	struct auth_result	*res;
+
+	(void)key;
+	if ((res = calloc(1, sizeof(*res))) == NULL)
+		fatal("calloc");
+	switch (an->a_status) {
+	case CDB_ANSWER_OK:
+		res->rs_status = AUTH_R_OK;
+		memcpy(&res->rs_backend, &an->a_ss, an->a_sslen);
+		res->rs_backendlen = an->a_sslen;
+		(void)sockaddr_text((const struct sockaddr *)&an->a_ss,
+		    an->a_sslen, res->rs_backend_text,
+		    sizeof(res->rs_backend_text));
+		res->rs_has_user = 1;
+		res->rs_userlen = (uint32_t)strlcpy(res->rs_user, an->a_user,
+		    sizeof(res->rs_user));
+		res->rs_has_pass = 1;
+		res->rs_passlen = (uint32_t)strlcpy(res->rs_pass, an->a_pass,
+		    sizeof(res->rs_pass));
+		/* CDB_TLS_* and AUTH_TLS_* are the same numbers. */
+		res->rs_backend_tls = an->a_tls;
+		(void)strlcpy(res->rs_backend_tls_name, an->a_tls_name,
+		    sizeof(res->rs_backend_tls_name));
+		break;
+	case CDB_ANSWER_FAIL:
+		res->rs_status = AUTH_R_FAIL;
+		res->rs_wait = -1;
+		(void)strlcpy(res->rs_error, ACB_FAIL_TEXT,
+		    sizeof(res->rs_error));
+		auth_query_log(q, LOG_LVL_INFO, "auth_cdb: %s, client: %s",
+		    an->a_reason != NULL ? an->a_reason : "login failed",
+		    q->aq_req->rq_client_addr);
+		break;
+	default:
+		res->rs_status = AUTH_R_TEMPFAIL;
+		auth_query_log(q, LOG_LVL_ERR, "auth_cdb: %s, client: %s",
+		    an->a_reason != NULL ? an->a_reason : "temporary failure",
+		    q->aq_req->rq_client_addr);
+		break;
+	}
+	q->aq_state = NULL;	/* answered: nothing to cancel */
+	auth_query_answer(q, res);
+	freezero(res, sizeof(*res));
 }

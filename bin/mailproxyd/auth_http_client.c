@@ -455,3 +455,169 @@ ahc_idle_count(void)
 		n += (size_t)pl->pl_nidle;
 	return n;
 }
+
+/*
+ * The auth_http backend of the auth process (auth.c): a login becomes
+ * an HTTP request to the server's auth_http, sent again on
+ * "Auth-Status: WAIT", and the answer an auth_result.  It serves every
+ * server without auth_cdb.
+ */
+#define AHB_WAIT_MAX		32	/* Auth-Status: WAIT re-queries */
+
+struct ahb_query {
+	char			*hq_http;	/* the HTTP request */
+	size_t			 hq_httplen;
+	struct ahc_req		*hq_ahc;
+	int			 hq_waits;	/* WAIT answers so far */
+	struct event		 hq_wait_ev;
+};
+
+static int	ahb_serves(const struct conf_mail *);
+static void	ahb_query(struct auth_query *);
+static void	ahb_forget(struct auth_query *);
+static void	ahb_send(struct auth_query *);
+static void	ahb_answer(void *, const struct auth_response *,
+		    const char *, const char *);
+static void	ahb_requery(int, short, void *);
+
+const struct auth_backend auth_backend_http = {
+	.ab_name = "auth_http",
+	.ab_serves = ahb_serves,
+	.ab_query = ahb_query,
+	.ab_forget = ahb_forget,
+};
+
+static int
+ahb_serves(const struct conf_mail *m)
+{
+	(void)m;
+	return 1;
+}
+
+static void
+ahb_query(struct auth_query *q)
+{
+	if ((q->aq_state = calloc(1, sizeof(struct ahb_query))) == NULL)
+		fatal("calloc");
+	ahb_send(q);
+}
+
+static void
+ahb_forget(struct auth_query *q)
+{
+	struct ahb_query	*hq = q->aq_state;
+
+	if (hq == NULL)
+		return;
+	if (hq->hq_ahc != NULL)
+		ahc_cancel(hq->hq_ahc);
+	if (event_initialized(&hq->hq_wait_ev))
+		evtimer_del(&hq->hq_wait_ev);
+	if (hq->hq_http != NULL)
+		freezero(hq->hq_http, hq->hq_httplen);
+	free(hq);
+	q->aq_state = NULL;
+}
+
+/* Build the HTTP request once; WAIT re-queries send the same bytes. */
+static void
+ahb_send(struct auth_query *q)
+{
+	struct ahb_query		*hq = q->aq_state;
+	const struct conf_mail		*m = &q->aq_srv->s_mail;
+	struct auth_http_header		*hdrs = NULL;
+	struct auth_http_url		 url;
+	size_t				 i, len = 0;
+
+	if (hq->hq_http == NULL) {
+		memset(&url, 0, sizeof(url));
+		url.au_unix = m->m_auth_http.ah_ss.ss_family == AF_UNIX;
+		url.au_port = (uint16_t)m->m_auth_http.ah_port;
+		(void)strlcpy(url.au_host, m->m_auth_http.ah_host != NULL ?
+		    m->m_auth_http.ah_host : "localhost", sizeof(url.au_host));
+		(void)strlcpy(url.au_uri, m->m_auth_http.ah_uri,
+		    sizeof(url.au_uri));
+		if (m->m_auth_http_header.cl_n > 0 && (hdrs = calloc(
+		    m->m_auth_http_header.cl_n, sizeof(*hdrs))) == NULL)
+			fatal("calloc");
+		for (i = 0; i < m->m_auth_http_header.cl_n; i++) {
+			hdrs[i].ah_name = m->m_auth_http_header.cl_item[i].ci_str;
+			hdrs[i].ah_value =
+			    m->m_auth_http_header.cl_item[i].ci_val;
+		}
+		(void)auth_http_request(NULL, 0, &len, q->aq_req, &url, hdrs,
+		    m->m_auth_http_header.cl_n, m->m_auth_http_keepalive > 0);
+		hq->hq_httplen = len + 1;
+		if ((hq->hq_http = malloc(hq->hq_httplen)) == NULL)
+			fatal("malloc");
+		if (auth_http_request(hq->hq_http, hq->hq_httplen, &len, q->aq_req,
+		    &url, hdrs, m->m_auth_http_header.cl_n,
+		    m->m_auth_http_keepalive > 0) == -1) {
+			free(hdrs);
+			auth_query_log(q, LOG_LVL_ERR, "could not build the "
+			    "auth http request (%d: %s)", errno,
+			    strerror(errno));
+			auth_query_tempfail(q);
+			return;
+		}
+		hq->hq_httplen = len;
+		free(hdrs);
+	}
+	hq->hq_ahc = ahc_submit(q->aq_id, m, hq->hq_http, hq->hq_httplen,
+	    ahb_answer, q);
+}
+
+static void
+ahb_answer(void *arg, const struct auth_response *hr,
+    const char *server, const char *err)
+{
+	struct auth_query	*q = arg;
+	struct ahb_query	*hq = q->aq_state;
+	struct auth_result	*res;
+	struct timeval		 tv;
+	char			 why[512];
+
+	hq->hq_ahc = NULL;	/* the client frees its request itself */
+	if (hr == NULL) {
+		auth_query_log(q, LOG_LVL_ERR, "%s, client: %s", err,
+		    q->aq_req->rq_client_addr);
+		auth_query_tempfail(q);
+		return;
+	}
+	if ((res = calloc(1, sizeof(*res))) == NULL)
+		fatal("calloc");
+	why[0] = '\0';
+	(void)auth_http_interpret(hr, q->aq_req,
+	    q->aq_srv->s_mail.m_proxy_smtp_auth, res, why, sizeof(why));
+	if (why[0] != '\0')
+		auth_query_log(q, res->rs_status == AUTH_R_TEMPFAIL ?
+		    LOG_LVL_ERR : LOG_LVL_WARN, "auth http server "
+		    "%s %s, client: %s", server, why,
+		    q->aq_req->rq_client_addr);
+	if (res->rs_status == AUTH_R_WAIT) {
+		freezero(res, sizeof(*res));
+		if (++hq->hq_waits > AHB_WAIT_MAX) {
+			auth_query_log(q, LOG_LVL_ERR, "auth http server "
+			    "%s answered WAIT %d times", server,
+			    AHB_WAIT_MAX);
+			auth_query_tempfail(q);
+			return;
+		}
+		tv.tv_sec = hr->hr_wait > 0 ? hr->hr_wait : 0;
+		tv.tv_usec = 0;
+		evtimer_set(&hq->hq_wait_ev, ahb_requery, q);
+		evtimer_add(&hq->hq_wait_ev, &tv);
+		return;
+	}
+	auth_query_answer(q, res);
+	freezero(res, sizeof(*res));
+}
+
+/* Auth-Status: WAIT: the same request again, same attempt number. */
+static void
+ahb_requery(int fd, short events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	ahb_send(arg);
+}

@@ -798,6 +798,35 @@ extern const struct session_proto	 pop3_proto;
 extern const struct session_proto	 smtp_proto;
 
 /* auth.c */
+/*
+ * A login the auth process asks its server's backend about: the
+ * backend answers it once with auth_query_answer() or
+ * auth_query_tempfail(), unless ab_forget came first.
+ */
+struct auth_query {
+	uint64_t			 aq_key;	/* unique here */
+	uint64_t			 aq_id;		/* the session's */
+	const struct conf_server	*aq_srv;
+	const struct auth_request	*aq_req;
+	void				*aq_state;	/* the backend's */
+};
+/* An auth backend, chosen once per server (auth_http, auth_cdb). */
+struct auth_backend {
+	const char	*ab_name;
+	int		(*ab_serves)(const struct conf_mail *);
+	/* Its own setup message from the parent: 0, or -1 not its. */
+	int		(*ab_setup_imsg)(struct imsg *);
+	void		(*ab_start)(void);	/* confined, threads first */
+	void		(*ab_query)(struct auth_query *);
+	/* The query is answered or cancelled: drop what it holds. */
+	void		(*ab_forget)(struct auth_query *);
+};
+extern const struct auth_backend auth_backend_http;	/* auth_http_client.c */
+extern const struct auth_backend auth_backend_cdb;	/* auth_cdb.c */
+void		 auth_query_answer(struct auth_query *, struct auth_result *);
+void		 auth_query_tempfail(struct auth_query *);
+void		 auth_query_log(const struct auth_query *, int, const char *,
+		    ...) __attribute__((__format__ (printf, 3, 4)));
 void		 auth_init(void);
 int		 auth_setup_imsg(struct imsg *);
 void		 auth_configure(const struct child_setup *);

@@ -28,8 +28,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "mailproxyd.h"
 #include "auth_cdb.h"
 #include "cdbtable.h"
+
+/* auth_cdb.c's backend comes with the auth process's globals. */
+enum proc_role	 mp_role = PROC_AUTH;
+int		 mp_debug = 1;
+int		 mp_verbose;
 
 /* RFC 2195's CRAM-MD5 example and RFC 1939's APOP example. */
 #define CRAM_SALT	"<1896.697170952@postoffice.reston.mci.net>"
