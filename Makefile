@@ -55,7 +55,8 @@ MP_CFLAGS=	${WARNINGS} ${SAN_FLAGS} ${PKG_CFLAGS} ${SECCOMP_CFLAGS} \
 MP_LDFLAGS=	${SAN_FLAGS}
 MP_LIBS=	${PKG_LIBS} ${SECCOMP_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
 
-LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o lib/cdbtable.o lib/base64.o
+LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o lib/cdbtable.o lib/base64.o \
+		lib/addr.o
 DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/parent.o bin/mailproxyd/proc.o \
 		bin/mailproxyd/listen.o bin/mailproxyd/worker.o \
@@ -88,7 +89,8 @@ UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
 		tests/unit/test_sasl tests/unit/test_imap_parse \
 		tests/unit/test_pop3_parse tests/unit/test_smtp_parse \
 		tests/unit/test_proxyproto tests/unit/test_tls
-HEADERS=	lib/imsg.h lib/log.h lib/compat.h bin/mailproxyd/config.h \
+HEADERS=	lib/imsg.h lib/log.h lib/compat.h lib/addr.h \
+		bin/mailproxyd/config.h \
 		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
 		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h \
 		lib/base64.h bin/mailproxyd/proxyproto.h bin/mailproxyd/tls.h

@@ -36,6 +36,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "addr.h"
 #include "cdbtable.h"
 #include "log.h"
 
@@ -429,27 +430,8 @@ const char *
 cdbtable_addr_text(const struct sockaddr_storage *ss, socklen_t sslen,
     char *buf, size_t len)
 {
-	const struct sockaddr_in	*sin;
-	const struct sockaddr_in6	*sin6;
-	char				 host[INET6_ADDRSTRLEN];
-	int				 n;
-
-	if (ss->ss_family == AF_INET && sslen >= sizeof(*sin)) {
-		sin = (const struct sockaddr_in *)ss;
-		if (inet_ntop(AF_INET, &sin->sin_addr, host,
-		    sizeof(host)) == NULL)
-			return (NULL);
-		n = snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
-	} else if (ss->ss_family == AF_INET6 && sslen >= sizeof(*sin6)) {
-		sin6 = (const struct sockaddr_in6 *)ss;
-		if (inet_ntop(AF_INET6, &sin6->sin6_addr, host,
-		    sizeof(host)) == NULL)
-			return (NULL);
-		n = snprintf(buf, len, "[%s]:%u", host,
-		    ntohs(sin6->sin6_port));
-	} else
-		return (NULL);
-	if (n < 0 || (size_t)n >= len)
+	if (addr_format((const struct sockaddr *)ss, sslen, ADDR_PORT, buf,
+	    len) == -1)
 		return (NULL);
 	return (buf);
 }

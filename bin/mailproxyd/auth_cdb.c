@@ -593,7 +593,7 @@ acb_answer(uint64_t key, const struct cdb_answer *an, void *arg)
 		res->rs_status = AUTH_R_OK;
 		memcpy(&res->rs_backend, &an->a_ss, an->a_sslen);
 		res->rs_backendlen = an->a_sslen;
-		(void)sockaddr_text((const struct sockaddr *)&an->a_ss,
+		(void)addr_text((const struct sockaddr *)&an->a_ss,
 		    an->a_sslen, res->rs_backend_text,
 		    sizeof(res->rs_backend_text));
 		res->rs_has_user = 1;

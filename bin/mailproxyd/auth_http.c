@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "auth_http.h"
 #include "imsg.h"
 #include "log.h"
@@ -897,10 +898,9 @@ backend_addr(const char *s, size_t len, uint16_t port,
 		sin.sin_port = htons(port);
 		memcpy(&res->rs_backend, &sin, sizeof(sin));
 		res->rs_backendlen = sizeof(sin);
-		(void)inet_ntop(AF_INET, &sin.sin_addr, text, sizeof(text));
-		(void)snprintf(res->rs_backend_text,
-		    sizeof(res->rs_backend_text), "%s:%u", text,
-		    (unsigned int)port);
+		(void)addr_format((struct sockaddr *)&sin, sizeof(sin),
+		    ADDR_PORT, res->rs_backend_text,
+		    sizeof(res->rs_backend_text));
 		return (0);
 	}
 	if (len == 0 || len >= sizeof(text) || memchr(s, '\0', len) != NULL)
@@ -913,9 +913,8 @@ backend_addr(const char *s, size_t len, uint16_t port,
 	sin6.sin6_port = htons(port);
 	memcpy(&res->rs_backend, &sin6, sizeof(sin6));
 	res->rs_backendlen = sizeof(sin6);
-	(void)inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof(text));
-	(void)snprintf(res->rs_backend_text, sizeof(res->rs_backend_text),
-	    "[%s]:%u", text, (unsigned int)port);
+	(void)addr_format((struct sockaddr *)&sin6, sizeof(sin6), ADDR_PORT,
+	    res->rs_backend_text, sizeof(res->rs_backend_text));
 	return (0);
 }
 

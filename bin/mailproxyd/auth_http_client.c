@@ -111,7 +111,7 @@ ahc_pool_get(const struct conf_mail *m)
 		(void)snprintf(pl->pl_name, sizeof(pl->pl_name), "unix:%s",
 		    ((const struct sockaddr_un *)&ah->ah_ss)->sun_path);
 	else
-		(void)sockaddr_text((const struct sockaddr *)&ah->ah_ss,
+		(void)addr_text((const struct sockaddr *)&ah->ah_ss,
 		    ah->ah_sslen, pl->pl_name, sizeof(pl->pl_name));
 	TAILQ_INIT(&pl->pl_idle);
 	TAILQ_INSERT_TAIL(&ahc_pools, pl, pl_entry);

@@ -1170,13 +1170,8 @@ set_cidrs(struct conf_parser *p, const struct conf_directive *d, void *f,
 	if (getaddrinfo(a, NULL, &hints, &res) != 0)
 		res = NULL;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_family == AF_INET)
-			(void)inet_ntop(AF_INET, &((struct sockaddr_in *)
-			    ai->ai_addr)->sin_addr, ntop, sizeof(ntop));
-		else if (ai->ai_family == AF_INET6)
-			(void)inet_ntop(AF_INET6, &((struct sockaddr_in6 *)
-			    ai->ai_addr)->sin6_addr, ntop, sizeof(ntop));
-		else
+		if (addr_format(ai->ai_addr, ai->ai_addrlen, 0, ntop,
+		    sizeof(ntop)) == -1)
 			continue;
 		conf_list_add(f, ntop, NULL);
 		n++;
@@ -1709,21 +1704,13 @@ dump_auth_http(FILE *fp, int indent, const struct conf_directive *d,
     const void *f)
 {
 	const struct conf_auth_http	*ah = f;
-	const struct sockaddr_in	*sin;
-	const struct sockaddr_in6	*sin6;
 	char				 ntop[INET6_ADDRSTRLEN], *res;
 
 	dump_begin(fp, indent, d->d_name);
 	dump_word(fp, ah->ah_url);
 	if (ah->ah_named) {
-		sin = (const struct sockaddr_in *)&ah->ah_ss;
-		sin6 = (const struct sockaddr_in6 *)&ah->ah_ss;
-		if (ah->ah_ss.ss_family == AF_INET)
-			(void)inet_ntop(AF_INET, &sin->sin_addr, ntop,
-			    sizeof(ntop));
-		else
-			(void)inet_ntop(AF_INET6, &sin6->sin6_addr, ntop,
-			    sizeof(ntop));
+		(void)addr_format((const struct sockaddr *)&ah->ah_ss,
+		    sizeof(ah->ah_ss), 0, ntop, sizeof(ntop));
 		if (asprintf(&res, "resolved=%s", ntop) == -1)
 			fatal("asprintf");
 		dump_word(fp, res);

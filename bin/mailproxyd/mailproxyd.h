@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "compat.h"
+#include "addr.h"
 #include "auth_http.h"
 #include "config.h"
 #include "imsg.h"
@@ -562,8 +563,6 @@ int	 listen_open(struct listenerhead *, struct listenerhead *);
 void	 listen_close_all(struct listenerhead *);
 int	 listen_inherit(void);
 void	 listen_inherit_close(void);
-const char *sockaddr_text(const struct sockaddr *, socklen_t, char *,
-	    size_t);
 int	 listen_same_socket(const struct conf_listen *,
 	    const struct conf_listen *);
 

@@ -1605,7 +1605,6 @@ conf_listen_add(struct conf_parser *p, const struct conf_listen *tmpl,
 	const struct sockaddr_in	*sin;
 	const struct sockaddr_in6	*sin6;
 	const struct sockaddr_un	*sun;
-	char				 ntop[INET6_ADDRSTRLEN];
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		fatal("calloc");
@@ -1622,20 +1621,18 @@ conf_listen_add(struct conf_parser *p, const struct conf_listen *tmpl,
 		sin = (const struct sockaddr_in *)&a->a_ss;
 		if (sin->sin_addr.s_addr == htonl(INADDR_ANY)) {
 			l->l_wildcard = 1;
-			(void)strlcpy(ntop, "*", sizeof(ntop));
+			(void)snprintf(l->l_name, sizeof(l->l_name), "*:%u",
+			    ntohs(sin->sin_port));
 		} else
-			(void)inet_ntop(AF_INET, &sin->sin_addr, ntop,
-			    sizeof(ntop));
-		(void)snprintf(l->l_name, sizeof(l->l_name), "%s:%u", ntop,
-		    ntohs(sin->sin_port));
+			(void)addr_format((const struct sockaddr *)sin,
+			    sizeof(*sin), ADDR_PORT, l->l_name,
+			    sizeof(l->l_name));
 		break;
 	case AF_INET6:
 		sin6 = (const struct sockaddr_in6 *)&a->a_ss;
 		l->l_wildcard = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
-		(void)inet_ntop(AF_INET6, &sin6->sin6_addr, ntop,
-		    sizeof(ntop));
-		(void)snprintf(l->l_name, sizeof(l->l_name), "[%s]:%u", ntop,
-		    ntohs(sin6->sin6_port));
+		(void)addr_format((const struct sockaddr *)sin6,
+		    sizeof(*sin6), ADDR_PORT, l->l_name, sizeof(l->l_name));
 		break;
 	default:
 		fatalx("%s: address family %d", __func__, a->a_ss.ss_family);

@@ -235,9 +235,9 @@ ppsession_apply(struct session *s, const struct proxyproto_hdr *ph)
 	lg->lg_pp_len = ph->ph_addrlen;
 	trusted = ppsession_trusted(s->s_mail,
 	    (const struct sockaddr *)&lg->lg_ss);
-	(void)sockaddr_text((const struct sockaddr *)&ph->ph_src,
+	(void)addr_text((const struct sockaddr *)&ph->ph_src,
 	    ph->ph_addrlen, src, sizeof(src));
-	(void)sockaddr_text((const struct sockaddr *)&ph->ph_dst,
+	(void)addr_text((const struct sockaddr *)&ph->ph_dst,
 	    ph->ph_addrlen, dst, sizeof(dst));
 	log_session(LOG_LVL_INFO, s->s_id, "PROXY protocol v%d header: "
 	    "source=%s destination=%s peer=%s realip=%s", ph->ph_version,
@@ -271,15 +271,10 @@ ppsession_request(struct session *s, struct auth_request *rq)
 		sin = (const struct sockaddr_in *)(i == 0 ? &lg->lg_pp_src :
 		    &lg->lg_pp_dst);
 		sin6 = (const struct sockaddr_in6 *)sin;
-		if (sin->sin_family == AF_INET) {
-			(void)inet_ntop(AF_INET, &sin->sin_addr, text,
-			    AUTH_ADDR_MAX);
-			*port = ntohs(sin->sin_port);
-		} else {
-			(void)inet_ntop(AF_INET6, &sin6->sin6_addr, text,
-			    AUTH_ADDR_MAX);
-			*port = ntohs(sin6->sin6_port);
-		}
+		(void)addr_format((const struct sockaddr *)sin,
+		    sizeof(struct sockaddr_storage), 0, text, AUTH_ADDR_MAX);
+		*port = ntohs(sin->sin_family == AF_INET ? sin->sin_port :
+		    sin6->sin6_port);
 	}
 }
 

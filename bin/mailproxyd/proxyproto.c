@@ -395,17 +395,19 @@ proxyproto_build(int version, const struct sockaddr *src,
 	if (version == 1) {
 		switch (family) {
 		case AF_INET:
-			(void)inet_ntop(AF_INET, &s4->sin_addr, sa, sizeof(sa));
-			(void)inet_ntop(AF_INET, &d4->sin_addr, da, sizeof(da));
+			(void)addr_format((struct sockaddr *)s4, sizeof(*s4),
+			    0, sa, sizeof(sa));
+			(void)addr_format((struct sockaddr *)d4, sizeof(*d4),
+			    0, da, sizeof(da));
 			n = snprintf((char *)buf, size, "PROXY TCP4 %s %s %u "
 			    "%u\r\n", sa, da, ntohs(s4->sin_port),
 			    ntohs(d4->sin_port));
 			break;
 		case AF_INET6:
-			(void)inet_ntop(AF_INET6, &s6->sin6_addr, sa,
-			    sizeof(sa));
-			(void)inet_ntop(AF_INET6, &d6->sin6_addr, da,
-			    sizeof(da));
+			(void)addr_format((struct sockaddr *)s6, sizeof(*s6),
+			    0, sa, sizeof(sa));
+			(void)addr_format((struct sockaddr *)d6, sizeof(*d6),
+			    0, da, sizeof(da));
 			n = snprintf((char *)buf, size, "PROXY TCP6 %s %s %u "
 			    "%u\r\n", sa, da, ntohs(s6->sin6_port),
 			    ntohs(d6->sin6_port));

@@ -86,6 +86,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "addr.h"
 #include "dns.h"
 #include "log.h"
 
@@ -273,21 +274,7 @@ resolver_sslen(const struct sockaddr_storage *ss)
 static const char *
 resolver_server_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
-	const struct sockaddr_in6	*sin6 =
-	    (const struct sockaddr_in6 *)ss;
-	char				 a[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET6) {
-		if (inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a)) == NULL)
-			strlcpy(a, "?", sizeof(a));
-		snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
-	} else {
-		if (inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a)) == NULL)
-			strlcpy(a, "?", sizeof(a));
-		snprintf(buf, len, "%s:%u", a, ntohs(sin->sin_port));
-	}
-	return (buf);
+	return addr_text((const struct sockaddr *)ss, sizeof(*ss), buf, len);
 }
 
 static const char *

@@ -248,7 +248,7 @@ session_new(const struct conf_listen *l, int fd,
 	if (getsockname(fd, (struct sockaddr *)&s->s_lg->lg_local,
 	    &s->s_lg->lg_locallen) == -1)
 		s->s_lg->lg_locallen = 0;
-	(void)sockaddr_text((const struct sockaddr *)ss, sslen, s->s_client,
+	(void)addr_text((const struct sockaddr *)ss, sslen, s->s_client,
 	    sizeof(s->s_client));
 
 	switch (l->l_server->s_protocol) {

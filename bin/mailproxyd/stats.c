@@ -376,7 +376,7 @@ stats_session(struct session *s, void *arg)
 	(void)strlcpy(cs.cs_client, s->s_client, sizeof(cs.cs_client));
 	/* The address a client reached is known until the relay starts. */
 	if (s->s_lg != NULL && s->s_lg->lg_locallen > 0)
-		(void)sockaddr_text((struct sockaddr *)&s->s_lg->lg_local,
+		(void)addr_text((struct sockaddr *)&s->s_lg->lg_local,
 		    s->s_lg->lg_locallen, cs.cs_local, sizeof(cs.cs_local));
 	else if (s->s_listen_name != NULL)
 		(void)strlcpy(cs.cs_local, s->s_listen_name,

@@ -533,7 +533,7 @@ worker_connection(struct worker_listener *wl, int s,
 		l = wl->wl_listens[0];
 	log_session_block(LOG_LVL_INFO, l->l_server->s_index, sid,
 	    "client %s connected to %s",
-	    sockaddr_text((struct sockaddr *)ss, sslen, peer, sizeof(peer)),
+	    addr_text((struct sockaddr *)ss, sslen, peer, sizeof(peer)),
 	    l->l_name);
 	stats_connection(l);
 	w.w_sessions++;
