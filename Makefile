@@ -58,6 +58,8 @@ MP_LIBS=	${PKG_LIBS} ${SECCOMP_LIBS} -lcdb ${CRYPT_LIBS} -lpthread
 LIB_OBJS=	lib/imsg.o lib/log.o lib/compat.o lib/cdbtable.o lib/base64.o \
 		lib/addr.o
 DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
+		bin/mailproxyd/conf_types.o bin/mailproxyd/conf_check.o \
+		bin/mailproxyd/conf_dump.o \
 		bin/mailproxyd/parent.o bin/mailproxyd/proc.o \
 		bin/mailproxyd/listen.o bin/mailproxyd/worker.o \
 		bin/mailproxyd/auth.o bin/mailproxyd/sandbox.o \
@@ -92,6 +94,7 @@ UNIT_TESTS=	tests/unit/test_imsg tests/unit/test_log tests/unit/test_config \
 HEADERS=	lib/imsg.h lib/log.h lib/compat.h lib/addr.h \
 		bin/mailproxyd/config.h \
 		bin/mailproxyd/mailproxyd.h bin/mailproxyd/auth_http.h \
+		bin/mailproxyd/conf_internal.h \
 		bin/mailproxyd/dns.h bin/mailproxyd/auth_cdb.h lib/cdbtable.h \
 		lib/base64.h bin/mailproxyd/proxyproto.h bin/mailproxyd/tls.h
 MANPAGES=	man/mailproxyd.8 man/mailproxyd.conf.5 man/mailproxyctl.8
