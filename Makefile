@@ -72,7 +72,9 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/sasl.o bin/mailproxyd/smtp.o \
 		bin/mailproxyd/smtp_parse.o bin/mailproxyd/proxyproto.o \
 		bin/mailproxyd/ppsession.o bin/mailproxyd/tls.o \
-		bin/mailproxyd/tls_material.o bin/mailproxyd/keyproc.o \
+		bin/mailproxyd/tls_cache.o bin/mailproxyd/tls_material.o \
+		bin/mailproxyd/tls_recv.o \
+		bin/mailproxyd/keyproc.o \
 		bin/mailproxyd/keyproxy.o bin/mailproxyd/input.o \
 		bin/mailproxyd/upgrade.o bin/mailproxyd/control.o \
 		bin/mailproxyd/stats.o bin/mailproxyd/metrics.o

@@ -857,6 +857,8 @@ int		 tls_material_nkeys(const struct tls_loaded *);
 void		 tls_material_send(const struct tls_loaded *, struct imsgev *);
 void		 tls_material_send_keys(const struct tls_loaded *,
 		    struct imsgev *);
+
+/* tls_recv.c: a worker's TLS material, from the parent. */
 int		 tls_material_recv(struct imsg *);
 void		 tls_material_ready(const struct mailproxyd_conf *);
 

@@ -69,12 +69,14 @@ struct tls_material {
 };
 
 /*
- * tls_material.c (worker side): the material received over imsg, NULL
+ * tls_recv.c (worker side): the material received over imsg, NULL
  * for a server that has none; tls_material_wipe() zeroes and frees all
  * of it once the contexts are built.
  */
 const struct tls_material *tls_material_get(int);
 void		 tls_material_wipe(void);
+/* tls_material.c: zero and free a server's material (closefd: its zone). */
+void		 tm_material_clear(struct tls_material *, int);
 
 /*
  * tls.c.  tls_init() loads OpenSSL's strings and configuration: call
@@ -149,5 +151,11 @@ void		 tls_auth_info(SSL *, const struct conf_mail *,
  * session is also removed from the cache.
  */
 const char	*tls_verify_error(SSL *, const struct conf_mail *);
+
+/* tls_cache.c: ssl_session_cache shared, in a worker. */
+struct tls_scache;
+struct tls_scache *tls_scache_open(int, size_t, long);
+void		 tls_scache_close(struct tls_scache *);
+void		 tls_scache_use(SSL_CTX *, struct tls_scache *);
 
 #endif /* MP_TLS_H */
