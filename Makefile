@@ -136,81 +136,15 @@ ${KEYDRIVE}: tests/keydrive.c ${LIBMPD} ${LIBMP} ${HEADERS}
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CFLAGS} ${MP_LDFLAGS} ${LDFLAGS} \
 	    -o $@ tests/keydrive.c ${LIBMPD} ${LIBMP} ${MP_LIBS}
 
-tests/unit/test_cdbtable: tests/unit/test_cdbtable.c ${LIBMPD} ${LIBMP} \
-    ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_cdbtable.c \
-	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
+# The unit tests, one Check program per tests/unit/*.c, by the
+# single-suffix rule: each links the libraries, which give it what it
+# tests.
+${UNIT_TESTS}: ${LIBMPD} ${LIBMP} ${HEADERS}
 
-tests/unit/test_imsg: tests/unit/test_imsg.c ${LIBMP} ${HEADERS}
+.c:
 	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_imsg.c \
-	    ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_log: tests/unit/test_log.c ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_log.c \
-	    ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_config: tests/unit/test_config.c ${LIBMPD} ${LIBMP} \
-    ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_config.c \
-	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_auth_http: tests/unit/test_auth_http.c ${LIBMPD} ${LIBMP} \
-    ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_auth_http.c \
-	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_dns: tests/unit/test_dns.c bin/mailproxyd/dns.o ${LIBMP} \
-    ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_dns.c \
-	    bin/mailproxyd/dns.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_resolver: tests/unit/test_resolver.c bin/mailproxyd/dns.o \
-    bin/mailproxyd/resolver.o ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_resolver.c \
-	    bin/mailproxyd/resolver.o bin/mailproxyd/dns.o ${LIBMP} \
+	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ $< ${LIBMPD} ${LIBMP} \
 	    ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_sasl: tests/unit/test_sasl.c bin/mailproxyd/sasl.o \
-    ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_sasl.c \
-	    bin/mailproxyd/sasl.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_imap_parse: tests/unit/test_imap_parse.c \
-    bin/mailproxyd/imap_parse.o ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_imap_parse.c \
-	    bin/mailproxyd/imap_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_pop3_parse: tests/unit/test_pop3_parse.c \
-    bin/mailproxyd/pop3_parse.o ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_pop3_parse.c \
-	    bin/mailproxyd/pop3_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_smtp_parse: tests/unit/test_smtp_parse.c \
-    bin/mailproxyd/smtp_parse.o ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_smtp_parse.c \
-	    bin/mailproxyd/smtp_parse.o ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_proxyproto: tests/unit/test_proxyproto.c ${LIBMPD} \
-    ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_proxyproto.c \
-	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
-
-tests/unit/test_tls: tests/unit/test_tls.c ${LIBMPD} ${LIBMP} ${HEADERS}
-	${CC} ${CPPFLAGS} ${MP_CFLAGS} ${CHECK_CFLAGS} ${CFLAGS} \
-	    ${MP_LDFLAGS} ${LDFLAGS} -o $@ tests/unit/test_tls.c \
-	    ${LIBMPD} ${LIBMP} ${MP_LIBS} ${CHECK_LIBS}
 
 # libFuzzer targets (clang); not part of "all" or "check".  "make fuzz"
 # builds them and runs each for FUZZ_SECONDS on a copy of its corpus,
