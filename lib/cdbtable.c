@@ -440,6 +440,7 @@ cdbtable_addr_text(const struct sockaddr_storage *ss, socklen_t sslen,
  * One key=value field, of a record (record set: "secret" allowed) or
  * of a source line.  The one parser keeps both formats in step.
  */
+/* Over 80 lines: one switch over a record's fields. */
 static int
 user_field(struct cdb_user *u, unsigned int *seen, const char *f,
     size_t flen, int record, char *err, size_t errlen)
@@ -880,6 +881,7 @@ make_free(struct make_state *ms)
 	}
 }
 
+/* Over 80 lines: one pass (read, check, write) with its error accounting. */
 int
 cdbtable_make(FILE *src, const char *srcname, int fd, FILE *diag)
 {

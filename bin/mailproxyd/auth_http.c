@@ -479,6 +479,7 @@ ob_header(struct obuf *ob, const char *name, const char *value)
  * how long the request is; bufsize must exceed it by one), or EINVAL
  * when the request, the URL or a header fails the checks.
  */
+/* Over 80 lines: the request's headers in nginx's order. */
 int
 auth_http_request(char *buf, size_t bufsize, size_t *len,
     const struct auth_request *rq, const struct auth_http_url *u,
@@ -704,6 +705,7 @@ response_header(struct auth_response *r, const char *name, size_t namelen,
  * as a bad byte or more than AUTH_HTTP_RESPONSE_MAX bytes without the
  * end of the block have arrived.  *r is meaningful only after DONE.
  */
+/* Over 80 lines: the response's states (status, headers, end). */
 int
 auth_http_parse(const char *buf, size_t len, struct auth_response *r,
     char *err, size_t errsize)
@@ -999,6 +1001,7 @@ printable_copy(char *dst, size_t dstsize, const char *s, size_t len)
  * or Auth-Error-SASL is dropped, and err says so: err is empty unless
  * there is something to log.  Returns res->rs_status.
  */
+/* Over 80 lines: the answer's cases in the order nginx documents them. */
 int
 auth_http_interpret(const struct auth_response *r,
     const struct auth_request *rq, int proxy_smtp_auth,

@@ -228,6 +228,7 @@ ahc_arm(struct ahc_req *rq, short what)
 	event_add(&cn->cn_ev, NULL);
 }
 
+/* Over 80 lines: one connection's states: connect, write, read. */
 static void
 ahc_io(int fd, short events, void *arg)
 {

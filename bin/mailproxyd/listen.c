@@ -209,6 +209,7 @@ listen_setopts(struct listener *ls)
 	return 0;
 }
 
+/* Over 80 lines: the socket options, in the order bind(2) needs. */
 static int
 listen_bind(struct listener *ls)
 {

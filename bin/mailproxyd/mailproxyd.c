@@ -147,6 +147,7 @@ self_path(const char *argv0)
 	fatalx("cannot find my own binary: start me with a path");
 }
 
+/* Over 80 lines: the options and the order they act in, in one place. */
 int
 main(int argc, char *argv[])
 {

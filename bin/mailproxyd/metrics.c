@@ -480,6 +480,7 @@ metrics_resolvers(struct mbuf *b, struct metrics_conn *m)
 	}
 }
 
+/* Over 80 lines: one metric family per block, in output order. */
 static void
 metrics_render(struct metrics_conn *m)
 {

@@ -852,6 +852,7 @@ child_find(pid_t pid)
  * values, from the role that may send them, and no descriptors.  A
  * child that sends anything else is killed and replaced.
  */
+/* Over 80 lines: one switch over a child's messages, each checked in place. */
 static void
 child_dispatch(struct imsgev *iev, struct imsg *imsg)
 {
@@ -1275,6 +1276,7 @@ child_respawn_cb(int fd, short events, void *arg)
 /*
  * SIGHUP: a new configuration, or the old one kept if it has errors.
  */
+/* Over 80 lines: the reload's steps and their undoing, in order. */
 static int
 parent_reload(void)
 {

@@ -794,6 +794,7 @@ conf_tok_push(struct conf_parser *p)
  * backslash stays as it is (but still protects the next character).
  * "{" right after "$" belongs to the word, as in "${name}".
  */
+/* Over 80 lines: the tokenizer, one loop over the characters and its states. */
 static int
 conf_read(struct conf_parser *p)
 {
@@ -1347,6 +1348,7 @@ conf_addr_push(struct conf_addr **v, size_t *n, const void *sa,
  * "*:port", "addr:port", "port", or "host:port" meaning every address
  * the host has (never looked up in a dump).
  */
+/* Over 80 lines: one listen's parameters in the order they are checked. */
 static int
 conf_listen_resolve(struct conf_parser *p, const char *addr,
     struct conf_addr **v, size_t *n)

@@ -229,6 +229,7 @@ pp_v1_port(const char *s, size_t len, uint16_t *port)
  * The 16-byte v2 header (signature, version and command, family and
  * transport, length of what follows), the addresses, the TLVs.
  */
+/* Over 80 lines: the v2 header's fields in the specification's order. */
 static int
 pp_v2(const unsigned char *buf, size_t len, struct proxyproto_hdr *ph)
 {
@@ -364,6 +365,7 @@ pp_map(struct sockaddr_storage *ss)
 	memcpy(&sin6->sin6_addr.s6_addr[12], &sin.sin_addr, 4);
 }
 
+/* Over 80 lines: both versions for both families, in the spec's order. */
 int
 proxyproto_build(int version, const struct sockaddr *src,
     const struct sockaddr *dst, unsigned char *buf, size_t size)

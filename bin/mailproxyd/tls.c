@@ -102,6 +102,13 @@ static int	tls_backend_uses_tls(const struct conf_server *);
 static void	tls_server_free(struct tls_server *);
 static struct tls_server *tls_server_build(const struct conf_server *,
 		    const struct tls_material *, int);
+static int	tls_server_dh(SSL_CTX *, const struct conf_server *,
+		    const struct tls_material *);
+static int	tls_server_verify(SSL_CTX *, const struct conf_server *,
+		    const struct tls_material *);
+static int	tls_server_sessions(struct tls_server *,
+		    const struct conf_server *, const struct tls_material *,
+		    int);
 static int	tls_protocols(SSL_CTX *, int);
 static int	tls_load_certs(struct tls_server *, const struct conf_server *,
 		    const struct tls_material *);
@@ -321,6 +328,7 @@ tls_server_free(struct tls_server *ts)
  * session cache and tickets, ALPN, and ssl_conf_command last so that
  * it can override any of them.
  */
+/* Over 80 lines: the steps in nginx's order, each a call or a few lines. */
 static struct tls_server *
 tls_server_build(const struct conf_server *s, const struct tls_material *tm,
     int check)
@@ -329,14 +337,7 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 	struct tls_server	*ts;
 	struct tls_where	 w;
 	SSL_CTX			*ctx;
-	STACK_OF(X509_NAME)	*cas;
-	X509_STORE		*store;
-	EVP_PKEY		*dh;
-	BIO			*bio;
-	const struct conf_scache *sc = &m->m_ssl_session_cache;
 	char			*ciphers;
-	long			 mode;
-	int			 vmode;
 
 	if ((ts = calloc(1, sizeof(*ts))) == NULL)
 		fatal("calloc");
@@ -406,6 +407,38 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 		goto fail;
 	}
 
+	if (tls_server_dh(ctx, s, tm) == -1)
+		goto fail;
+
+	if (tls_server_verify(ctx, s, tm) == -1)
+		goto fail;
+
+	if (tls_server_sessions(ts, s, tm, check) == -1)
+		goto fail;
+
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, ts);
+	if (ts->ts_ncert > 1)
+		SSL_CTX_set_cert_cb(ctx, tls_cert_cb, ts);
+
+	if (tls_conf_commands(ctx, s) == -1)
+		goto fail;
+	return (ts);
+
+ fail:
+	tls_server_free(ts);
+	return (NULL);
+}
+
+/* ssl_dhparam and ssl_ecdh_curve. */
+static int
+tls_server_dh(SSL_CTX *ctx, const struct conf_server *s,
+    const struct tls_material *tm)
+{
+	const struct conf_mail	*m = &s->s_mail;
+	struct tls_where	 w;
+	EVP_PKEY		*dh;
+	BIO			*bio;
+
 	if (tm->tm_dhparam.tb_data != NULL) {
 		tls_where_of(&w, s, m->m_ssl_dhparam_at.cw_file,
 		    m->m_ssl_dhparam_at.cw_line);
@@ -418,13 +451,13 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 			EVP_PKEY_free(dh);
 			tls_log(&w, "PEM_read_bio_Parameters(\"%s\") failed",
 			    tls_shown(m->m_ssl_dhparam));
-			goto fail;
+			return (-1);
 		}
 		if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
 			EVP_PKEY_free(dh);
 			tls_log(&w, "SSL_CTX_set0_tmp_dh_pkey(\"%s\") failed",
 			    tls_shown(m->m_ssl_dhparam));
-			goto fail;
+			return (-1);
 		}
 	}
 	if (m->m_ssl_ecdh_curve != NULL &&
@@ -434,9 +467,22 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 		if (SSL_CTX_set1_groups_list(ctx, m->m_ssl_ecdh_curve) != 1) {
 			tls_log(&w, "SSL_CTX_set1_curves_list(\"%s\") failed",
 			    m->m_ssl_ecdh_curve);
-			goto fail;
+			return (-1);
 		}
 	}
+	return (0);
+}
+
+/* ssl_verify_client and its certificates, ssl_crl. */
+static int
+tls_server_verify(SSL_CTX *ctx, const struct conf_server *s,
+    const struct tls_material *tm)
+{
+	const struct conf_mail	*m = &s->s_mail;
+	struct tls_where	 w;
+	STACK_OF(X509_NAME)	*cas;
+	X509_STORE		*store;
+	int			 vmode;
 
 	/*
 	 * Client certificates: requested but never required by the
@@ -460,7 +506,7 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 			sk_X509_NAME_pop_free(cas, X509_NAME_free);
 			tls_log(&w, "SSL_CTX_load_verify_locations(\"%s\") "
 			    "failed", tls_shown(m->m_ssl_client_certificate));
-			goto fail;
+			return (-1);
 		}
 		SSL_CTX_set_client_CA_list(ctx, cas);
 	}
@@ -470,7 +516,7 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 		if (tls_store_pem(store, NULL, &tm->tm_trusted_ca) == -1) {
 			tls_log(&w, "SSL_CTX_load_verify_locations(\"%s\") "
 			    "failed", tls_shown(m->m_ssl_trusted_certificate));
-			goto fail;
+			return (-1);
 		}
 	}
 	if (tm->tm_crl.tb_data != NULL) {
@@ -479,37 +525,48 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 		if (tls_store_crl(store, &tm->tm_crl) == -1) {
 			tls_log(&w, "X509_STORE_add_crl(\"%s\") failed",
 			    tls_shown(m->m_ssl_crl));
-			goto fail;
+			return (-1);
 		}
 		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK |
 		    X509_V_FLAG_CRL_CHECK_ALL);
 	}
+	return (0);
+}
 
-	/* Sessions. */
+/* ssl_session_cache, ssl_session_timeout, the tickets. */
+static int
+tls_server_sessions(struct tls_server *ts, const struct conf_server *s,
+    const struct tls_material *tm, int check)
+{
+	const struct conf_mail	*m = &s->s_mail;
+	const struct conf_scache *sc = &m->m_ssl_session_cache;
+	struct tls_where	 w;
+	long			 mode;
+
 	tls_where_of(&w, s, NULL, 0);
-	if (tls_sid_ctx(ctx, s, tm) == -1) {
+	if (tls_sid_ctx(ts->ts_ctx, s, tm) == -1) {
 		tls_log(&w, "SSL_CTX_set_session_id_context() failed");
-		goto fail;
+		return (-1);
 	}
-	SSL_CTX_set_timeout(ctx, m->m_ssl_session_timeout);
+	SSL_CTX_set_timeout(ts->ts_ctx, m->m_ssl_session_timeout);
 	if (sc->sc_mode == CONF_SCACHE_OFF)
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_session_cache_mode(ts->ts_ctx, SSL_SESS_CACHE_OFF);
 	else if (sc->sc_mode == CONF_SCACHE_NONE || sc->sc_mode == CONF_UNSET) {
 		/*
 		 * nginx's "none": session ids are issued, so that clients
 		 * that need them keep working, but nothing is stored.
 		 */
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER |
+		SSL_CTX_set_session_cache_mode(ts->ts_ctx, SSL_SESS_CACHE_SERVER |
 		    SSL_SESS_CACHE_NO_AUTO_CLEAR |
 		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
-		SSL_CTX_sess_set_cache_size(ctx, 1);
+		SSL_CTX_sess_set_cache_size(ts->ts_ctx, 1);
 	} else {
 		mode = SSL_SESS_CACHE_SERVER;
 		if (sc->sc_name != NULL && sc->sc_builtin == -1)
 			mode |= SSL_SESS_CACHE_NO_INTERNAL;
-		SSL_CTX_set_session_cache_mode(ctx, mode);
+		SSL_CTX_set_session_cache_mode(ts->ts_ctx, mode);
 		if (sc->sc_builtin > 0)
-			SSL_CTX_sess_set_cache_size(ctx, sc->sc_builtin);
+			SSL_CTX_sess_set_cache_size(ts->ts_ctx, sc->sc_builtin);
 		/*
 		 * A zone that cannot be used costs resumptions across
 		 * workers, not the service.
@@ -523,25 +580,14 @@ tls_server_build(const struct conf_server *s, const struct tls_material *tm,
 				    "used by the server in %s:%d", sc->sc_name,
 				    s->s_file, s->s_line);
 			else
-				tls_scache_use(ctx, ts->ts_scache);
+				tls_scache_use(ts->ts_ctx, ts->ts_scache);
 		}
 	}
 	if (m->m_ssl_session_tickets == 0)
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_options(ts->ts_ctx, SSL_OP_NO_TICKET);
 	else if (tls_tickets(ts, s, tm) == -1)
-		goto fail;
-
-	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, ts);
-	if (ts->ts_ncert > 1)
-		SSL_CTX_set_cert_cb(ctx, tls_cert_cb, ts);
-
-	if (tls_conf_commands(ctx, s) == -1)
-		goto fail;
-	return (ts);
-
- fail:
-	tls_server_free(ts);
-	return (NULL);
+		return (-1);
+	return (0);
 }
 
 /* ssl_protocols as nginx applies it: every protocol not named is off. */
@@ -576,6 +622,7 @@ tls_protocols(SSL_CTX *ctx, int p)
  * first certificate and its siblings go into the context; the others
  * are set per connection by tls_cert_cb().
  */
+/* Over 80 lines: one loop over the certificates, each error its own. */
 static int
 tls_load_certs(struct tls_server *ts, const struct conf_server *s,
     const struct tls_material *tm)
@@ -1176,6 +1223,7 @@ tls_conf_commands(SSL_CTX *ctx, const struct conf_server *s)
 }
 
 /* The client context towards the backends: our proxy_ssl_* directives. */
+/* Over 80 lines: proxy_ssl_* in order, as tls_server_build, each step short. */
 static SSL_CTX *
 tls_backend_ctx(const struct conf_server *s, const struct tls_material *tm)
 {
@@ -1393,6 +1441,7 @@ tls_copy_name(char *dst, size_t size, const X509_NAME *name)
 	return (rc);
 }
 
+/* Over 80 lines: one block per field of the request, in order. */
 void
 tls_auth_info(SSL *ssl, const struct conf_mail *m, struct auth_request *rq)
 {

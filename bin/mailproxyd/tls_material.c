@@ -330,6 +330,7 @@ tm_leaf(const struct conf_server *s, const struct conf_where *w,
  * A private key, decrypted with the first passphrase that works, that
  * must match the certificate; its DER goes on the key process's list.
  */
+/* Over 80 lines: read, decrypt, match the certificate; each error its own. */
 static int
 tm_load_key(struct tls_loadctx *lc, struct tls_loaded *tl, uint32_t index,
     const struct conf_where *w, const char *directive, const char *certname,

@@ -85,6 +85,7 @@ wm_blob(const struct cfg_tls_data *td)
  * 0 for other types.  A file's chunks come in order; tb_len counts what
  * arrived, td_total says when it is complete.
  */
+/* Over 80 lines: one switch over the setup messages, each checked in place. */
 int
 tls_material_recv(struct imsg *imsg)
 {
