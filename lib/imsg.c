@@ -299,7 +299,13 @@ imsg_write(struct imsgbuf *ibuf)
 		}
 
 		do {
-			n = sendmsg(ibuf->fd, &msg, MSG_NOSIGNAL);
+			/*
+			 * Never blocks, whatever the descriptor's mode: a
+			 * channel that is full waits for EV_WRITE instead
+			 * of stalling its process.
+			 */
+			n = sendmsg(ibuf->fd, &msg, MSG_NOSIGNAL |
+			    MSG_DONTWAIT);
 		} while (n == -1 && errno == EINTR);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK ||
