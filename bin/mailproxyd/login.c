@@ -28,6 +28,8 @@ static void	 login_auth_ok(struct session *, const struct auth_result *);
 static void	 login_auth_fail(struct session *,
 		    const struct auth_result *);
 static void	 login_lost(struct session *, void *);
+static int	 login_sasl_cred(struct session *, int, const char *,
+		    struct sasl_login *, size_t);
 static void	 login_fail_deliver(struct session *);
 
 /* The worker's channel to the auth process (it may be down). */
@@ -84,7 +86,6 @@ int
 login_sasl_step(struct session *s, int mech, int want_pass,
     const char *verb, const char *resp, size_t len, struct sasl_login *sl)
 {
-	struct sasl_cred	 sc;
 	size_t			 declen;
 	int			 r;
 
@@ -130,6 +131,30 @@ login_sasl_step(struct session *s, int mech, int want_pass,
 		sl->sl_userlen = declen;
 		sl->sl_pass = "";
 		return (SASL_STEP_LOGIN);
+	default:
+		if (login_sasl_cred(s, mech, verb, sl, declen) == -1)
+			goto bad;
+		return (SASL_STEP_LOGIN);
+	}
+
+ bad:
+	login_sasl_free(sl);
+	return (SASL_STEP_BAD);
+}
+
+/*
+ * The mechanisms whose one response holds the login and the secret:
+ * 0 with them in *sl (pointing into sl_dec), -1 (logged) when the
+ * response is not one.
+ */
+static int
+login_sasl_cred(struct session *s, int mech, const char *verb,
+    struct sasl_login *sl, size_t declen)
+{
+	struct sasl_cred	 sc;
+	int			 r;
+
+	switch (mech) {
 	case SASL_MECH_PLAIN:
 		sl->sl_method = AUTH_M_PLAIN;
 		r = sasl_plain(sl->sl_dec, declen, &sc);
@@ -147,7 +172,7 @@ login_sasl_step(struct session *s, int mech, int want_pass,
 		r = sasl_oauthbearer(sl->sl_dec, declen, &sc);
 		break;
 	default:
-		goto bad;
+		return (-1);
 	}
 	if (r != SASL_OK) {
 		/* nginx's wording where nginx has the mechanism. */
@@ -161,17 +186,13 @@ login_sasl_step(struct session *s, int mech, int want_pass,
 		else
 			log_session(LOG_LVL_INFO, s->s_id, "client sent "
 			    "invalid %s response", sasl_mech_name(mech));
-		goto bad;
+		return (-1);
 	}
 	sl->sl_user = sc.sc_user;
 	sl->sl_userlen = sc.sc_userlen;
 	sl->sl_pass = sc.sc_pass;
 	sl->sl_passlen = sc.sc_passlen;
-	return (SASL_STEP_LOGIN);
-
- bad:
-	login_sasl_free(sl);
-	return (SASL_STEP_BAD);
+	return (0);
 }
 
 void

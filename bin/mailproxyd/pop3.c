@@ -166,7 +166,11 @@ pop3_input(struct session *s)
 	}
 }
 
-/* One command: 0 when not complete yet, 1 when dealt with. */
+/*
+ * One command: 0 when not complete yet, 1 when dealt with.  Over 80
+ * lines: one case per command of reference 3.2, each a few lines,
+ * which read best side by side.
+ */
 static int
 pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
     size_t len)

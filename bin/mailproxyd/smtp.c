@@ -889,7 +889,9 @@ smtp_backend_expected(enum smtp_bstep step, int code)
 
 /*
  * The proxy's dialogue at the backend (reference 3.3).  The reply to
- * the stored RCPT is the client's, and relayed as it came.
+ * the stored RCPT is the client's, and relayed as it came.  Over 80
+ * lines: one state machine whose steps (EHLO, STARTTLS, XCLIENT, AUTH,
+ * MAIL, RCPT) must be read in order, in one place.
  */
 static void
 smtp_backend(struct session *s)
