@@ -568,3 +568,28 @@ client_sasl_line(struct session *s, const char *buf, size_t len,
 	*lenp = linelen;
 	return (CLIENT_SASL_LINE);
 }
+
+/*
+ * Scratch space for the protocols' line handling, shared by every
+ * session of the worker: it is used and given up within one call.
+ */
+char *
+client_scratch(size_t size)
+{
+	static char	*scratch;
+	static size_t	 scratchsize;
+	char		*p;
+
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+	/* tests/fuzz: exactly the size asked, so that ASan sees overruns. */
+	if (size != scratchsize) {
+#else
+	if (size > scratchsize) {
+#endif
+		if ((p = realloc(scratch, size)) == NULL)
+			fatal("realloc");
+		scratch = p;
+		scratchsize = size;
+	}
+	return (scratch);
+}

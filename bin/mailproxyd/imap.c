@@ -164,7 +164,7 @@ imap_command(struct session *s, struct imap_session *is, const char *buf,
 	const char		*a0, *a1;
 	int			 r;
 
-	args = session_scratch(bufsize);
+	args = client_scratch(bufsize);
 	r = imap_parse_command(buf, len, bufsize, args, &ic);
 	/* A "+ OK" for each synchronising literal header, once. */
 	for (; is->is_acked < ic.ic_nsync; is->is_acked++)
@@ -337,7 +337,7 @@ imap_authenticate(struct session *s, struct imap_session *is,
 		break;
 	case SASL_MECH_CRAM_MD5:
 		n = strlen(session_salt(s));
-		b64 = session_scratch(BASE64_ENCODED_LEN(n) + 1);
+		b64 = client_scratch(BASE64_ENCODED_LEN(n) + 1);
 		if (base64_encode(b64, BASE64_ENCODED_LEN(n) + 1,
 		    session_salt(s), n) == (size_t)-1)
 			fatalx("base64_encode");

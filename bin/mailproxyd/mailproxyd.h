@@ -719,7 +719,6 @@ void		 session_on_close(struct session *, enum session_stage,
 void		 session_backend_fd(struct session *, int);
 void		 session_login_done(struct session *);
 size_t		 session_bufsize(const struct session *);
-char		*session_scratch(size_t);
 int		 session_set_cred(struct session *, enum auth_method,
 		    const char *, size_t, const char *, size_t);
 void		 session_wipe_cred(struct session *);
@@ -758,6 +757,7 @@ int		 client_sasl_line(struct session *, const char *, size_t,
 		    char **, size_t *);
 void		 client_tls_errors(struct session *, struct bufferevent *,
 		    const char *);
+char		*client_scratch(size_t);
 
 /* login.c */
 /* login_sasl_step() */

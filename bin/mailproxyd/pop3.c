@@ -190,7 +190,7 @@ pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
 		return (1);
 	}
 	/* The arguments point into the line: keep a copy. */
-	line = session_scratch(pc.pc_len);
+	line = client_scratch(pc.pc_len);
 	memcpy(line, buf, pc.pc_len);
 	evbuffer_drain(client_input(s), pc.pc_len);
 	if (r == PARSE_ERROR) {

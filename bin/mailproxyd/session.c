@@ -56,30 +56,13 @@ static struct session_hooks	 hooks;
 
 /* The summary line's end= words, by enum session_end. */
 static const char *const session_ends[] = {
-	"closed",
-	"quit",
-	"logout",
-	"timeout",
-	"login-timeout",
-	"client-closed",
-	"client-error",
-	"tls-handshake-failed",
-	"client-certificate",
-	"internal-error",
-	"too-many-errors",
-	"too-many-commands",
-	"too-long-command",
-	"invalid-literal",
-	"early-talker",
-	"login-failed",
-	"login-rejected",
-	"backend-error",
-	"backend-closed",
-	"upstream-starttls",
-	"broken-header",
-	"kicked",
-	"stop",
-	"shutdown"
+	"closed", "quit", "logout", "timeout", "login-timeout",
+	"client-closed", "client-error", "tls-handshake-failed",
+	"client-certificate", "internal-error", "too-many-errors",
+	"too-many-commands", "too-long-command", "invalid-literal",
+	"early-talker", "login-failed", "login-rejected", "backend-error",
+	"backend-closed", "upstream-starttls", "broken-header", "kicked",
+	"stop", "shutdown"
 };
 
 static struct session_list *session_bucket(uint64_t);
@@ -412,31 +395,6 @@ session_fire(int fd, short events, void *arg)
 		return;
 	}
 	s->s_expire(s, SESSION_EXPIRED_TIMEOUT);
-}
-
-/*
- * Scratch space for the protocols' line handling, shared by every
- * session of the worker: it is used and given up within one call.
- */
-char *
-session_scratch(size_t size)
-{
-	static char	*scratch;
-	static size_t	 scratchsize;
-	char		*p;
-
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-	/* tests/fuzz: exactly the size asked, so that ASan sees overruns. */
-	if (size != scratchsize) {
-#else
-	if (size > scratchsize) {
-#endif
-		if ((p = realloc(scratch, size)) == NULL)
-			fatal("realloc");
-		scratch = p;
-		scratchsize = size;
-	}
-	return (scratch);
 }
 
 /*

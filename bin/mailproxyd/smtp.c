@@ -337,7 +337,7 @@ smtp_command(struct session *s, struct smtp_session *ss, const char *buf,
 		return (1);
 	}
 	/* The arguments point into the line: keep a copy. */
-	line = session_scratch(sc.sc_len);
+	line = client_scratch(sc.sc_len);
 	memcpy(line, buf, sc.sc_len);
 	evbuffer_drain(client_input(s), sc.sc_len);
 	if (r == PARSE_ERROR) {

@@ -11,7 +11,7 @@
  * its replies go out through its bufferevent on the worker's event
  * loop to the other end.  session.c, client.c, login.c, imap.c, pop3.c,
  * smtp.c, input.c (input_window()), the parsers, sasl.c and ppsession.c
- * are all real, and session_scratch() is exactly as large as each
+ * are all real, and client_scratch() is exactly as large as each
  * caller asks (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION), so a parser
  * writing past the buffer its reader sized is an ASan report.
  *
