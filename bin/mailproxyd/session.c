@@ -2,9 +2,9 @@
  * The core every stage of a session shares: one struct session per
  * client connection, from accept to the summary line.  It keeps the
  * registry by id, the one timer (whose expiry calls the hook of the
- * stage that armed it), the max_errors and max_commands counters'
- * home, the credentials of the attempt under way, how the session
- * ended, and the close with its summary.
+ * stage that armed it) and login_timeout, the credentials of the
+ * attempt under way, the log context, how the session ended, and the
+ * close with its summary.
  *
  * The stages sit above it and call down into it, never the reverse:
  * client.c (the client's I/O and TLS), ppsession.c (a PROXY header
