@@ -104,7 +104,7 @@ imap_start(struct session *s)
 {
 	if ((s->s_pdata = calloc(1, sizeof(struct imap_session))) == NULL)
 		fatal("calloc");
-	session_write(s, IMAP_GREETING, strlen(IMAP_GREETING));
+	client_write(s, IMAP_GREETING, strlen(IMAP_GREETING));
 }
 
 static void
@@ -118,10 +118,10 @@ imap_free(struct session *s)
 static void
 imap_bad(struct session *s, const char *tag, int quit)
 {
-	session_printf(s, "%s BAD invalid command\r\n", tag[0] != '\0' ?
+	client_printf(s, "%s BAD invalid command\r\n", tag[0] != '\0' ?
 	    tag : "*");
 	if (quit)
-		session_quit(s);
+		client_quit(s);
 }
 
 /* Commands, one at a time, as long as there are complete ones. */
@@ -134,9 +134,9 @@ imap_input(struct session *s)
 	size_t			 len;
 
 	for (;;) {
-		if (s->s_state != SESSION_PREAUTH || session_blocked(s))
+		if (s->s_state != SESSION_PREAUTH || client_blocked(s))
 			return;
-		in = session_input(s);
+		in = client_input(s);
 		if ((buf = input_window(in, session_bufsize(s), &len)) ==
 		    NULL)
 			return;
@@ -150,7 +150,9 @@ imap_input(struct session *s)
 
 /*
  * One command at the start of the buffer: 0 when it is not complete
- * yet, 1 when it was dealt with (and consumed).
+ * yet, 1 when it was dealt with (and consumed).  Over 80 lines: one
+ * case per command of reference 3.1, each a few lines, which read
+ * best side by side as nginx's table of commands does.
  */
 static int
 imap_command(struct session *s, struct imap_session *is, const char *buf,
@@ -162,19 +164,19 @@ imap_command(struct session *s, struct imap_session *is, const char *buf,
 	const char		*a0, *a1;
 	int			 r;
 
-	args = session_scratch(bufsize);
+	args = client_scratch(bufsize);
 	r = imap_parse_command(buf, len, bufsize, args, &ic);
 	/* A "+ OK" for each synchronising literal header, once. */
 	for (; is->is_acked < ic.ic_nsync; is->is_acked++)
-		session_write(s, IMAP_LITERAL_OK, strlen(IMAP_LITERAL_OK));
+		client_write(s, IMAP_LITERAL_OK, strlen(IMAP_LITERAL_OK));
 	if (r == PARSE_MORE) {
 		if (len < bufsize)
 			return (0);
-		session_too_long(s, buf, len);
+		client_too_long(s, buf, len);
 		imap_bad(s, ic.ic_tag, 1);
 		return (1);
 	}
-	evbuffer_drain(session_input(s), ic.ic_len);
+	evbuffer_drain(client_input(s), ic.ic_len);
 	is->is_acked = 0;
 
 	if (r == PARSE_ERROR) {
@@ -182,12 +184,12 @@ imap_command(struct session *s, struct imap_session *is, const char *buf,
 			log_session(LOG_LVL_INFO, s->s_id, "client sent an "
 			    "invalid command with a non-synchronising "
 			    "literal");
-			s->s_end = "invalid-literal";
+			s->s_end = SESSION_END_INVALID_LITERAL;
 		}
-		imap_bad(s, ic.ic_tag, session_parse_error(s) || ic.ic_close);
+		imap_bad(s, ic.ic_tag, client_parse_error(s) || ic.ic_close);
 		return (1);
 	}
-	if (session_command(s)) {
+	if (client_command(s)) {
 		imap_bad(s, ic.ic_tag, 1);
 		return (1);
 	}
@@ -199,28 +201,28 @@ imap_command(struct session *s, struct imap_session *is, const char *buf,
 		imap_capability(s, ic.ic_tag);
 		break;
 	case IMAP_CMD_NOOP:
-		session_printf(s, "%s OK completed\r\n", ic.ic_tag);
+		client_printf(s, "%s OK completed\r\n", ic.ic_tag);
 		break;
 	case IMAP_CMD_ID:
 		/* Ours: nginx refuses ID, which breaks some clients. */
-		session_printf(s, "* ID NIL\r\n%s OK completed\r\n",
+		client_printf(s, "* ID NIL\r\n%s OK completed\r\n",
 		    ic.ic_tag);
 		break;
 	case IMAP_CMD_LOGOUT:
-		session_printf(s, "* BYE\r\n%s OK completed\r\n", ic.ic_tag);
-		s->s_end = "logout";
-		session_quit(s);
+		client_printf(s, "* BYE\r\n%s OK completed\r\n", ic.ic_tag);
+		s->s_end = SESSION_END_LOGOUT;
+		client_quit(s);
 		break;
 	case IMAP_CMD_STARTTLS:
-		if (session_starttls(s) == CONF_STARTTLS_OFF) {
+		if (client_starttls(s) == CONF_STARTTLS_OFF) {
 			imap_bad(s, ic.ic_tag, 0);
 			break;
 		}
-		session_printf(s, "%s OK completed\r\n", ic.ic_tag);
-		session_starttls_begin(s);
+		client_printf(s, "%s OK completed\r\n", ic.ic_tag);
+		client_starttls_begin(s);
 		break;
 	case IMAP_CMD_LOGIN:
-		if (session_starttls(s) == CONF_STARTTLS_ONLY ||
+		if (client_starttls(s) == CONF_STARTTLS_ONLY ||
 		    ic.ic_nargs != 2 || ic.ic_arg[0].ia_len == 0) {
 			imap_bad(s, ic.ic_tag, 0);
 			break;
@@ -255,24 +257,24 @@ imap_capability(struct session *s, const char *tag)
 					    SASL_MECH_XOAUTH2,
 					    SASL_MECH_OAUTHBEARER };
 	const struct conf_list		*caps;
-	int				 starttls = session_starttls(s);
+	int				 starttls = client_starttls(s);
 	size_t				 i;
 
 	caps = &s->s_mail->m_imap_capabilities;
-	session_printf(s, "* CAPABILITY");
+	client_printf(s, "* CAPABILITY");
 	for (i = 0; i < caps->cl_n; i++)
-		session_printf(s, " %s", caps->cl_item[i].ci_str);
+		client_printf(s, " %s", caps->cl_item[i].ci_str);
 	if (starttls == CONF_STARTTLS_ONLY)
-		session_printf(s, " STARTTLS LOGINDISABLED");
+		client_printf(s, " STARTTLS LOGINDISABLED");
 	else {
 		for (i = 0; i < nitems(order); i++)
 			if (s->s_mail->m_imap_auth & sasl_mech_conf(order[i]))
-				session_printf(s, " AUTH=%s",
+				client_printf(s, " AUTH=%s",
 				    sasl_mech_name(order[i]));
 		if (starttls == CONF_STARTTLS_ON)
-			session_printf(s, " STARTTLS");
+			client_printf(s, " STARTTLS");
 	}
-	session_printf(s, "\r\n%s OK completed\r\n", tag);
+	client_printf(s, "\r\n%s OK completed\r\n", tag);
 }
 
 /* Credentials complete: ask the auth process. */
@@ -286,7 +288,7 @@ imap_login(struct session *s, struct imap_session *is,
 		imap_bad(s, is->is_tag, 0);
 		return;
 	}
-	session_auth(s);
+	login_auth(s);
 }
 
 /*
@@ -304,7 +306,7 @@ imap_authenticate(struct session *s, struct imap_session *is,
 	char		*b64;
 	size_t		 n;
 
-	if (session_starttls(s) == CONF_STARTTLS_ONLY || ic->ic_nargs == 0 ||
+	if (client_starttls(s) == CONF_STARTTLS_ONLY || ic->ic_nargs == 0 ||
 	    ic->ic_nargs > 2) {
 		imap_bad(s, ic->ic_tag, 0);
 		return;
@@ -331,18 +333,18 @@ imap_authenticate(struct session *s, struct imap_session *is,
 	switch (mech) {
 	case SASL_MECH_LOGIN:
 	case SASL_MECH_EXTERNAL:
-		session_write(s, IMAP_USERNAME, strlen(IMAP_USERNAME));
+		client_write(s, IMAP_USERNAME, strlen(IMAP_USERNAME));
 		break;
 	case SASL_MECH_CRAM_MD5:
 		n = strlen(session_salt(s));
-		b64 = session_scratch(BASE64_ENCODED_LEN(n) + 1);
+		b64 = client_scratch(BASE64_ENCODED_LEN(n) + 1);
 		if (base64_encode(b64, BASE64_ENCODED_LEN(n) + 1,
 		    session_salt(s), n) == (size_t)-1)
 			fatalx("base64_encode");
-		session_printf(s, "+ %s\r\n", b64);
+		client_printf(s, "+ %s\r\n", b64);
 		break;
 	default:
-		session_write(s, IMAP_NEXT, strlen(IMAP_NEXT));
+		client_write(s, IMAP_NEXT, strlen(IMAP_NEXT));
 		break;
 	}
 }
@@ -352,34 +354,28 @@ static int
 imap_sasl(struct session *s, struct imap_session *is, const char *buf,
     size_t len)
 {
-	size_t		 linelen, used, bufsize = session_bufsize(s);
+	size_t		 linelen;
 	char		*line;
 
-	if (sasl_line(buf, len, &linelen, &used) == PARSE_MORE) {
-		if (len < bufsize)
-			return (0);
-		session_too_long(s, buf, len);
-		is->is_state = IMAP_ST_START;
-		imap_bad(s, is->is_tag, 1);
-		return (1);
-	}
-	line = session_scratch(linelen + 1);
-	memcpy(line, buf, linelen);
-	evbuffer_drain(session_input(s), used);
-	if (session_command(s)) {
+	switch (client_sasl_line(s, buf, len, &line, &linelen)) {
+	case CLIENT_SASL_MORE:
+		return (0);
+	case CLIENT_SASL_BAD:
 		is->is_state = IMAP_ST_START;
 		imap_bad(s, is->is_tag, 1);
 		return (1);
 	}
 	if (is->is_state == IMAP_ST_SASL_ERROR) {
 		/* Whatever the client said, the failure reply follows. */
+		freezero(line, linelen + 1);
 		is->is_state = IMAP_ST_START;
-		session_printf(s, "%s NO %s\r\n", is->is_tag,
+		client_printf(s, "%s NO %s\r\n", is->is_tag,
 		    s->s_fail_text != NULL ? s->s_fail_text : "");
-		session_login_failed(s);
+		login_failed(s);
 		return (1);
 	}
 	imap_sasl_done(s, is, line, linelen);
+	freezero(line, linelen + 1);
 	return (1);
 }
 
@@ -394,17 +390,17 @@ imap_sasl_done(struct session *s, struct imap_session *is,
 {
 	struct sasl_login	sl;
 
-	switch (session_sasl_step(s, is->is_mech,
+	switch (login_sasl_step(s, is->is_mech,
 	    is->is_state == IMAP_ST_SASL_LOGIN_PASS, "AUTHENTICATE", resp,
 	    len, &sl)) {
 	case SASL_STEP_USER:
 		is->is_state = IMAP_ST_SASL_LOGIN_PASS;
-		session_write(s, IMAP_PASSWORD, strlen(IMAP_PASSWORD));
+		client_write(s, IMAP_PASSWORD, strlen(IMAP_PASSWORD));
 		return;
 	case SASL_STEP_LOGIN:
 		imap_login(s, is, sl.sl_method, sl.sl_user, sl.sl_userlen,
 		    sl.sl_pass, sl.sl_passlen);
-		session_sasl_free(&sl);
+		login_sasl_free(&sl);
 		return;
 	}
 	session_wipe_cred(s);
@@ -423,14 +419,14 @@ imap_auth_failed(struct session *s, const char *text, const char *sasl)
 
 	if (sasl[0] != '\0' && (is->is_mech == SASL_MECH_XOAUTH2 ||
 	    is->is_mech == SASL_MECH_OAUTHBEARER)) {
-		session_printf(s, "+ %s\r\n", sasl);
+		client_printf(s, "+ %s\r\n", sasl);
 		is->is_state = IMAP_ST_SASL_ERROR;
-		session_resume(s);
+		client_resume(s);
 		return;
 	}
 	is->is_state = IMAP_ST_START;
-	session_printf(s, "%s NO %s\r\n", is->is_tag, text);
-	session_login_failed(s);
+	client_printf(s, "%s NO %s\r\n", is->is_tag, text);
+	login_failed(s);
 }
 
 /*
@@ -444,9 +440,7 @@ static void
 imap_backend_login(struct session *s, struct imap_session *is)
 {
 	is->is_bstep = IMAP_B_USER;
-	if (evbuffer_add_printf(bufferevent_get_output(s->s_bbev),
-	    "%s LOGIN {%zu}\r\n", is->is_tag, s->s_userlen) == -1)
-		fatal("evbuffer_add_printf");
+	backend_printf(s, "%s LOGIN {%zu}\r\n", is->is_tag, s->s_userlen);
 }
 
 static void
@@ -458,7 +452,7 @@ imap_backend(struct session *s)
 		IMAP_BACKEND_LOGIN
 	};
 	struct imap_session	*is = s->s_pdata;
-	struct evbuffer		*in = session_backend_input(s);
+	struct evbuffer		*in = backend_input(s);
 	const char		*buf;
 	size_t			 len;
 	int			 r;
@@ -475,23 +469,21 @@ imap_backend(struct session *s)
 	    strlen(is->is_tag));
 	if (r == PARSE_MORE) {
 		if (len >= (size_t)s->s_mail->m_proxy_buffer)
-			session_backend_too_long(s);
+			backend_too_long(s);
 		return;
 	}
 	if (r == PARSE_ERROR) {
-		session_backend_unexpected(s, buf, len, 1);
+		backend_unexpected(s, buf, len, 1);
 		return;
 	}
 
 	switch (is->is_bstep) {
 	case IMAP_B_GREETING:
 		evbuffer_drain(in, len);
-		if (session_backend_tls_mode(s) ==
+		if (backend_tls_mode(s) ==
 		    SESSION_BTLS_STARTTLS && !s->s_btls) {
 			is->is_bstep = IMAP_B_STARTTLS;
-			if (evbuffer_add_printf(bufferevent_get_output(
-			    s->s_bbev), "%s STARTTLS\r\n", is->is_tag) == -1)
-				fatal("evbuffer_add_printf");
+			backend_printf(s, "%s STARTTLS\r\n", is->is_tag);
 			break;
 		}
 		imap_backend_login(s, is);
@@ -499,32 +491,30 @@ imap_backend(struct session *s)
 	case IMAP_B_STARTTLS:
 		/* One tagged OK line, nothing after it before the handshake. */
 		if (buf[0] == '*' || memchr(buf, '\n', len) != buf + len - 1) {
-			session_backend_starttls(s);
+			backend_starttls(s);
 			break;
 		}
 		evbuffer_drain(in, len);
 		is->is_bstep = IMAP_B_TLS;
-		session_backend_starttls(s);
+		backend_starttls(s);
 		break;
 	case IMAP_B_TLS:
 		break;
 	case IMAP_B_USER:
 		evbuffer_drain(in, len);
 		is->is_bstep = IMAP_B_PASS;
-		session_backend_write(s, s->s_user, s->s_userlen);
-		if (evbuffer_add_printf(bufferevent_get_output(s->s_bbev),
-		    " {%zu}\r\n", s->s_passlen) == -1)
-			fatal("evbuffer_add_printf");
+		backend_write(s, s->s_user, s->s_userlen);
+		backend_printf(s, " {%zu}\r\n", s->s_passlen);
 		break;
 	case IMAP_B_PASS:
 		evbuffer_drain(in, len);
 		is->is_bstep = IMAP_B_LOGIN;
-		session_backend_write(s, s->s_pass, s->s_passlen);
-		session_backend_write(s, "\r\n", 2);
+		backend_write(s, s->s_pass, s->s_passlen);
+		backend_write(s, "\r\n", 2);
 		break;
 	case IMAP_B_LOGIN:
 		/* The reply stays in the buffer: the relay passes it on. */
-		session_logged_in(s);
+		backend_logged_in(s);
 		break;
 	}
 }

@@ -575,12 +575,8 @@ void		 worker_serve(void);
 int		 worker_parent_imsg(struct imsg *);
 void		 worker_drain(void);
 void		 worker_stop(void);
-struct imsgev	*worker_auth_channel(void);
-void		 worker_session_closed(void);
-void		 worker_conn_open(void);
-void		 worker_conn_closed(void);
 
-/* session.c */
+/* session.c: the core every stage shares */
 struct bufferevent;
 struct evbuffer;
 struct ppread;
@@ -598,7 +594,7 @@ enum session_state {
 };
 
 /*
- * What a protocol (imap.c, pop3.c, smtp.c) plugs into the session machinery.
+ * What a protocol (imap.c, pop3.c, smtp.c) plugs into the session stages.
  * sp_input runs whenever client bytes are waiting in the pre-auth
  * state and must leave unparsed bytes in the input buffer; sp_backend
  * runs when the backend sent bytes during the proxy's login.
@@ -646,6 +642,57 @@ struct session_login {
 	socklen_t		 lg_pp_len;
 };
 
+/* How a session ended: the summary line's end=, the control socket's. */
+enum session_end {
+	SESSION_END_NONE,		/* "closed" */
+	SESSION_END_QUIT,
+	SESSION_END_LOGOUT,
+	SESSION_END_TIMEOUT,
+	SESSION_END_LOGIN_TIMEOUT,
+	SESSION_END_CLIENT_CLOSED,
+	SESSION_END_CLIENT_ERROR,
+	SESSION_END_TLS_HANDSHAKE,
+	SESSION_END_CLIENT_CERT,
+	SESSION_END_INTERNAL,
+	SESSION_END_TOO_MANY_ERRORS,
+	SESSION_END_TOO_MANY_COMMANDS,
+	SESSION_END_TOO_LONG,
+	SESSION_END_INVALID_LITERAL,
+	SESSION_END_EARLY_TALKER,
+	SESSION_END_LOGIN_FAILED,
+	SESSION_END_LOGIN_REJECTED,
+	SESSION_END_BACKEND_ERROR,
+	SESSION_END_BACKEND_CLOSED,
+	SESSION_END_UPSTREAM_STARTTLS,
+	SESSION_END_BROKEN_HEADER,
+	SESSION_END_KICKED,
+	SESSION_END_STOP,
+	SESSION_END_SHUTDOWN
+};
+
+/*
+ * The stages that hold state of their own until the session closes:
+ * each registers its destructor (session_on_close), which
+ * session_close() runs in this order.
+ */
+enum session_stage {
+	SESSION_STAGE_LOGIN,	/* an auth request to cancel */
+	SESSION_STAGE_PROXY,	/* a PROXY header being read */
+	SESSION_STAGE_RELAY,	/* the relay's pipes and events */
+	SESSION_NSTAGES
+};
+
+/* Why a stage's timer hook is called. */
+#define SESSION_EXPIRED_TIMEOUT	0	/* the time the stage armed */
+#define SESSION_EXPIRED_LOGIN	1	/* login_timeout (logged) */
+
+/* What the worker learns of its sessions (session_init). */
+struct session_hooks {
+	void	(*sh_ending)(struct session *);	/* before the summary */
+	void	(*sh_closed)(void);		/* all released */
+	void	(*sh_conn)(int);		/* a backend socket: +1, -1 */
+};
+
 struct session {
 	TAILQ_ENTRY(session)	 s_entry;	/* by s_id */
 	TAILQ_ENTRY(session)	 s_dead;
@@ -677,6 +724,9 @@ struct session {
 	unsigned int		 s_fail_close:1;	/* no Auth-Wait */
 
 	struct event		 s_timer;
+	/* The hook of the stage that armed s_timer. */
+	void			(*s_expire)(struct session *, int);
+	void			(*s_dtor[SESSION_NSTAGES])(struct session *);
 	long			 s_timeout;	/* ms, from s_last */
 	uint64_t		 s_last;	/* ms, CLOCK_MONOTONIC */
 	uint64_t		 s_start;
@@ -707,44 +757,64 @@ struct session {
 
 	uint64_t		 s_in;		/* relayed client -> backend */
 	uint64_t		 s_out;		/* relayed backend -> client */
-	const char		*s_end;		/* how it ended */
+	enum session_end	 s_end;		/* how it ended */
 };
 
+void		 session_init(const struct session_hooks *);
 struct session	*session_new(const struct conf_listen *, int,
 		    const struct sockaddr_storage *, socklen_t, uint64_t);
-void		 session_start(struct session *);
-void		 session_auth_result(struct auth_result *);
-void		 session_resolve(struct session *);
-void		 session_resolved(struct auth_resolved *);
-int		 session_client_addr(struct session *, char *, size_t);
-void		 session_auth_lost(void);
-void		 session_close_all(const char *);
+struct session	*session_find(uint64_t);
+void		 session_close_all(enum session_end);
 void		 session_foreach(void (*)(struct session *, void *), void *);
-void		 session_close(struct session *, const char *);
-void		 session_write(struct session *, const void *, size_t);
-void		 session_printf(struct session *, const char *, ...)
-		    __attribute__((__format__ (printf, 2, 3)));
-void		 session_quit(struct session *);
-void		 session_internal_error(struct session *);
-struct evbuffer	*session_input(struct session *);
+void		 session_close(struct session *, enum session_end);
+const char	*session_end_name(enum session_end);
+void		 session_on_close(struct session *, enum session_stage,
+		    void (*)(struct session *));
+void		 session_backend_fd(struct session *, int);
+void		 session_login_done(struct session *);
 size_t		 session_bufsize(const struct session *);
-int		 session_blocked(struct session *);
-int		 session_parse_error(struct session *);
-int		 session_command(struct session *);
-void		 session_too_long(struct session *, const char *, size_t);
-int		 session_starttls(const struct session *);
-/* TLS towards the backend of this login: the record's, or proxy_ssl's. */
-#define SESSION_BTLS_OFF	0
-#define SESSION_BTLS_SSL	1
-#define SESSION_BTLS_STARTTLS	2
-int		 session_backend_tls_mode(const struct session *);
-void		 session_starttls_begin(struct session *);
-void		 session_backend_starttls(struct session *);
-char		*session_scratch(size_t);
-void		 session_backend_too_long(struct session *);
-void		 session_backend_unexpected(struct session *, const char *,
-		    size_t, int);
-/* session_sasl_step() */
+int		 session_set_cred(struct session *, enum auth_method,
+		    const char *, size_t, const char *, size_t);
+void		 session_wipe_cred(struct session *);
+const char	*session_salt(struct session *);
+void		 session_host(const struct sockaddr *, char *, size_t,
+		    uint16_t *);
+int		 session_client_addr(struct session *, char *, size_t);
+uint64_t	 session_now(void);
+void		 session_touch(struct session *);
+void		 session_timer(struct session *, long,
+		    void (*)(struct session *, int));
+
+/* client.c */
+void		 client_start(struct session *);
+void		 client_timer(struct session *, long);
+void		 client_watch(struct session *, int);
+void		 client_write(struct session *, const void *, size_t);
+void		 client_printf(struct session *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+void		 client_quit(struct session *);
+void		 client_internal_error(struct session *);
+struct evbuffer	*client_input(struct session *);
+int		 client_blocked(struct session *);
+void		 client_reading(struct session *, int);
+int		 client_parse_error(struct session *);
+int		 client_command(struct session *);
+void		 client_too_long(struct session *, const char *, size_t);
+int		 client_starttls(const struct session *);
+void		 client_starttls_begin(struct session *);
+void		 client_resume(struct session *);
+/* client_sasl_line() */
+#define CLIENT_SASL_MORE	0	/* not a whole line yet */
+#define CLIENT_SASL_LINE	1	/* *linep: the line, without CR LF */
+#define CLIENT_SASL_BAD		2	/* too long or too many: refuse */
+int		 client_sasl_line(struct session *, const char *, size_t,
+		    char **, size_t *);
+void		 client_tls_errors(struct session *, struct bufferevent *,
+		    const char *);
+char		*client_scratch(size_t);
+
+/* login.c */
+/* login_sasl_step() */
 #define SASL_STEP_BAD		0
 #define SASL_STEP_USER		1
 #define SASL_STEP_LOGIN		2
@@ -758,26 +828,38 @@ struct sasl_login {
 	size_t			 sl_decsize;
 	char			*sl_ucopy;	/* owned: AUTH LOGIN's user */
 };
-int		 session_sasl_step(struct session *, int, int,
+void		 login_channel(struct imsgev *);
+int		 login_sasl_step(struct session *, int, int,
 		    const char *, const char *, size_t, struct sasl_login *);
-void		 session_sasl_free(struct sasl_login *);
-int		 session_set_cred(struct session *, enum auth_method,
-		    const char *, size_t, const char *, size_t);
-void		 session_wipe_cred(struct session *);
-const char	*session_salt(struct session *);
-void		 session_auth(struct session *);
-void		 session_login_failed(struct session *);
-void		 session_resume(struct session *);
-void		 session_backend_write(struct session *, const void *, size_t);
-struct evbuffer	*session_backend_input(struct session *);
-void		 session_backend_failed(struct session *, const char *, int);
-void		 session_logged_in(struct session *);
-void		 session_touch(struct session *);
-void		 session_timer(struct session *, long);
+void		 login_sasl_free(struct sasl_login *);
+void		 login_auth(struct session *);
+void		 login_auth_result(struct auth_result *);
+void		 login_auth_lost(void);
+void		 login_failed(struct session *);
+void		 login_resolve(struct session *);
+void		 login_resolved(struct auth_resolved *);
+
+/* backend.c */
+/* TLS towards the backend of this login: the record's, or proxy_ssl's. */
+#define SESSION_BTLS_OFF	0
+#define SESSION_BTLS_SSL	1
+#define SESSION_BTLS_STARTTLS	2
+void		 backend_set(struct session *, const struct auth_result *);
+void		 backend_connect(struct session *);
+int		 backend_tls_mode(const struct session *);
+void		 backend_starttls(struct session *);
+void		 backend_write(struct session *, const void *, size_t);
+void		 backend_printf(struct session *, const char *, ...)
+		    __attribute__((__format__ (printf, 2, 3)));
+struct evbuffer	*backend_input(struct session *);
+void		 backend_too_long(struct session *);
+void		 backend_unexpected(struct session *, const char *,
+		    size_t, int);
+void		 backend_failed(struct session *, enum session_end, int);
+void		 backend_logged_in(struct session *);
 
 /* ppsession.c */
 void		 ppsession_read_start(struct session *);
-void		 ppsession_free(struct session *);
 int		 ppsession_trusted(const struct conf_mail *,
 		    const struct sockaddr *);
 void		 ppsession_request(struct session *, struct auth_request *);
@@ -785,7 +867,6 @@ int		 ppsession_send(struct session *);
 
 /* relay.c */
 void		 relay_start(struct session *);
-void		 relay_free(struct session *);
 
 /* imap.c */
 extern const struct session_proto	 imap_proto;

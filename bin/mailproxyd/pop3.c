@@ -118,10 +118,10 @@ pop3_start(struct session *s)
 	if ((s->s_pdata = calloc(1, sizeof(struct pop3_session))) == NULL)
 		fatal("calloc");
 	if (s->s_mail->m_pop3_auth & (CONF_AUTH_APOP | CONF_AUTH_CRAM_MD5))
-		session_printf(s, "%s %s\r\n", POP3_GREETING,
+		client_printf(s, "%s %s\r\n", POP3_GREETING,
 		    session_salt(s));
 	else
-		session_printf(s, "%s\r\n", POP3_GREETING);
+		client_printf(s, "%s\r\n", POP3_GREETING);
 }
 
 static void
@@ -137,9 +137,9 @@ pop3_invalid(struct session *s, struct pop3_session *ps, int quit)
 {
 	ps->ps_state = POP3_ST_START;
 	session_wipe_cred(s);
-	session_write(s, POP3_INVALID, strlen(POP3_INVALID));
+	client_write(s, POP3_INVALID, strlen(POP3_INVALID));
 	if (quit)
-		session_quit(s);
+		client_quit(s);
 }
 
 static void
@@ -151,9 +151,9 @@ pop3_input(struct session *s)
 	size_t			 len;
 
 	for (;;) {
-		if (s->s_state != SESSION_PREAUTH || session_blocked(s))
+		if (s->s_state != SESSION_PREAUTH || client_blocked(s))
 			return;
-		in = session_input(s);
+		in = client_input(s);
 		if ((buf = input_window(in, session_bufsize(s), &len)) ==
 		    NULL)
 			return;
@@ -166,7 +166,11 @@ pop3_input(struct session *s)
 	}
 }
 
-/* One command: 0 when not complete yet, 1 when dealt with. */
+/*
+ * One command: 0 when not complete yet, 1 when dealt with.  Over 80
+ * lines: one case per command of reference 3.2, each a few lines,
+ * which read best side by side.
+ */
 static int
 pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
     size_t len)
@@ -181,19 +185,19 @@ pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
 	if (r == PARSE_MORE) {
 		if (len < bufsize)
 			return (0);
-		session_too_long(s, buf, len);
+		client_too_long(s, buf, len);
 		pop3_invalid(s, ps, 1);
 		return (1);
 	}
 	/* The arguments point into the line: keep a copy. */
-	line = session_scratch(pc.pc_len);
+	line = client_scratch(pc.pc_len);
 	memcpy(line, buf, pc.pc_len);
-	evbuffer_drain(session_input(s), pc.pc_len);
+	evbuffer_drain(client_input(s), pc.pc_len);
 	if (r == PARSE_ERROR) {
-		pop3_invalid(s, ps, session_parse_error(s));
+		pop3_invalid(s, ps, client_parse_error(s));
 		return (1);
 	}
-	if (session_command(s)) {
+	if (client_command(s)) {
 		pop3_invalid(s, ps, 1);
 		return (1);
 	}
@@ -216,12 +220,12 @@ pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
 			pop3_capa(s, 0);
 			return (1);
 		case POP3_CMD_NOOP:
-			session_write(s, POP3_OK, strlen(POP3_OK));
+			client_write(s, POP3_OK, strlen(POP3_OK));
 			return (1);
 		case POP3_CMD_QUIT:
-			session_write(s, POP3_OK, strlen(POP3_OK));
-			s->s_end = "quit";
-			session_quit(s);
+			client_write(s, POP3_OK, strlen(POP3_OK));
+			s->s_end = SESSION_END_QUIT;
+			client_quit(s);
 			return (1);
 		default:
 			break;
@@ -232,18 +236,18 @@ pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
 
 	switch (pc.pc_cmd) {
 	case POP3_CMD_USER:
-		if (session_starttls(s) == CONF_STARTTLS_ONLY ||
+		if (client_starttls(s) == CONF_STARTTLS_ONLY ||
 		    pc.pc_nargs != 1 || session_set_cred(s, AUTH_M_PLAIN, a0,
 		    pc.pc_arg[0].pa_len, "", 0) == -1)
 			break;
 		ps->ps_state = POP3_ST_USER;
-		session_write(s, POP3_OK, strlen(POP3_OK));
+		client_write(s, POP3_OK, strlen(POP3_OK));
 		return (1);
 	case POP3_CMD_CAPA:
 		pop3_capa(s, 1);
 		return (1);
 	case POP3_CMD_APOP:
-		if (session_starttls(s) == CONF_STARTTLS_ONLY ||
+		if (client_starttls(s) == CONF_STARTTLS_ONLY ||
 		    pc.pc_nargs != 2 ||
 		    !(s->s_mail->m_pop3_auth & CONF_AUTH_APOP))
 			break;
@@ -252,23 +256,23 @@ pop3_command(struct session *s, struct pop3_session *ps, const char *buf,
 		    pc.pc_arg[1].pa_len);
 		return (1);
 	case POP3_CMD_AUTH:
-		if (session_starttls(s) == CONF_STARTTLS_ONLY)
+		if (client_starttls(s) == CONF_STARTTLS_ONLY)
 			break;
 		pop3_auth(s, ps, &pc, line);
 		return (1);
 	case POP3_CMD_NOOP:
-		session_write(s, POP3_OK, strlen(POP3_OK));
+		client_write(s, POP3_OK, strlen(POP3_OK));
 		return (1);
 	case POP3_CMD_QUIT:
-		session_write(s, POP3_OK, strlen(POP3_OK));
-		s->s_end = "quit";
-		session_quit(s);
+		client_write(s, POP3_OK, strlen(POP3_OK));
+		s->s_end = SESSION_END_QUIT;
+		client_quit(s);
 		return (1);
 	case POP3_CMD_STLS:
-		if (session_starttls(s) == CONF_STARTTLS_OFF)
+		if (client_starttls(s) == CONF_STARTTLS_OFF)
 			break;
-		session_write(s, POP3_OK, strlen(POP3_OK));
-		session_starttls_begin(s);
+		client_write(s, POP3_OK, strlen(POP3_OK));
+		client_starttls_begin(s);
 		return (1);
 	default:
 		break;
@@ -286,28 +290,28 @@ static void
 pop3_capa(struct session *s, int stls)
 {
 	const struct conf_list	*caps = &s->s_mail->m_pop3_capabilities;
-	int			 starttls = stls ? session_starttls(s) :
+	int			 starttls = stls ? client_starttls(s) :
 				    CONF_STARTTLS_OFF;
 	size_t			 i;
 
-	session_printf(s, "+OK Capability list follows\r\n");
+	client_printf(s, "+OK Capability list follows\r\n");
 	for (i = 0; i < caps->cl_n; i++) {
 		if (starttls == CONF_STARTTLS_ONLY &&
 		    strcasecmp(caps->cl_item[i].ci_str, "USER") == 0)
 			continue;
-		session_printf(s, "%s\r\n", caps->cl_item[i].ci_str);
+		client_printf(s, "%s\r\n", caps->cl_item[i].ci_str);
 	}
 	if (starttls != CONF_STARTTLS_ONLY) {
-		session_printf(s, "SASL");
+		client_printf(s, "SASL");
 		for (i = 0; i < nitems(pop3_mechs); i++)
 			if (pop3_mech_enabled(s, pop3_mechs[i]))
-				session_printf(s, " %s",
+				client_printf(s, " %s",
 				    sasl_mech_name(pop3_mechs[i]));
-		session_printf(s, "\r\n");
+		client_printf(s, "\r\n");
 	}
 	if (starttls != CONF_STARTTLS_OFF)
-		session_printf(s, "STLS\r\n");
-	session_printf(s, ".\r\n");
+		client_printf(s, "STLS\r\n");
+	client_printf(s, ".\r\n");
 }
 
 /*
@@ -323,12 +327,12 @@ pop3_auth(struct session *s, struct pop3_session *ps,
 	size_t		 i, n;
 
 	if (pc->pc_nargs == 0) {
-		session_printf(s, "+OK methods supported:\r\n");
+		client_printf(s, "+OK methods supported:\r\n");
 		for (i = 0; i < nitems(pop3_mechs); i++)
 			if (pop3_mech_enabled(s, pop3_mechs[i]))
-				session_printf(s, "%s\r\n",
+				client_printf(s, "%s\r\n",
 				    sasl_mech_name(pop3_mechs[i]));
-		session_printf(s, ".\r\n");
+		client_printf(s, ".\r\n");
 		return;
 	}
 	mech = sasl_mech_lookup(line + pc->pc_arg[0].pa_off,
@@ -351,7 +355,7 @@ pop3_auth(struct session *s, struct pop3_session *ps,
 	switch (mech) {
 	case SASL_MECH_LOGIN:
 	case SASL_MECH_EXTERNAL:
-		session_write(s, POP3_USERNAME, strlen(POP3_USERNAME));
+		client_write(s, POP3_USERNAME, strlen(POP3_USERNAME));
 		break;
 	case SASL_MECH_CRAM_MD5:
 		n = strlen(session_salt(s));
@@ -360,11 +364,11 @@ pop3_auth(struct session *s, struct pop3_session *ps,
 		if (base64_encode(b64, BASE64_ENCODED_LEN(n) + 1,
 		    session_salt(s), n) == (size_t)-1)
 			fatalx("base64_encode");
-		session_printf(s, "+ %s\r\n", b64);
+		client_printf(s, "+ %s\r\n", b64);
 		free(b64);
 		break;
 	default:
-		session_write(s, POP3_NEXT, strlen(POP3_NEXT));
+		client_write(s, POP3_NEXT, strlen(POP3_NEXT));
 		break;
 	}
 }
@@ -374,31 +378,22 @@ static int
 pop3_sasl(struct session *s, struct pop3_session *ps, const char *buf,
     size_t len)
 {
-	size_t		 linelen, used, bufsize = session_bufsize(s);
+	size_t		 linelen;
 	char		*line;
 
-	if (sasl_line(buf, len, &linelen, &used) == PARSE_MORE) {
-		if (len < bufsize)
-			return (0);
-		session_too_long(s, buf, len);
-		pop3_invalid(s, ps, 1);
-		return (1);
-	}
-	if ((line = malloc(linelen + 1)) == NULL)
-		fatal("malloc");
-	memcpy(line, buf, linelen);
-	evbuffer_drain(session_input(s), used);
-	if (session_command(s)) {
-		freezero(line, linelen + 1);
+	switch (client_sasl_line(s, buf, len, &line, &linelen)) {
+	case CLIENT_SASL_MORE:
+		return (0);
+	case CLIENT_SASL_BAD:
 		pop3_invalid(s, ps, 1);
 		return (1);
 	}
 	if (ps->ps_state == POP3_ST_SASL_ERROR) {
 		freezero(line, linelen + 1);
 		ps->ps_state = POP3_ST_START;
-		session_printf(s, "-ERR %s\r\n", s->s_fail_text != NULL ?
+		client_printf(s, "-ERR %s\r\n", s->s_fail_text != NULL ?
 		    s->s_fail_text : "");
-		session_login_failed(s);
+		login_failed(s);
 		return (1);
 	}
 	pop3_sasl_done(s, ps, line, linelen);
@@ -413,17 +408,17 @@ pop3_sasl_done(struct session *s, struct pop3_session *ps,
 {
 	struct sasl_login	sl;
 
-	switch (session_sasl_step(s, ps->ps_mech,
+	switch (login_sasl_step(s, ps->ps_mech,
 	    ps->ps_state == POP3_ST_SASL_LOGIN_PASS, "AUTH", resp, len,
 	    &sl)) {
 	case SASL_STEP_USER:
 		ps->ps_state = POP3_ST_SASL_LOGIN_PASS;
-		session_write(s, POP3_PASSWORD, strlen(POP3_PASSWORD));
+		client_write(s, POP3_PASSWORD, strlen(POP3_PASSWORD));
 		return;
 	case SASL_STEP_LOGIN:
 		pop3_login(s, ps, sl.sl_method, sl.sl_user, sl.sl_userlen,
 		    sl.sl_pass, sl.sl_passlen);
-		session_sasl_free(&sl);
+		login_sasl_free(&sl);
 		return;
 	}
 	pop3_invalid(s, ps, 0);
@@ -441,7 +436,7 @@ pop3_login(struct session *s, struct pop3_session *ps,
 	}
 	if (method == AUTH_M_APOP || method == AUTH_M_CRAM_MD5)
 		(void)session_salt(s);
-	session_auth(s);
+	login_auth(s);
 }
 
 /* "-ERR <text>", after Auth-Error-SASL and the client's answer to it. */
@@ -452,14 +447,14 @@ pop3_auth_failed(struct session *s, const char *text, const char *sasl)
 
 	if (sasl[0] != '\0' && (ps->ps_mech == SASL_MECH_XOAUTH2 ||
 	    ps->ps_mech == SASL_MECH_OAUTHBEARER)) {
-		session_printf(s, "+ %s\r\n", sasl);
+		client_printf(s, "+ %s\r\n", sasl);
 		ps->ps_state = POP3_ST_SASL_ERROR;
-		session_resume(s);
+		client_resume(s);
 		return;
 	}
 	ps->ps_state = POP3_ST_START;
-	session_printf(s, "-ERR %s\r\n", text);
-	session_login_failed(s);
+	client_printf(s, "-ERR %s\r\n", text);
+	login_failed(s);
 }
 
 /*
@@ -471,16 +466,16 @@ static void
 pop3_backend_user(struct session *s, struct pop3_session *ps)
 {
 	ps->ps_bstep = POP3_B_USER;
-	session_backend_write(s, "USER ", 5);
-	session_backend_write(s, s->s_user, s->s_userlen);
-	session_backend_write(s, "\r\n", 2);
+	backend_write(s, "USER ", 5);
+	backend_write(s, s->s_user, s->s_userlen);
+	backend_write(s, "\r\n", 2);
 }
 
 static void
 pop3_backend(struct session *s)
 {
 	struct pop3_session	*ps = s->s_pdata;
-	struct evbuffer		*in = session_backend_input(s);
+	struct evbuffer		*in = backend_input(s);
 	const char		*buf;
 	size_t			 len;
 	int			 r;
@@ -496,20 +491,20 @@ pop3_backend(struct session *s)
 	r = pop3_backend_reply(buf, len);
 	if (r == PARSE_MORE) {
 		if (len >= (size_t)s->s_mail->m_proxy_buffer)
-			session_backend_too_long(s);
+			backend_too_long(s);
 		return;
 	}
 	if (r == PARSE_ERROR) {
-		session_backend_unexpected(s, buf, len, 1);
+		backend_unexpected(s, buf, len, 1);
 		return;
 	}
 	switch (ps->ps_bstep) {
 	case POP3_B_GREETING:
 		evbuffer_drain(in, len);
-		if (session_backend_tls_mode(s) ==
+		if (backend_tls_mode(s) ==
 		    SESSION_BTLS_STARTTLS && !s->s_btls) {
 			ps->ps_bstep = POP3_B_STLS;
-			session_backend_write(s, "STLS\r\n", 6);
+			backend_write(s, "STLS\r\n", 6);
 			break;
 		}
 		pop3_backend_user(s, ps);
@@ -517,24 +512,24 @@ pop3_backend(struct session *s)
 	case POP3_B_STLS:
 		/* One "+OK" line, nothing after it before the handshake. */
 		if (memchr(buf, '\n', len) != buf + len - 1) {
-			session_backend_starttls(s);
+			backend_starttls(s);
 			break;
 		}
 		evbuffer_drain(in, len);
 		ps->ps_bstep = POP3_B_TLS;
-		session_backend_starttls(s);
+		backend_starttls(s);
 		break;
 	case POP3_B_TLS:
 		break;
 	case POP3_B_USER:
 		evbuffer_drain(in, len);
 		ps->ps_bstep = POP3_B_PASS;
-		session_backend_write(s, "PASS ", 5);
-		session_backend_write(s, s->s_pass, s->s_passlen);
-		session_backend_write(s, "\r\n", 2);
+		backend_write(s, "PASS ", 5);
+		backend_write(s, s->s_pass, s->s_passlen);
+		backend_write(s, "\r\n", 2);
 		break;
 	case POP3_B_PASS:
-		session_logged_in(s);
+		backend_logged_in(s);
 		break;
 	}
 }

@@ -36,6 +36,7 @@ struct ppread {
 };
 
 static void	 ppsession_read(int, short, void *);
+static void	 ppsession_free(struct session *);
 static void	 ppsession_broken(struct session *, const unsigned char *,
 		    size_t, const char *);
 static void	 ppsession_apply(struct session *,
@@ -44,8 +45,9 @@ static void	 ppsession_unmap(const struct sockaddr *,
 		    struct sockaddr_storage *);
 
 /*
- * session_new() of a listen with proxy_protocol: read the header, then
- * session_start().  The session's timer (timeout) is already running.
+ * The first stage on a listen with proxy_protocol: read the header,
+ * then client_start().  The session's timer (timeout) is already
+ * running.
  */
 void
 ppsession_read_start(struct session *s)
@@ -55,13 +57,14 @@ ppsession_read_start(struct session *s)
 	if ((pr = calloc(1, sizeof(*pr))) == NULL)
 		fatal("calloc");
 	s->s_ppread = pr;
+	session_on_close(s, SESSION_STAGE_PROXY, ppsession_free);
 	event_assign(&pr->pr_ev, worker_base, s->s_cfd, EV_READ | EV_PERSIST,
 	    ppsession_read, s);
 	event_add(&pr->pr_ev, NULL);
 }
 
 /* The session closes (or the header is in): no more reading. */
-void
+static void
 ppsession_free(struct session *s)
 {
 	if (s->s_ppread == NULL)
@@ -89,7 +92,7 @@ ppsession_read(int fd, short events, void *arg)
 			return;
 		log_session(LOG_LVL_INFO, s->s_id, "recv() of the PROXY "
 		    "protocol header failed (%d: %s)", errno, strerror(errno));
-		session_close(s, "client-error");
+		session_close(s, SESSION_END_CLIENT_ERROR);
 		return;
 	}
 	if (n == 0) {
@@ -113,16 +116,17 @@ ppsession_read(int fd, short events, void *arg)
 			log_session(LOG_LVL_INFO, s->s_id, "recv() of the "
 			    "PROXY protocol header failed (%d: %s)", errno,
 			    n == -1 ? strerror(errno) : "short read");
-			session_close(s, "client-error");
+			session_close(s, SESSION_END_CLIENT_ERROR);
 			return;
 		}
 		pr->pr_len += take;
 	}
 	if (r == PARSE_MORE)
 		return;
+	session_on_close(s, SESSION_STAGE_PROXY, NULL);
 	ppsession_free(s);
 	ppsession_apply(s, &ph);
-	session_start(s);
+	client_start(s);
 }
 
 static void
@@ -135,7 +139,7 @@ ppsession_broken(struct session *s, const unsigned char *buf, size_t len,
 	    log_escape(esc, sizeof(esc), buf, len > PPSESSION_LOG_MAX ?
 	    PPSESSION_LOG_MAX : len), len > PPSESSION_LOG_MAX ? "..." : "",
 	    why);
-	session_close(s, "broken-header");
+	session_close(s, SESSION_END_BROKEN_HEADER);
 }
 
 /* sa, an IPv4-mapped IPv6 address as the IPv4 one it is. */

@@ -66,7 +66,7 @@ struct relay_side {
 
 struct relay {
 	struct session	*r_session;
-	const char	*r_first;	/* which side ended first */
+	enum session_end r_first;	/* which side ended first */
 	/* spliced, by source side */
 	struct relay_dir r_dir[2];
 	struct relay_side r_side[2];
@@ -86,8 +86,10 @@ static void	 relay_bev_write(struct bufferevent *, void *);
 static void	 relay_bev_event(struct bufferevent *, short, void *);
 static void	 relay_bev_shutdown(struct session *, int);
 static void	 relay_check_done(struct session *);
+static void	 relay_expired(struct session *, int);
+static void	 relay_free(struct session *);
 static size_t	 relay_limit(const struct session *, int);
-static const char *relay_ended(int, int);
+static enum session_end relay_ended(int, int);
 #ifdef RELAY_SPLICE
 static int	 relay_pool[RELAY_POOL_MAX][2];
 static int	 relay_npool;
@@ -102,12 +104,13 @@ static void	 relay_side_cb(int, short, void *);
 static int	 relay_pump(struct relay *, int);
 #endif
 
-static const char *
+static enum session_end
 relay_ended(int side, int error)
 {
 	if (side == SIDE_CLIENT)
-		return (error ? "client-error" : "client-closed");
-	return (error ? "backend-error" : "backend-closed");
+		return (error ? SESSION_END_CLIENT_ERROR :
+		    SESSION_END_CLIENT_CLOSED);
+	return (error ? SESSION_END_BACKEND_ERROR : SESSION_END_BACKEND_CLOSED);
 }
 
 /* The most queued for side: what the other side may send it. */
@@ -159,6 +162,7 @@ relay_start(struct session *s)
 	r->r_dir[1].rd_pipe[0] = r->r_dir[1].rd_pipe[1] = -1;
 	s->s_relay = r;
 	s->s_state = SESSION_RELAY;
+	session_on_close(s, SESSION_STAGE_RELAY, relay_free);
 
 	cin = bufferevent_get_input(s->s_cbev);
 	bin = bufferevent_get_input(s->s_bbev);
@@ -168,7 +172,7 @@ relay_start(struct session *s)
 	    -1 || evbuffer_add_buffer(bufferevent_get_output(s->s_bbev),
 	    cin) == -1)
 		fatal("evbuffer_add_buffer");
-	session_timer(s, s->s_mail->m_proxy_timeout);
+	session_timer(s, s->s_mail->m_proxy_timeout, relay_expired);
 
 #ifdef RELAY_SPLICE
 	if (relay_can_splice(s) && relay_pipes(r) == 0) {
@@ -191,7 +195,17 @@ relay_start(struct session *s)
 	relay_bev_start(s);
 }
 
-void
+/* proxy_timeout passed without a byte either way. */
+static void
+relay_expired(struct session *s, int why)
+{
+	(void)why;
+	log_session(LOG_LVL_INFO, s->s_id, "proxied session timed out");
+	session_close(s, SESSION_END_TIMEOUT);
+}
+
+/* The session closes: its pipes go back to the pool. */
+static void
 relay_free(struct session *s)
 {
 	struct relay	*r = s->s_relay;
@@ -351,7 +365,9 @@ relay_side_cb(int fd, short events, void *arg)
  * Move what side src sent to the other: socket to pipe, pipe to socket,
  * until one of them would block.  While the pipe holds bytes the source
  * is not read (the destination's pace sets the source's).  Returns -1
- * when the session ended.
+ * when the session ended.  Over 80 lines: the two halves of one
+ * splice(2) loop share their error handling, which split apart would
+ * be written twice.
  */
 static int
 relay_pump(struct relay *r, int src)
@@ -414,14 +430,14 @@ relay_pump(struct relay *r, int src)
 		if (relay_pipe_get(d) == -1) {
 			log_session(LOG_LVL_ERR, s->s_id, "pipe2() failed "
 			    "(%d: %s)", errno, strerror(errno));
-			session_close(s, "internal-error");
+			session_close(s, SESSION_END_INTERNAL);
 			return (-1);
 		}
 		n = splice(from, NULL, d->rd_pipe[1], NULL, RELAY_CHUNK,
 		    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n == 0) {
 			d->rd_eof = 1;
-			if (r->r_first == NULL)
+			if (r->r_first == SESSION_END_NONE)
 				r->r_first = relay_ended(src, 0);
 			continue;
 		}
@@ -537,7 +553,7 @@ relay_bev_event(struct bufferevent *bev, short what, void *arg)
 	if (!(what & BEV_EVENT_EOF))
 		return;
 	r->r_eof[side] = 1;
-	if (r->r_first == NULL)
+	if (r->r_first == SESSION_END_NONE)
 		r->r_first = relay_ended(side, 0);
 	to = side == SIDE_CLIENT ? s->s_bbev : s->s_cbev;
 	if (evbuffer_get_length(bufferevent_get_output(to)) == 0)

@@ -15,7 +15,6 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -115,8 +114,6 @@ static void	 smtp_login(struct session *, struct smtp_session *,
 		    enum auth_method, const char *, size_t, const char *,
 		    size_t);
 static void	 smtp_clear_envelope(struct smtp_session *);
-static void	 smtp_backend_send(struct session *, const char *, ...)
-		    __attribute__((__format__ (printf, 2, 3)));
 static void	 smtp_backend_b64(struct session *, const char *, size_t);
 static void	 smtp_backend_xclient(struct session *, struct smtp_session *);
 static void	 smtp_backend_next(struct session *, struct smtp_session *);
@@ -173,11 +170,11 @@ smtp_start(struct session *s)
 	s->s_pdata = ss;
 	if (s->s_mail->m_resolver.rs_mode == 1) {
 		ss->ss_state = SMTP_ST_RESOLVE;
-		bufferevent_disable(s->s_cbev, EV_READ);
+		client_reading(s, 0);
 		/* Two look-ups, each bounded by resolver_timeout. */
-		session_timer(s, 2 * s->s_mail->m_resolver_timeout +
+		client_timer(s, 2 * s->s_mail->m_resolver_timeout +
 		    s->s_mail->m_timeout);
-		session_resolve(s);
+		login_resolve(s);
 		return;
 	}
 	(void)strlcpy(ss->ss_host, "[UNAVAILABLE]", sizeof(ss->ss_host));
@@ -193,7 +190,7 @@ smtp_resolved(struct session *s, const char *host)
 		return;
 	(void)strlcpy(ss->ss_host, host, sizeof(ss->ss_host));
 	log_session(LOG_LVL_DEBUG, s->s_id, "client name %s", ss->ss_host);
-	bufferevent_enable(s->s_cbev, EV_READ);
+	client_reading(s, 1);
 	smtp_greet(s);
 }
 
@@ -210,7 +207,7 @@ smtp_greet(struct session *s)
 
 	if (ms > 0) {
 		ss->ss_state = SMTP_ST_DELAY;
-		session_timer(s, ms + s->s_mail->m_timeout);
+		client_timer(s, ms + s->s_mail->m_timeout);
 		evtimer_assign(&ss->ss_delay, worker_base, smtp_delay_over, s);
 		tv.tv_sec = ms / 1000;
 		tv.tv_usec = (ms % 1000) * 1000;
@@ -218,8 +215,8 @@ smtp_greet(struct session *s)
 		return;
 	}
 	ss->ss_state = SMTP_ST_START;
-	session_timer(s, s->s_mail->m_timeout);
-	session_printf(s, "220 %s ESMTP ready\r\n", s->s_mail->m_server_name);
+	client_timer(s, s->s_mail->m_timeout);
+	client_printf(s, "220 %s ESMTP ready\r\n", s->s_mail->m_server_name);
 	/* What came while the name was asked. */
 	smtp_input(s);
 }
@@ -235,8 +232,8 @@ smtp_delay_over(int fd, short events, void *arg)
 	if (s->s_state != SESSION_PREAUTH || ss->ss_state != SMTP_ST_DELAY)
 		return;
 	ss->ss_state = SMTP_ST_START;
-	session_timer(s, s->s_mail->m_timeout);
-	session_printf(s, "220 %s ESMTP ready\r\n", s->s_mail->m_server_name);
+	client_timer(s, s->s_mail->m_timeout);
+	client_printf(s, "220 %s ESMTP ready\r\n", s->s_mail->m_server_name);
 }
 
 static void
@@ -263,7 +260,7 @@ smtp_free(struct session *s)
 static void
 smtp_reply(struct session *s, const char *reply)
 {
-	session_write(s, reply, strlen(reply));
+	client_write(s, reply, strlen(reply));
 }
 
 /* "500 5.5.1 Invalid command", back to the initial state. */
@@ -276,7 +273,7 @@ smtp_invalid(struct session *s, struct smtp_session *ss, int quit)
 	}
 	smtp_reply(s, SMTP_INVALID);
 	if (quit)
-		session_quit(s);
+		client_quit(s);
 }
 
 static void
@@ -289,9 +286,9 @@ smtp_input(struct session *s)
 	size_t			 len;
 
 	for (;;) {
-		if (s->s_state != SESSION_PREAUTH || session_blocked(s))
+		if (s->s_state != SESSION_PREAUTH || client_blocked(s))
 			return;
-		in = session_input(s);
+		in = client_input(s);
 		if ((buf = input_window(in, session_bufsize(s), &len)) ==
 		    NULL)
 			return;
@@ -305,9 +302,9 @@ smtp_input(struct session *s)
 			    len > 64 ? 64 : len));
 			evbuffer_drain(in, len);
 			evtimer_del(&ss->ss_delay);
-			s->s_end = "early-talker";
+			s->s_end = SESSION_END_EARLY_TALKER;
 			smtp_reply(s, SMTP_PIPELINING);
-			session_quit(s);
+			client_quit(s);
 			return;
 		case SMTP_ST_START:
 			if (smtp_command(s, ss, buf, len) == 0)
@@ -335,19 +332,19 @@ smtp_command(struct session *s, struct smtp_session *ss, const char *buf,
 	if (r == PARSE_MORE) {
 		if (len < bufsize)
 			return (0);
-		session_too_long(s, buf, len);
+		client_too_long(s, buf, len);
 		smtp_invalid(s, ss, 1);
 		return (1);
 	}
 	/* The arguments point into the line: keep a copy. */
-	line = session_scratch(sc.sc_len);
+	line = client_scratch(sc.sc_len);
 	memcpy(line, buf, sc.sc_len);
-	evbuffer_drain(session_input(s), sc.sc_len);
+	evbuffer_drain(client_input(s), sc.sc_len);
 	if (r == PARSE_ERROR) {
-		smtp_invalid(s, ss, session_parse_error(s));
+		smtp_invalid(s, ss, client_parse_error(s));
 		return (1);
 	}
-	if (session_command(s)) {
+	if (client_command(s)) {
 		smtp_invalid(s, ss, 1);
 		return (1);
 	}
@@ -375,11 +372,11 @@ smtp_command(struct session *s, struct smtp_session *ss, const char *buf,
 		break;
 	case SMTP_CMD_QUIT:
 		smtp_reply(s, SMTP_BYE);
-		s->s_end = "quit";
-		session_quit(s);
+		s->s_end = SESSION_END_QUIT;
+		client_quit(s);
 		break;
 	case SMTP_CMD_STARTTLS:
-		if (session_starttls(s) == CONF_STARTTLS_OFF) {
+		if (client_starttls(s) == CONF_STARTTLS_OFF) {
 			smtp_invalid(s, ss, 0);
 			break;
 		}
@@ -389,7 +386,7 @@ smtp_command(struct session *s, struct smtp_session *ss, const char *buf,
 		ss->ss_esmtp = 0;
 		smtp_clear_envelope(ss);
 		smtp_reply(s, "220 2.0.0 Start TLS\r\n");
-		session_starttls_begin(s);
+		client_starttls_begin(s);
 		break;
 	default:
 		/* VRFY, EXPN, HELP: refused, not counted. */
@@ -419,7 +416,7 @@ smtp_helo(struct session *s, struct smtp_session *ss,
 	smtp_clear_envelope(ss);
 	if (sc->sc_cmd == SMTP_CMD_HELO) {
 		ss->ss_esmtp = 0;
-		session_printf(s, "250 %s\r\n", s->s_mail->m_server_name);
+		client_printf(s, "250 %s\r\n", s->s_mail->m_server_name);
 		return;
 	}
 	ss->ss_esmtp = 1;
@@ -441,7 +438,7 @@ smtp_ehlo(struct session *s)
 	size_t			 i, n, left;
 
 	/* Off once TLS is on; "only" keeps AUTH hidden before it. */
-	starttls = session_starttls(s);
+	starttls = client_starttls(s);
 
 	auth[0] = '\0';
 	if (starttls != CONF_STARTTLS_ONLY) {
@@ -455,16 +452,16 @@ smtp_ehlo(struct session *s)
 	}
 	left = caps->cl_n + (auth[0] != '\0') +
 	    (starttls != CONF_STARTTLS_OFF);
-	session_printf(s, "250%c%s\r\n", left == 0 ? ' ' : '-',
+	client_printf(s, "250%c%s\r\n", left == 0 ? ' ' : '-',
 	    s->s_mail->m_server_name);
 	for (n = 0; n < caps->cl_n; n++)
-		session_printf(s, "250%c%s\r\n", --left == 0 ? ' ' : '-',
+		client_printf(s, "250%c%s\r\n", --left == 0 ? ' ' : '-',
 		    caps->cl_item[n].ci_str);
 	if (auth[0] != '\0')
-		session_printf(s, "250%cAUTH%s\r\n", --left == 0 ? ' ' : '-',
+		client_printf(s, "250%cAUTH%s\r\n", --left == 0 ? ' ' : '-',
 		    auth);
 	if (starttls != CONF_STARTTLS_OFF)
-		session_printf(s, "250 STARTTLS\r\n");
+		client_printf(s, "250 STARTTLS\r\n");
 }
 
 /*
@@ -480,7 +477,7 @@ smtp_auth(struct session *s, struct smtp_session *ss,
 	char		*b64, *dec;
 	size_t		 n, declen, decsize;
 
-	if (session_starttls(s) == CONF_STARTTLS_ONLY) {
+	if (client_starttls(s) == CONF_STARTTLS_ONLY) {
 		smtp_invalid(s, ss, 0);
 		return;
 	}
@@ -537,7 +534,7 @@ smtp_auth(struct session *s, struct smtp_session *ss,
 		if (base64_encode(b64, BASE64_ENCODED_LEN(n) + 1,
 		    session_salt(s), n) == (size_t)-1)
 			fatalx("base64_encode");
-		session_printf(s, "334 %s\r\n", b64);
+		client_printf(s, "334 %s\r\n", b64);
 		free(b64);
 		break;
 	default:
@@ -594,7 +591,7 @@ smtp_rcpt(struct session *s, struct smtp_session *ss,
 		return;
 	}
 	ss->ss_none = 1;
-	session_auth(s);
+	login_auth(s);
 }
 
 /* A line in answer to a challenge: 0 when not complete yet, else 1. */
@@ -602,32 +599,23 @@ static int
 smtp_sasl(struct session *s, struct smtp_session *ss, const char *buf,
     size_t len)
 {
-	size_t		 linelen, used, bufsize = session_bufsize(s);
+	size_t		 linelen;
 	char		*line;
 
-	if (sasl_line(buf, len, &linelen, &used) == PARSE_MORE) {
-		if (len < bufsize)
-			return (0);
-		session_too_long(s, buf, len);
-		smtp_invalid(s, ss, 1);
-		return (1);
-	}
-	if ((line = malloc(linelen + 1)) == NULL)
-		fatal("malloc");
-	memcpy(line, buf, linelen);
-	evbuffer_drain(session_input(s), used);
-	if (session_command(s)) {
-		freezero(line, linelen + 1);
+	switch (client_sasl_line(s, buf, len, &line, &linelen)) {
+	case CLIENT_SASL_MORE:
+		return (0);
+	case CLIENT_SASL_BAD:
 		smtp_invalid(s, ss, 1);
 		return (1);
 	}
 	if (ss->ss_state == SMTP_ST_SASL_ERROR) {
 		freezero(line, linelen + 1);
 		ss->ss_state = SMTP_ST_START;
-		session_printf(s, "%s %s\r\n", s->s_fail_code[0] != '\0' ?
+		client_printf(s, "%s %s\r\n", s->s_fail_code[0] != '\0' ?
 		    s->s_fail_code : SMTP_AUTH_FAILED, s->s_fail_text != NULL ?
 		    s->s_fail_text : "");
-		session_login_failed(s);
+		login_failed(s);
 		return (1);
 	}
 	smtp_sasl_done(s, ss, line, linelen);
@@ -642,7 +630,7 @@ smtp_sasl_done(struct session *s, struct smtp_session *ss,
 {
 	struct sasl_login	sl;
 
-	switch (session_sasl_step(s, ss->ss_mech,
+	switch (login_sasl_step(s, ss->ss_mech,
 	    ss->ss_state == SMTP_ST_SASL_LOGIN_PASS, "AUTH", resp, len,
 	    &sl)) {
 	case SASL_STEP_USER:
@@ -652,7 +640,7 @@ smtp_sasl_done(struct session *s, struct smtp_session *ss,
 	case SASL_STEP_LOGIN:
 		smtp_login(s, ss, sl.sl_method, sl.sl_user, sl.sl_userlen,
 		    sl.sl_pass, sl.sl_passlen);
-		session_sasl_free(&sl);
+		login_sasl_free(&sl);
 		return;
 	}
 	smtp_invalid(s, ss, 0);
@@ -671,7 +659,7 @@ smtp_login(struct session *s, struct smtp_session *ss,
 	if (method == AUTH_M_CRAM_MD5)
 		(void)session_salt(s);
 	ss->ss_none = 0;
-	session_auth(s);
+	login_auth(s);
 }
 
 /* Client-Host always; HELO, MAIL and RCPT for Auth-Method none. */
@@ -706,30 +694,18 @@ smtp_auth_failed(struct session *s, const char *text, const char *sasl)
 
 	if (sasl[0] != '\0' && (ss->ss_mech == SASL_MECH_XOAUTH2 ||
 	    ss->ss_mech == SASL_MECH_OAUTHBEARER)) {
-		session_printf(s, "334 %s\r\n", sasl);
+		client_printf(s, "334 %s\r\n", sasl);
 		ss->ss_state = SMTP_ST_SASL_ERROR;
-		session_resume(s);
+		client_resume(s);
 		return;
 	}
 	ss->ss_state = SMTP_ST_START;
 	ss->ss_none = 0;
 	free(ss->ss_to);
 	ss->ss_to = NULL;
-	session_printf(s, "%s %s\r\n", s->s_fail_code[0] != '\0' ?
+	client_printf(s, "%s %s\r\n", s->s_fail_code[0] != '\0' ?
 	    s->s_fail_code : SMTP_AUTH_FAILED, text);
-	session_login_failed(s);
-}
-
-static void
-smtp_backend_send(struct session *s, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	if (evbuffer_add_vprintf(bufferevent_get_output(s->s_bbev), fmt,
-	    ap) == -1)
-		fatal("evbuffer_add_vprintf");
-	va_end(ap);
+	login_failed(s);
 }
 
 /* The base64 of data and a line end, to the backend. */
@@ -743,8 +719,8 @@ smtp_backend_b64(struct session *s, const char *data, size_t len)
 		fatal("malloc");
 	if (base64_encode(b64, n, data, len) == (size_t)-1)
 		fatalx("base64_encode");
-	session_backend_write(s, b64, strlen(b64));
-	session_backend_write(s, "\r\n", 2);
+	backend_write(s, b64, strlen(b64));
+	backend_write(s, "\r\n", 2);
 	freezero(b64, n);
 }
 
@@ -761,17 +737,17 @@ smtp_backend_xclient(struct session *s, struct smtp_session *ss)
 	int	 family;
 
 	family = session_client_addr(s, addr, sizeof(addr));
-	smtp_backend_send(s, "XCLIENT ADDR=%s%s", family == AF_INET6 ?
+	backend_printf(s, "XCLIENT ADDR=%s%s", family == AF_INET6 ?
 	    "IPV6:" : "", addr);
 	if (s->s_userlen > 0 && !s->s_mail->m_proxy_smtp_auth) {
 		n = smtp_xtext(NULL, 0, s->s_user, s->s_userlen) + 1;
 		if ((login = malloc(n)) == NULL)
 			fatal("malloc");
 		(void)smtp_xtext(login, n, s->s_user, s->s_userlen);
-		smtp_backend_send(s, " LOGIN=%s", login);
+		backend_printf(s, " LOGIN=%s", login);
 		free(login);
 	}
-	smtp_backend_send(s, " NAME=%s\r\n", ss->ss_host);
+	backend_printf(s, " NAME=%s\r\n", ss->ss_host);
 }
 
 /* After the greetings: MAIL and RCPT, AUTH, or the client's 235. */
@@ -783,7 +759,7 @@ smtp_backend_next(struct session *s, struct smtp_session *ss)
 
 	if (ss->ss_none) {
 		ss->ss_bstep = SMTP_B_MAIL;
-		smtp_backend_send(s, "%s\r\n", ss->ss_from);
+		backend_printf(s, "%s\r\n", ss->ss_from);
 		return;
 	}
 	if (s->s_mail->m_proxy_smtp_auth) {
@@ -792,12 +768,12 @@ smtp_backend_next(struct session *s, struct smtp_session *ss)
 			log_session(LOG_LVL_ERR, s->s_id, "auth server did not "
 			    "send a password for proxy_smtp_auth, upstream: "
 			    "%s", s->s_backend_text);
-			session_internal_error(s);
+			client_internal_error(s);
 			return;
 		}
 		if (ss->ss_login_only) {
 			ss->ss_bstep = SMTP_B_LOGIN;
-			smtp_backend_send(s, "AUTH LOGIN\r\n");
+			backend_printf(s, "AUTH LOGIN\r\n");
 			return;
 		}
 		ss->ss_bstep = SMTP_B_AUTH;
@@ -808,13 +784,13 @@ smtp_backend_next(struct session *s, struct smtp_session *ss)
 		memcpy(plain + 1, s->s_user, s->s_userlen);
 		plain[1 + s->s_userlen] = '\0';
 		memcpy(plain + 2 + s->s_userlen, s->s_pass, s->s_passlen);
-		smtp_backend_send(s, "AUTH PLAIN ");
+		backend_printf(s, "AUTH PLAIN ");
 		smtp_backend_b64(s, plain, n);
 		freezero(plain, n);
 		return;
 	}
 	smtp_reply(s, SMTP_AUTH_OK);
-	session_logged_in(s);
+	backend_logged_in(s);
 }
 
 /*
@@ -877,7 +853,7 @@ static void
 smtp_backend_helo(struct session *s, struct smtp_session *ss)
 {
 	ss->ss_bstep = SMTP_B_HELO;
-	smtp_backend_send(s, "%s %s\r\n", s->s_mail->m_xclient ||
+	backend_printf(s, "%s %s\r\n", s->s_mail->m_xclient ||
 	    ss->ss_esmtp ? "EHLO" : "HELO", s->s_mail->m_server_name);
 }
 
@@ -913,13 +889,15 @@ smtp_backend_expected(enum smtp_bstep step, int code)
 
 /*
  * The proxy's dialogue at the backend (reference 3.3).  The reply to
- * the stored RCPT is the client's, and relayed as it came.
+ * the stored RCPT is the client's, and relayed as it came.  Over 80
+ * lines: one state machine whose steps (EHLO, STARTTLS, XCLIENT, AUTH,
+ * MAIL, RCPT) must be read in order, in one place.
  */
 static void
 smtp_backend(struct session *s)
 {
 	struct smtp_session	*ss = s->s_pdata;
-	struct evbuffer		*in = session_backend_input(s);
+	struct evbuffer		*in = backend_input(s);
 	struct smtp_reply	 sr;
 	const char		*buf;
 	size_t			 len;
@@ -937,18 +915,18 @@ smtp_backend(struct session *s)
 		r = smtp_backend_reply(buf, len, &sr);
 		if (r == PARSE_MORE) {
 			if (len >= (size_t)s->s_mail->m_proxy_buffer)
-				session_backend_too_long(s);
+				backend_too_long(s);
 			return;
 		}
 		if (r == PARSE_ERROR ||
 		    !smtp_backend_expected(ss->ss_bstep, sr.sr_code)) {
-			session_backend_unexpected(s, buf, len,
+			backend_unexpected(s, buf, len,
 			    r == PARSE_DONE);
 			return;
 		}
 		if (ss->ss_bstep == SMTP_B_RCPT) {
 			/* The relay passes the reply on. */
-			session_logged_in(s);
+			backend_logged_in(s);
 			return;
 		}
 		/* The reply to the last EHLO tells the AUTH mechanisms. */
@@ -963,10 +941,10 @@ smtp_backend(struct session *s)
 
 		switch (ss->ss_bstep) {
 		case SMTP_B_GREETING:
-			if (session_backend_tls_mode(s) ==
+			if (backend_tls_mode(s) ==
 			    SESSION_BTLS_STARTTLS && !s->s_btls) {
 				ss->ss_bstep = SMTP_B_TLS_EHLO;
-				smtp_backend_send(s, "EHLO %s\r\n",
+				backend_printf(s, "EHLO %s\r\n",
 				    s->s_mail->m_server_name);
 				break;
 			}
@@ -976,17 +954,17 @@ smtp_backend(struct session *s)
 			if (!offers_tls) {
 				log_session(LOG_LVL_ERR, s->s_id, "upstream "
 				    "does not offer STARTTLS");
-				s->s_end = "upstream-starttls";
-				session_internal_error(s);
-				s->s_end = "upstream-starttls";
+				s->s_end = SESSION_END_UPSTREAM_STARTTLS;
+				client_internal_error(s);
+				s->s_end = SESSION_END_UPSTREAM_STARTTLS;
 				return;
 			}
 			ss->ss_bstep = SMTP_B_STARTTLS;
-			smtp_backend_send(s, "STARTTLS\r\n");
+			backend_printf(s, "STARTTLS\r\n");
 			break;
 		case SMTP_B_STARTTLS:
 			ss->ss_bstep = SMTP_B_TLS;
-			session_backend_starttls(s);
+			backend_starttls(s);
 			return;
 		case SMTP_B_TLS:
 			return;
@@ -1001,7 +979,7 @@ smtp_backend(struct session *s)
 		case SMTP_B_XCLIENT:
 			if (ss->ss_helo != NULL) {
 				ss->ss_bstep = SMTP_B_CLIENT_HELO;
-				smtp_backend_send(s, "%s %s\r\n",
+				backend_printf(s, "%s %s\r\n",
 				    ss->ss_esmtp ? "EHLO" : "HELO",
 				    ss->ss_helo);
 				break;
@@ -1013,7 +991,7 @@ smtp_backend(struct session *s)
 			break;
 		case SMTP_B_MAIL:
 			ss->ss_bstep = SMTP_B_RCPT;
-			smtp_backend_send(s, "%s\r\n", ss->ss_to);
+			backend_printf(s, "%s\r\n", ss->ss_to);
 			break;
 		case SMTP_B_LOGIN:
 			ss->ss_bstep = SMTP_B_LOGIN_USER;
@@ -1026,7 +1004,7 @@ smtp_backend(struct session *s)
 		case SMTP_B_AUTH:
 		case SMTP_B_LOGIN_PASS:
 			smtp_reply(s, SMTP_AUTH_OK);
-			session_logged_in(s);
+			backend_logged_in(s);
 			return;
 		case SMTP_B_RCPT:
 			break;

@@ -207,8 +207,8 @@ stats_session_end(struct session *s, int closing)
 			(void)strlcpy(b->b_error, strerror(st.st_errno),
 			    sizeof(b->b_error));
 		else
-			(void)strlcpy(b->b_error, s->s_end != NULL ?
-			    s->s_end : "closed", sizeof(b->b_error));
+			(void)strlcpy(b->b_error, session_end_name(
+			    s->s_end), sizeof(b->b_error));
 	}
 	st.st_errno = 0;
 	if (!closing)
@@ -221,7 +221,8 @@ stats_session_end(struct session *s, int closing)
 		r->r_vals[SP_BYTES_OUT] += s->s_out;
 	}
 	if (st.st_monitor && s->s_relay != NULL)
-		stats_event(s, CTL_EVENT_LOGOUT, s->s_end);
+		stats_event(s, CTL_EVENT_LOGOUT, s->s_end != SESSION_END_NONE ?
+		    session_end_name(s->s_end) : NULL);
 }
 
 void
@@ -404,7 +405,7 @@ stats_kick(struct session *s, void *arg)
 	log_session(LOG_LVL_NOTICE, s->s_id, "session kicked through the "
 	    "control socket");
 	w->w_count++;
-	session_close(s, "kicked");
+	session_close(s, SESSION_END_KICKED);
 }
 
 static void

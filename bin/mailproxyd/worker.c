@@ -1,9 +1,11 @@
 /*
  * A worker: accepts client connections on the sockets the parent
- * handed it, inside its chroot and without privileges, and hands each
- * one to the session layer (session.c) with the server it reached.
- * It keeps the channel to the auth process, through which the sessions
- * ask and the answers come back.
+ * handed it, inside its chroot and without privileges, makes each one
+ * a session (session.c) of the server it reached and starts its first
+ * stage (ppsession.c for a PROXY header, else client.c).  It owns the
+ * channel to the auth process, which it hands down to the login stage
+ * (login.c) and whose answers it passes on, and it counts sessions and
+ * connections through the hooks it gives the session core.
  */
 
 #include <sys/types.h>
@@ -71,6 +73,17 @@ static void	worker_connection(struct worker_listener *, int,
 		    struct sockaddr_storage *, socklen_t);
 static void	worker_shutdown_timeout(int, short, void *);
 static void	worker_maybe_exit(void);
+static void	worker_session_ending(struct session *);
+static void	worker_session_closed(void);
+static void	worker_conn(int);
+static void	worker_conn_open(void);
+static void	worker_conn_closed(void);
+
+static const struct session_hooks worker_session_hooks = {
+	worker_session_ending,
+	worker_session_closed,
+	worker_conn
+};
 
 /* The listening sockets, the auth channel and the TLS material. */
 int
@@ -118,12 +131,13 @@ worker_set_auth(int fd)
 	/* Requests on the old channel will not be answered. */
 	if (w.w_auth.iev_active) {
 		imsgev_clear(&w.w_auth);
-		session_auth_lost();
+		login_auth_lost();
 	}
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1)
 		fatal("fcntl(O_NONBLOCK)");
 	imsgev_init(&w.w_auth, fd, worker_auth_imsg, worker_auth_closed,
 	    NULL);
+	login_channel(&w.w_auth);
 }
 
 /* Map each socket's listen indexes to the configuration's listens. */
@@ -190,6 +204,7 @@ worker_serve(void)
 	struct worker_listener	*wl;
 
 	stats_init(w.w_conf, proc_parent());
+	session_init(&worker_session_hooks);
 	if (w.w_authfd != -1) {
 		worker_set_auth(w.w_authfd);
 		w.w_authfd = -1;
@@ -240,7 +255,7 @@ worker_parent_imsg(struct imsg *imsg)
 void
 worker_stop(void)
 {
-	session_close_all("stop");
+	session_close_all(SESSION_END_STOP);
 }
 
 static void
@@ -269,7 +284,7 @@ worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
 		    memchr(res->rs_backend_text, '\0',
 		    sizeof(res->rs_backend_text)) == NULL)
 			fatalx("malformed IMSG_AUTH_RESULT");
-		session_auth_result(res);
+		login_auth_result(res);
 		explicit_bzero(imsg->data, imsg->datalen);
 		break;
 	case IMSG_AUTH_RESOLVED:
@@ -279,19 +294,12 @@ worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
 		ad = imsg->data;
 		if (memchr(ad->ad_host, '\0', sizeof(ad->ad_host)) == NULL)
 			fatalx("malformed IMSG_AUTH_RESOLVED");
-		session_resolved(ad);
+		login_resolved(ad);
 		break;
 	default:
 		fatalx("unexpected message type %u from the auth process",
 		    imsg->hdr.type);
 	}
-}
-
-/* The auth process's channel, NULL while there is none. */
-struct imsgev *
-worker_auth_channel(void)
-{
-	return (w.w_auth.iev_active ? &w.w_auth : NULL);
 }
 
 static void
@@ -301,7 +309,7 @@ worker_auth_closed(struct imsgev *iev)
 	if (!w.w_draining)
 		log_warnx("the auth process went away; waiting for its "
 		    "replacement");
-	session_auth_lost();
+	login_auth_lost();
 }
 
 static void
@@ -463,7 +471,7 @@ worker_accept_resume(int fd, short events, void *arg)
  * logged when it first gets there, and again only after a quiet
  * WORKER_FULL_LOG_S.
  */
-void
+static void
 worker_conn_open(void)
 {
 	time_t	 now;
@@ -482,7 +490,7 @@ worker_conn_open(void)
 	    "until connections close", w.w_conf->c_worker_connections);
 }
 
-void
+static void
 worker_conn_closed(void)
 {
 	if (w.w_conns > 0)
@@ -507,6 +515,7 @@ worker_connection(struct worker_listener *wl, int s,
 	struct conf_listen	*l = NULL, *cand;
 	socklen_t		 llen = sizeof(local);
 	char			 peer[CONF_LISTEN_NAME_MAX];
+	struct session		*sess;
 	size_t			 i;
 	uint64_t		 sid;
 
@@ -538,11 +547,37 @@ worker_connection(struct worker_listener *wl, int s,
 	stats_connection(l);
 	w.w_sessions++;
 	worker_conn_open();
-	session_new(l, s, ss, sslen, sid);
+	if ((sess = session_new(l, s, ss, sslen, sid)) == NULL) {
+		worker_session_closed();
+		return;
+	}
+	/* `timeout` bounds a PROXY header and the greeting too. */
+	client_timer(sess, sess->s_mail->m_timeout);
+	if (l->l_proxy_protocol)
+		ppsession_read_start(sess);
+	else
+		client_start(sess);
+}
+
+/* A session is closing (session.c): its counters, before the summary. */
+static void
+worker_session_ending(struct session *s)
+{
+	stats_session_end(s, 1);
+}
+
+/* A backend connection opened or closed (session.c). */
+static void
+worker_conn(int delta)
+{
+	if (delta > 0)
+		worker_conn_open();
+	else
+		worker_conn_closed();
 }
 
 /* A session ended (session.c): a draining worker may be done. */
-void
+static void
 worker_session_closed(void)
 {
 	if (w.w_sessions > 0)
@@ -589,7 +624,7 @@ worker_shutdown_timeout(int fd, short events, void *arg)
 	(void)events;
 	(void)arg;
 	log_notice("shutdown timeout: closing %u session(s)", w.w_sessions);
-	session_close_all("shutdown");
+	session_close_all(SESSION_END_SHUTDOWN);
 	stats_final(proc_parent());
 	exit(0);
 }

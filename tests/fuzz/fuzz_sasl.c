@@ -1,10 +1,10 @@
 /*
  * libFuzzer target: the SASL decoders of bin/mailproxyd/sasl.c, sized
- * as session_sasl_step() sizes them.  The first byte picks the
+ * as login_sasl_step() sizes them.  The first byte picks the
  * mechanism; the rest is a response line as a reader hands it over
  * (at most 64k, the largest client buffer).
  *
- * As in session_sasl_step(), sasl_response() decodes into a buffer of
+ * As in login_sasl_step(), sasl_response() decodes into a buffer of
  * BASE64_DECODED_MAX(len) + 1 bytes of which it may use all but the
  * last, and the mechanism's decoder reads the decoded bytes; here they
  * are copied to an allocation of exactly their length, so that reading

@@ -7,10 +7,11 @@
  * What runs is the daemon's own code, linked from its sources: the
  * configuration is parsed by conf_parse_file() from a file written at
  * start, the session is made by session_new() on one end of a
- * socketpair, and its replies go out through its bufferevent on the
- * worker's event loop to the other end.  session.c, imap.c, pop3.c,
+ * socketpair and its first stage started as the worker starts it, and
+ * its replies go out through its bufferevent on the worker's event
+ * loop to the other end.  session.c, client.c, login.c, imap.c, pop3.c,
  * smtp.c, input.c (input_window()), the parsers, sasl.c and ppsession.c
- * are all real, and session_scratch() is exactly as large as each
+ * are all real, and client_scratch() is exactly as large as each
  * caller asks (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION), so a parser
  * writing past the buffer its reader sized is an ASan report.
  *
@@ -37,7 +38,7 @@
  * what follows by the plain bufferevent, exactly as over TCP.
  *
  * Not there: TLS itself (no certificate is loaded, starttls is off)
- * and the auth process: worker_auth_channel() is NULL, so a complete
+ * and the auth process: login.c was handed no channel, so a complete
  * login gets the protocol's internal error reply and the session
  * closes, as in a worker whose auth process is being replaced.
  */
@@ -255,6 +256,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sin->sin_port = htons(40000);
 	sin->sin_addr.s_addr = htonl(0xc0000201);	/* 192.0.2.1 */
 	s = session_new(fuzz_listen, sv[0], &ss, sizeof(*sin), ++fuzz_sid);
+	if (s != NULL) {
+		/* The first stage, as worker_connection() starts it. */
+		client_timer(s, s->s_mail->m_timeout);
+		if (fuzz_listen->l_proxy_protocol)
+			ppsession_read_start(s);
+		else
+			client_start(s);
+	}
 	fuzz_turn();
 
 	while (s != NULL && off + 2 <= size && fuzz_open(sv[1])) {
@@ -271,7 +280,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* The client goes; whatever is left of the session with it. */
-	session_close_all("fuzz-end");
+	session_close_all(SESSION_END_CLIENT_CLOSED);
 	fuzz_turn();
 	close(sv[1]);
 	return (0);

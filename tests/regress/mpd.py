@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -321,14 +322,193 @@ def kill_pid(pid, sig=signal.SIGKILL):
         pass
 
 
+def eq(got, want, what=""):
+    if got != want:
+        raise AssertionError("%s\n  got:  %r\n  want: %r"
+                             % (what or "mismatch", got, want))
+
+
+class Conn:
+    """A raw client socket with a line reader; every wait is bounded.
+    host and family, or unix (a path), say where to connect; source
+    binds the client's address; nodelay sets TCP_NODELAY; tls is a
+    client context for implicit TLS (the handshake on connect)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, nodelay=False,
+                 family=None, unix=None, source=None, tls=None,
+                 server_hostname="mx.test"):
+        if unix is not None:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect(unix)
+        else:
+            fam = family or (socket.AF_INET6 if ":" in host
+                             else socket.AF_INET)
+            self.s = socket.socket(fam, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            if source is not None:
+                self.s.bind((source, 0))
+            self.s.connect((host, port))
+            if nodelay:
+                self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.buf = b""
+        self.closed = False
+        if tls is not None:
+            self.s = tls.wrap_socket(self.s, server_hostname=server_hostname)
+
+    @classmethod
+    def wrap(cls, sock, timeout=10.0):
+        """A Conn on a socket connected elsewhere."""
+        c = cls.__new__(cls)
+        c.s, c.timeout, c.buf, c.closed = sock, timeout, b"", False
+        return c
+
+    def local_port(self):
+        return self.s.getsockname()[1]
+
+    def starttls(self, ctx, server_hostname="mx.test"):
+        """The handshake on this connection.  Nothing the server sent
+        before it may be left unread: that would be plaintext injected
+        ahead of TLS."""
+        if self.buf:
+            raise AssertionError("bytes before the TLS handshake: %r"
+                                 % self.buf[:200])
+        self.s.settimeout(self.timeout)
+        self.s = ctx.wrap_socket(self.s, server_hostname=server_hostname)
+        return self.s
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout()
+        self.s.settimeout(left)
+        try:
+            chunk = self.s.recv(65536)
+        except (ConnectionResetError, ssl.SSLEOFError,
+                ssl.SSLZeroReturnError):
+            chunk = b""
+        if not chunk:
+            self.closed = True
+        self.buf += chunk
+        return chunk
+
+    def line(self, timeout=None):
+        """One line, CRLF or LF included."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\n" not in self.buf:
+            try:
+                if not self._fill(deadline):
+                    raise AssertionError("connection closed; partial %r"
+                                         % self.buf[:200])
+            except socket.timeout:
+                raise AssertionError("no complete line in time; have %r"
+                                     % self.buf[:200])
+        i = self.buf.index(b"\n") + 1
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def exact(self, n, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while len(self.buf) < n:
+            try:
+                if not self._fill(deadline):
+                    raise AssertionError("closed after %d of %d bytes"
+                                         % (len(self.buf), n))
+            except socket.timeout:
+                raise AssertionError("%d of %d bytes in time"
+                                     % (len(self.buf), n))
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def expect(self, want, what="reply"):
+        """Read as many lines as want has and compare the bytes."""
+        got = b""
+        try:
+            for _ in range(want.count(b"\n")):
+                got += self.line()
+        except AssertionError as e:
+            raise AssertionError("%s: %s\n  got:  %r\n  want: %r"
+                                 % (what, e, got, want))
+        eq(got, want, what)
+
+    def cmd(self, data, want, what=None):
+        """Send a line, expect the reply."""
+        self.send(data + b"\r\n")
+        self.expect(want, what or data[:60].decode(errors="replace"))
+
+    def until_tagged(self, tag):
+        """IMAP: the lines up to the one tagged tag, as a list."""
+        out = []
+        while True:
+            ln = self.line()
+            out.append(ln)
+            if ln.startswith(tag + b" "):
+                return out
+
+    def reply(self, timeout=None):
+        """One SMTP reply, multi-line replies to their last line."""
+        out = b""
+        while True:
+            ln = self.line(timeout)
+            out += ln
+            if ln[3:4] != b"-":
+                return out
+
+    def eof(self, timeout=None):
+        """Wait for the peer to close; return what came before EOF."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not self.closed:
+            try:
+                self._fill(deadline)
+            except socket.timeout:
+                raise AssertionError("connection not closed in time; "
+                                     "have %r" % self.buf[:200])
+            except (ssl.SSLError, OSError):
+                self.closed = True
+        out, self.buf = self.buf, b""
+        return out
+
+    def expect_eof(self, timeout=None, what="nothing more, then close"):
+        eq(self.eof(timeout), b"", what)
+
+    def quiet_for(self, seconds):
+        """Assert nothing arrives (and no close) for seconds."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self._fill(deadline)
+            except socket.timeout:
+                break
+            if self.buf or self.closed:
+                raise AssertionError("unexpected %r (closed=%s) within %.1fs"
+                                     % (self.buf[:200], self.closed, seconds))
+
+
 class AuthServer:
     """The reference auth server (contrib/auth-server) on a loopback port
     of its own, with a users file and a record of every request it got
     (--record, one JSON object a line); flags go to its command line."""
 
-    def __init__(self, users, *flags, name="as"):
+    def __init__(self, users, *flags, name="as", directory=None):
         os.makedirs(TMP, exist_ok=True)
-        self.dir = tempfile.mkdtemp(prefix="as-" + name + "-", dir=TMP)
+        self.dir = tempfile.mkdtemp(prefix="as-" + name + "-",
+                                    dir=directory or TMP)
         self.users = os.path.join(self.dir, "users")
         with open(self.users, "w") as f:
             f.write(users)
@@ -340,7 +520,7 @@ class AuthServer:
             self.proc = subprocess.Popen(
                 [sys.executable, AUTHSERVER, "-u", self.users, "-q",
                  "--listen", "127.0.0.1:0", "--port-file", portfile,
-                 "--record", self.record] + list(flags),
+                 "--record", self.record] + [str(f) for f in flags],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=err)
 
@@ -357,7 +537,7 @@ class AuthServer:
 
     def records(self):
         try:
-            with open(self.record) as f:
+            with open(self.record, encoding="utf-8") as f:
                 return [json.loads(x) for x in f if x.strip()]
         except FileNotFoundError:
             return []
@@ -367,6 +547,16 @@ class AuthServer:
 
     def since(self, mark):
         return self.records()[mark:]
+
+    def one_since(self, mark):
+        """The one request recorded after mark (waited for)."""
+        recs = wait_for(lambda: self.since(mark), timeout=10,
+                        what="an auth request")
+        eq(len(recs), 1, "auth requests since the mark")
+        return recs[0]
+
+    def url(self):
+        return "127.0.0.1:%d/auth" % self.port
 
     def stop(self):
         if self.proc.poll() is None:

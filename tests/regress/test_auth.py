@@ -15,7 +15,6 @@ Ends with the line "N passed, M failed"."""
 
 import hashlib
 import hmac
-import json
 import os
 import queue
 import re
@@ -33,6 +32,7 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import mpd  # noqa: E402
 from mpd import (alive, children, Daemon, free_port, kill_pid,  # noqa: E402
                  proc_status, subenv, TOP, wait_for)
 import fakedns  # noqa: E402
@@ -178,47 +178,11 @@ def parse_result(line):
 # The reference auth server, normal or hostile.
 #
 
-class AuthServer:
-    def __init__(self, wd, *flags, users=USERS, name="as"):
-        self.users = wd.file(name + ".users", users, 0o600)
-        self.record = os.path.join(wd.path, name + ".rec")
-        self.errlog = os.path.join(wd.path, name + ".err")
-        portfile = os.path.join(wd.path, name + ".port")
-        self.proc = None
-        wd.cleanup.append(self.stop)
-        for _ in range(3):
-            self.port = free_port()
-            with open(self.errlog, "ab") as err:
-                self.proc = subprocess.Popen(
-                    [sys.executable, AUTHSERVER, "-u", self.users, "-q",
-                     "--listen", "127.0.0.1:%d" % self.port,
-                     "--port-file", portfile, "--record", self.record] +
-                    [str(f) for f in flags],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=err)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                if os.path.exists(portfile):
-                    return
-                if self.proc.poll() is not None:
-                    break           # the port was taken meanwhile
-                time.sleep(0.02)
-            self.stop()
-        raise AssertionError("auth server did not start: " +
-                             open(self.errlog).read())
-
-    def records(self):
-        try:
-            with open(self.record, encoding="utf-8") as f:
-                return [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-
-    def url(self):
-        return "127.0.0.1:%d/auth" % self.port
-
-    def stop(self):
-        stop_proc(self.proc)
+def AuthServer(wd, *flags, users=USERS, name="as"):
+    """mpd.AuthServer with USERS, its files under wd, stopped with it."""
+    srv = mpd.AuthServer(users, *flags, name=name, directory=wd.path)
+    wd.cleanup.append(srv.stop)
+    return srv
 
 
 #

@@ -37,6 +37,7 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import mpd  # noqa: E402
 from mpd import (alive, AuthServer, Daemon, free_port, kill_pid,  # noqa: E402
                  run_suite, subenv, TOP, wait_for)
 from dovecot import Dovecot, make_message  # noqa: E402
@@ -88,115 +89,7 @@ def sanitized():
 # --------------------------------------------------------------------------
 # A raw client connection
 
-class Conn:
-    """A client socket with a line reader; every wait is bounded."""
-
-    def __init__(self, port, timeout=10.0, nodelay=False):
-        self.s = socket.create_connection(("127.0.0.1", port),
-                                          timeout=timeout)
-        if nodelay:
-            self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.timeout = timeout
-        self.buf = b""
-        self.closed = False
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout()
-        self.s.settimeout(left)
-        try:
-            chunk = self.s.recv(65536)
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            self.closed = True
-        self.buf += chunk
-        return chunk
-
-    def line(self, timeout=None):
-        """One line, CRLF or LF included."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while b"\n" not in self.buf:
-            try:
-                if not self._fill(deadline):
-                    raise AssertionError("connection closed; partial %r"
-                                         % self.buf[:200])
-            except socket.timeout:
-                raise AssertionError("no complete line in time; have %r"
-                                     % self.buf[:200])
-        i = self.buf.index(b"\n") + 1
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def exact(self, n, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while len(self.buf) < n:
-            try:
-                if not self._fill(deadline):
-                    raise AssertionError("closed after %d of %d bytes"
-                                         % (len(self.buf), n))
-            except socket.timeout:
-                raise AssertionError("%d of %d bytes in time"
-                                     % (len(self.buf), n))
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def expect(self, want, what="reply"):
-        """Read as many lines as want has and compare the bytes."""
-        n = want.count(b"\n")
-        got = b"".join(self.line() for _ in range(n))
-        eq(got, want, what)
-
-    def until_tagged(self, tag):
-        out = []
-        while True:
-            ln = self.line()
-            out.append(ln)
-            if ln.startswith(tag + b" "):
-                return out
-
-    def eof(self, timeout=None):
-        """Wait for the peer to close; return what came before EOF."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while not self.closed:
-            try:
-                self._fill(deadline)
-            except socket.timeout:
-                raise AssertionError("connection not closed in time; "
-                                     "have %r" % self.buf[:200])
-        out, self.buf = self.buf, b""
-        return out
-
-    def expect_eof(self, timeout=None, what="nothing more, then close"):
-        eq(self.eof(timeout), b"", what)
-
-    def quiet_for(self, seconds):
-        """Assert nothing arrives (and no close) for seconds."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                self._fill(deadline)
-            except socket.timeout:
-                break
-            if self.buf or self.closed:
-                raise AssertionError("unexpected %r (closed=%s) within %.1fs"
-                                     % (self.buf[:200], self.closed, seconds))
+Conn = mpd.Conn
 
 
 def imap_conn(port, **kw):

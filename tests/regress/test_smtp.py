@@ -46,6 +46,7 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import mpd  # noqa: E402
 from mpd import (alive, AuthServer, Daemon, free_port, kill_pid,  # noqa: E402
                  run_suite, subenv, TOP, wait_for)
 from postfix import Postfix, SmtpSink  # noqa: E402
@@ -103,110 +104,9 @@ def b64(s):
 # --------------------------------------------------------------------------
 # A raw client connection from CLIENT_ADDR
 
-class Conn:
-    """A client socket with a line reader; every wait is bounded."""
-
-    def __init__(self, port, timeout=10.0, nodelay=False):
-        self.s = socket.create_connection(("127.0.0.1", port),
-                                          timeout=timeout,
-                                          source_address=(CLIENT_ADDR, 0))
-        if nodelay:
-            self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.timeout = timeout
-        self.buf = b""
-        self.closed = False
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout()
-        self.s.settimeout(left)
-        try:
-            chunk = self.s.recv(65536)
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            self.closed = True
-        self.buf += chunk
-        return chunk
-
-    def line(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while b"\n" not in self.buf:
-            try:
-                if not self._fill(deadline):
-                    raise AssertionError("connection closed; partial %r"
-                                         % self.buf[:200])
-            except socket.timeout:
-                raise AssertionError("no complete line in time; have %r"
-                                     % self.buf[:200])
-        i = self.buf.index(b"\n") + 1
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def reply(self, timeout=None):
-        """One SMTP reply, multi-line replies to their last line."""
-        out = b""
-        while True:
-            ln = self.line(timeout)
-            out += ln
-            if ln[3:4] != b"-":
-                return out
-
-    def expect(self, want, what="reply"):
-        n = want.count(b"\n")
-        got = b""
-        try:
-            for _ in range(n):
-                got += self.line()
-        except AssertionError as e:
-            raise AssertionError("%s: %s\n  got:  %r\n  want: %r"
-                                 % (what, e, got, want))
-        eq(got, want, what)
-
-    def cmd(self, line, want, what=None):
-        self.send(line + b"\r\n")
-        self.expect(want, what or line[:60].decode(errors="replace"))
-
-    def eof(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while not self.closed:
-            try:
-                self._fill(deadline)
-            except socket.timeout:
-                raise AssertionError("connection not closed in time; "
-                                     "have %r" % self.buf[:200])
-        out, self.buf = self.buf, b""
-        return out
-
-    def expect_eof(self, timeout=None, what="nothing more, then close"):
-        eq(self.eof(timeout), b"", what)
-
-    def quiet_for(self, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                self._fill(deadline)
-            except socket.timeout:
-                break
-            if self.buf or self.closed:
-                raise AssertionError("unexpected %r (closed=%s) within %.1fs"
-                                     % (self.buf[:200], self.closed, seconds))
+def Conn(port, **kw):
+    """A client connection from CLIENT_ADDR."""
+    return mpd.Conn(port, source=CLIENT_ADDR, **kw)
 
 
 def smtp_conn(port, **kw):
@@ -706,8 +606,7 @@ def _direct(port, lines, source="127.0.0.1"):
     """Send each line, return the replies (multi-line joined)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10,
                                  source_address=(source, 0))
-    c = Conn.__new__(Conn)
-    c.s, c.timeout, c.buf, c.closed = s, 10.0, b"", False
+    c = mpd.Conn.wrap(s)
     try:
         out = [c.reply()]
         for ln in lines:
@@ -760,8 +659,7 @@ def backends_direct():
     s = socket.create_connection(("127.0.0.1", FAKES["close"].port),
                                  timeout=10)
     try:
-        c = Conn.__new__(Conn)
-        c.s, c.timeout, c.buf, c.closed = s, 10.0, b"", False
+        c = mpd.Conn.wrap(s)
         assert c.line().startswith(b"220 ")
         c.send(b"EHLO mx.test\r\n")
         c.expect_eof(what="fake close")

@@ -151,128 +151,8 @@ def backend_ctx():
 # --------------------------------------------------------------------------
 # A raw client connection that can start TLS
 
-class Conn:
-    """A client socket with a line reader; every wait is bounded.
-    tls: a client context for implicit TLS (handshake on connect)."""
-
-    def __init__(self, port, tls=None, server_hostname="mx.test",
-                 timeout=10.0):
-        self.s = socket.create_connection(("127.0.0.1", port),
-                                          timeout=timeout)
-        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.timeout = timeout
-        self.buf = b""
-        self.closed = False
-        if tls is not None:
-            self.s = tls.wrap_socket(self.s, server_hostname=server_hostname)
-
-    def starttls(self, ctx, server_hostname="mx.test"):
-        """The handshake on this connection.  Nothing the server sent
-        before it may be left unread: that would be plaintext injected
-        ahead of TLS."""
-        if self.buf:
-            raise AssertionError("bytes before the TLS handshake: %r"
-                                 % self.buf[:200])
-        self.s.settimeout(self.timeout)
-        self.s = ctx.wrap_socket(self.s, server_hostname=server_hostname)
-        return self.s
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def _fill(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout()
-        self.s.settimeout(left)
-        try:
-            chunk = self.s.recv(65536)
-        except (ConnectionResetError, ssl.SSLEOFError):
-            chunk = b""
-        except ssl.SSLZeroReturnError:
-            chunk = b""
-        if not chunk:
-            self.closed = True
-        self.buf += chunk
-        return chunk
-
-    def line(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while b"\n" not in self.buf:
-            try:
-                if not self._fill(deadline):
-                    raise AssertionError("connection closed; partial %r"
-                                         % self.buf[:200])
-            except socket.timeout:
-                raise AssertionError("no complete line in time; have %r"
-                                     % self.buf[:200])
-        i = self.buf.index(b"\n") + 1
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def expect(self, want, what="reply"):
-        n = want.count(b"\n")
-        got = b"".join(self.line() for _ in range(n))
-        eq(got, want, what)
-
-    def cmd(self, data, want, what=None):
-        self.send(data + b"\r\n")
-        self.expect(want, what or data.decode(errors="replace"))
-
-    def until_tagged(self, tag):
-        out = []
-        while True:
-            ln = self.line()
-            out.append(ln)
-            if ln.startswith(tag + b" "):
-                return out
-
-    def smtp_reply(self):
-        out = []
-        while True:
-            ln = self.line()
-            out.append(ln)
-            if ln[3:4] != b"-":
-                return b"".join(out)
-
-    def eof(self, timeout=None):
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while not self.closed:
-            try:
-                self._fill(deadline)
-            except socket.timeout:
-                raise AssertionError("connection not closed in time; "
-                                     "have %r" % self.buf[:200])
-            except (ssl.SSLError, OSError):
-                self.closed = True
-        out, self.buf = self.buf, b""
-        return out
-
-    def expect_eof(self, timeout=None, what="nothing more, then close"):
-        eq(self.eof(timeout), b"", what)
-
-    def quiet_for(self, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                self._fill(deadline)
-            except socket.timeout:
-                break
-            if self.buf or self.closed:
-                raise AssertionError("unexpected %r (closed=%s) within %.1fs"
-                                     % (self.buf[:200], self.closed, seconds))
+def Conn(port, **kw):
+    return mpd.Conn(port, nodelay=True, **kw)
 
 
 # --------------------------------------------------------------------------
@@ -326,12 +206,7 @@ def s_client(port, args=(), stdin=b"", timeout=20, script=None):
 # --------------------------------------------------------------------------
 # The reference auth server, recording every request
 
-class AuthServer(mpd.AuthServer):
-    def one_since(self, mark):
-        recs = wait_for(lambda: self.since(mark), timeout=10,
-                        what="an auth request")
-        eq(len(recs), 1, "auth requests since the mark")
-        return recs[0]
+AuthServer = mpd.AuthServer
 
 
 def header(rec, name):
