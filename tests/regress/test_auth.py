@@ -15,6 +15,7 @@ Ends with the line "N passed, M failed"."""
 
 import hashlib
 import hmac
+import json
 import os
 import queue
 import re
