@@ -927,17 +927,27 @@ def backend_client_certificate_signed_by_key_process():
                 "proxy_ssl_certificate_key %s;" % K.key(key))))
         try:
             for v in versions:
-                port = free_port()
-                srv = subprocess.Popen(
-                    ["openssl", "s_server", "-accept", str(port),
-                     "-naccept", "1", "-rev", v, "-cert", K.crt("rsa"),
-                     "-key", K.key("rsa"), "-Verify", "1", "-CAfile",
-                     K.crt(key), "-verify_return_error"],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT)
-                try:
-                    wait_for(lambda: listening_inodes(port),
+                # A port picked free may be taken before s_server binds
+                # it on a busy machine: then it exits, and another one
+                # is tried.
+                for _ in range(3):
+                    port = free_port()
+                    srv = subprocess.Popen(
+                        ["openssl", "s_server", "-accept", str(port),
+                         "-naccept", "1", "-rev", v, "-cert",
+                         K.crt("rsa"), "-key", K.key("rsa"), "-Verify",
+                         "1", "-CAfile", K.crt(key),
+                         "-verify_return_error"],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT)
+                    wait_for(lambda: listening_inodes(port) or
+                             srv.poll() is not None, timeout=30,
                              what="s_server")
+                    if srv.poll() is None:
+                        break
+                    srv.stdout.close()
+                try:
+                    assert srv.poll() is None, "s_server did not start"
                     drv.command("backend %d" % port)
                     line = drv.readline()
                     want = {"-tls1_2": "TLSv1.2", "-tls1_3": "TLSv1.3"}[v]
