@@ -170,11 +170,17 @@ backend_event(struct bufferevent *bev, short what, void *arg)
 	client_internal_error(s);
 }
 
+/* A connected backend without TLS takes writes at once. */
+static int
+backend_direct(const struct session *s)
+{
+	return (s->s_connected && s->s_bssl == NULL);
+}
+
 void
 backend_write(struct session *s, const void *data, size_t len)
 {
-	if (bufferevent_write(s->s_bbev, data, len) == -1)
-		fatal("bufferevent_write");
+	session_bev_write(s->s_bbev, backend_direct(s), data, len);
 }
 
 struct evbuffer *
@@ -407,8 +413,6 @@ backend_printf(struct session *s, const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	if (evbuffer_add_vprintf(bufferevent_get_output(s->s_bbev), fmt,
-	    ap) == -1)
-		fatal("evbuffer_add_vprintf");
+	session_bev_vprintf(s->s_bbev, backend_direct(s), fmt, ap);
 	va_end(ap);
 }

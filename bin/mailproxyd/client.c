@@ -206,9 +206,8 @@ client_event(struct bufferevent *bev, short what, void *arg)
 void
 client_write(struct session *s, const void *data, size_t len)
 {
-	if (s->s_cbev != NULL && bufferevent_write(s->s_cbev, data, len) ==
-	    -1)
-		fatal("bufferevent_write");
+	if (s->s_cbev != NULL)
+		session_bev_write(s->s_cbev, s->s_ssl == NULL, data, len);
 }
 
 void
@@ -219,9 +218,7 @@ client_printf(struct session *s, const char *fmt, ...)
 	if (s->s_cbev == NULL)
 		return;
 	va_start(ap, fmt);
-	if (evbuffer_add_vprintf(bufferevent_get_output(s->s_cbev), fmt,
-	    ap) == -1)
-		fatal("evbuffer_add_vprintf");
+	session_bev_vprintf(s->s_cbev, s->s_ssl == NULL, fmt, ap);
 	va_end(ap);
 }
 

@@ -787,6 +787,11 @@ const char	*session_end_name(enum session_end);
 void		 session_on_close(struct session *, enum session_stage,
 		    void (*)(struct session *));
 void		 session_backend_fd(struct session *, int);
+void		 session_bev_write(struct bufferevent *, int, const void *,
+		    size_t);
+void		 session_bev_vprintf(struct bufferevent *, int, const char *,
+		    va_list);
+void		 session_bev_move(struct bufferevent *, int, struct evbuffer *);
 void		 session_login_done(struct session *);
 size_t		 session_bufsize(const struct session *);
 int		 session_set_cred(struct session *, enum auth_method,

@@ -184,10 +184,8 @@ relay_start(struct session *s)
 	bin = bufferevent_get_input(s->s_bbev);
 	s->s_out += evbuffer_get_length(bin);
 	s->s_in += evbuffer_get_length(cin);
-	if (evbuffer_add_buffer(bufferevent_get_output(s->s_cbev), bin) ==
-	    -1 || evbuffer_add_buffer(bufferevent_get_output(s->s_bbev),
-	    cin) == -1)
-		fatal("evbuffer_add_buffer");
+	session_bev_move(s->s_cbev, s->s_ssl == NULL, bin);
+	session_bev_move(s->s_bbev, s->s_bssl == NULL, cin);
 	session_timer(s, s->s_mail->m_proxy_timeout, relay_expired);
 
 #ifdef RELAY_SPLICE

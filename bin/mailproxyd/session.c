@@ -42,6 +42,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,69 @@ session_backend_fd(struct session *s, int fd)
 	s->s_bfd = fd;
 	if (hooks.sh_conn != NULL)
 		hooks.sh_conn(1);
+}
+
+/*
+ * Queue `len` bytes on a plain socket's bufferevent, writing them at
+ * once when nothing is queued before them: waiting for writability
+ * first costs two epoll_ctl and a wake-up per reply.  What the socket
+ * does not take (EAGAIN, a short write, an error) is queued, and the
+ * bufferevent writes it, or reports the error, as before.  `direct` is
+ * 0 for a TLS or not yet connected socket: those only queue.
+ */
+void
+session_bev_write(struct bufferevent *bev, int direct, const void *data,
+    size_t len)
+{
+	const char	*p = data;
+	ssize_t		 n;
+
+	if (direct && len > 0 &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		n = send(bufferevent_getfd(bev), p, len,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		}
+	}
+	if (len > 0 && bufferevent_write(bev, p, len) == -1)
+		fatal("bufferevent_write");
+}
+
+/* session_bev_write() of a formatted line. */
+void
+session_bev_vprintf(struct bufferevent *bev, int direct, const char *fmt,
+    va_list ap)
+{
+	char	 buf[512];
+	va_list	 aq;
+	int	 n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, aq);
+	va_end(aq);
+	if (n >= 0 && (size_t)n < sizeof(buf)) {
+		session_bev_write(bev, direct, buf, (size_t)n);
+		explicit_bzero(buf, (size_t)n);
+		return;
+	}
+	if (evbuffer_add_vprintf(bufferevent_get_output(bev), fmt, ap) == -1)
+		fatal("evbuffer_add_vprintf");
+}
+
+/*
+ * Write out what `from` holds to a plain socket when nothing is queued
+ * on its bufferevent; what is left moves to its queue.
+ */
+void
+session_bev_move(struct bufferevent *bev, int direct, struct evbuffer *from)
+{
+	if (direct && evbuffer_get_length(from) > 0 &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		(void)evbuffer_write(from, bufferevent_getfd(bev));
+	if (evbuffer_add_buffer(bufferevent_get_output(bev), from) == -1)
+		fatal("evbuffer_add_buffer");
 }
 
 /* The login is over: what only it needed goes. */
