@@ -375,9 +375,7 @@ backend_failed(struct session *s, enum session_end why, int showable)
 		buf = len <= INPUT_ERROR_REPLY_MAX ?
 		    (const char *)evbuffer_pullup(in, -1) : NULL;
 		if (buf != NULL && input_error_reply_ok(buf, len)) {
-			if (evbuffer_add_buffer(bufferevent_get_output(
-			    s->s_cbev), in) == -1)
-				fatal("evbuffer_add_buffer");
+			session_bev_move(s->s_cbev, s->s_ssl == NULL, in);
 			client_quit(s);
 			return;
 		}

@@ -117,7 +117,9 @@ client_bev(struct session *s)
 	bufferevent_setcb(s->s_cbev, client_read,
 	    client_write_cb, client_event, s);
 	bufferevent_setwatermark(s->s_cbev, EV_READ, 0, session_bufsize(s));
-	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
+	/* Plain: EV_WRITE only once a reply waits (session_bev_write). */
+	bufferevent_enable(s->s_cbev, s->s_ssl == NULL ? EV_READ :
+	    EV_READ | EV_WRITE);
 }
 
 static void

@@ -132,6 +132,8 @@ session_backend_fd(struct session *s, int fd)
  * bufferevent writes it, or reports the error, as before.  `direct` is
  * 0 for a TLS or not yet connected socket: those only queue.
  */
+static void	 session_bev_writing(struct bufferevent *);
+
 void
 session_bev_write(struct bufferevent *bev, int direct, const void *data,
     size_t len)
@@ -148,8 +150,22 @@ session_bev_write(struct bufferevent *bev, int direct, const void *data,
 			len -= (size_t)n;
 		}
 	}
-	if (len > 0 && bufferevent_write(bev, p, len) == -1)
+	if (len == 0)
+		return;
+	session_bev_writing(bev);
+	if (bufferevent_write(bev, p, len) == -1)
 		fatal("bufferevent_write");
+}
+
+/*
+ * A plain client's bufferevent starts with EV_READ only (client.c):
+ * writing waits for the socket only when something is queued.
+ */
+static void
+session_bev_writing(struct bufferevent *bev)
+{
+	if (!(bufferevent_get_enabled(bev) & EV_WRITE))
+		bufferevent_enable(bev, EV_WRITE);
 }
 
 /* session_bev_write() of a formatted line. */
@@ -169,6 +185,7 @@ session_bev_vprintf(struct bufferevent *bev, int direct, const char *fmt,
 		explicit_bzero(buf, (size_t)n);
 		return;
 	}
+	session_bev_writing(bev);
 	if (evbuffer_add_vprintf(bufferevent_get_output(bev), fmt, ap) == -1)
 		fatal("evbuffer_add_vprintf");
 }
@@ -183,6 +200,8 @@ session_bev_move(struct bufferevent *bev, int direct, struct evbuffer *from)
 	if (direct && evbuffer_get_length(from) > 0 &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		(void)evbuffer_write(from, bufferevent_getfd(bev));
+	if (evbuffer_get_length(from) > 0)
+		session_bev_writing(bev);
 	if (evbuffer_add_buffer(bufferevent_get_output(bev), from) == -1)
 		fatal("evbuffer_add_buffer");
 }
