@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,6 +97,7 @@ static int		 log_quiet;
 static int		 log_targets_set;
 static struct log_target log_targets[LOG_TARGETS_MAX];
 static size_t		 log_ntargets;
+static pid_t		 log_cached_pid;
 static int		(*log_forward)(int, int, uint64_t, int, const char *,
 			    size_t);
 static int		 log_forward_level;
@@ -114,6 +116,7 @@ static int	 log_syslog_server(struct log_syslog *, const char *, char *,
 static int	 log_syslog_socket(const struct log_syslog *,
 		    struct sockaddr_storage *, socklen_t *);
 static int	 log_wanted(const struct log_target *, size_t, int);
+static void	 log_pid_forget(void);
 static int	 log_clamp(int);
 static void	 log_emit(int, int, uint64_t, int, int, const char *,
 		    va_list)
@@ -875,7 +878,7 @@ log_emit(int level, int has_sid, uint64_t sid, int block, int errnum,
 		}
 		/* Nobody to hand it to: written here, as without. */
 		if (log_wanted(NULL, 0, level))
-			log_output(NULL, 0, level, log_name, (long)getpid(),
+			log_output(NULL, 0, level, log_name, (long)log_pid(),
 			    has_sid, sid, body, len);
 		errno = saved_errno;
 		return;
@@ -883,7 +886,7 @@ log_emit(int level, int has_sid, uint64_t sid, int block, int errnum,
 	if (!log_wanted(NULL, 0, level))
 		return;
 	len = log_text(body, sizeof(body), has_sid, sid, errnum, fmt, ap);
-	log_output(NULL, 0, level, log_name, (long)getpid(), has_sid, sid,
+	log_output(NULL, 0, level, log_name, (long)log_pid(), has_sid, sid,
 	    body, len);
 	errno = saved_errno;
 }
@@ -1106,4 +1109,31 @@ log_load_hostname(void)
 	log_hostname[sizeof(log_hostname) - 1] = '\0';
 	for (p = log_hostname; *p != '\0'; p++)
 		*p = tolower((unsigned char)*p);
+}
+
+/*
+ * This process's id, asked of the kernel once: a log line and an imsg
+ * each carry it.  A fork's child forgets it (pthread_atfork: the
+ * parent's daemonize fork and the upgrade's); the value is the same
+ * whichever thread reads it first.
+ */
+pid_t
+log_pid(void)
+{
+	static int	 registered;
+	pid_t		 pid;
+
+	if ((pid = __atomic_load_n(&log_cached_pid, __ATOMIC_RELAXED)) != 0)
+		return (pid);
+	if (!__atomic_exchange_n(&registered, 1, __ATOMIC_RELAXED))
+		(void)pthread_atfork(NULL, NULL, log_pid_forget);
+	pid = getpid();
+	__atomic_store_n(&log_cached_pid, pid, __ATOMIC_RELAXED);
+	return (pid);
+}
+
+static void
+log_pid_forget(void)
+{
+	__atomic_store_n(&log_cached_pid, 0, __ATOMIC_RELAXED);
 }

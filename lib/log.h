@@ -112,6 +112,7 @@ void	 log_target_close(struct log_target *);
  * after log_set_targets the highest open target's).
  */
 void	 log_init(const char *, int);
+pid_t	 log_pid(void);
 void	 log_procname(const char *);
 void	 log_set_quiet(int);
 void	 log_set_level(int);

@@ -195,7 +195,7 @@ imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
 			close(fd);
 		return -1;
 	}
-	if (imsg_compose(&iev->iev_ibuf, type, peerid, getpid(), fd, data,
+	if (imsg_compose(&iev->iev_ibuf, type, peerid, log_pid(), fd, data,
 	    len) == -1)
 		return -1;
 	imsgev_update(iev);
