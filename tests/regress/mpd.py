@@ -34,11 +34,22 @@ AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
                           "mailproxyd-auth-server")
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A TCP port nobody listens on right now."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now, and not one this process
+    was given before: the kernel may hand out a port just released, so
+    that a configuration of many listens picked in a row would name one
+    twice."""
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
+    raise AssertionError("no fresh free port")
 
 
 def wait_for(pred, timeout=10.0, step=0.02, what="condition"):
