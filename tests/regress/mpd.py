@@ -593,28 +593,29 @@ class AuthServer:
                 self.proc.wait(timeout=5)
 
 
-def run_suite(tests, setup, teardown, needs, ensure_daemon, daemon):
-    """The runner of the end-to-end suites that share one daemon:
-    sys.argv[2:] names the tests to run (all of them by default).
-    setup() starts what the suite needs, teardown(keep) stops it (keep:
-    leave the files of a failed run); ensure_daemon() restarts the
-    daemon if a test killed it, daemon() returns it.  A test during
-    which a child process was replaced fails: a crash.  Prints one line
-    per test and "N passed, M failed"; returns the exit status."""
+def run_tests(tests, needs, setup=None, teardown=None, each=None):
+    """The runner of every end-to-end suite: sys.argv[2:] names the tests
+    to run (all of them by default).  setup() starts what the suite
+    needs, teardown(keep) stops it (keep: leave the files of a failed
+    run); each(fn) runs one test, with whatever checks the suite adds
+    around it (by default it just calls fn).  Prints one line per test
+    and "N passed, M failed"; returns the exit status."""
     only = sys.argv[2:]
     passed = failed = 0
     if os.geteuid() != 0:
-        print("FAIL: this suite starts %s and must run as root" % needs)
+        print("FAIL: this suite %s and must run as root" % needs)
         print("0 passed, 1 failed")
         return 1
     selected = [fn for fn in tests if not only or fn.__name__ in only]
     t_all = time.monotonic()
     try:
-        setup()
+        if setup is not None:
+            setup()
     except Exception:  # noqa
         print("FAIL setup")
         traceback.print_exc(file=sys.stdout)
-        teardown()
+        if teardown is not None:
+            teardown()
         for fn in selected:
             print("FAIL %s (setup failed)" % fn.__name__)
         print("%d passed, %d failed" % (0, len(selected) + 1))
@@ -623,29 +624,41 @@ def run_suite(tests, setup, teardown, needs, ensure_daemon, daemon):
         for fn in selected:
             t0 = time.monotonic()
             try:
-                ensure_daemon()
-                d = daemon()
-                before = d.workers_now() + d.auth_now()
-                fn()
-                d = daemon()
-                after = d.workers_now() + d.auth_now()
-                if alive(d.pid) and sorted(after) != sorted(before):
-                    raise AssertionError(
-                        "a child process was replaced during the test "
-                        "(crash?): %s -> %s" % (before, after))
+                if each is not None:
+                    each(fn)
+                else:
+                    fn()
             except Exception:  # noqa
                 failed += 1
                 print("FAIL %s (%.1fs)" % (fn.__name__,
                                            time.monotonic() - t0))
                 traceback.print_exc(file=sys.stdout)
-                sys.stdout.flush()
             else:
                 passed += 1
                 print("ok   %s (%.1fs)" % (fn.__name__,
                                            time.monotonic() - t0))
-                sys.stdout.flush()
+            sys.stdout.flush()
     finally:
-        teardown(keep=failed > 0)
+        if teardown is not None:
+            teardown(keep=failed > 0)
     print("(%.0fs in all)" % (time.monotonic() - t_all))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
+
+
+def run_suite(tests, setup, teardown, needs, ensure_daemon, daemon):
+    """run_tests for the suites that share one daemon: ensure_daemon()
+    restarts it if a test killed it, daemon() returns it, and a test
+    during which a child process was replaced fails: a crash."""
+    def each(fn):
+        ensure_daemon()
+        d = daemon()
+        before = d.workers_now() + d.auth_now()
+        fn()
+        d = daemon()
+        after = d.workers_now() + d.auth_now()
+        if alive(d.pid) and sorted(after) != sorted(before):
+            raise AssertionError(
+                "a child process was replaced during the test "
+                "(crash?): %s -> %s" % (before, after))
+    return run_tests(tests, "starts %s" % needs, setup, teardown, each)

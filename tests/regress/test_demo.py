@@ -48,9 +48,8 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
-from mpd import TMP, TOP, subenv
+from mpd import TMP, TOP, run_tests, subenv
 
 DEMO = os.path.join(TOP, "contrib", "demo", "demo.sh")
 TESTS = []
@@ -368,31 +367,8 @@ def sigterm_to_the_script():
 
 
 def main():
-    only = sys.argv[2:]
-    passed = failed = 0
-    if os.geteuid() != 0:
-        print("FAIL: the demo starts Dovecot, Postfix and mailproxyd "
-              "and must run as root")
-        print("0 passed, 1 failed")
-        return 1
-    t_all = time.monotonic()
-    for fn in TESTS:
-        if only and fn.__name__ not in only:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa
-            failed += 1
-            print("FAIL %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-            traceback.print_exc(file=sys.stdout)
-        else:
-            passed += 1
-            print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-        sys.stdout.flush()
-    print("(%.0fs in all)" % (time.monotonic() - t_all))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_tests(TESTS, "starts Dovecot, Postfix and mailproxyd")
+
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from mpd import (AuthServer, Daemon, TMP, TOP, alive, free_port,  # noqa: E402
-                 socket_inodes, steal_fd, wait_for)
+                 run_tests, socket_inodes, steal_fd, wait_for)
 from dovecot import Dovecot  # noqa: E402
 
 BINARY = None
@@ -555,7 +555,7 @@ def setup():
     os.chmod(CERT[1], 0o600)
 
 
-def teardown():
+def teardown(keep=True):
     for x in (SLOW, AS, DC):
         if x is not None:
             try:
@@ -567,42 +567,9 @@ def teardown():
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
-    only = sys.argv[2:]
-    passed = failed = 0
-    if os.geteuid() != 0:
-        print("FAIL: this suite takes descriptors of the daemon's "
-              "processes and must run as root")
-        print("0 passed, 1 failed")
-        return 1
-    try:
-        setup()
-    except Exception:  # noqa
-        print("FAIL setup")
-        traceback.print_exc(file=sys.stdout)
-        teardown()
-        print("0 passed, 1 failed")
-        return 1
-    try:
-        for fn in TESTS:
-            if only and fn.__name__ not in only:
-                continue
-            t0 = time.monotonic()
-            try:
-                fn()
-            except Exception:  # noqa
-                failed += 1
-                print("FAIL %s (%.1fs)" % (fn.__name__,
-                                           time.monotonic() - t0))
-                traceback.print_exc(file=sys.stdout)
-            else:
-                passed += 1
-                print("ok   %s (%.1fs)" % (fn.__name__,
-                                           time.monotonic() - t0))
-            sys.stdout.flush()
-    finally:
-        teardown()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_tests(TESTS, "takes descriptors of the daemon's processes",
+                     setup, teardown)
+
 
 
 if __name__ == "__main__":

@@ -36,16 +36,16 @@ Ends with the line "N passed, M failed"."""
 import ctypes
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mpd import (Daemon, TMP, alive, children, free_port,  # noqa
-                 proc_status, subenv, wait_for)
+                 proc_status, run_tests, subenv, wait_for)
 
 BINARY = None
 TESTS = []
@@ -287,35 +287,16 @@ def unarmed_switch_does_nothing():
         print(s.d.logtext()) if os.environ.get("SB_SHOWLOG") else None
 
 
+def teardown(keep=True):
+    if KEYDIR is not None and not keep:
+        shutil.rmtree(KEYDIR, ignore_errors=True)
+
+
 def main():
     global BINARY
     BINARY = os.path.abspath(sys.argv[1])
-    only = sys.argv[2:]
     os.makedirs(TMP, exist_ok=True)
-    passed = failed = 0
-    if os.geteuid() != 0:
-        print("FAIL: the sandbox suite starts the daemon as root")
-        print("0 passed, 1 failed")
-        return 1
-    for fn in TESTS:
-        if only and fn.__name__ not in only:
-            continue
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa
-            failed += 1
-            print("FAIL %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-            traceback.print_exc(file=sys.stdout)
-        else:
-            passed += 1
-            print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
-        sys.stdout.flush()
-    if KEYDIR is not None and not failed:
-        import shutil
-        shutil.rmtree(KEYDIR, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_tests(TESTS, "starts the daemon", teardown=teardown)
 
 
 if __name__ == "__main__":

@@ -38,13 +38,12 @@ import socket
 import sys
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from mpd import (alive, AuthServer, children, Daemon, free_port,  # noqa: E402
-                 kill_pid, listening_inodes, socket_inodes, subenv, TMP,
-                 wait_for)
+                 kill_pid, listening_inodes, run_tests, socket_inodes,
+                 subenv, TMP, wait_for)
 from dovecot import Dovecot  # noqa: E402
 
 BINARY = None
@@ -548,11 +547,21 @@ def setup():
                     name="up-as")
 
 
-def teardown():
+def teardown(keep=True):
     if AS is not None:
         AS.stop()
     if DC is not None:
         DC.stop()
+
+
+def each(fn):
+    """A test, then whatever a sanitizer wrote on the daemon's stderr."""
+    del STDERR[:]
+    fn()
+    for err in STDERR:
+        for m in SANITIZER:
+            if m in err:
+                raise AssertionError("sanitizer report: %r" % err[-2000:])
 
 
 def main():
@@ -561,46 +570,8 @@ def main():
         print("usage: test_upgrade.py DAEMON [name...]")
         return 2
     BINARY = os.path.abspath(sys.argv[1])
-    only = sys.argv[2:]
-    selected = [t for t in TESTS if not only or t.__name__ in only]
-    passed = failed = 0
-    if os.geteuid() != 0:
-        print("FAIL: this suite must run as root")
-        print("0 passed, 1 failed")
-        return 1
-    try:
-        setup()
-    except Exception:  # noqa
-        print("FAIL setup")
-        traceback.print_exc(file=sys.stdout)
-        teardown()
-        print("0 passed, %d failed" % (len(selected) + 1))
-        return 1
-    try:
-        for fn in selected:
-            t0 = time.monotonic()
-            del STDERR[:]
-            try:
-                fn()
-                for err in STDERR:
-                    for m in SANITIZER:
-                        if m in err:
-                            raise AssertionError("sanitizer report: %r"
-                                                 % err[-2000:])
-            except Exception:  # noqa
-                failed += 1
-                print("FAIL %s (%.1fs)" % (fn.__name__,
-                                           time.monotonic() - t0))
-                traceback.print_exc(file=sys.stdout)
-            else:
-                passed += 1
-                print("ok   %s (%.1fs)" % (fn.__name__,
-                                           time.monotonic() - t0))
-            sys.stdout.flush()
-    finally:
-        teardown()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return run_tests(TESTS, "upgrades the daemon", setup, teardown, each)
+
 
 
 if __name__ == "__main__":
