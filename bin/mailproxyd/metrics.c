@@ -51,6 +51,17 @@ enum metrics_state {
 	METRICS_WRITING
 };
 
+/* One counter or gauge of a kind of stats record, by its key. */
+struct metrics_row {
+	const char	*mr_name;
+	const char	*mr_type;	/* NULL: the family goes on */
+	const char	*mr_help;
+	uint32_t	 mr_kind;	/* STATS_* */
+	const char	*mr_label;	/* the key's label */
+	const char	*mr_extra;	/* more labels, or "" */
+	int		 mr_idx;	/* the value's index */
+};
+
 struct metrics_conn {
 	TAILQ_ENTRY(metrics_conn) m_entry;
 	uint32_t		 m_id;
@@ -88,6 +99,8 @@ static void	metrics_reply(struct metrics_conn *, const char *,
 		    const char *, const char *, size_t);
 static void	metrics_render(struct metrics_conn *);
 struct mbuf;
+static void	metrics_table(struct mbuf *, struct metrics_conn *,
+		    const struct metrics_row *, size_t);
 static void	metrics_resolvers(struct mbuf *, struct metrics_conn *);
 static void	metrics_close(struct metrics_conn *);
 static struct metrics_conn *metrics_find(uint32_t);
@@ -496,10 +509,62 @@ metrics_resolvers(struct mbuf *b, struct metrics_conn *m)
 	}
 }
 
-/* Over 80 lines: one metric family per block, in output order. */
+/* Each row of the table; a family's HELP and TYPE come with its first. */
+static void
+metrics_table(struct mbuf *b, struct metrics_conn *m,
+    const struct metrics_row *t, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		if (t[i].mr_type != NULL)
+			metrics_family(b, t[i].mr_name, t[i].mr_type,
+			    t[i].mr_help);
+		metrics_rows(b, m, t[i].mr_kind, t[i].mr_name, t[i].mr_label,
+		    t[i].mr_extra, t[i].mr_idx);
+	}
+}
+
+/* The families in output order, the table-driven ones from tables. */
 static void
 metrics_render(struct metrics_conn *m)
 {
+	/* Families before and after the by-state gauge and the histogram. */
+	static const struct metrics_row	 before[] = {
+		{ "mailproxyd_connections_total", "counter",
+		    "Client connections accepted.", STATS_PROTOCOL,
+		    "protocol", "", SP_CONNECTIONS },
+		{ "mailproxyd_logins_total", "counter",
+		    "Logins that reached the backend (ok) or were refused by "
+		    "the auth service (failed).", STATS_PROTOCOL, "protocol",
+		    ",result=\"ok\"", SP_LOGINS_OK },
+		{ "mailproxyd_logins_total", NULL, NULL, STATS_PROTOCOL,
+		    "protocol", ",result=\"failed\"", SP_LOGINS_FAILED },
+		{ "mailproxyd_client_bytes_received_total", "counter",
+		    "Bytes relayed from clients to backends.", STATS_PROTOCOL,
+		    "protocol", "", SP_BYTES_IN },
+		{ "mailproxyd_client_bytes_sent_total", "counter",
+		    "Bytes relayed from backends to clients.", STATS_PROTOCOL,
+		    "protocol", "", SP_BYTES_OUT }
+	}, after[] = {
+		{ "mailproxyd_listen_connections_total", "counter",
+		    "Client connections accepted, by listen.", STATS_LISTEN,
+		    "listen", "", SP_CONNECTIONS },
+		{ "mailproxyd_listen_logins_total", "counter",
+		    "Logins, by listen and result.", STATS_LISTEN, "listen",
+		    ",result=\"ok\"", SP_LOGINS_OK },
+		{ "mailproxyd_listen_logins_total", NULL, NULL, STATS_LISTEN,
+		    "listen", ",result=\"failed\"", SP_LOGINS_FAILED },
+		{ "mailproxyd_listen_sessions", "gauge",
+		    "Sessions open, by listen.", STATS_LISTEN, "listen", "",
+		    SP_SESSIONS },
+		{ "mailproxyd_backend_connections_total", "counter",
+		    "Connections to a backend address.", STATS_BACKEND,
+		    "backend", "", SB_CONNECTIONS },
+		{ "mailproxyd_backend_failures_total", "counter",
+		    "Logins at a backend address that failed.", STATS_BACKEND,
+		    "backend", "", SB_FAILURES }
+	};
 	static const uint64_t	 bounds[STATS_LAT_BUCKETS - 1] =
 				    STATS_LAT_BOUNDS;
 	static const struct {
@@ -539,27 +604,7 @@ metrics_render(struct metrics_conn *m)
 		mbuf_printf(&b, "mailproxyd_paused %llu\n",
 		    (unsigned long long)sr->sr_vals[SD_PAUSED]);
 	}
-	metrics_family(&b, "mailproxyd_connections_total", "counter",
-	    "Client connections accepted.");
-	metrics_rows(&b, m, STATS_PROTOCOL, "mailproxyd_connections_total",
-	    "protocol", "", SP_CONNECTIONS);
-	metrics_family(&b, "mailproxyd_logins_total", "counter",
-	    "Logins that reached the backend (ok) or were refused by the "
-	    "auth service (failed).");
-	metrics_rows(&b, m, STATS_PROTOCOL, "mailproxyd_logins_total",
-	    "protocol", ",result=\"ok\"", SP_LOGINS_OK);
-	metrics_rows(&b, m, STATS_PROTOCOL, "mailproxyd_logins_total",
-	    "protocol", ",result=\"failed\"", SP_LOGINS_FAILED);
-	metrics_family(&b, "mailproxyd_client_bytes_received_total", "counter",
-	    "Bytes relayed from clients to backends.");
-	metrics_rows(&b, m, STATS_PROTOCOL,
-	    "mailproxyd_client_bytes_received_total", "protocol", "",
-	    SP_BYTES_IN);
-	metrics_family(&b, "mailproxyd_client_bytes_sent_total", "counter",
-	    "Bytes relayed from backends to clients.");
-	metrics_rows(&b, m, STATS_PROTOCOL,
-	    "mailproxyd_client_bytes_sent_total", "protocol", "",
-	    SP_BYTES_OUT);
+	metrics_table(&b, m, before, nitems(before));
 	metrics_family(&b, "mailproxyd_sessions", "gauge",
 	    "Sessions open, by state.");
 	for (k = 0; k < (int)nitems(states); k++) {
@@ -594,30 +639,7 @@ metrics_render(struct metrics_conn *m)
 		    "{protocol=\"%s\"} %llu\n", esc,
 		    (unsigned long long)sr->sr_vals[SP_LAT_COUNT]);
 	}
-	metrics_family(&b, "mailproxyd_listen_connections_total", "counter",
-	    "Client connections accepted, by listen.");
-	metrics_rows(&b, m, STATS_LISTEN,
-	    "mailproxyd_listen_connections_total", "listen", "",
-	    SP_CONNECTIONS);
-	metrics_family(&b, "mailproxyd_listen_logins_total", "counter",
-	    "Logins, by listen and result.");
-	metrics_rows(&b, m, STATS_LISTEN, "mailproxyd_listen_logins_total",
-	    "listen", ",result=\"ok\"", SP_LOGINS_OK);
-	metrics_rows(&b, m, STATS_LISTEN, "mailproxyd_listen_logins_total",
-	    "listen", ",result=\"failed\"", SP_LOGINS_FAILED);
-	metrics_family(&b, "mailproxyd_listen_sessions", "gauge",
-	    "Sessions open, by listen.");
-	metrics_rows(&b, m, STATS_LISTEN, "mailproxyd_listen_sessions",
-	    "listen", "", SP_SESSIONS);
-	metrics_family(&b, "mailproxyd_backend_connections_total", "counter",
-	    "Connections to a backend address.");
-	metrics_rows(&b, m, STATS_BACKEND,
-	    "mailproxyd_backend_connections_total", "backend", "",
-	    SB_CONNECTIONS);
-	metrics_family(&b, "mailproxyd_backend_failures_total", "counter",
-	    "Logins at a backend address that failed.");
-	metrics_rows(&b, m, STATS_BACKEND,
-	    "mailproxyd_backend_failures_total", "backend", "", SB_FAILURES);
+	metrics_table(&b, m, after, nitems(after));
 	metrics_resolvers(&b, m);
 	metrics_reply(m, "200 OK", NULL, b.b_buf != NULL ? b.b_buf : "",
 	    b.b_len);
