@@ -478,15 +478,18 @@ session_fire(int fd, short events, void *arg)
 
 	(void)fd;
 	(void)events;
-	if (session_login_left(s, now, &left) && left == 0) {
-		log_session(LOG_LVL_INFO, s->s_id, "client login timed out "
-		    "after %lds", s->s_mail->m_login_timeout / 1000);
-		s->s_expire(s, SESSION_EXPIRED_LOGIN);
-		return;
-	}
 	due = s->s_last + (uint64_t)s->s_timeout;
-	if (session_login_left(s, now, &left) && now + left < due)
-		due = now + left;
+	if (session_login_left(s, now, &left)) {
+		if (left == 0) {
+			log_session(LOG_LVL_INFO, s->s_id, "client login "
+			    "timed out after %lds",
+			    s->s_mail->m_login_timeout / 1000);
+			s->s_expire(s, SESSION_EXPIRED_LOGIN);
+			return;
+		}
+		if (now + left < due)
+			due = now + left;
+	}
 	if (now < due) {
 		tv.tv_sec = (time_t)((due - now) / 1000);
 		tv.tv_usec = (suseconds_t)((due - now) % 1000) * 1000;
