@@ -76,6 +76,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (sr.sr_code < 100 || sr.sr_code > 999 || sr.sr_len > len))
 		abort();
 
+	/*
+	 * proxy_pass_error_message: backend_failed() (backend.c) asks only of
+	 * an input of at most INPUT_ERROR_REPLY_MAX bytes; what passes is
+	 * printable lines ending in LF.
+	 */
+	if (len <= INPUT_ERROR_REPLY_MAX && input_error_reply_ok(buf, len)) {
+		if (buf[len - 1] != '\n')
+			abort();
+		for (i = 0; i < len; i++)
+			if ((buf[i] < 0x20 || buf[i] > 0x7e) &&
+			    buf[i] != '\r' && buf[i] != '\n')
+				abort();
+	}
+
 	need = smtp_xtext(NULL, 0, buf, len);
 	if ((x = malloc(need + 1)) == NULL)
 		abort();
