@@ -25,6 +25,10 @@ MANDIR?=	${PREFIX}/share/man
 SYSCONFDIR?=	/etc
 PIDFILE?=	/run/mailproxyd.pid
 CHROOTDIR?=	/var/empty
+# The example configuration's error_log.  Under the systemd unit the
+# daemon runs as its own user, who may write only in the unit's
+# LogsDirectory: the Debian package sets /var/log/mailproxyd/mailproxyd.log.
+LOGFILE?=	/var/log/mailproxyd.log
 # "make install-service" (systemd, Linux): the unit, the sysusers.d and
 # tmpfiles.d files and the logrotate file.  Packages use /lib/systemd/system
 # and /usr/lib; a local installation keeps to /etc.
@@ -269,7 +273,8 @@ install: all
 	[ -f ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf ] || { \
 	    ${INSTALL} -d ${DESTDIR}${SYSCONFDIR} && \
 	    sed -e 's|/var/empty;|${CHROOTDIR};|' \
-	    -e 's|/run/mailproxyd.pid;|${PIDFILE};|' etc/mailproxyd.conf \
+	    -e 's|/run/mailproxyd.pid;|${PIDFILE};|' \
+	    -e 's|/var/log/mailproxyd.log |${LOGFILE} |' etc/mailproxyd.conf \
 	    > ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf.tmp && \
 	    chmod 0644 ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf.tmp && \
 	    mv ${DESTDIR}${SYSCONFDIR}/mailproxyd.conf.tmp \
@@ -291,7 +296,8 @@ install-service:
 	cp contrib/systemd/mailproxyd.sysusers \
 	    ${DESTDIR}${SYSUSERSDIR}/mailproxyd.conf
 	sed -e 's|@SBINDIR@|${SBINDIR}|g' -e 's|@PIDFILE@|${PIDFILE}|g' \
-	    contrib/logrotate/mailproxyd.in > ${DESTDIR}${LOGROTATEDIR}/mailproxyd
+	    -e 's|@LOGFILE@|${LOGFILE}|g' contrib/logrotate/mailproxyd.in \
+	    > ${DESTDIR}${LOGROTATEDIR}/mailproxyd
 	chmod 0644 ${DESTDIR}${SYSTEMDUNITDIR}/mailproxyd.service \
 	    ${DESTDIR}${TMPFILESDIR}/mailproxyd.conf \
 	    ${DESTDIR}${SYSUSERSDIR}/mailproxyd.conf \

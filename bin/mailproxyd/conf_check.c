@@ -30,6 +30,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -53,6 +54,10 @@ static int	conf_default(struct conf_parser *,
 static int	conf_default_hostname(struct conf_parser *,
 		    const struct conf_directive *, void *);
 static int	conf_merge(struct conf_parser *, struct conf_server *);
+static int	conf_check_unprivileged(const struct mailproxyd_conf *, uid_t,
+		    gid_t);
+static int	conf_check_member(gid_t);
+static int	conf_check_dir_writable(const char *);
 static int	conf_check_protocol(struct conf_server *,
 		    const struct mailproxyd_conf *);
 static int	conf_check_proxy_ssl(struct conf_server *);
@@ -415,6 +420,7 @@ conf_check_user(const struct mailproxyd_conf *conf, uid_t *uidp,
 	const struct conf_where	*w = &conf->c_user_at;
 	struct passwd		*pw;
 	struct group		*gr;
+	uid_t			 uid;
 
 	errno = 0;
 	if ((pw = getpwnam(conf->c_user)) == NULL) {
@@ -429,8 +435,7 @@ conf_check_user(const struct mailproxyd_conf *conf, uid_t *uidp,
 		    "root", conf->c_user);
 		return (-1);
 	}
-	if (uidp != NULL)
-		*uidp = pw->pw_uid;
+	uid = pw->pw_uid;
 	errno = 0;
 	if ((gr = getgrnam(conf->c_group)) == NULL) {
 		conf_check_error(conf, w, "user", "getgrnam(\"%s\") failed "
@@ -438,9 +443,65 @@ conf_check_user(const struct mailproxyd_conf *conf, uid_t *uidp,
 		    strerror(errno));
 		return (-1);
 	}
+	if (geteuid() != 0 && conf_check_unprivileged(conf, uid,
+	    gr->gr_gid) == -1)
+		return (-1);
+	if (uidp != NULL)
+		*uidp = uid;
 	if (gidp != NULL)
 		*gidp = gr->gr_gid;
 	return (0);
+}
+
+/*
+ * A parent that is not root (the systemd unit's User=) cannot change
+ * the user of its children: they run as its own user and group, which
+ * "user" must name.  Its children then share its uid, so only their
+ * system call filter keeps a compromised one from signalling or
+ * tracing the others and the parent: a build without it cannot run so
+ * (mailproxyd(8), SECURITY).
+ */
+static int
+conf_check_unprivileged(const struct mailproxyd_conf *conf, uid_t uid,
+    gid_t gid)
+{
+	const struct conf_where	*w = &conf->c_user_at;
+
+	if (uid != geteuid() || gid != getegid()) {
+		conf_check_error(conf, w, "user", "user \"%s\" group \"%s\" "
+		    "(user): uid %lu gid %lu, but the parent runs as uid %lu "
+		    "gid %lu; a parent that is not root runs its children as "
+		    "its own user and group", conf->c_user, conf->c_group,
+		    (unsigned long)uid, (unsigned long)gid,
+		    (unsigned long)geteuid(), (unsigned long)getegid());
+		return (-1);
+	}
+#if !defined(HAVE_SECCOMP) && !defined(__OpenBSD__)
+	conf_check_error(conf, w, "user", "user \"%s\" (user): a parent "
+	    "that is not root needs the seccomp sandbox to keep its "
+	    "children apart, and this binary was built without libseccomp",
+	    conf->c_user);
+	return (-1);
+#else
+	return (0);
+#endif
+}
+
+/*
+ * worker_priority below 0 needs root (CAP_SYS_NICE), which a parent
+ * started as another user does not have.
+ */
+int
+conf_check_priority(const struct mailproxyd_conf *conf)
+{
+	if (geteuid() == 0 || conf->c_worker_priority == 0 ||
+	    conf->c_worker_priority - 21 >= 0)
+		return (0);
+	conf_check_error(conf, &conf->c_priority_at, "worker_priority",
+	    "worker_priority %d (worker_priority): a negative value needs "
+	    "a parent running as root, this one runs as uid %lu",
+	    conf->c_worker_priority - 21, (unsigned long)geteuid());
+	return (-1);
 }
 
 /*
@@ -466,6 +527,15 @@ conf_check_control(const struct mailproxyd_conf *conf, gid_t *gidp)
 		    sizeof(sun.sun_path) - 17);
 		return (-1);
 	}
+	if (geteuid() != 0 && conf_check_dir_writable(conf->c_control_socket)
+	    == -1) {
+		conf_check_error(conf, w, "control_socket", "control socket "
+		    "\"%s\" (control_socket): the parent runs as uid %lu, "
+		    "which cannot create files in its directory (%d: %s)",
+		    conf->c_control_socket, (unsigned long)geteuid(), errno,
+		    strerror(errno));
+		return (-1);
+	}
 	if (conf->c_control_group[0] == '\0')
 		return (0);
 	errno = 0;
@@ -475,9 +545,58 @@ conf_check_control(const struct mailproxyd_conf *conf, gid_t *gidp)
 		    errno == 0 ? "no such group" : strerror(errno));
 		return (-1);
 	}
+	if (geteuid() != 0 && !conf_check_member(gr->gr_gid)) {
+		conf_check_error(conf, w, "control_socket", "control socket "
+		    "group \"%s\" (control_socket): the parent runs as uid "
+		    "%lu, which is not a member and cannot give the socket "
+		    "to that group", conf->c_control_group,
+		    (unsigned long)geteuid());
+		return (-1);
+	}
 	if (gidp != NULL)
 		*gidp = gr->gr_gid;
 	return (0);
+}
+
+/* Whether this process may create a file next to path. */
+static int
+conf_check_dir_writable(const char *path)
+{
+	char	dir[PATH_MAX];
+	char	*slash;
+
+	if (strlcpy(dir, path, sizeof(dir)) >= sizeof(dir) ||
+	    (slash = strrchr(dir, '/')) == NULL) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return (access(dir, W_OK | X_OK));
+}
+
+/* Whether this process may give a file to group gid (chown(2)). */
+static int
+conf_check_member(gid_t gid)
+{
+	gid_t	*groups;
+	int	 i, n, found = 0;
+
+	if (gid == getegid())
+		return (1);
+	if ((n = getgroups(0, NULL)) <= 0)
+		return (0);
+	if ((groups = calloc((size_t)n, sizeof(*groups))) == NULL)
+		fatal("calloc");
+	if ((n = getgroups(n, groups)) == -1)
+		n = 0;
+	for (i = 0; i < n; i++)
+		if (groups[i] == gid)
+			found = 1;
+	free(groups);
+	return (found);
 }
 
 /*

@@ -346,6 +346,10 @@ conf_where_record(struct conf_parser *p, const struct conf_directive *d)
 	if (d->d_base == CONF_BASE_MAIN &&
 	    d->d_off == offsetof(struct mailproxyd_conf, c_chroot))
 		conf_where_set(&p->p_conf->c_chroot_at, p->p_file, p->p_line);
+	if (d->d_base == CONF_BASE_MAIN &&
+	    d->d_off == offsetof(struct mailproxyd_conf, c_worker_priority))
+		conf_where_set(&p->p_conf->c_priority_at, p->p_file,
+		    p->p_line);
 	if (d->d_base == CONF_BASE_MAIN && d->d_type == &conf_type_control)
 		conf_where_set(&p->p_conf->c_control_at, p->p_file,
 		    p->p_line);
@@ -418,6 +422,7 @@ conf_free(struct mailproxyd_conf *conf)
 	free(conf->c_user_at.cw_file);
 	free(conf->c_chroot_at.cw_file);
 	free(conf->c_control_at.cw_file);
+	free(conf->c_priority_at.cw_file);
 	while ((s = TAILQ_FIRST(&conf->c_servers)) != NULL) {
 		TAILQ_REMOVE(&conf->c_servers, s, s_entry);
 		conf_mail_clear(&s->s_mail);

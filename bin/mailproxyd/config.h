@@ -352,6 +352,7 @@ struct mailproxyd_conf {
 	int			  c_has_events;
 	int			  c_worker_connections;
 	int			  c_worker_priority;	/* nice + 21 */
+	struct conf_where	  c_priority_at;
 	struct conf_list	  c_worker_cpu_affinity;
 	char			  c_events_use[CONF_EVENTS_USE_MAX]; /* or "" */
 	int			  c_multi_accept;
@@ -405,6 +406,7 @@ void			 conf_free(struct mailproxyd_conf *);
 int			 conf_check_user(const struct mailproxyd_conf *,
 			    uid_t *, gid_t *);
 int			 conf_check_chroot(const struct mailproxyd_conf *);
+int			 conf_check_priority(const struct mailproxyd_conf *);
 /* control_socket's path fits a socket address, its group exists. */
 int			 conf_check_control(const struct mailproxyd_conf *,
 			    gid_t *);

@@ -208,8 +208,13 @@ control_bind(const char *path, gid_t gid, dev_t *devp, ino_t *inop)
 		return (-1);
 	}
 	(void)umask(old);
-	/* Without a group nothing changes hands: no CAP_CHOWN needed. */
-	if ((gid != 0 && lchown(tmp, 0, gid) == -1) ||
+	/*
+	 * Without a group nothing changes hands: no CAP_CHOWN needed.  A
+	 * parent that is not root keeps the socket its own, and gives it
+	 * only to a group of its own (conf_check_control).
+	 */
+	if ((gid != 0 && lchown(tmp, geteuid() == 0 ? 0 : (uid_t)-1,
+	    gid) == -1) ||
 	    chmod(tmp, 0660) == -1 || listen(fd, CONTROL_BACKLOG) == -1 ||
 	    rename(tmp, path) == -1) {
 		log_warn("control socket \"%s\"", path);

@@ -289,9 +289,10 @@ main(int argc, char *argv[])
 	if (test && conf != NULL) {
 		/*
 		 * What the parent checks at start: resolvers, the user and
-		 * the chroot directory (whoever runs -t: the configuration
-		 * is written for a start as root), cdb files, TLS
-		 * certificates, keys and every ssl_conf_command.
+		 * the chroot directory, cdb files, TLS certificates, keys
+		 * and every ssl_conf_command.  Run by another user than
+		 * root (as the systemd unit's ExecStartPre is), -t checks
+		 * what a parent started by that user needs.
 		 */
 		struct cdbfile		*cdbs;
 		struct tls_loaded	*tl;
@@ -300,6 +301,7 @@ main(int argc, char *argv[])
 		if (parent_check_resolvers(conf) == -1 ||
 		    conf_check_user(conf, NULL, NULL) == -1 ||
 		    conf_check_chroot(conf) == -1 ||
+		    conf_check_priority(conf) == -1 ||
 		    conf_check_control(conf, NULL) == -1 ||
 		    parent_open_cdbs(conf, &cdbs, &ncdbs) == -1) {
 			conf_free(conf);

@@ -1174,6 +1174,10 @@ const char *notify_socket(void);
 #define UPGRADE_ENV	"MAILPROXYD"	/* inherited sockets: "fd;fd;" */
 void	 upgrade_set_argv(int, char **);
 void	 upgrade_set_inherited(pid_t);
+void	 upgrade_init(void);
+void	 upgrade_serving(void);
+int	 upgrade_give_back(void);
+int	 upgrade_may_notify(void);
 int	 upgrade_inherited(void);
 pid_t	 upgrade_newbin(void);
 pid_t	 upgrade_oldparent(void);

@@ -233,16 +233,16 @@ parent_check_conf(struct mailproxyd_conf *conf, struct cfg_done *cd)
 	memset(cd, 0, sizeof(*cd));
 	cd->cd_uid = cd->cd_gid = -1;
 	cd->cd_debug = mp_debug;
+	/*
+	 * A parent that is not root checks that "user" is its own user
+	 * (conf_check_user): its children keep it, and still enter the
+	 * chroot (CAP_SYS_CHROOT) and their sandbox.
+	 */
 	if (parent_check_resolvers(conf) == -1 ||
-	    conf_check_control(conf, NULL) == -1)
-		return -1;
-	if (geteuid() != 0) {
-		log_notice("not running as root: children keep uid %d and "
-		    "are not chrooted", (int)geteuid());
-		return 0;
-	}
-	if (conf_check_user(conf, &uid, &gid) == -1 ||
-	    conf_check_chroot(conf) == -1)
+	    conf_check_control(conf, NULL) == -1 ||
+	    conf_check_user(conf, &uid, &gid) == -1 ||
+	    conf_check_chroot(conf) == -1 ||
+	    conf_check_priority(conf) == -1)
 		return -1;
 	cd->cd_uid = (int32_t)uid;
 	cd->cd_gid = (int32_t)gid;
@@ -516,6 +516,7 @@ parent_main(struct mailproxyd_conf *conf, const char *self, int argc0)
 	log_procname("parent");
 
 	event_init();
+	upgrade_init();
 	proc_raise_nofile();
 	if (control_open(conf) == -1)
 		exit(1);
@@ -925,15 +926,11 @@ child_dispatch(struct imsgev *iev, struct imsg *imsg)
 			log_notice("reconfiguring done, generation %u "
 			    "serving", g->g_id);
 		if (g->g_id == 1 && upgrade_inherited()) {
-			char	msg[64];
-
-			/* A new binary: the service is ours now. */
-			(void)snprintf(msg, sizeof(msg),
-			    "MAINPID=%ld\nREADY=1", (long)getpid());
+			/* A new binary: the old parent names us (upgrade.c). */
 			log_notice("binary upgrade: serving, the old parent "
 			    "process %ld may be stopped with SIGWINCH and "
 			    "SIGQUIT", (long)upgrade_oldparent());
-			notify_send(msg);
+			upgrade_serving();
 		} else
 			parent_notify("READY=1");
 		break;
@@ -1457,12 +1454,13 @@ parent_rollback(void)
 
 /*
  * The service manager hears from the parent it knows as the main
- * process: not from an old parent while its new binary runs.
+ * process: not from an old parent while its new binary runs, nor from
+ * a new binary before the old parent named it (upgrade.c).
  */
 static void
 parent_notify(const char *state)
 {
-	if (upgrade_newbin() == 0)
+	if (upgrade_may_notify())
 		notify_send(state);
 }
 
@@ -1604,17 +1602,13 @@ parent_shutdown(int how)
 	struct generation	*g;
 	struct child		*c;
 	struct timeval		 tv = { STOP_GRACE, 0 };
-	char			 msg[32];
-	pid_t			 old;
+	int			 old;
 
 	if (parent.p_stopping >= how)
 		return;
 	parent.p_stopping = how;
-	if ((old = upgrade_oldparent()) != 0) {
-		/* A rollback: the service is the old parent's again. */
-		(void)snprintf(msg, sizeof(msg), "MAINPID=%ld", (long)old);
-		notify_send(msg);
-	} else
+	/* A rollback: the service is the old parent's again. */
+	if ((old = upgrade_give_back()) == 0)
 		parent_notify("STOPPING=1");
 	log_notice("%s shutting down", how == 1 ? "gracefully" : "fast");
 	/*

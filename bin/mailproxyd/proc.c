@@ -945,12 +945,17 @@ proc_drop_privileges(const struct cfg_done *cd, const struct proc_desc *pd)
 	if (cd->cd_uid != -1) {
 		sandbox_drop_caps();
 		gid = (gid_t)cd->cd_gid;
-		if (setgroups(1, &gid) == -1)
+		/*
+		 * A parent that is not root gave us its own user, which
+		 * "user" names (conf_check_user): nothing to change, the
+		 * check below still holds.
+		 */
+		if (geteuid() == 0 && setgroups(1, &gid) == -1)
 			fatal("setgroups() failed");
-		if (setresgid(gid, gid, gid) == -1)
+		if (geteuid() == 0 && setresgid(gid, gid, gid) == -1)
 			fatal("setresgid(%d) failed", cd->cd_gid);
-		if (setresuid((uid_t)cd->cd_uid, (uid_t)cd->cd_uid,
-		    (uid_t)cd->cd_uid) == -1)
+		if (geteuid() == 0 && setresuid((uid_t)cd->cd_uid,
+		    (uid_t)cd->cd_uid, (uid_t)cd->cd_uid) == -1)
 			fatal("setresuid(%d) failed", cd->cd_uid);
 		if (getresuid(&ruid, &euid, &suid) == -1 ||
 		    getresgid(&rgid, &egid, &sgid) == -1)

@@ -294,8 +294,6 @@ sandbox_drop_caps(void)
 #ifdef __linux__
 	int	cap, r;
 
-	if (geteuid() != 0)
-		return;
 	/* PR_CAPBSET_READ fails with EINVAL past the last capability. */
 	for (cap = 0; (r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) >= 0;
 	    cap++) {
@@ -303,11 +301,15 @@ sandbox_drop_caps(void)
 			continue;
 		/*
 		 * A service manager that left out CAP_SETPCAP: the sets
-		 * are still emptied by the change of user below.
+		 * are still emptied by the change of user below, or by
+		 * sandbox_caps_clear() under a parent that is not root,
+		 * where no_new_privs keeps them empty across execve(2)
+		 * (systemd's unit runs it so, mailproxyd(8) SECURITY).
 		 */
 		if (errno == EPERM) {
-			log_warnx("cannot empty the capability bounding set "
-			    "without CAP_SETPCAP");
+			if (geteuid() == 0)
+				log_warnx("cannot empty the capability "
+				    "bounding set without CAP_SETPCAP");
 			return;
 		}
 		fatal("prctl(PR_CAPBSET_DROP, %d) failed", cap);
@@ -564,14 +566,15 @@ sb_load(enum proc_role role)
 #endif /* HAVE_SECCOMP */
 
 /*
- * A test-only switch for tests/regress/test_sandbox.py.  With
- * MAILPROXYD_SANDBOX_SELFTEST=yes in a child's environment (which only
- * an "env" directive in the configuration can put there), SIGUSR2 from
- * root makes the child break its own sandbox: sent with sigqueue(3)
- * and a pid as its value, the child calls kill(pid, SIGSTOP);
- * otherwise it calls execve(2).  The filter must kill the child for
- * either.  Unarmed, SIGUSR2 keeps its default action (the child ends),
- * and only root or the children's own uid can send it at all.
+ * A test-only switch for tests/regress/test_sandbox.py and
+ * test_unprivileged.py.  With MAILPROXYD_SANDBOX_SELFTEST=yes in a
+ * child's environment (which only an "env" directive in the
+ * configuration can put there), SIGUSR2 from root makes the child
+ * break its own sandbox: sent with sigqueue(3) and a pid as its value,
+ * the child calls kill(pid, SIGSTOP); otherwise it calls execve(2).
+ * The filter must kill the child for either.  Unarmed, SIGUSR2 keeps
+ * its default action (the child ends), and only root or the children's
+ * own uid can send it at all.
  */
 static void
 sandbox_selftest(int sig, siginfo_t *si, void *ctx)

@@ -23,9 +23,20 @@
  * nginx's NGINX convention).  The new parent adopts them instead of
  * binding (listen.c).  When the new binary exits, the old parent
  * renames the pid file back.
+ *
+ * The two parents share a socketpair, its descriptor in
+ * MAILPROXYD_UPGRADE.  The service manager hears only from its main
+ * process (systemd's NotifyAccess=main), so the new parent never names
+ * itself: once it serves it writes UPGRADE_SERVING, and the old parent,
+ * the main process still, sends "MAINPID=<new>" and answers
+ * UPGRADE_MAIN.  From then on the new parent speaks to the service
+ * manager, and gives the service back with "MAINPID=<old>" if it ends
+ * while the old parent runs (a rollback).
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -41,15 +52,24 @@
 
 extern char	**environ;
 
+#define UPGRADE_CHAN_ENV	"MAILPROXYD_UPGRADE"
+#define UPGRADE_SERVING		'S'	/* new to old: we serve */
+#define UPGRADE_MAIN		'M'	/* old to new: you are main */
+
 static struct {
 	char	**u_argv;	/* our command line, for the new binary */
 	pid_t	  u_newbin;	/* the new binary we started, 0: none */
 	pid_t	  u_oldparent;	/* we are the new binary: who started us */
 	char	  u_pidfile[PATH_MAX];	/* renamed to .oldbin, or "" */
-} up;
+	int	  u_chan;	/* to the other parent, -1: none */
+	struct event u_chan_ev;
+	int	  u_main;	/* new binary: the main pid for systemd */
+} up = { .u_chan = -1 };
 
-static char	**upgrade_env(const struct listenerhead *, size_t *);
+static char	**upgrade_env(const struct listenerhead *, int, size_t *);
 static void	  upgrade_env_free(char **, size_t);
+static void	  upgrade_chan_read(int, short, void *);
+static void	  upgrade_chan_close(void);
 
 /* Keep the command line before setproctitle() overwrites it. */
 void
@@ -64,11 +84,146 @@ upgrade_set_argv(int argc, char **argv)
 			fatal("strdup");
 }
 
-/* We were started by SIGUSR2 in an older parent (pid ppid). */
+/*
+ * We were started by SIGUSR2 in an older parent (pid ppid): take the
+ * channel to it out of the environment.  An older binary gives none.
+ */
 void
 upgrade_set_inherited(pid_t ppid)
 {
+	const char	*env, *errstr;
+	struct stat	 st;
+	int		 fd;
+
 	up.u_oldparent = ppid;
+	if ((env = getenv(UPGRADE_CHAN_ENV)) == NULL)
+		return;
+	fd = (int)strtonum(env, STDERR_FILENO + 1, INT_MAX, &errstr);
+	if (errstr != NULL || fstat(fd, &st) == -1 || !S_ISSOCK(st.st_mode))
+		log_msg(LOG_LVL_EMERG, "%s=\"%s\" is not a socket, ignoring "
+		    "it", UPGRADE_CHAN_ENV, env);
+	else if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		fatal("fcntl(FD_CLOEXEC)");
+	else
+		up.u_chan = fd;
+	unsetenv(UPGRADE_CHAN_ENV);
+}
+
+/* The new binary listens to its old parent once the event loop runs. */
+void
+upgrade_init(void)
+{
+	if (up.u_chan == -1)
+		return;
+	event_set(&up.u_chan_ev, up.u_chan, EV_READ | EV_PERSIST,
+	    upgrade_chan_read, NULL);
+	event_add(&up.u_chan_ev, NULL);
+}
+
+static void
+upgrade_chan_close(void)
+{
+	if (up.u_chan == -1)
+		return;
+	event_del(&up.u_chan_ev);
+	close(up.u_chan);
+	up.u_chan = -1;
+}
+
+/*
+ * One byte from the other parent.  The old parent, told that the new
+ * one serves, names it to the service manager while it may (it is the
+ * main process) and says so; the new parent then is the main process.
+ */
+static void
+upgrade_chan_read(int fd, short events, void *arg)
+{
+	char	 c, msg[64];
+	ssize_t	 n;
+
+	(void)events;
+	(void)arg;
+	if ((n = read(fd, &c, 1)) == -1 && (errno == EINTR ||
+	    errno == EAGAIN))
+		return;
+	if (n != 1) {
+		upgrade_chan_close();
+		return;
+	}
+	if (up.u_newbin != 0 && c == UPGRADE_SERVING) {
+		(void)snprintf(msg, sizeof(msg), "MAINPID=%ld\nREADY=1",
+		    (long)up.u_newbin);
+		notify_send(msg);
+		if (notify_socket() != NULL)
+			log_notice("binary upgrade: the new binary (pid %ld) "
+			    "is the service's main process now",
+			    (long)up.u_newbin);
+		c = UPGRADE_MAIN;
+		if (write(fd, &c, 1) != 1)
+			log_warn("binary upgrade: write() to the new binary "
+			    "failed");
+	} else if (up.u_oldparent != 0 && c == UPGRADE_MAIN)
+		up.u_main = 1;
+	else {
+		log_msg(LOG_LVL_ALERT, "binary upgrade: unexpected message "
+		    "0x%02x from the other parent", (unsigned char)c);
+		upgrade_chan_close();
+	}
+}
+
+/*
+ * The new binary's first generation serves.  The old parent names us
+ * to the service manager; one that gave us no channel (an older
+ * binary) cannot, and we do it ourselves, as that binary expects.
+ */
+void
+upgrade_serving(void)
+{
+	char	msg[64];
+	char	c = UPGRADE_SERVING;
+
+	if (up.u_chan != -1 && write(up.u_chan, &c, 1) == 1)
+		return;
+	if (up.u_chan != -1)
+		log_warn("binary upgrade: write() to the old parent failed");
+	(void)snprintf(msg, sizeof(msg), "MAINPID=%ld\nREADY=1",
+	    (long)getpid());
+	notify_send(msg);
+	up.u_main = 1;
+}
+
+/*
+ * The new binary ends while its old parent runs (a rollback): if the
+ * service manager knows us as the main process, the service is the old
+ * parent's again.  Returns 1 if an old parent runs.
+ */
+int
+upgrade_give_back(void)
+{
+	pid_t	old;
+	char	msg[64];
+
+	if ((old = upgrade_oldparent()) == 0)
+		return 0;
+	if (up.u_main) {
+		(void)snprintf(msg, sizeof(msg), "MAINPID=%ld", (long)old);
+		notify_send(msg);
+		up.u_main = 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether the service manager hears from us: not from an old parent
+ * while its new binary runs, nor from a new binary it does not know as
+ * its main process yet.
+ */
+int
+upgrade_may_notify(void)
+{
+	if (up.u_newbin != 0)
+		return 0;
+	return up.u_oldparent == 0 || up.u_main;
 }
 
 /* We were started by an older parent's SIGUSR2. */
@@ -95,12 +250,12 @@ upgrade_oldparent(void)
 }
 
 /*
- * Our environment without NOTIFY_SOCKET and MAILPROXYD, then the
- * listening sockets and the service manager's socket (notify_init()
- * took it out of ours).
+ * Our environment without NOTIFY_SOCKET, MAILPROXYD and
+ * MAILPROXYD_UPGRADE, then the listening sockets, the channel to us
+ * and the service manager's socket (notify_init() took it out of ours).
  */
 static char **
-upgrade_env(const struct listenerhead *head, size_t *nown)
+upgrade_env(const struct listenerhead *head, int chan, size_t *nown)
 {
 	const struct listener	*ls;
 	char			**envp, *fds, *s;
@@ -109,11 +264,13 @@ upgrade_env(const struct listenerhead *head, size_t *nown)
 
 	for (i = 0; environ[i] != NULL; i++)
 		;
-	if ((envp = calloc(i + 3, sizeof(*envp))) == NULL)
+	if ((envp = calloc(i + 4, sizeof(*envp))) == NULL)
 		return NULL;
 	for (i = 0; environ[i] != NULL; i++) {
 		if (strncmp(environ[i], UPGRADE_ENV "=",
 		    sizeof(UPGRADE_ENV)) == 0 ||
+		    strncmp(environ[i], UPGRADE_CHAN_ENV "=",
+		    sizeof(UPGRADE_CHAN_ENV)) == 0 ||
 		    strncmp(environ[i], "NOTIFY_SOCKET=", 14) == 0)
 			continue;
 		envp[n++] = environ[i];
@@ -132,6 +289,10 @@ upgrade_env(const struct listenerhead *head, size_t *nown)
 	}
 	envp[n++] = fds;
 	*nown = 1;
+	if (asprintf(&s, "%s=%d", UPGRADE_CHAN_ENV, chan) == -1)
+		return NULL;
+	envp[n++] = s;
+	(*nown)++;
 	if ((ns = notify_socket()) != NULL) {
 		if (asprintf(&s, "NOTIFY_SOCKET=%s", ns) == -1)
 			return NULL;
@@ -169,7 +330,7 @@ upgrade_start(const char *self, const struct listenerhead *head,
 	sigset_t		 set;
 	pid_t			 pid;
 	size_t			 nown = 0;
-	int			 n = 0;
+	int			 n = 0, sp[2];
 
 	if (up.u_newbin != 0) {
 		log_msg(LOG_LVL_WARN, "binary upgrade refused: the new binary "
@@ -202,7 +363,16 @@ upgrade_start(const char *self, const struct listenerhead *head,
 			return;
 		}
 	}
-	if ((envp = upgrade_env(head, &nown)) == NULL)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_msg(LOG_LVL_ALERT, "binary upgrade failed: socketpair() "
+		    "failed (%d: %s)", errno, strerror(errno));
+		if (up.u_pidfile[0] != '\0' && rename(oldbin, pidfile) == -1)
+			log_warn("rename(\"%s\", \"%s\") failed", oldbin,
+			    pidfile);
+		up.u_pidfile[0] = '\0';
+		return;
+	}
+	if ((envp = upgrade_env(head, sp[1], &nown)) == NULL)
 		fatal("upgrade_env");
 	TAILQ_FOREACH(ls, head, ls_entry)
 		if (ls->ls_fd != -1)
@@ -216,6 +386,8 @@ upgrade_start(const char *self, const struct listenerhead *head,
 			    pidfile);
 		up.u_pidfile[0] = '\0';
 		upgrade_env_free(envp, nown);
+		close(sp[0]);
+		close(sp[1]);
 		return;
 	case 0:
 		/* The listening sockets stay open across execve(). */
@@ -223,6 +395,8 @@ upgrade_start(const char *self, const struct listenerhead *head,
 			if (ls->ls_fd != -1 &&
 			    fcntl(ls->ls_fd, F_SETFD, 0) == -1)
 				_exit(1);
+		if (fcntl(sp[1], F_SETFD, 0) == -1)
+			_exit(1);
 		signal(SIGPIPE, SIG_DFL);
 		sigemptyset(&set);
 		sigprocmask(SIG_SETMASK, &set, NULL);
@@ -232,6 +406,11 @@ upgrade_start(const char *self, const struct listenerhead *head,
 		_exit(1);
 	}
 	upgrade_env_free(envp, nown);
+	close(sp[1]);
+	up.u_chan = sp[0];
+	event_set(&up.u_chan_ev, up.u_chan, EV_READ | EV_PERSIST,
+	    upgrade_chan_read, NULL);
+	event_add(&up.u_chan_ev, NULL);
 	up.u_newbin = pid;
 	if (up.u_pidfile[0] != '\0')
 		(void)strlcpy(pidfile, oldbin, pidsize);
@@ -257,6 +436,7 @@ upgrade_reaped(pid_t pid, int status, char *pidfile, size_t pidsize)
 		    LOG_LVL_ALERT, "new binary process %ld exited with code "
 		    "%d", (long)pid, WEXITSTATUS(status));
 	up.u_newbin = 0;
+	upgrade_chan_close();
 	if (up.u_pidfile[0] != '\0') {
 		if (rename(pidfile, up.u_pidfile) == -1)
 			log_warn("rename(\"%s\", \"%s\") failed", pidfile,

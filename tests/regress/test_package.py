@@ -17,8 +17,11 @@
 """The Debian package, as a packager and an operator meet it: built with
 dpkg-buildpackage from the "make dist" tarball, lintian without errors,
 installed with dpkg -i, started with the unit's own ExecStart command
-line (systemd need not be PID 1), reloaded with the unit's ExecReload
-lines, stopped, and purged, after which the machine is as it was.
+line as the unit's User= and Group= with only its AmbientCapabilities=
+and CapabilityBoundingSet= and no_new_privs (setpriv(1) does what
+systemd would; systemd need not be PID 1), reloaded with the unit's
+ExecReload lines, stopped, and purged, after which the machine is as it
+was.
 
 Needs root and a Debian system with the build dependencies of debian/
 (contrib/install-deps.sh); .ci/run runs it once after the plain build.
@@ -51,6 +54,7 @@ UNIT = "/lib/systemd/system/mailproxyd.service"
 CONF = "/etc/mailproxyd.conf"
 CHROOT = "/var/lib/mailproxyd/empty"
 PIDFILE = "/run/mailproxyd/mailproxyd.pid"
+LOGFILE = "/var/log/mailproxyd/mailproxyd.log"
 # Everything the package brings or makes, gone again after the purge.
 ADDED = ["/usr/sbin/mailproxyd", "/usr/sbin/mailproxyctl",
          "/usr/share/man/man8/mailproxyd.8.gz",
@@ -59,7 +63,8 @@ ADDED = ["/usr/sbin/mailproxyd", "/usr/sbin/mailproxyctl",
          UNIT, "/usr/lib/sysusers.d/mailproxyd.conf",
          "/usr/lib/tmpfiles.d/mailproxyd.conf",
          "/etc/logrotate.d/mailproxyd", CONF, CHROOT, "/var/lib/mailproxyd",
-         "/run/mailproxyd", "/var/log/mailproxyd.log",
+         "/run/mailproxyd", "/var/log/mailproxyd",
+         "/var/log/mailproxyd.log",
          "/usr/share/doc/mailproxyd",
          "/etc/systemd/system/multi-user.target.wants/mailproxyd.service"]
 
@@ -123,6 +128,36 @@ def unit_lines(key):
             if ln.startswith(key + "="):
                 out.append(shlex.split(ln.split("=", 1)[1]))
     return out
+
+
+def unit_value(key):
+    """The unit's last KEY= value, or None."""
+    vals = [ln.split("=", 1)[1].strip() for ln in open(UNIT)
+            if ln.startswith(key + "=")]
+    return vals[-1] if vals else None
+
+
+def unit_wrap():
+    """What systemd does before it runs an Exec line of the unit: the
+    RuntimeDirectory= and LogsDirectory= made the service user's, and
+    a setpriv(1) prefix for User=, Group=, AmbientCapabilities=,
+    CapabilityBoundingSet= and NoNewPrivileges=."""
+    user, group = unit_value("User"), unit_value("Group")
+    pw = pwd.getpwnam(user)
+    gid = grp.getgrnam(group).gr_gid
+    for d in ("/run/" + unit_value("RuntimeDirectory"),
+              "/var/log/" + unit_value("LogsDirectory")):
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        os.chown(d, pw.pw_uid, gid)
+    caps = ",".join("+" + c[4:].lower()
+                    for c in unit_value("AmbientCapabilities").split())
+    bound = ",".join("+" + c[4:].lower()
+                     for c in unit_value("CapabilityBoundingSet").split())
+    assert unit_value("NoNewPrivileges") == "yes"
+    return ["setpriv", "--reuid=" + user, "--regid=" + group,
+            "--init-groups", "--inh-caps=" + caps,
+            "--ambient-caps=" + caps, "--bounding-set=-all," + bound,
+            "--no-new-privs"]
 
 
 def greeting(port):
@@ -217,6 +252,13 @@ def main():
             # The shipped configuration passes -t as it is.
             r = run(["/usr/sbin/mailproxyd", "-t"], ok=False)
             assert r.returncode == 0, r.stderr
+            # And as the unit's ExecStartPre runs it, as the service
+            # user: the log and control socket directories are its own.
+            assert "error_log           %s notice;" % LOGFILE in \
+                open(CONF).read()
+            for pre in unit_lines("ExecStartPre"):
+                r = run(unit_wrap() + pre, ok=False)
+                assert r.returncode == 0, r.stderr
             r = run(["/usr/sbin/mailproxyd", "-V"], ok=False)
             assert ("mailproxyd/%s" % version).encode() in r.stderr, r.stderr
 
@@ -229,16 +271,18 @@ def main():
             # place; the purge removes it.
             with open(CONF, "w") as f:
                 f.write("user %s;\nworker_processes 1;\n"
-                        "error_log /var/log/mailproxyd.log info;\n"
+                        "error_log %s info;\n"
                         "mail {\n  auth_http http://127.0.0.1:%d/auth;\n"
                         "  server { listen 127.0.0.1:%d; protocol imap; }\n"
-                        "}\n" % (USER, free_port(), port))
+                        "}\n" % (USER, LOGFILE, free_port(), port))
+            assert unit_value("User") == USER, unit_value("User")
+            wrap = unit_wrap()
             for pre in unit_lines("ExecStartPre"):
-                run(pre)
+                run(wrap + pre)
             (cmd,) = unit_lines("ExecStart")
             env = {k: v for k, v in os.environ.items()
                    if k != "NOTIFY_SOCKET"}
-            daemon = subprocess.Popen(cmd, env=env,
+            daemon = subprocess.Popen(wrap + cmd, env=env,
                                       stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
             wait_for(lambda: os.path.exists(PIDFILE) and
@@ -250,19 +294,35 @@ def main():
             kids = children(daemon.pid)
             assert kids, "no children"
             uid = pwd.getpwnam(USER).pw_uid
+            st = proc_status(daemon.pid)
+            assert st["Uid"].split() == [str(uid)] * 4, st["Uid"]
             for k in kids:
                 st = proc_status(k)
-                assert st["Uid"].split()[0] == str(uid), (k, st["Uid"])
+                assert st["Uid"].split() == [str(uid)] * 4, (k, st["Uid"])
                 assert os.readlink("/proc/%d/root" % k) == CHROOT, k
+                for c in ("CapEff", "CapPrm", "CapAmb", "CapInh"):
+                    assert int(st[c], 16) == 0, (k, c, st[c])
+                assert st["Seccomp"] == "2", (k, st["Seccomp"])
+            # The log is the service user's, in the LogsDirectory.
+            assert os.stat(LOGFILE).st_uid == uid
+            assert "started" in open(LOGFILE).read()
 
         @step("the unit's ExecReload keeps serving")
         def _():
+            def reloaded(n):
+                wait_for(lambda: open(LOGFILE).read().count(
+                    "reconfiguring done") >= n or daemon.poll() is not
+                    None, timeout=15, what="reload %d" % n)
+                assert daemon.poll() is None, daemon.stderr.read()
+
+            wrap = unit_wrap()
             for cmd in unit_lines("ExecReload"):
-                run([a.replace("$MAINPID", str(daemon.pid)) for a in cmd])
+                run(wrap + [a.replace("$MAINPID", str(daemon.pid))
+                            for a in cmd])
+            reloaded(1)
             # "mailproxyd -s" finds the pid file the package built in.
             run(["/usr/sbin/mailproxyd", "-s", "reload"])
-            time.sleep(1)
-            assert daemon.poll() is None, daemon.stderr.read()
+            reloaded(2)
             assert greeting(port).startswith(b"* OK ")
 
         @step("SIGTERM stops it and removes the pid file")

@@ -19,7 +19,8 @@ SIGNALS): SIGUSR2 starts the new binary with the listening sockets
 inherited (MAILPROXYD="fd;fd;") and renames the pid file to
 PIDFILE.oldbin; SIGWINCH stops the old workers gracefully; SIGQUIT to the
 old parent completes the upgrade, SIGHUP to it rolls the upgrade back;
-the new binary tells the service manager its pid (MAINPID=).
+the service manager learns the new main pid (MAINPID=) from the process
+that is its main pid then, as systemd's NotifyAccess=main requires.
 
 Every test keeps a client making IMAP logins through the daemon, on TCP
 and on a unix socket, to a real Dovecot (tests/regress/dovecot.py) behind
@@ -35,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -234,6 +236,47 @@ class Upg:
 
 def gone(pid):
     return not alive(pid)
+
+
+class NotifySocket:
+    """A service manager's NOTIFY_SOCKET that, as systemd with
+    NotifyAccess=main does, takes a message only from the main pid: the
+    daemon's at first, then whatever pid a MAINPID= names.  The sender's
+    pid comes from the kernel (SO_PASSCRED, SCM_CREDENTIALS)."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.s.bind(path)
+        self.s.settimeout(15)
+        self.main = None
+
+    def recv(self):
+        data, anc, _, _ = self.s.recvmsg(512, socket.CMSG_SPACE(12))
+        pids = [struct.unpack("iII", d[:12])[0] for lvl, typ, d in anc
+                if lvl == socket.SOL_SOCKET and
+                typ == socket.SCM_CREDENTIALS]
+        assert len(pids) == 1, anc
+        assert pids[0] == self.main, \
+            "%r from pid %d, but the main pid is %d" % (data, pids[0],
+                                                        self.main)
+        for line in data.split(b"\n"):
+            if line.startswith(b"MAINPID="):
+                self.main = int(line[8:])
+        return data
+
+    def quiet(self, seconds=1):
+        self.s.settimeout(seconds)
+        try:
+            data, anc, _, _ = self.s.recvmsg(512, socket.CMSG_SPACE(12))
+            raise AssertionError("unexpected %r" % data)
+        except socket.timeout:
+            pass
+        finally:
+            self.s.settimeout(15)
+
+    def close(self):
+        self.s.close()
 
 
 # --------------------------------------------------------------------------
@@ -480,22 +523,26 @@ def signals_log_a_line():
 
 @test
 def systemd_follows_the_upgrade():
-    """Under Type=notify the new parent sends MAINPID= with READY=1; the
-    old parent quitting says nothing that would stop the service; a
-    rollback gives the service back to the old parent."""
+    """Under Type=notify and NotifyAccess=main every message comes from
+    the main pid: the old parent names the new one (MAINPID= with
+    READY=1) once it serves, and says nothing more; a rollback gives the
+    service back from the new parent, then the old one; the new parent,
+    once main, reports its reloads and its stop."""
     u = Upg("notify")
     path = os.path.join(u.d.dir, "notify.sock")
-    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ns.bind(path)
-    ns.settimeout(15)
+    ns = NotifySocket(path)
     try:
         u.start(env={"NOTIFY_SOCKET": path})
         old = u.d.pid
-        assert ns.recv(512) == b"READY=1"
+        ns.main = old
+        assert ns.recv() == b"READY=1"
 
         # A rollback first.
         new = u.usr2()
-        assert ns.recv(512) == b"MAINPID=%d\nREADY=1" % new
+        assert ns.recv() == b"MAINPID=%d\nREADY=1" % new
+        assert ns.main == new
+        u.log_has("binary upgrade: the new binary (pid %d) is the "
+                  "service's main process now" % new)
         os.kill(old, signal.SIGWINCH)
         wait_for(lambda: list(children(old)) == [new], what="old drained")
         done = u.d.logtext().count("reconfiguring done")
@@ -506,31 +553,31 @@ def systemd_follows_the_upgrade():
         # nothing to the service manager yet.
         wait_for(lambda: u.d.logtext().count("reconfiguring done") > done,
                  what="old generation serving")
+        ns.quiet()
         os.kill(new, signal.SIGQUIT)
-        assert ns.recv(512) == b"MAINPID=%d" % old
+        assert ns.recv() == b"MAINPID=%d" % old
         # The old parent says so too once it reaped the new binary.
-        assert ns.recv(512) == b"MAINPID=%d" % old
+        assert ns.recv() == b"MAINPID=%d" % old
         wait_for(lambda: u.d.read_pid() == old, what="pid file back")
         u.logins.more()
 
         # Then the upgrade.
         new = u.usr2()
-        got = ns.recv(512)
+        got = ns.recv()
         assert got == b"MAINPID=%d\nREADY=1" % new, (got, old, new)
         os.kill(old, signal.SIGWINCH)
         os.kill(old, signal.SIGQUIT)
         wait_for(lambda: gone(old), what="old parent exit")
-        ns.settimeout(1)
-        try:
-            msg = ns.recv(512)
-            raise AssertionError("the old parent sent %r" % msg)
-        except socket.timeout:
-            pass
-        ns.settimeout(15)
+        ns.quiet()
+        u.logins.more()
+        # The new parent is the main pid: its reload is heard.
+        os.kill(new, signal.SIGHUP)
+        assert ns.recv().startswith(b"RELOADING=1\nMONOTONIC_USEC=")
+        assert ns.recv() == b"READY=1"
         u.logins.more()
         u.logins.stop()
         os.kill(new, signal.SIGQUIT)
-        assert ns.recv(512) == b"STOPPING=1"
+        assert ns.recv() == b"STOPPING=1"
     finally:
         ns.close()
         u.stop()
