@@ -25,10 +25,14 @@ MANDIR?=	${PREFIX}/share/man
 SYSCONFDIR?=	/etc
 PIDFILE?=	/run/mailproxyd.pid
 CHROOTDIR?=	/var/empty
-# The example configuration's error_log.  Under the systemd unit the
-# daemon runs as its own user, who may write only in the unit's
-# LogsDirectory: the Debian package sets /var/log/mailproxyd/mailproxyd.log.
-LOGFILE?=	/var/log/mailproxyd.log
+# The example configuration's error_log.  Under the systemd unit (Linux)
+# the daemon runs as its own user, who may write only in the unit's
+# LogsDirectory, /var/log/mailproxyd; the BSD rc.d scripts keep a root
+# parent and the traditional /var/log/mailproxyd.log.
+LOGFILE_DEFAULT!=	[ "$$(uname -s)" = Linux ] && \
+			    echo /var/log/mailproxyd/mailproxyd.log || \
+			    echo /var/log/mailproxyd.log
+LOGFILE?=	${LOGFILE_DEFAULT}
 # "make install-service" (systemd, Linux): the unit, the sysusers.d and
 # tmpfiles.d files and the logrotate file.  Packages use /lib/systemd/system
 # and /usr/lib; a local installation keeps to /etc.

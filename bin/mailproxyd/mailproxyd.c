@@ -21,6 +21,9 @@
  */
 
 #include <sys/types.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <errno.h>
 #include <limits.h>
@@ -344,6 +347,16 @@ main(int argc, char *argv[])
 		    MAILPROXYD_WORKERS_MAX);
 
 	self = self_path(argv[0]);
+#ifdef __linux__
+	/*
+	 * Without root (the systemd unit, mailproxyd(8) "Running without
+	 * root") the children share our uid: keep them, and anything else
+	 * of that uid, from reading our memory or descriptors through
+	 * ptrace or /proc, as a uid change would (prctl(2)).
+	 */
+	if (geteuid() != 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_DUMPABLE)");
+#endif
 	notify_init();
 	/* A binary upgrade: the old parent's listening sockets. */
 	if (listen_inherit())

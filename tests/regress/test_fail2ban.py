@@ -165,7 +165,7 @@ def fail2ban_jail_example_is_valid():
     with open(os.path.join(cdir, "jail.d", "mailproxyd.conf")) as f:
         text = f.read()
     with open(os.path.join(cdir, "jail.d", "mailproxyd.conf"), "w") as f:
-        f.write(text.replace("/var/log/mailproxyd.log", D.log))
+        f.write(text.replace("/var/log/mailproxyd/mailproxyd.log", D.log))
     r = subprocess.run(["fail2ban-client", "-c", cdir, "-d"],
                        capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr

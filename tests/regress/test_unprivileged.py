@@ -142,8 +142,8 @@ def serves_confined_as_the_unit_runs_it():
     """Logins through Dovecot work; the parent is the service user with
     its two capabilities; every child is chrooted, has no capability in
     its effective, permitted, inheritable or ambient set, and runs under
-    its seccomp filter with no_new_privs; the log and pid file are the
-    service user's."""
+    its seccomp filter with no_new_privs; none is dumpable; the log and
+    pid file are the service user's."""
     u = Unpriv("unpriv")
     try:
         u.start()
@@ -152,6 +152,10 @@ def serves_confined_as_the_unit_runs_it():
         assert st["Uid"].split() == [uid] * 4, st["Uid"]
         assert caps(st, "CapEff") == PARENT_CAPS, st["CapEff"]
         assert caps(st, "CapBnd") == PARENT_CAPS, st["CapBnd"]
+        # Not dumpable (prctl(2)): its /proc/PID/mem is root's, so a
+        # process of the same uid can neither ptrace it nor open its
+        # memory or descriptors.
+        assert os.stat("/proc/%d/mem" % u.d.pid).st_uid == 0
         kids = children(u.d.pid)
         assert len(kids) == 3, kids
         for k in kids:
@@ -162,6 +166,7 @@ def serves_confined_as_the_unit_runs_it():
                 assert caps(st, c) == 0, (k, c, st[c])
             assert st["Seccomp"] == "2", (k, st["Seccomp"])
             assert st["NoNewPrivs"] == "1", (k, st["NoNewPrivs"])
+            assert os.stat("/proc/%d/mem" % k).st_uid == 0, k
         for _ in range(3):
             login(u.port)
         assert os.stat(u.d.log).st_uid == int(uid)
