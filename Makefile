@@ -86,6 +86,7 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/listen.o bin/mailproxyd/worker.o \
 		bin/mailproxyd/auth.o bin/mailproxyd/sandbox.o \
 		bin/mailproxyd/notify.o bin/mailproxyd/auth_http.o \
+		bin/mailproxyd/auth_msg.o \
 		bin/mailproxyd/dns.o bin/mailproxyd/resolver.o \
 		bin/mailproxyd/auth_http_client.o bin/mailproxyd/auth_cdb.o \
 		bin/mailproxyd/session.o bin/mailproxyd/client.o \

@@ -28,6 +28,7 @@
  *	cancel ID
  *	resolve ID ADDRESS [server=N]
  *	raw TYPE SIZE		a message of the type with SIZE zero bytes
+ *	rawhex TYPE HEX		a message of the type with these bytes
  *
  * and printing, one per line:
  *
@@ -109,15 +110,16 @@ unescape(const char *s, char *buf, size_t size)
 static void
 auth_msg(struct imsgev *iev, struct imsg *imsg)
 {
-	struct auth_result	 res;
+	static struct auth_result res;
 	struct auth_resolved	 ad;
 	static const char	*st[] = { "ok", "fail", "wait", "tempfail" };
 
 	(void)iev;
 	switch (imsg->hdr.type) {
 	case IMSG_AUTH_RESULT:
-		if (imsg_get_data(imsg, &res, sizeof(res)) == -1)
-			errx(1, "bad result size");
+		/* As the worker reads it (login.c). */
+		if (auth_result_decode(imsg->data, imsg->datalen, &res) != 0)
+			errx(1, "bad result");
 		printf("result %llu %s", (unsigned long long)res.rs_id,
 		    (unsigned)res.rs_status < 4 ? st[res.rs_status] : "?");
 		put_escaped("backend", res.rs_backend_text,
@@ -238,7 +240,8 @@ command(char *line)
 	char			*av[64], *p, *k, *v, *buf;
 	int			 ac_n = 0, i, type;
 	ssize_t			 n;
-	size_t			 size;
+	size_t			 size, j;
+	unsigned int		 byte;
 
 	while ((p = strsep(&line, " \t")) != NULL && ac_n < 63)
 		if (*p != '\0')
@@ -298,8 +301,14 @@ command(char *line)
 			else
 				errx(1, "unknown key %s", k);
 		}
-		imsgev_compose(&drv_auth, IMSG_AUTH_REQUEST, 0, -1, rq,
-		    sizeof(*rq));
+		/* As the worker sends it (login.c). */
+		if ((buf = malloc(AUTH_REQUEST_MSG_MAX)) == NULL)
+			err(1, "malloc");
+		if ((size = auth_request_encode(rq, buf,
+		    AUTH_REQUEST_MSG_MAX)) == 0)
+			errx(1, "request does not encode");
+		imsgev_compose(&drv_auth, IMSG_AUTH_REQUEST, 0, -1, buf, size);
+		freezero(buf, AUTH_REQUEST_MSG_MAX);
 		freezero(rq, sizeof(*rq));
 	} else if (strcmp(av[0], "cancel") == 0 && ac_n == 2) {
 		ac.ac_id = strtoull(av[1], NULL, 10);
@@ -327,6 +336,18 @@ command(char *line)
 		size = (size_t)atol(av[2]);
 		if ((buf = calloc(1, size + 1)) == NULL)
 			err(1, "calloc");
+		imsgev_compose(&drv_auth, (uint32_t)type, 0, -1, buf, size);
+		free(buf);
+	} else if (strcmp(av[0], "rawhex") == 0 && ac_n == 3) {
+		type = atoi(av[1]);
+		size = strlen(av[2]) / 2;
+		if ((buf = calloc(1, size + 1)) == NULL)
+			err(1, "calloc");
+		for (j = 0; j < size; j++) {
+			if (sscanf(av[2] + 2 * j, "%2x", &byte) != 1)
+				errx(1, "bad hex");
+			buf[j] = (char)byte;
+		}
 		imsgev_compose(&drv_auth, (uint32_t)type, 0, -1, buf, size);
 		free(buf);
 	} else

@@ -71,6 +71,7 @@ static void	auth_request(struct imsgev *, struct imsg *);
 static void	auth_cancel(int, uint64_t);
 static void	auth_resolve(struct imsgev *, struct imsg *);
 static void	auth_resolved(void *, const char *);
+static void	auth_request_free(struct auth_request *);
 static void	auth_reply(struct pending *, struct auth_result *);
 static void	pending_free(struct pending *);
 static void	auth_start_resolvers(void);
@@ -274,7 +275,7 @@ pending_free(struct pending *p)
 	if (p->p_rreq != NULL)
 		resolver_cancel(p->p_rreq);
 	if (p->p_req != NULL)
-		freezero(p->p_req, sizeof(*p->p_req));
+		auth_request_free(p->p_req);
 	free(p);
 }
 
@@ -290,6 +291,11 @@ auth_cancel(int slot, uint64_t id)
 	}
 }
 
+/*
+ * A worker's login, in auth_msg.c's form: the strings are copied out
+ * and the payload wiped.  Only the bytes the login has are written;
+ * the rest of the arrays is never read.
+ */
 static void
 auth_request(struct imsgev *iev, struct imsg *imsg)
 {
@@ -297,18 +303,21 @@ auth_request(struct imsgev *iev, struct imsg *imsg)
 	struct pending			*p;
 	struct auth_request		*rq;
 	char				 err[256];
+	int				 r;
 
-	if (imsg->datalen != sizeof(*rq)) {
+	if ((rq = malloc(sizeof(*rq))) == NULL)
+		fatal("malloc");
+	r = auth_request_decode(imsg->data, imsg->datalen, rq);
+	if (imsg->data != NULL)
+		explicit_bzero(imsg->data, imsg->datalen);
+	if (r == AUTH_MSG_SIZE) {
+		auth_request_free(rq);
 		proc_peer_bad(iev, "bad IMSG_AUTH_REQUEST size");
 		return;
 	}
-	if ((rq = malloc(sizeof(*rq))) == NULL)
-		fatal("malloc");
-	memcpy(rq, imsg->data, sizeof(*rq));
-	explicit_bzero(imsg->data, imsg->datalen);
-	if (auth_request_check(rq, err, sizeof(err)) == -1 ||
+	if (r != 0 || auth_request_check(rq, err, sizeof(err)) == -1 ||
 	    (srv = auth_server(rq->rq_server)) == NULL) {
-		freezero(rq, sizeof(*rq));
+		auth_request_free(rq);
 		proc_peer_bad(iev, "malformed auth request");
 		return;
 	}
@@ -317,6 +326,14 @@ auth_request(struct imsgev *iev, struct imsg *imsg)
 	p->p_q.aq_req = rq;
 	p->p_backend = a.a_backend[srv->s_index];
 	p->p_backend->ab_query(&p->p_q);
+}
+
+/* What a request held wiped, then the request. */
+static void
+auth_request_free(struct auth_request *rq)
+{
+	auth_request_wipe(rq);
+	free(rq);
 }
 
 /* A backend's answer to a login: to the worker, and forgotten. */
@@ -330,25 +347,33 @@ auth_query_answer(struct auth_query *q, struct auth_result *res)
 void
 auth_query_tempfail(struct auth_query *q)
 {
-	struct auth_result	*res;
+	/* Large: not on the stack; only its numbers and empty texts used. */
+	static struct auth_result	 res;
 
-	if ((res = calloc(1, sizeof(*res))) == NULL)
-		fatal("calloc");
-	res->rs_status = AUTH_R_TEMPFAIL;
-	auth_reply(PENDING(q), res);
-	free(res);
+	auth_result_clear(&res);
+	res.rs_status = AUTH_R_TEMPFAIL;
+	auth_reply(PENDING(q), &res);
 }
 
-/* Answer the worker and forget the request. */
+/*
+ * Answer the worker, in auth_msg.c's form, and forget the request.
+ * The answer may hold a password (Auth-Pass): the encoded copy is
+ * wiped; res is its owner's to wipe.
+ */
 static void
 auth_reply(struct pending *p, struct auth_result *res)
 {
-	struct imsgev	*iev = proc_peer(p->p_slot);
+	static unsigned char	 msg[AUTH_RESULT_MSG_MAX];
+	struct imsgev		*iev = proc_peer(p->p_slot);
+	size_t			 len;
 
 	res->rs_id = p->p_q.aq_id;
-	if (imsgev_compose(iev, IMSG_AUTH_RESULT, 0, -1, res,
-	    sizeof(*res)) == -1 && iev->iev_active)
+	if ((len = auth_result_encode(res, msg, sizeof(msg))) == 0)
+		fatalx("an auth result that does not encode");
+	if (imsgev_compose(iev, IMSG_AUTH_RESULT, 0, -1, msg, len) == -1 &&
+	    iev->iev_active)
 		log_warn("could not queue an auth result");
+	explicit_bzero(msg, len);
 	pending_free(p);
 }
 

@@ -36,13 +36,7 @@
 
 #include "addr.h"
 #include "auth_http.h"
-#include "imsg.h"
 #include "log.h"
-
-_Static_assert(sizeof(struct auth_request) <= IMSG_MAXPAYLOAD - 16384,
-    "struct auth_request must fit an imsg with room to spare");
-_Static_assert(sizeof(struct auth_result) <= IMSG_MAXPAYLOAD - 16384,
-    "struct auth_result must fit an imsg with room to spare");
 
 /* Room for a quoted, escaped bad value inside an error message. */
 #define QUOTE_MAX	256

@@ -22,8 +22,10 @@
  * directly.  The behaviour is nginx's (see the reference, section 2);
  * where it differs the comment says so.
  *
- * struct auth_request and struct auth_result are flat (no pointers) so
- * that they travel in one imsg each (IMSG_AUTH_REQUEST, IMSG_AUTH_RESULT).
+ * struct auth_request and struct auth_result are flat (no pointers).
+ * They travel in one imsg each (IMSG_AUTH_REQUEST, IMSG_AUTH_RESULT) in
+ * the compact form of auth_msg.c: a small fixed header with the
+ * lengths, then only the bytes each field holds.
  */
 
 #ifndef MP_AUTH_HTTP_H
@@ -93,7 +95,8 @@ enum auth_method {
  * Text fields are NUL-terminated within their arrays; user, password
  * and certificate carry a length instead because SASL may put any byte
  * in them.  An empty text field means "not known" and leaves its header
- * out where nginx would leave it out.
+ * out where nginx would leave it out.  A field added here goes into
+ * auth_msg.c's header or table too, or it does not travel.
  */
 struct auth_request {
 	uint64_t		 rq_id;		/* session id */
@@ -208,6 +211,54 @@ struct auth_result {
 	char			 rs_sasl[AUTH_SASL_MAX];
 };
 
+/*
+ * The wire form (auth_msg.c).  IMSG_AUTH_REQUEST: struct
+ * auth_request_msg, then the bytes of the strings in the order of
+ * auth_msg.c's table, rm_len[i] of them each, without a terminating
+ * NUL; the payload is exactly that long.  IMSG_AUTH_RESULT: the same
+ * with struct auth_result_msg.  A text never holds a NUL; a length
+ * always leaves room for the NUL the decoder adds.
+ */
+#define AUTH_REQUEST_NFIELDS	20
+#define AUTH_RESULT_NFIELDS	8
+
+struct auth_request_msg {
+	uint64_t		 rm_id;
+	uint32_t		 rm_attempt;
+	int32_t			 rm_server;
+	int32_t			 rm_protocol;
+	int32_t			 rm_method;
+	int32_t			 rm_pp;
+	int32_t			 rm_ssl;
+	int32_t			 rm_ssl_verify_client;
+	int32_t			 rm_ssl_pass_cert;
+	uint16_t		 rm_client_port;
+	uint16_t		 rm_local_port;
+	uint16_t		 rm_pp_port;
+	uint16_t		 rm_pp_server_port;
+	uint16_t		 rm_len[AUTH_REQUEST_NFIELDS];
+};
+
+struct auth_result_msg {
+	uint64_t		 sm_id;
+	int32_t			 sm_status;
+	int32_t			 sm_wait;
+	int32_t			 sm_backend_tls;
+	int32_t			 sm_has_user;
+	int32_t			 sm_has_pass;
+	uint16_t		 sm_len[AUTH_RESULT_NFIELDS];
+};
+
+/* The largest encoded messages. */
+#define AUTH_REQUEST_MSG_MAX	(sizeof(struct auth_request_msg) + \
+				    sizeof(struct auth_request))
+#define AUTH_RESULT_MSG_MAX	(sizeof(struct auth_result_msg) + \
+				    sizeof(struct auth_result))
+
+/* auth_request_decode(), auth_result_decode() */
+#define AUTH_MSG_SIZE		(-1)	/* the lengths do not add up */
+#define AUTH_MSG_BAD		(-2)	/* a field does not fit its array */
+
 /* One auth_http_header directive, sent verbatim. */
 struct auth_http_header {
 	const char		*ah_name;
@@ -298,5 +349,15 @@ int	 auth_http_interpret(const struct auth_response *,
 	    const struct auth_request *, int, struct auth_result *, char *,
 	    size_t);
 const char	*auth_method_name(enum auth_method);
+
+/* auth_msg.c */
+void	 auth_request_clear(struct auth_request *);
+size_t	 auth_request_encode(const struct auth_request *, void *, size_t);
+int	 auth_request_decode(const void *, size_t, struct auth_request *);
+void	 auth_request_wipe(struct auth_request *);
+void	 auth_result_clear(struct auth_result *);
+size_t	 auth_result_encode(const struct auth_result *, void *, size_t);
+int	 auth_result_decode(const void *, size_t, struct auth_result *);
+void	 auth_result_wipe(struct auth_result *);
 
 #endif /* MP_AUTH_HTTP_H */

@@ -40,6 +40,7 @@ static struct imsgev	*login_auth_iev;
 static struct imsgev *login_iev(void);
 static void	 login_cancel(struct session *);
 static void	 login_expired(struct session *, int);
+static void	 login_auth_answer(const struct auth_result *);
 static void	 login_auth_ok(struct session *, const struct auth_result *);
 static void	 login_auth_fail(struct session *,
 		    const struct auth_result *);
@@ -229,18 +230,23 @@ login_sasl_free(struct sasl_login *sl)
 void
 login_auth(struct session *s)
 {
-	/* One at a time, and large: not on the stack, not per call. */
+	/*
+	 * One at a time, and large: not on the stack, not per call.  Only
+	 * what the login fills is written, and only that travels.
+	 */
 	static struct auth_request	 rqbuf;
+	static unsigned char		 msg[AUTH_REQUEST_MSG_MAX];
 	struct auth_request		*rq = &rqbuf;
 	struct imsgev			*iev;
-	int				 r;
+	size_t				 len;
+	int				 r = -1;
 
 	if ((iev = login_iev()) == NULL) {
 		log_session(LOG_LVL_ERR, s->s_id, "no auth process to ask");
 		client_internal_error(s);
 		return;
 	}
-	memset(rq, 0, sizeof(*rq));
+	auth_request_clear(rq);
 	rq->rq_id = s->s_id;
 	rq->rq_attempt = ++s->s_attempt;
 	rq->rq_server = s->s_server->s_index;
@@ -264,8 +270,11 @@ login_auth(struct session *s)
 		tls_auth_info(s->s_ssl, s->s_mail, rq);
 	if (s->s_proto->sp_request != NULL)
 		s->s_proto->sp_request(s, rq);
-	r = imsgev_compose(iev, IMSG_AUTH_REQUEST, 0, -1, rq, sizeof(*rq));
-	explicit_bzero(rq->rq_pass, rq->rq_passlen);
+	if ((len = auth_request_encode(rq, msg, sizeof(msg))) != 0) {
+		r = imsgev_compose(iev, IMSG_AUTH_REQUEST, 0, -1, msg, len);
+		explicit_bzero(msg, len);
+	}
+	auth_request_wipe(rq);
 	if (r == -1) {
 		log_session(LOG_LVL_ERR, s->s_id, "could not queue the auth "
 		    "request");
@@ -284,9 +293,31 @@ login_auth(struct session *s)
 	session_on_close(s, SESSION_STAGE_LOGIN, login_cancel);
 }
 
-/* IMSG_AUTH_RESULT: the answer for one of our sessions, or a late one. */
+/*
+ * IMSG_AUTH_RESULT: the answer for one of our sessions, or a late one.
+ * The auth process is trusted more than a worker, but a payload that
+ * does not decode still ends the worker rather than being guessed at.
+ */
 void
-login_auth_result(struct auth_result *res)
+login_auth_result(void *data, size_t len)
+{
+	/* Large: not on the stack; decoding writes only what it holds. */
+	static struct auth_result	 resbuf;
+	struct auth_result		*res = &resbuf;
+	int				 r;
+
+	r = auth_result_decode(data, len, res);
+	explicit_bzero(data, len);
+	if (r == AUTH_MSG_SIZE)
+		fatalx("bad IMSG_AUTH_RESULT size %zu", len);
+	if (r != 0)
+		fatalx("malformed IMSG_AUTH_RESULT");
+	login_auth_answer(res);
+	auth_result_wipe(res);
+}
+
+static void
+login_auth_answer(const struct auth_result *res)
 {
 	struct session	*s;
 

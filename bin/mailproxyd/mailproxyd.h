@@ -854,7 +854,7 @@ int		 login_sasl_step(struct session *, int, int,
 		    const char *, const char *, size_t, struct sasl_login *);
 void		 login_sasl_free(struct sasl_login *);
 void		 login_auth(struct session *);
-void		 login_auth_result(struct auth_result *);
+void		 login_auth_result(void *, size_t);
 void		 login_auth_lost(void);
 void		 login_failed(struct session *);
 void		 login_resolve(struct session *);

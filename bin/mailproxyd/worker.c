@@ -277,31 +277,12 @@ worker_stop(void)
 static void
 worker_auth_imsg(struct imsgev *iev, struct imsg *imsg)
 {
-	struct auth_result	*res;
 	struct auth_resolved	*ad;
 
 	(void)iev;
 	switch (imsg->hdr.type) {
 	case IMSG_AUTH_RESULT:
-		if (imsg->datalen != sizeof(*res))
-			fatalx("bad IMSG_AUTH_RESULT size %zu",
-			    (size_t)imsg->datalen);
-		res = imsg->data;
-		if (res->rs_userlen >= sizeof(res->rs_user) ||
-		    res->rs_passlen >= sizeof(res->rs_pass) ||
-		    res->rs_backendlen > sizeof(res->rs_backend) ||
-		    memchr(res->rs_error, '\0', sizeof(res->rs_error)) ==
-		    NULL || memchr(res->rs_errcode, '\0',
-		    sizeof(res->rs_errcode)) == NULL ||
-		    memchr(res->rs_backend_tls_name, '\0',
-		    sizeof(res->rs_backend_tls_name)) == NULL ||
-		    memchr(res->rs_sasl, '\0',
-		    sizeof(res->rs_sasl)) == NULL ||
-		    memchr(res->rs_backend_text, '\0',
-		    sizeof(res->rs_backend_text)) == NULL)
-			fatalx("malformed IMSG_AUTH_RESULT");
-		login_auth_result(res);
-		explicit_bzero(imsg->data, imsg->datalen);
+		login_auth_result(imsg->data, imsg->datalen);
 		break;
 	case IMSG_AUTH_RESOLVED:
 		if (imsg->datalen != sizeof(*ad))

@@ -62,9 +62,33 @@ TMP = os.path.join(TOP, "tests", "tmp")
 BINARY = None
 TESTS = []
 
-# sizeof(struct auth_request) (bin/mailproxyd/auth_http.h); the imsg
-# test checks that a message of exactly this size passes the size check.
-AUTH_REQUEST_SIZE = 32448
+# IMSG_AUTH_REQUEST's wire form (bin/mailproxyd/auth_http.h, struct
+# auth_request_msg; bin/mailproxyd/auth_msg.c): the numbers, then one
+# uint16_t length per string in this order, then the strings back to back.
+AUTH_REQUEST_SIZE = 88      # the header alone: every string empty
+AUTH_REQUEST_FIELDS = [
+    "user", "pass", "salt", "client", "local", "host", "pp", "pp_server",
+    "helo", "from", "to", "ssl_protocol", "ssl_cipher", "ssl_verify",
+    "ssl_subject", "ssl_issuer", "ssl_serial", "ssl_fingerprint",
+    "ssl_servername", "ssl_cert"]
+PROTO_IMAP = 1
+METHOD_PLAIN = 0
+
+
+def request_msg(rid, proto=PROTO_IMAP, method=METHOD_PLAIN, lens=None,
+                **fields):
+    """An IMSG_AUTH_REQUEST payload built by hand; lens overrides the
+    lengths the header claims ({field: n})."""
+    body, claimed = b"", []
+    for name in AUTH_REQUEST_FIELDS:
+        v = fields.get(name, b"")
+        body += v
+        claimed.append((lens or {}).get(name, len(v)))
+    hdr = struct.pack("=QIiiiiiiiHHHH", rid, 1, 0, proto, method, 0, 0,
+                      0, 0, 50000, 0, 0, 0)
+    hdr += struct.pack("=%dH" % len(claimed), *claimed)
+    assert len(hdr) == AUTH_REQUEST_SIZE
+    return hdr + body
 
 
 
@@ -956,8 +980,10 @@ def no_fd_or_memory_growth_keepalive_reuse():
 
 @test
 def bad_imsg_drops_the_channel():
-    """A wrong-size or unknown message from a worker: its channel is
-    dropped ("closed"), the reason logged, the auth process lives on."""
+    """A wrong-size or unknown message from a worker, or a request whose
+    lengths do not add up to its payload or do not fit their arrays:
+    its channel is dropped ("closed"), the reason logged, the auth
+    process lives on."""
     with Workdir("imsg") as wd:
         srv = AuthServer(wd)
         cases = [
@@ -975,13 +1001,47 @@ def bad_imsg_drops_the_channel():
             (99, 0, "unexpected message type"),
             (0, 16, "unexpected message type"),
         ]
+        # The lengths of the compact form, each checked exactly.
+        good = dict(user=b"alice", client=b"127.0.0.1")
+        cases += [
+            # Lengths that claim more or less than the payload holds.
+            (IMSG_AUTH_REQUEST, request_msg(3, lens={"user": 6}, **good),
+             "bad IMSG_AUTH_REQUEST size"),
+            (IMSG_AUTH_REQUEST, request_msg(3, lens={"pass": 1}, **good),
+             "bad IMSG_AUTH_REQUEST size"),
+            (IMSG_AUTH_REQUEST, request_msg(3, **good) + b"x",
+             "bad IMSG_AUTH_REQUEST size"),
+            (IMSG_AUTH_REQUEST, request_msg(3, lens={"ssl_cert": 65535},
+                                            **good),
+             "bad IMSG_AUTH_REQUEST size"),
+            # A string that does not fit its array (AUTH_USER_MAX,
+            # AUTH_PASS_MAX and AUTH_SALT_MAX include the NUL).
+            (IMSG_AUTH_REQUEST, request_msg(3, user=b"u" * 1024,
+                                            client=b"127.0.0.1"),
+             "malformed auth request"),
+            (IMSG_AUTH_REQUEST, request_msg(3, **good, **{"pass": b"p" *
+                                                         8192}),
+             "malformed auth request"),
+            (IMSG_AUTH_REQUEST, request_msg(3, salt=b"<" + b"s" * 255,
+                                            **good),
+             "malformed auth request"),
+            # A NUL inside a text; a header's line break in another.
+            (IMSG_AUTH_REQUEST, request_msg(3, salt=b"<1.2\0@x>", **good),
+             "malformed auth request"),
+            (IMSG_AUTH_REQUEST, request_msg(3, user=b"alice",
+                                            client=b"1.2.3.4\r\nX: y"),
+             "malformed auth request"),
+        ]
         for n, (typ, size, why) in enumerate(cases):
             ad = AuthDrive(wd, [http_block(srv)], name="ad%d" % n)
             ok(ad.ask(1, "imap", "plain", "alice", "s3cret"),
                "127.0.0.1:143")
             ad.req(2, "imap", "plain", "alice", "s3cret")
             ad.result(2)
-            ad.send("raw %d %d" % (typ, size))
+            if isinstance(size, bytes):
+                ad.send("rawhex %d %s" % (typ, size.hex()))
+            else:
+                ad.send("raw %d %d" % (typ, size))
             ad.pump(lambda: ad.closed, 5, "closed")
             # The parent (authdrive) is told, to give a new channel.
             ad.pump(lambda: "dropped 0 1" in ad.all, 5, "drop report")
@@ -998,6 +1058,37 @@ def bad_imsg_drops_the_channel():
             ad.finish()
             wait_for(lambda: not alive(ad.auth_pid), timeout=5,
                      what="auth process to leave with authdrive")
+
+
+@test
+def compact_request_by_hand():
+    """IMSG_AUTH_REQUEST's wire form as auth_http.h documents it, built
+    here byte by byte: the auth process answers it, the strings arrive
+    whole, any byte in the user and password, and the longest that fit
+    (AUTH_USER_MAX - 1, AUTH_PASS_MAX - 1) are taken as they are."""
+    with Workdir("compact") as wd:
+        srv = AuthServer(wd)
+        ad = AuthDrive(wd, [http_block(srv)])
+        ad.send("rawhex %d %s" % (IMSG_AUTH_REQUEST, request_msg(
+            5, user=b"alice", client=b"127.0.0.1",
+            **{"pass": b"s3cret"}).hex()))
+        ok(ad.result(5), "127.0.0.1:143")
+        h = srv.records()[-1]["headers"]
+        assert (h["Auth-User"], h["Auth-Pass"], h["Client-IP"]) == \
+            ("alice", "s3cret", "127.0.0.1"), h
+        user, pw = b"u\x00\r\n" + b"x" * 1019, b"\xff\x00" + b"p" * 8189
+        ad.send("rawhex %d %s" % (IMSG_AUTH_REQUEST, request_msg(
+            6, user=user, client=b"127.0.0.1", **{"pass": pw}).hex()))
+        fail(ad.result(6))
+        rec = srv.records()[-1]
+        assert rec["user"].encode("utf-8", "surrogateescape") == user
+        h = rec["headers"]
+        assert h["Auth-User"].startswith("u%00%0D%0Axxx"), h
+        assert len(h["Auth-User"]) == 3 * 3 + 1 + 1019, h
+        assert len(h["Auth-Pass"].encode("utf-8", "surrogateescape")) == \
+            1 + 3 + 8189, h
+        assert not ad.closed
+        assert alive(ad.auth_pid)
 
 
 #
