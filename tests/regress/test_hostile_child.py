@@ -356,6 +356,65 @@ def auth_channel_malformed_gets_a_new_channel():
         p.stop()
 
 
+# IMSG_AUTH_REQUEST's compact form (bin/mailproxyd/auth_http.h, struct
+# auth_request_msg): the numbers and one uint16_t length per string (user,
+# password, salt, client address, then 16 more), then the strings.
+AUTH_REQUEST = struct.Struct("=QIiiiiiiiHHHH20H")
+
+
+def auth_request(user=b"alice", salt=b"", lens=None):
+    """An IMAP LOGIN's request; lens: {string index: the length to claim}."""
+    strings = [user, b"s3cret", salt, b"127.0.0.1"] + [b""] * 16
+    claimed = [len(x) for x in strings]
+    for i, n in (lens or {}).items():
+        claimed[i] = n
+    return AUTH_REQUEST.pack(1, 1, 0, 1, 0, 0, 0, 0, 0, 50000, 0, 0, 0,
+                             *claimed) + b"".join(strings)
+
+
+@test
+def auth_channel_lying_lengths():
+    """Requests in the compact form whose lengths lie: more or fewer
+    bytes than the payload holds, a string longer than its field (the
+    user name's 1023 bytes), a NUL inside a text.  The auth process
+    checks each exactly, drops that worker's channel, logs it at alert
+    with the worker's pid and lives on; the worker gets a new channel
+    and logs work at once.  A well-formed one is a login like any."""
+    p = Proxy("hlen")
+    try:
+        auth, key = p.auth(), p.key()
+        cases = [
+            ("a user longer than the payload", auth_request(lens={0: 6}),
+             "bad IMSG_AUTH_REQUEST size"),
+            ("a password shorter", auth_request(lens={1: 5}),
+             "bad IMSG_AUTH_REQUEST size"),
+            ("bytes after the strings", auth_request() + b"x",
+             "bad IMSG_AUTH_REQUEST size"),
+            ("a user over its field", auth_request(user=b"u" * 1024),
+             "malformed auth request"),
+            ("a NUL in the salt", auth_request(salt=b"<1.2\0@x>"),
+             "malformed auth request"),
+        ]
+        for what, payload, why in cases:
+            login(p.port)
+            peer_case(p, auth, "auth", imsg(T["IMSG_AUTH_REQUEST"],
+                                            payload), why, False)
+            assert p.auth() == auth and p.key() == key, what
+        # The same layout, lengths true, is a request the process takes:
+        # the channel stays (no new one) and the next login works.
+        w = p.worker()
+        mark = len(p.d.logtext())
+        attack(w, channel_fd(w, auth), imsg(T["IMSG_AUTH_REQUEST"],
+                                            auth_request()))
+        time.sleep(0.5)
+        login(p.port)
+        assert "malformed" not in p.d.logtext()[mark:], \
+            p.d.logtext()[mark:]
+        assert p.worker() == w and p.auth() == auth
+    finally:
+        p.stop()
+
+
 @test
 def key_channel_malformed_gets_a_new_channel():
     """The same towards the key process: the channel is dropped and
