@@ -216,7 +216,7 @@ struct auth_result {
  * auth_request_msg, then the bytes of the strings in the order of
  * auth_msg.c's table, rm_len[i] of them each, without a terminating
  * NUL; the payload is exactly that long.  IMSG_AUTH_RESULT: the same
- * with struct auth_result_msg.  A text never holds a NUL; a length
+ * with struct auth_result_msg.  Neither header has padding.  A text never holds a NUL; a length
  * always leaves room for the NUL the decoder adds.
  */
 #define AUTH_REQUEST_NFIELDS	20
@@ -247,6 +247,7 @@ struct auth_result_msg {
 	int32_t			 sm_has_user;
 	int32_t			 sm_has_pass;
 	uint16_t		 sm_len[AUTH_RESULT_NFIELDS];
+	uint32_t		 sm_zero;	/* 0: no padding to leak */
 };
 
 /* The largest encoded messages. */

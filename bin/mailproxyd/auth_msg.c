@@ -107,6 +107,14 @@ _Static_assert(AUTH_SSL_CERT_MAX <= UINT16_MAX &&
     AUTH_PASS_MAX <= UINT16_MAX && AUTH_SASL_MAX <= UINT16_MAX &&
     sizeof(struct sockaddr_storage) <= UINT16_MAX,
     "a field's length must fit a uint16_t");
+/* No padding: a message's every byte is a field's, and decodes exactly. */
+_Static_assert(sizeof(struct auth_request_msg) ==
+    offsetof(struct auth_request_msg, rm_len) +
+    sizeof(((struct auth_request_msg *)0)->rm_len),
+    "struct auth_request_msg has no padding");
+_Static_assert(sizeof(struct auth_result_msg) ==
+    offsetof(struct auth_result_msg, sm_zero) + sizeof(uint32_t),
+    "struct auth_result_msg has no padding");
 _Static_assert(AUTH_REQUEST_MSG_MAX <= IMSG_MAXPAYLOAD - 16384,
     "an auth request must fit an imsg with room to spare");
 _Static_assert(AUTH_RESULT_MSG_MAX <= IMSG_MAXPAYLOAD - 16384,
@@ -409,6 +417,10 @@ auth_result_decode(const void *data, size_t len, struct auth_result *res)
 	res->rs_has_user = m.sm_has_user;
 	res->rs_has_pass = m.sm_has_pass;
 	memset(&res->rs_backend, 0, sizeof(res->rs_backend));
+	if (m.sm_zero != 0) {
+		auth_result_clear(res);
+		return (AUTH_MSG_BAD);
+	}
 	return (fields_get((const unsigned char *)data + sizeof(m),
 	    len - sizeof(m), res, rs_fields, AUTH_RESULT_NFIELDS, m.sm_len));
 }

@@ -16,23 +16,28 @@
 
 /*
  * libFuzzer target: what a process makes of the messages a less
- * trusted one sends it.  The first byte picks one of two parts.
+ * trusted one sends it.  The first byte picks one of three parts.
  *
  * Even: the bytes arrive on a real socketpair and are framed by
  * lib/imsg.c (imsg_read, imsg_get), the first decoder of every
  * payload in every process; each message then goes through the typed
  * getters the handlers use (imsg_get_data at the sizes of the auth
- * messages, imsg_get_string, imsg_get_struct_string), and an
- * IMSG_AUTH_REQUEST of the right size through the auth process's
- * checks below.
+ * messages, imsg_get_string, imsg_get_struct_string), an
+ * IMSG_AUTH_REQUEST through the auth process's decoder and checks
+ * below, and an IMSG_AUTH_RESULT through the worker's decoder.
  *
- * Odd: the rest is the payload of an IMSG_AUTH_REQUEST (a worker's
- * question to the auth process, zero-filled to its size), checked as
- * auth.c's auth_request() checks it (auth_request_check), and when
- * accepted built into the HTTP request as auth_http_send() builds it:
- * sized first, then into an allocation of exactly that size.  The
- * request must then be one header block whose every line ends in CRLF,
- * whatever a hostile worker put in the fields.
+ * Odd, bit 1 clear: the rest is the payload of an IMSG_AUTH_REQUEST
+ * (a worker's question to the auth process, in auth_msg.c's compact
+ * form), decoded into an allocation of exactly a struct auth_request
+ * as auth.c's auth_request() does, checked as it checks it
+ * (auth_request_check), and when accepted built into the HTTP request
+ * as auth_http_send() builds it: sized first, then into an allocation
+ * of exactly that size.  The request must then be one header block
+ * whose every line ends in CRLF, whatever a hostile worker put in the
+ * fields.  A payload that decodes must encode back to the same bytes.
+ *
+ * Odd, bit 1 set: the rest is an IMSG_AUTH_RESULT payload, decoded as
+ * login.c does; what decodes must encode back to the same bytes.
  */
 
 #include <sys/types.h>
@@ -53,6 +58,8 @@ int		 mp_debug = 0;
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static void	 fuzz_request(const struct auth_request *);
+static void	 fuzz_request_msg(const uint8_t *, size_t);
+static void	 fuzz_result_msg(const uint8_t *, size_t);
 static void	 fuzz_frames(const uint8_t *, size_t);
 static void	 fuzz_message(struct imsg *);
 
@@ -91,22 +98,65 @@ fuzz_request(const struct auth_request *rq)
 	free(buf);
 }
 
+/* A request's payload as the auth process takes it (auth.c). */
+static void
+fuzz_request_msg(const uint8_t *data, size_t size)
+{
+	struct auth_request	*rq;
+	unsigned char		*back;
+	size_t			 len;
+
+	if ((rq = malloc(sizeof(*rq))) == NULL)
+		abort();
+	if (auth_request_decode(data, size, rq) == 0) {
+		if ((back = malloc(size)) == NULL)
+			abort();
+		len = auth_request_encode(rq, back, size);
+		if (len != size || memcmp(back, data, size) != 0)
+			abort();
+		free(back);
+		fuzz_request(rq);
+	}
+	auth_request_wipe(rq);
+	free(rq);
+}
+
+/* A result's payload as the worker takes it (login.c). */
+static void
+fuzz_result_msg(const uint8_t *data, size_t size)
+{
+	struct auth_result	*res;
+	unsigned char		*back;
+	size_t			 len;
+
+	if ((res = malloc(sizeof(*res))) == NULL)
+		abort();
+	if (auth_result_decode(data, size, res) == 0) {
+		if (res->rs_backendlen > sizeof(res->rs_backend) ||
+		    strlen(res->rs_error) >= sizeof(res->rs_error) ||
+		    strlen(res->rs_sasl) >= sizeof(res->rs_sasl))
+			abort();
+		if ((back = malloc(size)) == NULL)
+			abort();
+		len = auth_result_encode(res, back, size);
+		if (len != size || memcmp(back, data, size) != 0)
+			abort();
+		free(back);
+	}
+	auth_result_wipe(res);
+	free(res);
+}
+
 /* The getters a handler may use on any message. */
 static void
 fuzz_message(struct imsg *imsg)
 {
-	static struct auth_request	 rq;
-	struct auth_result		*res;
 	struct auth_resolved		 ad;
 	struct auth_cancel		 ac;
 	struct auth_resolve		 ar;
 	const char			*str;
 	char				 text[256];
 
-	if ((res = malloc(sizeof(*res))) == NULL)
-		abort();
-	(void)imsg_get_data(imsg, res, sizeof(*res));
-	free(res);
 	(void)imsg_get_data(imsg, &ad, sizeof(ad));
 	(void)imsg_get_data(imsg, &ac, sizeof(ac));
 	(void)imsg_get_data(imsg, &ar, sizeof(ar));
@@ -117,9 +167,10 @@ fuzz_message(struct imsg *imsg)
 	    (str < (const char *)imsg->data || str + strlen(str) >=
 	    (const char *)imsg->data + imsg->datalen))
 		abort();
-	if (imsg->hdr.type == IMSG_AUTH_REQUEST &&
-	    imsg_get_data(imsg, &rq, sizeof(rq)) == 0)
-		fuzz_request(&rq);
+	if (imsg->hdr.type == IMSG_AUTH_REQUEST)
+		fuzz_request_msg(imsg->data, imsg->datalen);
+	if (imsg->hdr.type == IMSG_AUTH_RESULT)
+		fuzz_result_msg(imsg->data, imsg->datalen);
 }
 
 static void
@@ -161,17 +212,13 @@ fuzz_frames(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct auth_request	*rq;
-
 	if (size < 1)
 		return (0);
 	if (data[0] & 1) {
-		if ((rq = calloc(1, sizeof(*rq))) == NULL)
-			abort();
-		memcpy(rq, data + 1, size - 1 < sizeof(*rq) ? size - 1 :
-		    sizeof(*rq));
-		fuzz_request(rq);
-		free(rq);
+		if (data[0] & 2)
+			fuzz_result_msg(data + 1, size - 1);
+		else
+			fuzz_request_msg(data + 1, size - 1);
 		return (0);
 	}
 	fuzz_frames(data + 1, size - 1);

@@ -49,6 +49,7 @@ static int	 interp(const char *, enum mail_protocol, enum auth_method,
 static void	 url_err(const char *, const char *);
 static void	 incremental(const char *, size_t);
 static void	 printable(const char *);
+static void	*dirty(size_t);
 static Suite	*auth_http_suite(void);
 
 static struct auth_request *
@@ -1435,6 +1436,243 @@ START_TEST(test_interp_overrides)
 }
 END_TEST
 
+/* The compact wire form (auth_msg.c) */
+
+/* A struct whose unused bytes are not zero, as malloc may give it. */
+static void *
+dirty(size_t size)
+{
+	void	*p;
+
+	ck_assert_ptr_nonnull(p = malloc(size));
+	memset(p, 0xa5, size);
+	return (p);
+}
+
+START_TEST(test_msg_request_roundtrip)
+{
+	static const char	 user[] = "b\0b\r\n", pass[] = "\xff\0p w";
+	struct auth_http_url	 u;
+	struct auth_request	*rq, *back;
+	unsigned char		*msg;
+	char			*want, *got;
+	size_t			 len, wlen, glen;
+
+	url(&u, "a");
+	rq = rq_new(PROTO_SMTP, AUTH_M_PLAIN);
+	rq->rq_userlen = sizeof(user) - 1;
+	memcpy(rq->rq_user, user, rq->rq_userlen);
+	rq->rq_passlen = sizeof(pass) - 1;
+	memcpy(rq->rq_pass, pass, rq->rq_passlen);
+	tls_fill(rq);
+	rq->rq_ssl_verify_client = rq->rq_ssl_pass_cert = 1;
+	rq->rq_pp = 1;
+	rq->rq_pp_port = 51000;
+	(void)strlcpy(rq->rq_pp_addr, "198.51.100.7", sizeof(rq->rq_pp_addr));
+	(void)strlcpy(rq->rq_client_host, "[UNAVAILABLE]",
+	    sizeof(rq->rq_client_host));
+
+	ck_assert_ptr_nonnull(msg = malloc(AUTH_REQUEST_MSG_MAX));
+	len = auth_request_encode(rq, msg, AUTH_REQUEST_MSG_MAX);
+	/* The header and the bytes the strings hold, nothing else. */
+	ck_assert_uint_eq(len, sizeof(struct auth_request_msg) +
+	    rq->rq_userlen + rq->rq_passlen + strlen(rq->rq_client_addr) +
+	    strlen(rq->rq_client_host) + strlen(rq->rq_pp_addr) +
+	    strlen(rq->rq_ssl_protocol) + strlen(rq->rq_ssl_cipher) +
+	    strlen(rq->rq_ssl_verify) + strlen(rq->rq_ssl_subject) +
+	    strlen(rq->rq_ssl_issuer) + strlen(rq->rq_ssl_serial) +
+	    strlen(rq->rq_ssl_fingerprint) + rq->rq_ssl_certlen);
+	ck_assert_uint_eq(sizeof(struct auth_request_msg), 88);
+	ck_assert_uint_lt(len, 400);
+	/* One byte short of room: nothing. */
+	ck_assert_uint_eq(auth_request_encode(rq, msg, len - 1), 0);
+
+	back = dirty(sizeof(*back));
+	ck_assert_int_eq(auth_request_decode(msg, len, back), 0);
+	ck_assert_int_eq(auth_request_check(back, NULL, 0), 0);
+	ck_assert_uint_eq(back->rq_id, 42);
+	ck_assert_uint_eq(back->rq_userlen, sizeof(user) - 1);
+	ck_assert_mem_eq(back->rq_user, user, sizeof(user));
+	ck_assert_uint_eq(back->rq_passlen, sizeof(pass) - 1);
+	ck_assert_mem_eq(back->rq_pass, pass, sizeof(pass));
+	ck_assert_str_eq(back->rq_salt, "");
+	ck_assert_str_eq(back->rq_smtp_helo, "");
+	ck_assert_uint_eq(back->rq_pp_port, 51000);
+	ck_assert_uint_eq(back->rq_ssl_certlen, rq->rq_ssl_certlen);
+
+	/* The auth server is asked exactly the same. */
+	ck_assert_ptr_nonnull(want = malloc(REQBUF));
+	ck_assert_ptr_nonnull(got = malloc(REQBUF));
+	ck_assert_int_eq(auth_http_request(want, REQBUF, &wlen, rq, &u, NULL,
+	    0, 0), 0);
+	ck_assert_int_eq(auth_http_request(got, REQBUF, &glen, back, &u, NULL,
+	    0, 0), 0);
+	ck_assert_uint_eq(glen, wlen);
+	ck_assert_str_eq(got, want);
+
+	/* Wiped: the secrets' bytes are zero. */
+	auth_request_wipe(back);
+	ck_assert_int_eq(back->rq_pass[0], 0);
+	ck_assert_int_eq(back->rq_pass[sizeof(pass) - 2], 0);
+	ck_assert_int_eq(back->rq_user[1], 0);
+
+	free(want);
+	free(got);
+	free(back);
+	free(msg);
+	free(rq);
+}
+END_TEST
+
+START_TEST(test_msg_request_clear)
+{
+	struct auth_request	*rq, *back;
+	unsigned char		 msg[256];
+
+	rq = dirty(sizeof(*rq));
+	auth_request_clear(rq);
+	ck_assert_uint_eq(auth_request_encode(rq, msg, sizeof(msg)),
+	    sizeof(struct auth_request_msg));
+	back = dirty(sizeof(*back));
+	ck_assert_int_eq(auth_request_decode(msg,
+	    sizeof(struct auth_request_msg), back), 0);
+	ck_assert_int_eq(back->rq_protocol, PROTO_NONE);
+	ck_assert_uint_eq(back->rq_userlen, 0);
+	ck_assert_str_eq(back->rq_ssl_cert, "");
+	/* No protocol: the auth process's check refuses it. */
+	ck_assert_int_eq(auth_request_check(back, NULL, 0), -1);
+	/* A text without its NUL does not encode. */
+	memset(rq->rq_salt, 'x', sizeof(rq->rq_salt));
+	ck_assert_uint_eq(auth_request_encode(rq, msg, sizeof(msg)), 0);
+	free(back);
+	free(rq);
+}
+END_TEST
+
+START_TEST(test_msg_request_exact)
+{
+	struct auth_request	*rq, *back;
+	struct auth_request_msg	 m;
+	unsigned char		*msg;
+	size_t			 len, i;
+
+	rq = rq_new(PROTO_IMAP, AUTH_M_PLAIN);
+	rq_user(rq, "bob", "secret");
+	ck_assert_ptr_nonnull(msg = malloc(AUTH_REQUEST_MSG_MAX + 1));
+	len = auth_request_encode(rq, msg, AUTH_REQUEST_MSG_MAX);
+	back = dirty(sizeof(*back));
+
+	/* Any other length than the header's lengths add up to. */
+	for (i = 0; i < len; i++)
+		ck_assert_int_eq(auth_request_decode(msg, i, back),
+		    AUTH_MSG_SIZE);
+	msg[len] = 'x';
+	ck_assert_int_eq(auth_request_decode(msg, len + 1, back),
+	    AUTH_MSG_SIZE);
+	ck_assert_int_eq(auth_request_decode(NULL, 0, back), AUTH_MSG_SIZE);
+	ck_assert_int_eq(auth_request_decode(msg, len, back), 0);
+
+	/* A user of AUTH_USER_MAX bytes leaves no room for its NUL. */
+	memcpy(&m, msg, sizeof(m));
+	m.rm_len[0] = AUTH_USER_MAX;
+	memcpy(msg, &m, sizeof(m));
+	ck_assert_ptr_nonnull(msg = realloc(msg, sizeof(m) + AUTH_USER_MAX +
+	    6 + 9));
+	memset(msg + sizeof(m), 'u', AUTH_USER_MAX);
+	memcpy(msg + sizeof(m) + AUTH_USER_MAX, "secret192.0.2.1", 15);
+	ck_assert_int_eq(auth_request_decode(msg, sizeof(m) + AUTH_USER_MAX +
+	    15, back), AUTH_MSG_BAD);
+	/* Every field left empty. */
+	ck_assert_uint_eq(back->rq_userlen, 0);
+	ck_assert_str_eq(back->rq_user, "");
+	ck_assert_str_eq(back->rq_client_addr, "");
+	/* One byte less fits. */
+	m.rm_len[0] = AUTH_USER_MAX - 1;
+	memcpy(msg, &m, sizeof(m));
+	memmove(msg + sizeof(m) + AUTH_USER_MAX - 1,
+	    msg + sizeof(m) + AUTH_USER_MAX, 15);
+	ck_assert_int_eq(auth_request_decode(msg, sizeof(m) + AUTH_USER_MAX -
+	    1 + 15, back), 0);
+	ck_assert_uint_eq(back->rq_userlen, AUTH_USER_MAX - 1);
+	ck_assert_str_eq(back->rq_client_addr, "192.0.2.1");
+
+	/* A NUL inside a text. */
+	msg[sizeof(m) + AUTH_USER_MAX - 1 + 6 + 3] = '\0';
+	ck_assert_int_eq(auth_request_decode(msg, sizeof(m) + AUTH_USER_MAX -
+	    1 + 15, back), AUTH_MSG_BAD);
+	free(back);
+	free(msg);
+	free(rq);
+}
+END_TEST
+
+START_TEST(test_msg_result)
+{
+	struct auth_result	*res, *back;
+	struct auth_result_msg	 m;
+	struct sockaddr_in	*sin;
+	unsigned char		 msg[512];
+	size_t			 len;
+
+	res = dirty(sizeof(*res));
+	auth_result_clear(res);
+	res->rs_id = 7;
+	res->rs_status = AUTH_R_OK;
+	sin = (struct sockaddr_in *)&res->rs_backend;
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(143);
+	sin->sin_addr.s_addr = htonl(0x7f000001);
+	res->rs_backendlen = sizeof(*sin);
+	(void)strlcpy(res->rs_backend_text, "127.0.0.1:143",
+	    sizeof(res->rs_backend_text));
+	res->rs_backend_tls = AUTH_TLS_STARTTLS;
+	res->rs_has_pass = 1;
+	res->rs_passlen = 3;
+	memcpy(res->rs_pass, "p\0w", 3);
+	len = auth_result_encode(res, msg, sizeof(msg));
+	ck_assert_uint_eq(sizeof(struct auth_result_msg), 48);
+	ck_assert_uint_eq(len, 48 + sizeof(*sin) + 13 + 3);
+
+	back = dirty(sizeof(*back));
+	ck_assert_int_eq(auth_result_decode(msg, len, back), 0);
+	ck_assert_uint_eq(back->rs_id, 7);
+	ck_assert_int_eq(back->rs_status, AUTH_R_OK);
+	ck_assert_uint_eq(back->rs_backendlen, sizeof(*sin));
+	ck_assert_mem_eq(&back->rs_backend, sin, sizeof(*sin));
+	ck_assert_int_eq(((unsigned char *)&back->rs_backend)[sizeof(*sin)],
+	    0);
+	ck_assert_str_eq(back->rs_backend_text, "127.0.0.1:143");
+	ck_assert_int_eq(back->rs_backend_tls, AUTH_TLS_STARTTLS);
+	ck_assert_int_eq(back->rs_has_user, 0);
+	ck_assert_int_eq(back->rs_has_pass, 1);
+	ck_assert_mem_eq(back->rs_pass, "p\0w", 4);
+	ck_assert_str_eq(back->rs_error, "");
+	ck_assert_str_eq(back->rs_sasl, "");
+
+	ck_assert_int_eq(auth_result_decode(msg, len - 1, back),
+	    AUTH_MSG_SIZE);
+	/* The header's last word is zero, or the message is not ours. */
+	memcpy(&m, msg, sizeof(m));
+	m.sm_zero = 1;
+	memcpy(msg, &m, sizeof(m));
+	ck_assert_int_eq(auth_result_decode(msg, len, back), AUTH_MSG_BAD);
+	/* An address longer than a sockaddr_storage. */
+	m.sm_zero = 0;
+	m.sm_len[0] = sizeof(struct sockaddr_storage) + 1;
+	m.sm_len[1] = 0;
+	memcpy(msg, &m, sizeof(m));
+	ck_assert_int_eq(auth_result_decode(msg, sizeof(m) +
+	    sizeof(struct sockaddr_storage) + 1 + 3, back), AUTH_MSG_BAD);
+	ck_assert_uint_eq(back->rs_backendlen, 0);
+
+	auth_result_wipe(res);
+	ck_assert_int_eq(res->rs_pass[0], 0);
+	ck_assert_int_eq(res->rs_pass[2], 0);
+	free(back);
+	free(res);
+}
+END_TEST
+
 static Suite *
 auth_http_suite(void)
 {
@@ -1453,6 +1691,13 @@ auth_http_suite(void)
 	tcase_add_test(tc, test_req_binary_credentials);
 	tcase_add_test(tc, test_req_size);
 	tcase_add_test(tc, test_req_injection);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("msg");
+	tcase_add_test(tc, test_msg_request_roundtrip);
+	tcase_add_test(tc, test_msg_request_clear);
+	tcase_add_test(tc, test_msg_request_exact);
+	tcase_add_test(tc, test_msg_result);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("escape");
