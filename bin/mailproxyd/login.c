@@ -307,7 +307,8 @@ login_auth_result(void *data, size_t len)
 	int				 r;
 
 	r = auth_result_decode(data, len, res);
-	explicit_bzero(data, len);
+	if (data != NULL)
+		explicit_bzero(data, len);
 	if (r == AUTH_MSG_SIZE)
 		fatalx("bad IMSG_AUTH_RESULT size %zu", len);
 	if (r != 0)
