@@ -216,8 +216,9 @@ struct auth_result {
  * auth_request_msg, then the bytes of the strings in the order of
  * auth_msg.c's table, rm_len[i] of them each, without a terminating
  * NUL; the payload is exactly that long.  IMSG_AUTH_RESULT: the same
- * with struct auth_result_msg.  Neither header has padding.  A text never holds a NUL; a length
- * always leaves room for the NUL the decoder adds.
+ * with struct auth_result_msg.  Neither header has padding.  A text
+ * never holds a NUL; a length always leaves room for the NUL the
+ * decoder adds.
  */
 #define AUTH_REQUEST_NFIELDS	20
 #define AUTH_RESULT_NFIELDS	8
