@@ -18,9 +18,9 @@
  * IMAP before login, as nginx's ngx_mail_imap module answers it
  * (reference 3.1): the greeting, CAPABILITY, NOOP, LOGOUT, STARTTLS,
  * LOGIN and AUTHENTICATE with every mechanism, and ours, ID.  Then the
- * proxy's own login at the backend: LOGIN with two synchronising
- * literals under the client's tag, whose tagged answer becomes the
- * client's.
+ * proxy's own login at the backend: LOGIN under the client's tag, its
+ * arguments quoted strings where they can be, else literals, whose
+ * tagged answer becomes the client's.
  *
  * Client bytes are only ever looked at through imap_parse_command()
  * and sasl_line() (pure, unit-tested); this file acts on what they
@@ -29,6 +29,7 @@
 
 #include <sys/types.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,7 @@
 #define IMAP_PASSWORD		"+ UGFzc3dvcmQ6\r\n"	/* "Password:" */
 #define IMAP_NEXT		"+ \r\n"
 #define IMAP_LITERAL_OK		"+ OK\r\n"
+#define IMAP_LITERAL_HDR	32	/* room for "{n+}" CR LF */
 
 enum imap_state {
 	IMAP_ST_START,		/* commands */
@@ -54,9 +56,8 @@ enum imap_state {
 
 enum imap_bstep {
 	IMAP_B_GREETING,
-	IMAP_B_USER,		/* LOGIN {n} sent: waiting for "+" */
-	IMAP_B_PASS,		/* user {n} sent: waiting for "+" */
-	IMAP_B_LOGIN,		/* password sent: the tagged reply */
+	IMAP_B_CONTINUE,	/* a literal's {n} sent: waiting for "+" */
+	IMAP_B_LOGIN,		/* the whole LOGIN sent: the tagged reply */
 	IMAP_B_STARTTLS,	/* proxy_starttls: STARTTLS sent */
 	IMAP_B_TLS		/* its handshake */
 };
@@ -65,6 +66,8 @@ struct imap_session {
 	enum imap_state	 is_state;
 	enum sasl_mech	 is_mech;	/* of the AUTHENTICATE */
 	enum imap_bstep	 is_bstep;
+	unsigned int	 is_barg;	/* the LOGIN argument to send next */
+	int		 is_bliteral;	/* the greeting's IMAP_LITERAL_* */
 	/* The tag of the LOGIN or AUTHENTICATE, for replies and backend. */
 	char		 is_tag[IMAP_TAG_MAX + 1];
 	unsigned int	 is_acked;	/* "+ OK" sent for the command */
@@ -80,6 +83,8 @@ static void	 imap_auth_failed(struct session *, const char *,
 static void	 imap_backend(struct session *);
 static void	 imap_free(struct session *);
 static void	 imap_backend_login(struct session *, struct imap_session *);
+static size_t	 imap_backend_arg(const struct imap_session *, char *,
+		    const char *, size_t, int *);
 static int	 imap_command(struct session *, struct imap_session *,
 		    const char *, size_t);
 static int	 imap_sasl(struct session *, struct imap_session *,
@@ -446,17 +451,85 @@ imap_auth_failed(struct session *s, const char *text, const char *sasl)
 }
 
 /*
- * The proxy's login at the backend, one reply at a time: the greeting,
- * "+" after "<tag> LOGIN {userlen}", "+" after "<user> {passlen}", then
- * the tagged reply to the password, which goes to the client as the
- * answer to its own command.
+ * One LOGIN argument as the backend gets it, into out (room for
+ * IMAP_QUOTED_LEN(len) + IMAP_LITERAL_HDR bytes): a quoted string when
+ * it can be one,
+ * as RFC 9051 section 6.2.3 allows; else a non-synchronising literal
+ * header and the data when the greeting offered LITERAL+ (or LITERAL-
+ * and the data fits it, RFC 7888); else only a synchronising literal's
+ * header, whose data waits for the backend's "+" (nginx's way for
+ * both arguments), and *sync says so.  Returns the length.
  */
-/* LOGIN at the backend, after its greeting (and STARTTLS, if asked). */
+static size_t
+imap_backend_arg(const struct imap_session *is, char *out, const char *arg,
+    size_t len, int *sync)
+{
+	int	 n;
+
+	*sync = 0;
+	if (imap_quotable(arg, len))
+		return (imap_quote(out, arg, len));
+	if (is->is_bliteral == IMAP_LITERAL_PLUS ||
+	    (is->is_bliteral == IMAP_LITERAL_MINUS &&
+	    len <= IMAP_LITERAL_MINUS_MAX)) {
+		n = snprintf(out, IMAP_LITERAL_HDR, "{%zu+}\r\n", len);
+		memcpy(out + n, arg, len);
+		return ((size_t)n + len);
+	}
+	*sync = 1;
+	return ((size_t)snprintf(out, IMAP_LITERAL_HDR, "{%zu}\r\n", len));
+}
+
+/*
+ * LOGIN at the backend, after its greeting (and STARTTLS, if asked):
+ * what can go before the next "+" goes in one write.  With quoted
+ * strings or non-synchronising literals that is the whole command, one
+ * round trip; each synchronising literal adds one.  is_barg counts the
+ * arguments sent; IMAP_B_CONTINUE means the last one's data waits for
+ * "+".
+ */
 static void
 imap_backend_login(struct session *s, struct imap_session *is)
 {
-	is->is_bstep = IMAP_B_USER;
-	backend_printf(s, "%s LOGIN {%zu}\r\n", is->is_tag, s->s_userlen);
+	const char	*arg[2];
+	size_t		 argl[2], need, n = 0;
+	char		*out;
+	int		 sync;
+
+	arg[0] = s->s_user;
+	argl[0] = s->s_userlen;
+	arg[1] = s->s_pass;
+	argl[1] = s->s_passlen;
+	need = strlen(is->is_tag) + sizeof(" LOGIN") + 2 +
+	    2 * (IMAP_QUOTED_LEN(s->s_userlen > s->s_passlen ?
+	    s->s_userlen : s->s_passlen) + IMAP_LITERAL_HDR + 1);
+	if ((out = malloc(need)) == NULL)
+		fatal("malloc");
+	if (is->is_barg == 0)
+		n = (size_t)snprintf(out, need, "%s LOGIN", is->is_tag);
+	else if (is->is_bstep == IMAP_B_CONTINUE) {
+		/* "+" came: the data of the literal announced. */
+		memcpy(out, arg[is->is_barg - 1], argl[is->is_barg - 1]);
+		n = argl[is->is_barg - 1];
+	}
+	is->is_bstep = IMAP_B_LOGIN;
+	while (is->is_barg < nitems(arg)) {
+		out[n++] = ' ';
+		n += imap_backend_arg(is, out + n, arg[is->is_barg],
+		    argl[is->is_barg], &sync);
+		is->is_barg++;
+		if (sync) {
+			/* A synchronising literal's header ends the write. */
+			is->is_bstep = IMAP_B_CONTINUE;
+			break;
+		}
+	}
+	if (is->is_bstep == IMAP_B_LOGIN) {
+		out[n++] = '\r';
+		out[n++] = '\n';
+	}
+	backend_write(s, out, n);
+	freezero(out, need);
 }
 
 static void
@@ -464,8 +537,7 @@ imap_backend(struct session *s)
 {
 	static const enum imap_backend_step	 steps[] = {
 		IMAP_BACKEND_GREETING, IMAP_BACKEND_CONTINUE,
-		IMAP_BACKEND_CONTINUE, IMAP_BACKEND_LOGIN, IMAP_BACKEND_LOGIN,
-		IMAP_BACKEND_LOGIN
+		IMAP_BACKEND_LOGIN, IMAP_BACKEND_LOGIN, IMAP_BACKEND_LOGIN
 	};
 	struct imap_session	*is = s->s_pdata;
 	struct evbuffer		*in = backend_input(s);
@@ -495,6 +567,7 @@ imap_backend(struct session *s)
 
 	switch (is->is_bstep) {
 	case IMAP_B_GREETING:
+		is->is_bliteral = imap_greeting_literal(buf, len);
 		evbuffer_drain(in, len);
 		if (backend_tls_mode(s) ==
 		    SESSION_BTLS_STARTTLS && !s->s_btls) {
@@ -512,21 +585,15 @@ imap_backend(struct session *s)
 		}
 		evbuffer_drain(in, len);
 		is->is_bstep = IMAP_B_TLS;
+		/* Capabilities from before TLS are void (RFC 9051 6.2.1). */
+		is->is_bliteral = 0;
 		backend_starttls(s);
 		break;
 	case IMAP_B_TLS:
 		break;
-	case IMAP_B_USER:
+	case IMAP_B_CONTINUE:
 		evbuffer_drain(in, len);
-		is->is_bstep = IMAP_B_PASS;
-		backend_write(s, s->s_user, s->s_userlen);
-		backend_printf(s, " {%zu}\r\n", s->s_passlen);
-		break;
-	case IMAP_B_PASS:
-		evbuffer_drain(in, len);
-		is->is_bstep = IMAP_B_LOGIN;
-		backend_write(s, s->s_pass, s->s_passlen);
-		backend_write(s, "\r\n", 2);
+		imap_backend_login(s, is);
 		break;
 	case IMAP_B_LOGIN:
 		/* The reply stays in the buffer: the relay passes it on. */

@@ -427,3 +427,76 @@ imap_backend_reply(const char *buf, size_t len, enum imap_backend_step step,
 	}
 	return (PARSE_ERROR);
 }
+
+/*
+ * Whether a login argument can go to the backend as a quoted string
+ * (RFC 9051 section 9, "quoted"; RFC 3501 the same): bytes 0x01-0x7f
+ * but CR and LF.  A string with 8-bit bytes, NUL, CR or LF must go as
+ * a literal.
+ */
+int
+imap_quotable(const char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '\0' || s[i] == '\r' || s[i] == '\n' ||
+		    (unsigned char)s[i] > 0x7f)
+			return (0);
+	return (1);
+}
+
+/*
+ * The quoted string of s (imap_quotable) into out, which holds
+ * IMAP_QUOTED_LEN(len) bytes: '"' and '\' escaped with a backslash.
+ * Returns its length; out is not NUL-terminated.
+ */
+size_t
+imap_quote(char *out, const char *s, size_t len)
+{
+	size_t	 i, n = 0;
+
+	out[n++] = '"';
+	for (i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			out[n++] = '\\';
+		out[n++] = s[i];
+	}
+	out[n++] = '"';
+	return (n);
+}
+
+/*
+ * The non-synchronising literals (RFC 7888) a backend's greeting offers
+ * in its CAPABILITY response code, "* OK [CAPABILITY ...] text":
+ * IMAP_LITERAL_PLUS, IMAP_LITERAL_MINUS or 0.  Only the first line of
+ * buf[0..len) is looked at.
+ */
+int
+imap_greeting_literal(const char *buf, size_t len)
+{
+	static const char	 pre[] = "* OK [CAPABILITY ";
+	const char		*p, *end, *w;
+	size_t			 n;
+	int			 r = 0;
+
+	if ((end = memchr(buf, '\n', len)) == NULL)
+		end = buf + len;
+	if ((size_t)(end - buf) < sizeof(pre) - 1 ||
+	    strncasecmp(buf, pre, sizeof(pre) - 1) != 0)
+		return (0);
+	for (p = buf + sizeof(pre) - 1; p < end && *p != ']'; p = w) {
+		for (w = p; w < end && *w != ' ' && *w != ']'; w++)
+			;
+		n = (size_t)(w - p);
+		if (n == 8 && strncasecmp(p, "LITERAL+", 8) == 0)
+			r = IMAP_LITERAL_PLUS;
+		else if (n == 8 && strncasecmp(p, "LITERAL-", 8) == 0 &&
+		    r == 0)
+			r = IMAP_LITERAL_MINUS;
+		if (w < end && *w == ' ')
+			w++;
+	}
+	/* A response code must end in ']' on its line. */
+	return (p < end && *p == ']' ? r : 0);
+}

@@ -1097,6 +1097,16 @@ int	 imap_parse_command(const char *, size_t, size_t, char *,
 int	 imap_backend_reply(const char *, size_t, enum imap_backend_step,
 	    const char *, size_t);
 
+/* The non-synchronising literals of RFC 7888 a backend offers. */
+#define IMAP_LITERAL_PLUS	1	/* any size */
+#define IMAP_LITERAL_MINUS	2	/* up to IMAP_LITERAL_MINUS_MAX */
+#define IMAP_LITERAL_MINUS_MAX	4096
+#define IMAP_QUOTED_LEN(n)	(2 * (n) + 2)
+
+int	 imap_quotable(const char *, size_t);
+size_t	 imap_quote(char *, const char *, size_t);
+int	 imap_greeting_literal(const char *, size_t);
+
 /* pop3_parse.c */
 #define POP3_ARGS_MAX		3
 

@@ -210,7 +210,10 @@ def pop3_check_mailbox(c, user, quit=True):
 class FakeBackend:
     """A scripted IMAP or POP3 server on a loopback port.  Modes:
     good      logs in as the reference says the proxy does, then answers
-              NOOP, STAT and LOGOUT/QUIT
+              NOOP, STAT and LOGOUT/QUIT; IMAP LOGIN's arguments may be
+              quoted strings or synchronising literals
+    litplus   (IMAP) as good, with LITERAL+ in the greeting: the
+              arguments may be non-synchronising literals too
     untagged  (IMAP) as good, with one untagged line before the OK
     reject    refuses the password
     close     closes after the first login command
@@ -277,14 +280,18 @@ class FakeBackend:
             rec.extend(d)
             buf[0] += d
 
-        def line():
+        def line(keep=False):
             while b"\n" not in buf[0]:
                 fill()
             i = buf[0].index(b"\n") + 1
-            out, buf[0] = buf[0][:i], buf[0][i:]
+            out = buf[0][:i]
+            if not keep:
+                buf[0] = buf[0][i:]
             return out
 
-        def exact(n):
+        def exact(n, pending=False):
+            if pending:
+                return buf[0]
             while len(buf[0]) < n:
                 fill()
             out, buf[0] = buf[0][:n], buf[0][n:]
@@ -313,19 +320,20 @@ class FakeBackend:
             c.sendall(b"* PREAUTH fake ready\r\n")
             line()
             return
-        c.sendall(b"* OK fake IMAP ready\r\n")
-        m = re.match(rb"^(\S+) LOGIN \{(\d+)\}\r\n$", line())
+        plus = self.mode == "litplus"
+        c.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake IMAP ready\r\n"
+                  if plus else b"* OK fake IMAP ready\r\n")
+        m = re.match(rb"^(\S+) LOGIN ", line(keep=True))
         if not m or self.mode == "close":
             return
         tag = m.group(1)
-        c.sendall(b"+ OK\r\n")
-        exact(int(m.group(2)))
-        m = re.match(rb"^ \{(\d+)\}\r\n$", line())
-        if not m:
-            return
-        c.sendall(b"+ OK\r\n")
-        exact(int(m.group(1)))
-        if line() != b"\r\n":
+        exact(len(m.group(0)))
+        for i in range(2):
+            if i == 1 and exact(1) != b" ":
+                return
+            if self.imap_arg(c, line, exact, plus) is None:
+                return
+        if exact(2) != b"\r\n":
             return
         if self.mode == "reject":
             c.sendall(tag + b" NO [AUTHENTICATIONFAILED] "
@@ -347,6 +355,36 @@ class FakeBackend:
                 return
             else:
                 c.sendall(p[0] + b" BAD fake\r\n")
+
+    @staticmethod
+    def imap_arg(c, line, exact, plus):
+        """One LOGIN argument as RFC 9051 has it: a quoted string, a
+        literal {n} whose data may only come after our "+", or (plus) a
+        non-synchronising literal {n+}; None when it is none of these."""
+        first = exact(1)
+        if first == b'"':
+            out = b""
+            while True:
+                ch = exact(1)
+                if ch == b"\\":
+                    ch = exact(1)
+                    if ch not in (b'"', b"\\"):
+                        return None
+                elif ch == b'"':
+                    return out
+                elif ch in (b"\r", b"\n", b"\0") or ch[0] > 0x7f:
+                    return None
+                out += ch
+        if first != b"{":
+            return None
+        m = re.match(rb"^(\d+)(\+?)\}\r\n$", line())
+        if not m or (m.group(2) and not plus):
+            return None
+        if not m.group(2):
+            if exact(0, pending=True):
+                return None     # the data came before the "+"
+            c.sendall(b"+ OK\r\n")
+        return exact(int(m.group(1)))
 
     def serve_pop3(self, c, line):
         c.sendall(b"+OK fake POP3 ready\r\n")
@@ -394,6 +432,8 @@ BOB_PW = "bobpw"
 DAVE_PW = "davepw"
 LONG_USER = "lngpw"          # chosen so that a literal fills 1024 bytes
 LONG_PW = "L" * 1000
+QUINN_PW = 'q"u\\o te'     # a quoted string with escapes
+ULLA_PW = "p\u00e4sswort"   # 8-bit: a literal
 
 
 def fake(proto, mode):
@@ -439,11 +479,14 @@ def setup():
     DC.add_message("alice", make_message("second message", ["Bye."]))
     DC.add_big_message("bob", 10 * 1024 * 1024)
     DC.add_message("dave", make_message("for dave", ["Hi dave."]))
+    for u in (("quinn", QUINN_PW), ("ulla", ULLA_PW)):
+        DC.add_user(*u)
+        DC.add_message(u[0], make_message("for " + u[0], ["Hi."]))
     DC.start()
 
     for proto, modes in (("imap", ("good", "untagged", "reject", "close",
                                    "silent", "preauth", "garbage",
-                                   "spray")),
+                                   "spray", "litplus")),
                          ("pop3", ("good", "reject", "close", "silent",
                                    "garbage"))):
         for m in modes:
@@ -461,6 +504,17 @@ def setup():
 
     users = ("alice %s %s\nbob %s %s\ndave %s %s\n"
              % (ALICE_PW, dc, BOB_PW, dc, DAVE_PW, dc))
+    users += "quinn '%s' %s\nulla %s %s\n" % (QUINN_PW, dc, ULLA_PW, dc)
+    users += ("f_quote pw %s backend_pass='p\"w\\x'\n"
+              "f_8bit pw %s backend_pass=%s\n"
+              "f_8bitplus pw %s backend_pass=%s\n"
+              "f_8user pw %s backend_user=j\u00fcrgen backend_pass=%s\n"
+              "f_8userplus pw %s backend_user=j\u00fcrgen "
+              "backend_pass=%s\n"
+              "f_good2 pw %s\n"
+              % (fk("good"), fk("good"), ULLA_PW, fk("litplus"), ULLA_PW,
+                 fk("good"), ULLA_PW, fk("litplus"), ULLA_PW,
+                 fk("litplus")))
     users += "%s %s %s backend_user=alice backend_pass=%s\n" % (
         LONG_USER, LONG_PW, dc, ALICE_PW)
     for mode in ("good", "untagged", "reject", "close", "silent", "preauth",
@@ -1242,9 +1296,10 @@ def auth_server_down():
 
 @test
 def imap_backend_login_sequence():
-    """<client tag> LOGIN {n}, + , <user> {m}, + , <password>; the
-    backend's tagged reply is the answer; Auth-User/Auth-Pass replace the
-    client's; pipelined commands follow the login."""
+    """<client tag> LOGIN "<user>" "<password>" in one write (nginx:
+    two synchronising literals, three round trips); the backend's tagged
+    reply is the answer; Auth-User/Auth-Pass replace the client's;
+    pipelined commands follow the login."""
     fb = fake("imap", "good")
     fb.clear()
     with imap_conn(PORT["imap_http"]) as c:
@@ -1253,14 +1308,56 @@ def imap_backend_login_sequence():
         c.send(b"tag3 LOGOUT\r\n")
         c.expect(b"* BYE fake\r\ntag3 OK LOGOUT done\r\n")
         c.expect_eof()
-    eq(fb.last(), b"tag1 LOGIN {6}\r\nf_good {2}\r\npw\r\ntag2 NOOP\r\n"
+    eq(fb.last(), b'tag1 LOGIN "f_good" "pw"\r\ntag2 NOOP\r\n'
        b"tag3 LOGOUT\r\n", "what the backend received")
     fb.clear()
     with imap_conn(PORT["imap_http"]) as c:
         c.send(b"x AUTHENTICATE PLAIN " + b64("\0f_override\0pw") + b"\r\n")
         c.expect(b"x OK LOGIN completed\r\n")
-    eq(fb.last(), b"x LOGIN {7}\r\nbe_user {7}\r\nbe pass\r\n",
+    eq(fb.last(), b'x LOGIN "be_user" "be pass"\r\n',
        "Auth-User and Auth-Pass used for the backend")
+
+
+@test
+def imap_backend_login_forms():
+    """Each LOGIN argument goes as a quoted string when RFC 9051 allows
+    one ('"' and '\\' escaped), else as a non-synchronising literal when
+    the greeting offers LITERAL+ (RFC 7888), else as nginx's
+    synchronising literal, whose data waits for the backend's "+".  The
+    fakes check the syntax and never send a "+" that was not asked
+    for, so a proxy waiting for one would time out."""
+    cases = (
+        ("good", "f_quote", b'"f_quote" "p\\"w\\\\x"\r\n'),
+        ("good", "f_8bit", b'"f_8bit" {9}\r\np\xc3\xa4sswort\r\n'),
+        ("litplus", "f_8bitplus",
+         b'"f_8bitplus" {9+}\r\np\xc3\xa4sswort\r\n'),
+        ("good", "f_8user", b"{7}\r\nj\xc3\xbcrgen {9}\r\n"
+         b"p\xc3\xa4sswort\r\n"),
+        ("litplus", "f_8userplus", b"{7+}\r\nj\xc3\xbcrgen {9+}\r\n"
+         b"p\xc3\xa4sswort\r\n"),
+        ("litplus", "f_good2", b'"f_good2" "pw"\r\n'),
+    )
+    for mode, user, want in cases:
+        fb = fake("imap", mode)
+        fb.clear()
+        with imap_conn(PORT["imap_http"]) as c:
+            c.send(b"t LOGIN " + user.encode() + b" pw\r\n")
+            c.expect(b"t OK LOGIN completed\r\n", user)
+        eq(fb.last(), b"t LOGIN " + want, "%s: what the backend got" % user)
+
+
+@test
+def imap_backend_login_dovecot_forms():
+    """The same against Dovecot (whose greeting offers LITERAL+): a
+    password that needs quoting and an 8-bit one log in."""
+    for user in ("quinn", "ulla"):
+        pw = DC.users[user].encode()
+        with imap_conn(PORT["imap_http"]) as c:
+            c.send(b"t LOGIN " + user.encode() + b" {%d+}\r\n" % len(pw) +
+                   pw + b"\r\n")
+            ln = c.line()
+            assert ln.startswith(b"t OK "), (user, ln)
+            imap_check_mailbox(c, user)
 
 
 @test
