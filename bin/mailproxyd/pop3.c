@@ -76,6 +76,8 @@ static void	 pop3_auth_failed(struct session *, const char *,
 static void	 pop3_backend(struct session *);
 static void	 pop3_free(struct session *);
 static void	 pop3_backend_user(struct session *, struct pop3_session *);
+static void	 pop3_backend_cmd(struct session *, const char *,
+		    const char *, size_t);
 static int	 pop3_command(struct session *, struct pop3_session *,
 		    const char *, size_t);
 static int	 pop3_sasl(struct session *, struct pop3_session *,
@@ -473,18 +475,36 @@ pop3_auth_failed(struct session *s, const char *text, const char *sasl)
 	login_failed(s);
 }
 
+/* "USER <user>" or "PASS <password>" and CR LF, in one write. */
+static void
+pop3_backend_cmd(struct session *s, const char *cmd, const char *arg,
+    size_t len)
+{
+	char	*line;
+	size_t	 n = strlen(cmd);
+
+	if ((line = malloc(n + len + 2)) == NULL)
+		fatal("malloc");
+	memcpy(line, cmd, n);
+	memcpy(line + n, arg, len);
+	memcpy(line + n + len, "\r\n", 2);
+	backend_write(s, line, n + len + 2);
+	freezero(line, n + len + 2);
+}
+
 /*
  * The proxy's login at the backend: "+OK" greeting, USER, PASS.  The
- * reply to PASS goes to the client.
+ * reply to PASS goes to the client.  USER and PASS stay two round
+ * trips, as nginx has them: without asking CAPA first (a round trip
+ * too) the proxy cannot know whether the backend takes them pipelined
+ * (RFC 2449 PIPELINING) or takes SASL with an initial response.
  */
 /* USER at the backend, after its greeting (and STLS, if asked for). */
 static void
 pop3_backend_user(struct session *s, struct pop3_session *ps)
 {
 	ps->ps_bstep = POP3_B_USER;
-	backend_write(s, "USER ", 5);
-	backend_write(s, s->s_user, s->s_userlen);
-	backend_write(s, "\r\n", 2);
+	pop3_backend_cmd(s, "USER ", s->s_user, s->s_userlen);
 }
 
 static void
@@ -540,9 +560,7 @@ pop3_backend(struct session *s)
 	case POP3_B_USER:
 		evbuffer_drain(in, len);
 		ps->ps_bstep = POP3_B_PASS;
-		backend_write(s, "PASS ", 5);
-		backend_write(s, s->s_pass, s->s_passlen);
-		backend_write(s, "\r\n", 2);
+		pop3_backend_cmd(s, "PASS ", s->s_pass, s->s_passlen);
 		break;
 	case POP3_B_PASS:
 		backend_logged_in(s);

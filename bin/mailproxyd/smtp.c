@@ -21,7 +21,8 @@
  * EHLO, AUTH with every mechanism, MAIL and RCPT for smtp_auth none,
  * RSET, NOOP and QUIT.  Then the proxy's own dialogue at the backend:
  * EHLO or HELO, XCLIENT, the client's HELO again, and the stored MAIL
- * and RCPT (smtp_auth none) or AUTH (proxy_smtp_auth).
+ * and RCPT (smtp_auth none; in one write when the backend offers
+ * PIPELINING) or AUTH (proxy_smtp_auth).
  *
  * Client bytes are only ever looked at through smtp_parse_command()
  * and sasl_line(), backend bytes through smtp_backend_reply() (pure,
@@ -88,6 +89,8 @@ struct smtp_session {
 	int		 ss_esmtp;	/* the client said EHLO */
 	int		 ss_none;	/* logging in for smtp_auth none */
 	int		 ss_login_only;	/* the backend offers AUTH LOGIN only */
+	int		 ss_pipelining;	/* the last EHLO reply offers it */
+	int		 ss_rcpt_sent;	/* RCPT went with MAIL (RFC 2920) */
 	char		*ss_helo;	/* the HELO/EHLO argument */
 	char		*ss_from;	/* the whole MAIL line */
 	char		*ss_to;		/* the whole first RCPT line */
@@ -130,7 +133,9 @@ static void	 smtp_login(struct session *, struct smtp_session *,
 		    enum auth_method, const char *, size_t, const char *,
 		    size_t);
 static void	 smtp_clear_envelope(struct smtp_session *);
-static void	 smtp_backend_b64(struct session *, const char *, size_t);
+static void	 smtp_backend_b64(struct session *, const char *,
+		    const char *, size_t);
+static void	 smtp_backend_keep(struct session *, size_t);
 static void	 smtp_backend_xclient(struct session *, struct smtp_session *);
 static void	 smtp_backend_next(struct session *, struct smtp_session *);
 static void	 smtp_backend_helo(struct session *, struct smtp_session *);
@@ -724,20 +729,43 @@ smtp_auth_failed(struct session *s, const char *text, const char *sasl)
 	login_failed(s);
 }
 
-/* The base64 of data and a line end, to the backend. */
+/* A prefix, the base64 of data and a line end, to the backend at once. */
 static void
-smtp_backend_b64(struct session *s, const char *data, size_t len)
+smtp_backend_b64(struct session *s, const char *prefix, const char *data,
+    size_t len)
 {
-	char	*b64;
-	size_t	 n = BASE64_ENCODED_LEN(len) + 1;
+	char	*line;
+	size_t	 pl = strlen(prefix), n = pl + BASE64_ENCODED_LEN(len) + 3;
 
-	if ((b64 = malloc(n)) == NULL)
+	if ((line = malloc(n)) == NULL)
 		fatal("malloc");
-	if (base64_encode(b64, n, data, len) == (size_t)-1)
+	memcpy(line, prefix, pl);
+	if (base64_encode(line + pl, n - pl - 2, data, len) == (size_t)-1)
 		fatalx("base64_encode");
-	backend_write(s, b64, strlen(b64));
-	backend_write(s, "\r\n", 2);
-	freezero(b64, n);
+	pl += strlen(line + pl);
+	line[pl++] = '\r';
+	line[pl++] = '\n';
+	backend_write(s, line, pl);
+	freezero(line, n);
+}
+
+/*
+ * Only the first n bytes of the backend's input stay: a refused MAIL
+ * is passed on (proxy_pass_error_message) as it is when RCPT did not
+ * go with it, without the RCPT's reply behind it.
+ */
+static void
+smtp_backend_keep(struct session *s, size_t n)
+{
+	struct evbuffer	*in = backend_input(s), *keep;
+
+	if ((keep = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	if (evbuffer_remove_buffer(in, keep, n) != (int)n ||
+	    evbuffer_drain(in, evbuffer_get_length(in)) == -1 ||
+	    evbuffer_add_buffer(in, keep) == -1)
+		fatalx("smtp_backend_keep");
+	evbuffer_free(keep);
 }
 
 /*
@@ -748,22 +776,31 @@ smtp_backend_b64(struct session *s, const char *data, size_t len)
 static void
 smtp_backend_xclient(struct session *s, struct smtp_session *ss)
 {
-	char	 addr[AUTH_ADDR_MAX], *login;
-	size_t	 n;
-	int	 family;
+	char	 addr[AUTH_ADDR_MAX], *line;
+	size_t	 n, x = 0;
+	int	 family, len;
 
 	family = session_client_addr(s, addr, sizeof(addr));
-	backend_printf(s, "XCLIENT ADDR=%s%s", family == AF_INET6 ?
-	    "IPV6:" : "", addr);
-	if (s->s_userlen > 0 && !s->s_mail->m_proxy_smtp_auth) {
-		n = smtp_xtext(NULL, 0, s->s_user, s->s_userlen) + 1;
-		if ((login = malloc(n)) == NULL)
-			fatal("malloc");
-		(void)smtp_xtext(login, n, s->s_user, s->s_userlen);
-		backend_printf(s, " LOGIN=%s", login);
-		free(login);
-	}
-	backend_printf(s, " NAME=%s\r\n", ss->ss_host);
+	if (s->s_userlen > 0 && !s->s_mail->m_proxy_smtp_auth)
+		x = smtp_xtext(NULL, 0, s->s_user, s->s_userlen);
+	n = sizeof("XCLIENT ADDR=IPV6: LOGIN= NAME=\r\n") + strlen(addr) + x +
+	    strlen(ss->ss_host);
+	if ((line = malloc(n)) == NULL)
+		fatal("malloc");
+	len = snprintf(line, n, "XCLIENT ADDR=%s%s%s", family == AF_INET6 ?
+	    "IPV6:" : "", addr, x > 0 ? " LOGIN=" : "");
+	if (len < 0 || (size_t)len + x >= n)
+		fatalx("smtp_backend_xclient");
+	if (x > 0)
+		(void)smtp_xtext(line + len, n - (size_t)len, s->s_user,
+		    s->s_userlen);
+	len = (int)strlen(line);
+	len += snprintf(line + len, n - (size_t)len, " NAME=%s\r\n",
+	    ss->ss_host);
+	/* XCLIENT starts the SMTP session again: what EHLO said is void. */
+	ss->ss_pipelining = 0;
+	backend_write(s, line, (size_t)len);
+	free(line);
 }
 
 /* After the greetings: MAIL and RCPT, AUTH, or the client's 235. */
@@ -775,7 +812,16 @@ smtp_backend_next(struct session *s, struct smtp_session *ss)
 
 	if (ss->ss_none) {
 		ss->ss_bstep = SMTP_B_MAIL;
-		backend_printf(s, "%s\r\n", ss->ss_from);
+		/*
+		 * RFC 2920: MAIL and RCPT may go in one group; their replies
+		 * come in order and are read one by one as before.
+		 */
+		ss->ss_rcpt_sent = ss->ss_pipelining;
+		if (ss->ss_rcpt_sent)
+			backend_printf(s, "%s\r\n%s\r\n", ss->ss_from,
+			    ss->ss_to);
+		else
+			backend_printf(s, "%s\r\n", ss->ss_from);
 		return;
 	}
 	if (s->s_mail->m_proxy_smtp_auth) {
@@ -800,8 +846,7 @@ smtp_backend_next(struct session *s, struct smtp_session *ss)
 		memcpy(plain + 1, s->s_user, s->s_userlen);
 		plain[1 + s->s_userlen] = '\0';
 		memcpy(plain + 2 + s->s_userlen, s->s_pass, s->s_passlen);
-		backend_printf(s, "AUTH PLAIN ");
-		smtp_backend_b64(s, plain, n);
+		smtp_backend_b64(s, "AUTH PLAIN ", plain, n);
 		freezero(plain, n);
 		return;
 	}
@@ -934,6 +979,14 @@ smtp_backend(struct session *s)
 				backend_too_long(s);
 			return;
 		}
+		if (r == PARSE_DONE && ss->ss_bstep == SMTP_B_MAIL &&
+		    ss->ss_rcpt_sent && sr.sr_len < evbuffer_get_length(in) &&
+		    !smtp_backend_expected(ss->ss_bstep, sr.sr_code)) {
+			smtp_backend_keep(s, sr.sr_len);
+			if ((buf = input_window(in,
+			    (size_t)s->s_mail->m_proxy_buffer, &len)) == NULL)
+				fatalx("smtp_backend: no reply kept");
+		}
 		if (r == PARSE_ERROR ||
 		    !smtp_backend_expected(ss->ss_bstep, sr.sr_code)) {
 			backend_unexpected(s, buf, len,
@@ -945,11 +998,19 @@ smtp_backend(struct session *s)
 			backend_logged_in(s);
 			return;
 		}
-		/* The reply to the last EHLO tells the AUTH mechanisms. */
+		/*
+		 * The reply to the last EHLO tells the AUTH mechanisms and
+		 * PIPELINING; a HELO's offers neither.
+		 */
 		if ((ss->ss_bstep == SMTP_B_HELO && (s->s_mail->m_xclient ||
 		    ss->ss_esmtp)) ||
-		    (ss->ss_bstep == SMTP_B_CLIENT_HELO && ss->ss_esmtp))
+		    (ss->ss_bstep == SMTP_B_CLIENT_HELO && ss->ss_esmtp)) {
 			smtp_backend_ehlo_auth(ss, buf, sr.sr_len);
+			ss->ss_pipelining = smtp_backend_offers(buf, sr.sr_len,
+			    "PIPELINING");
+		} else if (ss->ss_bstep == SMTP_B_HELO ||
+		    ss->ss_bstep == SMTP_B_CLIENT_HELO)
+			ss->ss_pipelining = 0;
 		/* Looked at before the drain: buf goes with it. */
 		offers_tls = ss->ss_bstep == SMTP_B_TLS_EHLO &&
 		    smtp_backend_offers(buf, sr.sr_len, "STARTTLS");
@@ -1007,15 +1068,16 @@ smtp_backend(struct session *s)
 			break;
 		case SMTP_B_MAIL:
 			ss->ss_bstep = SMTP_B_RCPT;
-			backend_printf(s, "%s\r\n", ss->ss_to);
+			if (!ss->ss_rcpt_sent)
+				backend_printf(s, "%s\r\n", ss->ss_to);
 			break;
 		case SMTP_B_LOGIN:
 			ss->ss_bstep = SMTP_B_LOGIN_USER;
-			smtp_backend_b64(s, s->s_user, s->s_userlen);
+			smtp_backend_b64(s, "", s->s_user, s->s_userlen);
 			break;
 		case SMTP_B_LOGIN_USER:
 			ss->ss_bstep = SMTP_B_LOGIN_PASS;
-			smtp_backend_b64(s, s->s_pass, s->s_passlen);
+			smtp_backend_b64(s, "", s->s_pass, s->s_passlen);
 			break;
 		case SMTP_B_AUTH:
 		case SMTP_B_LOGIN_PASS:
