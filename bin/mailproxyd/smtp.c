@@ -757,15 +757,17 @@ smtp_backend_b64(struct session *s, const char *prefix, const char *data,
 static void
 smtp_backend_keep(struct session *s, size_t n)
 {
-	struct evbuffer	*in = backend_input(s), *keep;
+	struct evbuffer	*in = backend_input(s);
+	char		*keep;
 
-	if ((keep = evbuffer_new()) == NULL)
-		fatal("evbuffer_new");
-	if (evbuffer_remove_buffer(in, keep, n) != (int)n ||
+	if ((keep = malloc(n)) == NULL)
+		fatal("malloc");
+	/* A bufferevent's input takes bytes at its front only (libevent). */
+	if (evbuffer_copyout(in, keep, n) != (ev_ssize_t)n ||
 	    evbuffer_drain(in, evbuffer_get_length(in)) == -1 ||
-	    evbuffer_add_buffer(in, keep) == -1)
+	    evbuffer_prepend(in, keep, n) == -1)
 		fatalx("smtp_backend_keep");
-	evbuffer_free(keep);
+	free(keep);
 }
 
 /*

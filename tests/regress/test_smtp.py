@@ -221,6 +221,13 @@ class FakeSMTP:
     auth       as good, EHLO also offers AUTH PLAIN LOGIN and any AUTH
                PLAIN or AUTH LOGIN dialogue ends in 235
     authlogin  as auth, but offers AUTH LOGIN only and refuses PLAIN
+    pipe       as good, but answers MAIL only once RCPT came with it
+               (RFC 2920), else 451
+    nopipe     as good without PIPELINING: a command sent before the
+               reply to MAIL is refused with 503
+    strict     as nopipe, but EHLO offers PIPELINING
+    mailno     as pipe, refusing MAIL and then RCPT, both replies in one
+               segment
     Each connection's received bytes are appended to records."""
 
     def __init__(self, mode):
@@ -283,6 +290,18 @@ class FakeSMTP:
             out, buf[0] = buf[0][:i], buf[0][i:]
             return out
 
+        def pending(t):
+            # Whether a whole line comes within t seconds, unanswered.
+            c.settimeout(t)
+            try:
+                line_ = line()
+            except (socket.timeout, EOFError):
+                return None
+            finally:
+                c.settimeout(30)
+            return line_
+
+        pipe = self.mode in ("pipe", "mailno")
         try:
             c.sendall(b"220 fake.test ESMTP fake\r\n")
             while True:
@@ -297,6 +316,9 @@ class FakeSMTP:
                                   b"250 XCLIENT NAME ADDR LOGIN\r\n" % (
                                       b"LOGIN" if self.mode == "authlogin"
                                       else b"PLAIN LOGIN"))
+                    elif verb == b"EHLO" and self.mode == "nopipe":
+                        c.sendall(b"250-fake.test\r\n"
+                                  b"250 XCLIENT NAME ADDR LOGIN\r\n")
                     elif verb == b"EHLO":
                         c.sendall(b"250-fake.test\r\n250-PIPELINING\r\n"
                                   b"250 XCLIENT NAME ADDR LOGIN\r\n")
@@ -319,6 +341,23 @@ class FakeSMTP:
                     c.sendall(b"235 2.7.0 Authentication successful\r\n")
                 elif verb == b"AUTH":
                     c.sendall(b"504 5.5.4 Unsupported mechanism\r\n")
+                elif verb == b"MAIL" and pipe:
+                    rcpt = pending(2)
+                    if rcpt is None or rcpt[:4].upper() != b"RCPT":
+                        c.sendall(b"451 4.5.0 RCPT not pipelined\r\n")
+                        return
+                    if self.mode == "mailno":
+                        c.sendall(b"550 5.7.1 <s@example.org>: Sender "
+                                  b"address rejected\r\n"
+                                  b"503 5.5.1 Error: need MAIL command\r\n")
+                        continue
+                    c.sendall(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+                elif verb == b"MAIL" and self.mode in ("nopipe", "strict"):
+                    if pending(0.5) is not None:
+                        c.sendall(b"503 5.5.0 Improper use of SMTP "
+                                  b"command pipelining\r\n")
+                        return
+                    c.sendall(b"250 2.1.0 Ok\r\n")
                 elif verb == b"MAIL":
                     c.sendall(b"250 2.1.0 Ok\r\n")
                 elif verb == b"RCPT":
@@ -451,13 +490,18 @@ def setup():
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)),
                                                 hard))
     sasl_started = setup_sasl()
+    # Its second smtpd offers no PIPELINING and drops a client that
+    # pipelines all the same.
     PF = Postfix(["alice@example.test", "bob@example.test",
-                  "carol@example.test"], name="smtp-postfix")
+                  "carol@example.test"], name="smtp-postfix",
+                 extra_smtpd=[["smtpd_discard_ehlo_keywords=pipelining",
+                               "smtpd_forbid_unauth_pipelining=yes"]])
     STARTED.append(PF.stop)
     PF.start()
     SINK = SmtpSink(name="smtp-sink")
     STARTED.append(SINK.stop)
-    for m in ("good", "noxclient", "close", "auth", "authlogin"):
+    for m in ("good", "noxclient", "close", "auth", "authlogin", "pipe",
+              "nopipe", "strict", "mailno"):
         FAKES[m] = FakeSMTP(m)
         STARTED.append(FAKES[m].stop)
 
@@ -492,6 +536,9 @@ def setup():
     users += "rcpt alice@example.test 127.0.0.1:%d\n" % PF.port
     users += "rcpt bob@example.test 127.0.0.1:%d\n" % PF.port
     users += "rcpt fake@example.test 127.0.0.1:%d\n" % FAKES["good"].port
+    users += "rcpt carol@example.test 127.0.0.1:%d\n" % PF.extra_ports[0]
+    for m in ("pipe", "nopipe", "strict", "mailno"):
+        users += "rcpt %s@example.test 127.0.0.1:%d\n" % (m, FAKES[m].port)
     AS = AuthServer(users, name="as")
     STARTED.append(AS.stop)
     AS_WAIT = AuthServer(users, "--wait", "1", name="aswait")
@@ -529,6 +576,10 @@ def setup():
     body += server_block("sub_cdb", [
         cdb, "smtp_auth plain login cram-md5"] + res)
     body += server_block("mx", [http, "smtp_auth none"] + res)
+    body += server_block("mx_pem", [http, "smtp_auth none",
+                                    "proxy_pass_error_message on"] + res)
+    body += server_block("mx_noxc", [http, "smtp_auth none", "xclient off"]
+                         + res)
     body += server_block("mx_wait", [wait, "smtp_auth none plain login"]
                          + res)
     body += server_block("pem", [http, "proxy_pass_error_message on"] + res)
@@ -1110,6 +1161,73 @@ def mx_pipelined_one_packet():
         assert c.reply().startswith(b"221 ")
         c.eof()
     check_delivery("bob@example.test", msg, mid)
+
+
+@test
+def mx_backend_pipelining():
+    """MAIL and RCPT go in one write when the EHLO after XCLIENT offers
+    PIPELINING (RFC 2920): the "pipe" fake answers MAIL only once RCPT
+    came with it.  Without PIPELINING, or after a HELO, or with no EHLO
+    after XCLIENT, RCPT waits for MAIL's reply (the "nopipe" fake
+    refuses anything sent before it).  The RCPT's reply is the client's
+    either way."""
+    for port, hello, rcpt, fake_ in (
+            ("mx", b"EHLO", "pipe", "pipe"),
+            ("mx_noxc", b"EHLO", "pipe", "pipe"),
+            ("mx", b"EHLO", "nopipe", "nopipe"),
+            ("mx", b"HELO", "strict", "strict"),
+            ("mx", None, "strict", "strict")):
+        FAKES[fake_].clear()
+        with smtp_conn(PORT[port]) as c:
+            if hello is not None:
+                c.send(hello + b" " + CLIENT_HELO.encode() + b"\r\n")
+                assert c.reply().startswith(b"250"), hello
+            c.cmd(b"MAIL FROM:<s@example.org>", OK)
+            c.cmd(b"RCPT TO:<%s@example.test>" % rcpt.encode(),
+                  b"250 2.1.5 Ok\r\n", "%s %s %s" % (port, hello, rcpt))
+            quit_(c)
+        got = FAKES[fake_].last()
+        tail = (b"MAIL FROM:<s@example.org>\r\n"
+                b"RCPT TO:<%s@example.test>\r\nQUIT\r\n" % rcpt.encode())
+        assert got.endswith(tail), (port, hello, got)
+        if hello is None:
+            # No EHLO after XCLIENT: nothing says PIPELINING holds.
+            assert got.count(b"EHLO") == 1, got
+
+
+@test
+def mx_backend_pipelining_refused_mail():
+    """MAIL refused, RCPT's reply in the same segment: the client gets
+    the MAIL's refusal alone (proxy_pass_error_message on), as when RCPT
+    waited for it, or the internal error (off)."""
+    for port, want in (("mx_pem", b"550 5.7.1 <s@example.org>: Sender "
+                        b"address rejected\r\n"), ("mx", INTERNAL)):
+        with NoFdGrowth():
+            with smtp_conn(PORT[port]) as c:
+                c.cmd(b"EHLO " + CLIENT_HELO.encode(), b"250 mx.test\r\n")
+                c.cmd(b"MAIL FROM:<s@example.org>", OK)
+                c.send(b"RCPT TO:<mailno@example.test>\r\n")
+                eq(c.eof(), want, port)
+
+
+@test
+def mx_postfix_without_pipelining():
+    """Postfix without PIPELINING and smtpd_forbid_unauth_pipelining:
+    the proxy waits for each reply, and the mail is delivered."""
+    msg, mid = new_message("mx no pipelining", "carol@example.test")
+    with smtp_conn(PORT["mx"]) as c:
+        c.cmd(b"EHLO " + CLIENT_HELO.encode(), b"250 mx.test\r\n")
+        c.cmd(b"MAIL FROM:<s@example.org>", OK)
+        c.send(b"RCPT TO:<carol@example.test>\r\n")
+        r = c.reply(timeout=30)
+        assert r.startswith(b"250 "), "RCPT answered by Postfix: %r" % r
+        c.send(b"DATA\r\n")
+        assert c.reply().startswith(b"354 ")
+        c.send(stuffed(msg))
+        assert c.reply(timeout=60).startswith(b"250 ")
+        quit_(c)
+    check_delivery("carol@example.test", msg, mid)
+    PF.clear("carol@example.test")
 
 
 @test
