@@ -24,8 +24,10 @@
  * and whether the window is the default or one from 16 bytes to 64k
  * (bytes 1-2).  The window is an exact allocation, so a parser reading
  * past it is an ASan report.  Besides: a complete SMTP reply has a
- * three-digit code and lies inside the window, and xtext never writes
- * a byte that could break an XCLIENT line.
+ * three-digit code and lies inside the window, xtext never writes
+ * a byte that could break an XCLIENT line, imap_greeting_literal()
+ * reads an IMAP greeting's capabilities, and a string imap_quotable()
+ * lets through quotes into IMAP_QUOTED_LEN bytes that unquote to it.
  */
 
 #include <stdint.h>
@@ -53,7 +55,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct smtp_reply	 sr;
 	char			*buf, *x;
-	size_t			 bufsize, len, need, i;
+	size_t			 bufsize, len, need, i, n;
 	int			 sel;
 
 	if (size < 3)
@@ -71,6 +73,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, len);
 
 	(void)imap_backend_reply(buf, len, steps[(sel >> 1) % 3], "a1", 2);
+	(void)imap_greeting_literal(buf, len);
+	if (imap_quotable(buf, len)) {
+		if ((x = malloc(IMAP_QUOTED_LEN(len))) == NULL)
+			abort();
+		need = imap_quote(x, buf, len);
+		if (need > IMAP_QUOTED_LEN(len) || x[0] != '"' ||
+		    x[need - 1] != '"')
+			abort();
+		for (i = 1, n = 0; i < need - 1; i++, n++) {
+			if (x[i] == '\\')
+				i++;
+			else if (x[i] == '"')
+				abort();
+			if (i >= need - 1 || n >= len || x[i] != buf[n])
+				abort();
+		}
+		if (n != len)
+			abort();
+		free(x);
+	}
 	(void)pop3_backend_reply(buf, len);
 	if (smtp_backend_reply(buf, len, &sr) == PARSE_DONE &&
 	    (sr.sr_code < 100 || sr.sr_code > 999 || sr.sr_len > len))

@@ -669,6 +669,75 @@ START_TEST(test_backend_login)
 }
 END_TEST
 
+/* The quoted form of a string, NUL-terminated, for comparing. */
+static const char *
+quoted(const char *in, size_t len)
+{
+	static char	 out[256];
+	size_t		 n;
+
+	ck_assert_uint_le(IMAP_QUOTED_LEN(len), sizeof(out) - 1);
+	n = imap_quote(out, in, len);
+	ck_assert_uint_le(n, IMAP_QUOTED_LEN(len));
+	out[n] = '\0';
+	return (out);
+}
+
+START_TEST(test_backend_quoted)
+{
+	/* RFC 9051 section 9: quoted = DQUOTE *QUOTED-CHAR DQUOTE. */
+	ck_assert_int_eq(imap_quotable("bench", 5), 1);
+	ck_assert_int_eq(imap_quotable("", 0), 1);
+	ck_assert_int_eq(imap_quotable("a b\t~\x01\x7f", 7), 1);
+	ck_assert_int_eq(imap_quotable("q\"u\\o", 5), 1);
+	ck_assert_int_eq(imap_quotable("p\xc3\xa4ss", 6), 0);
+	ck_assert_int_eq(imap_quotable("\x80", 1), 0);
+	ck_assert_int_eq(imap_quotable("a\rb", 3), 0);
+	ck_assert_int_eq(imap_quotable("a\nb", 3), 0);
+	ck_assert_int_eq(imap_quotable("a\0b", 3), 0);
+
+	ck_assert_str_eq(quoted("bench", 5), "\"bench\"");
+	ck_assert_str_eq(quoted("", 0), "\"\"");
+	ck_assert_str_eq(quoted("q\"u\\o", 5), "\"q\\\"u\\\\o\"");
+	ck_assert_str_eq(quoted("\"\"\\\\", 4), "\"\\\"\\\"\\\\\\\\\"");
+	ck_assert_uint_eq(strlen(quoted("\"\"\\\\", 4)), IMAP_QUOTED_LEN(4));
+}
+END_TEST
+
+static int
+glit(const char *s)
+{
+	return (imap_greeting_literal(s, strlen(s)));
+}
+
+START_TEST(test_backend_greeting_literal)
+{
+	ck_assert_int_eq(glit("* OK [CAPABILITY IMAP4rev1 SASL-IR "
+	    "LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN] "
+	    "Dovecot ready.\r\n"), IMAP_LITERAL_PLUS);
+	ck_assert_int_eq(glit("* OK [CAPABILITY LITERAL+] x\r\n"),
+	    IMAP_LITERAL_PLUS);
+	ck_assert_int_eq(glit("* ok [capability imap4rev2 literal-]\r\n"),
+	    IMAP_LITERAL_MINUS);
+	ck_assert_int_eq(glit("* OK [CAPABILITY LITERAL- LITERAL+]\r\n"),
+	    IMAP_LITERAL_PLUS);
+	ck_assert_int_eq(glit("* OK [CAPABILITY LITERAL+ LITERAL-]\r\n"),
+	    IMAP_LITERAL_PLUS);
+	/* Not a capability, not in the response code, not complete. */
+	ck_assert_int_eq(glit("* OK [CAPABILITY IMAP4rev1] LITERAL+\r\n"), 0);
+	ck_assert_int_eq(glit("* OK [CAPABILITY XLITERAL+ LITERAL+X]\r\n"),
+	    0);
+	ck_assert_int_eq(glit("* OK LITERAL+ ready\r\n"), 0);
+	ck_assert_int_eq(glit("* OK [CAPABILITY LITERAL+\r\n]\r\n"), 0);
+	ck_assert_int_eq(glit("* OK [CAPABILITY LITERAL+"), 0);
+	ck_assert_int_eq(glit("* OK [ALERT LITERAL+]\r\n"), 0);
+	ck_assert_int_eq(glit("* OK [CAPABILITY"), 0);
+	ck_assert_int_eq(glit(""), 0);
+	ck_assert_int_eq(glit("* OK [CAPABILITY  LITERAL+ ]\r\n"),
+	    IMAP_LITERAL_PLUS);
+}
+END_TEST
+
 static Suite *
 imap_suite(void)
 {
@@ -702,6 +771,8 @@ imap_suite(void)
 	tcase_add_test(tc, test_backend_greeting);
 	tcase_add_test(tc, test_backend_continue);
 	tcase_add_test(tc, test_backend_login);
+	tcase_add_test(tc, test_backend_quoted);
+	tcase_add_test(tc, test_backend_greeting_literal);
 	suite_add_tcase(s, tc);
 
 	return (s);
