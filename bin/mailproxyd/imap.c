@@ -453,12 +453,12 @@ imap_auth_failed(struct session *s, const char *text, const char *sasl)
 /*
  * One LOGIN argument as the backend gets it, into out (room for
  * IMAP_QUOTED_LEN(len) + IMAP_LITERAL_HDR bytes): a quoted string when
- * it can be one,
- * as RFC 9051 section 6.2.3 allows; else a non-synchronising literal
- * header and the data when the greeting offered LITERAL+ (or LITERAL-
- * and the data fits it, RFC 7888); else only a synchronising literal's
- * header, whose data waits for the backend's "+" (nginx's way for
- * both arguments), and *sync says so.  Returns the length.
+ * it can be one, as RFC 9051 section 6.2.3 allows; else a
+ * non-synchronising literal header and the data when the greeting
+ * offered LITERAL+ (or LITERAL- and the data fits it, RFC 7888); else
+ * only a synchronising literal's header, whose data waits for the
+ * backend's "+" (nginx's way for both arguments), and *sync says so.
+ * Returns the length.
  */
 static size_t
 imap_backend_arg(const struct imap_session *is, char *out, const char *arg,

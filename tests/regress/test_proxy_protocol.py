@@ -142,7 +142,8 @@ class Recorder:
     """A backend on a loopback port that waits a moment for what the
     proxy sends before any greeting (recorded apart as "first": the
     header alone, in one write), greets, takes a PROXY header if one
-    came first, then plays IMAP (LOGIN with literals, then
+    came first, then plays IMAP (LOGIN with quoted strings or
+    synchronising literals, then
     any command answered OK) or SMTP (EHLO with XCLIENT, XCLIENT, QUIT,
     anything else 250)."""
 
@@ -254,19 +255,25 @@ class Recorder:
             rec["done"] = True
 
     def serve_imap(self, c, line, exact):
-        m = re.match(rb"^(\S+) LOGIN \{(\d+)\}\r\n$", line())
-        if not m:
-            return
-        tag = m.group(1)
-        c.sendall(b"+ OK\r\n")
-        exact(int(m.group(2)))
-        m = re.match(rb"^ \{(\d+)\}\r\n$", line())
-        if not m:
-            return
-        c.sendall(b"+ OK\r\n")
-        exact(int(m.group(1)))
-        if line() != b"\r\n":
-            return
+        first = line()
+        q = rb'"(?:[^"\\\r\n]|\\["\\])*"'
+        m = re.match(rb"^(\S+) LOGIN " + q + b" " + q + rb"\r\n$", first)
+        if m:
+            tag = m.group(1)
+        else:
+            m = re.match(rb"^(\S+) LOGIN \{(\d+)\}\r\n$", first)
+            if not m:
+                return
+            tag = m.group(1)
+            c.sendall(b"+ OK\r\n")
+            exact(int(m.group(2)))
+            m = re.match(rb"^ \{(\d+)\}\r\n$", line())
+            if not m:
+                return
+            c.sendall(b"+ OK\r\n")
+            exact(int(m.group(1)))
+            if line() != b"\r\n":
+                return
         c.sendall(tag + b" OK LOGIN completed\r\n")
         while True:
             ln = line()
@@ -818,7 +825,7 @@ def backend_header(server, user, host="127.0.0.1", header=b""):
 def check_first(first, data, want):
     eq(first, want, "the backend's first read: the header alone")
     assert data.startswith(want + b"a"), data[:120]
-    assert re.match(rb"^a\d* LOGIN \{", data[len(want):]), data[:120]
+    assert re.match(rb'^a\d* LOGIN "', data[len(want):]), data[:120]
 
 
 @test
@@ -859,7 +866,7 @@ def send_off():
     """proxy_protocol off: the backend's first bytes are the login."""
     first, data, cport = backend_header("out_off", "rec")
     eq(first, b"", "bytes before the greeting")
-    assert re.match(rb"^a\d* LOGIN \{", data), data[:80]
+    assert re.match(rb'^a\d* LOGIN "', data), data[:80]
 
 
 @test
