@@ -103,6 +103,7 @@ GREETING = {"imap": IMAP_GREETING, "pop3": POP3_GREETING,
             "smtp": SMTP_GREETING}
 
 ALICE_PW = "s3cret-Alice"
+ULLA_PW = "p\u00e4sswort"     # 8-bit: a literal at the backend
 DOMAIN = "example.test"
 ALICE_ADDR = "alice@" + DOMAIN
 
@@ -489,6 +490,8 @@ def setup():
     STARTED.append(DC.stop)
     DC.add_message("alice", make_message(
         "over TLS", ["Hello alice.", "This came through TLS."]))
+    DC.add_user("ulla", ULLA_PW)
+    DC.add_message("ulla", make_message("over TLS", ["Hello ulla."]))
     DC.start()
     DC_WRONG = Dovecot({"alice": ALICE_PW}, name="tls-dovecot-wrong",
                        tls={"cert": CERTS.crt("backend_wrong"),
@@ -538,6 +541,7 @@ def setup():
     users = "alice %s %s smtp=127.0.0.1:%d\n" % (ALICE_PW, be(DC, False),
                                                  PF.port)
     users += "tlsalice %s %s %s\n" % (ALICE_PW, be(DC, True), alias)
+    users += "ulla %s %s\n" % (ULLA_PW, be(DC, False))
     users += "wrongbe %s %s %s\n" % (ALICE_PW, be(DC_WRONG, True), alias)
     users += "wrongbe_stls %s %s %s\n" % (ALICE_PW, be(DC_WRONG, False),
                                           alias)
@@ -732,12 +736,12 @@ def pop3_login_stat(c, user="alice"):
     c.eof()
 
 
-def dovecot_last_login(dc, proto, since):
+def dovecot_last_login(dc, proto, since, user="alice"):
     """The Dovecot log line of the first login after offset since."""
     def find():
         text = dc.logtext()[since:]
-        m = re.search(r"%s-login: Info: Login: user=<alice>[^\n]*" % proto,
-                      text)
+        m = re.search(r"%s-login: Info: Login: user=<%s>[^\n]*"
+                      % (proto, user), text)
         return m and m.group(0)
     return wait_for(find, timeout=10, what="a %s login at Dovecot" % proto)
 
@@ -1764,6 +1768,23 @@ def proxy_starttls_imap_to_dovecot():
         c.expect(IMAP_GREETING)
         imap_login_select(c, user="alice")
     line = dovecot_last_login(DC, "imap", since)
+    assert ", TLS," in line, line
+
+
+@test
+def proxy_starttls_imap_8bit_password():
+    """After STARTTLS towards the backend the greeting's LITERAL+ no
+    longer counts (RFC 9051 6.2.1): an 8-bit password goes as a
+    synchronising literal, and Dovecot logs the user in over TLS."""
+    since = len(DC.logtext())
+    pw = ULLA_PW.encode()
+    with Conn(PORT["imap_pstls"]) as c:
+        c.expect(IMAP_GREETING)
+        c.send(b"l LOGIN ulla {%d+}\r\n" % len(pw) + pw + b"\r\n")
+        lines = c.until_tagged(b"l")
+        assert lines[-1].startswith(b"l OK"), lines
+        imap_select_fetch(c)
+    line = dovecot_last_login(DC, "imap", since, user="ulla")
     assert ", TLS," in line, line
 
 
