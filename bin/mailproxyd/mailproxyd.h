@@ -417,6 +417,7 @@ struct imsgev {
 	void		 *iev_arg;
 	int		  iev_active;
 	int		  iev_buffered;	/* adopted messages not yet read */
+	int		  iev_werror;	/* a write failed: closed next pass */
 	/* A malformed message from a peer we do not trust; NULL: fatal. */
 	void		(*iev_bad)(struct imsgev *, const char *);
 };

@@ -46,7 +46,9 @@
 #define PROC_LOG_QUEUE_MAX	1024
 
 static void	imsgev_dispatch(int, short, void *);
+static void	imsgev_flush(struct imsgev *);
 static int	imsgev_read_some(struct imsgev *);
+static int	imsgev_get_all(struct imsgev *);
 static char	**proc_child_env(const struct mailproxyd_conf *);
 static void	proc_spawn_stdio(void);
 static int	proc_log_forward(int, int, uint64_t, int, const char *,
@@ -184,6 +186,8 @@ imsgev_update(struct imsgev *iev)
 	/* event_del() dropped the activation imsgev_adopt() asked for. */
 	if (iev->iev_buffered)
 		event_active(&iev->iev_ev, EV_READ, 1);
+	if (iev->iev_werror)
+		event_active(&iev->iev_ev, EV_WRITE, 1);
 }
 
 int
@@ -198,8 +202,28 @@ imsgev_compose(struct imsgev *iev, uint32_t type, uint32_t peerid, int fd,
 	if (imsg_compose(&iev->iev_ibuf, type, peerid, log_pid(), fd, data,
 	    len) == -1)
 		return -1;
-	imsgev_update(iev);
+	imsgev_flush(iev);
 	return 0;
+}
+
+/*
+ * Write what is queued at once: a channel that takes it needs no
+ * EV_WRITE registration and wake-up per message.  What the socket does
+ * not take waits for EV_WRITE.  A failed write is not handled here,
+ * inside the caller's work (the close callback could free what the
+ * caller holds): imsgev_dispatch() handles it on the next loop pass.
+ */
+static void
+imsgev_flush(struct imsgev *iev)
+{
+	if (iev->iev_werror)
+		return;
+	if (imsg_write(&iev->iev_ibuf) == -1 && errno != EAGAIN) {
+		iev->iev_werror = 1;
+		event_active(&iev->iev_ev, EV_WRITE, 1);
+		return;
+	}
+	imsgev_update(iev);
 }
 
 /* Stop watching the channel and close it. */
@@ -244,9 +268,7 @@ imsgev_bad(struct imsgev *iev, const char *why)
 static int
 imsgev_read_some(struct imsgev *iev)
 {
-	struct imsg	 imsg;
 	ssize_t		 n;
-	int		 r;
 
 	n = imsg_read(&iev->iev_ibuf);
 	if (n == -1 && errno == EAGAIN)
@@ -262,6 +284,19 @@ imsgev_read_some(struct imsgev *iev)
 			iev->iev_closed(iev);
 		return 0;
 	}
+	return imsgev_get_all(iev);
+}
+
+/*
+ * Hand every complete message in the read buffer to the handler: 1
+ * when the channel goes on, 0 when it was dropped.
+ */
+static int
+imsgev_get_all(struct imsgev *iev)
+{
+	struct imsg	 imsg;
+	int		 r;
+
 	for (;;) {
 		if ((r = imsg_get(&iev->iev_ibuf, &imsg)) == -1) {
 			if (errno != EBADMSG)
@@ -285,16 +320,26 @@ imsgev_dispatch(int fd, short events, void *arg)
 	struct imsgev	*iev = arg;
 
 	(void)fd;
-	if (events & EV_WRITE) {
-		if (imsg_write(&iev->iev_ibuf) == -1 && errno != EAGAIN) {
+	if (iev->iev_werror || (events & EV_WRITE)) {
+		if (iev->iev_werror || (imsg_write(&iev->iev_ibuf) == -1 &&
+		    errno != EAGAIN)) {
+			iev->iev_werror = 0;
 			imsgev_clear(iev);
 			if (iev->iev_closed != NULL)
 				iev->iev_closed(iev);
 			return;
 		}
 	}
-	if (events & EV_READ) {
+	/*
+	 * Messages that came behind IMSG_CFG_DONE (imsgev_adopt()) are
+	 * handled whether or not the socket has more.
+	 */
+	if (iev->iev_buffered) {
 		iev->iev_buffered = 0;
+		if (imsgev_get_all(iev) == 0)
+			return;
+	}
+	if (events & EV_READ) {
 		if (imsgev_read_some(iev) == 0)
 			return;
 	}
