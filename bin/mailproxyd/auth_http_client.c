@@ -47,12 +47,21 @@
 #define AHC_ERR_MAX		(CONF_LISTEN_NAME_MAX + 1024)
 
 struct ahc_pool;
+struct ahc_req;
 
+/*
+ * A connection has one event, registered once: persistent, EV_READ,
+ * and EV_WRITE only while a request waits for room (or for the
+ * handshake).  An idle connection keeps it, so that a request on it
+ * costs no epoll_ctl, and hears the server close it.
+ */
 struct ahc_conn {
 	TAILQ_ENTRY(ahc_conn)	 cn_entry;	/* pool's idle list */
 	struct ahc_pool		*cn_pool;
+	struct ahc_req		*cn_rq;		/* NULL: idle */
 	int			 cn_fd;
 	int			 cn_reused;	/* served a request before */
+	short			 cn_events;	/* registered; 0: none */
 	struct event		 cn_ev;
 	struct event		 cn_idle_ev;
 };
@@ -68,7 +77,7 @@ struct ahc_pool {
 };
 
 enum ahc_state {
-	AHC_CONNECTING,
+	AHC_CONNECTING,		/* nothing sent, the handshake unconfirmed */
 	AHC_WRITING,
 	AHC_READING
 };
@@ -94,13 +103,18 @@ struct ahc_req {
 static TAILQ_HEAD(, ahc_pool)	ahc_pools = TAILQ_HEAD_INITIALIZER(ahc_pools);
 
 static struct ahc_pool	*ahc_pool_get(const struct conf_mail *);
-static int	 ahc_connect(struct ahc_req *);
+static int	 ahc_start(struct ahc_req *, char *, size_t);
+static int	 ahc_retry(struct ahc_req *, char *, size_t);
+static int	 ahc_send(struct ahc_req *, char *, size_t);
+static int	 ahc_recv(struct ahc_req *, char *, size_t);
+static void	 ahc_watch(struct ahc_conn *, short);
 static void	 ahc_conn_close(struct ahc_conn *);
-static void	 ahc_io(int, short, void *);
+static void	 ahc_conn_io(int, short, void *);
 static void	 ahc_timeout(int, short, void *);
-static void	 ahc_idle_io(int, short, void *);
+static void	 ahc_idle_timeout(int, short, void *);
+static void	 ahc_idle_close(struct ahc_conn *);
 static void	 ahc_finish(struct ahc_req *, int, const char *);
-static void	 ahc_arm(struct ahc_req *, short);
+static void	 ahc_fail_later(struct ahc_req *, const char *);
 static void	 ahc_release(struct ahc_req *, int);
 static void	 ahc_rbuf_grow(struct ahc_req *);
 
@@ -136,8 +150,10 @@ ahc_pool_get(const struct conf_mail *m)
 
 /*
  * Send one request (already built by auth_http_request()) to the
- * server's auth_http address.  The callback runs exactly once, on the
- * event loop, unless ahc_cancel() is called first.
+ * server's auth_http address.  The request goes out at once when the
+ * socket takes it (on loopback the handshake is usually done by then).
+ * The callback runs exactly once, on the event loop, unless
+ * ahc_cancel() is called first.
  */
 struct ahc_req *
 ahc_submit(uint64_t sid, const struct conf_mail *m, const char *req,
@@ -145,6 +161,7 @@ ahc_submit(uint64_t sid, const struct conf_mail *m, const char *req,
 {
 	struct ahc_req	*rq;
 	struct timeval	 tv;
+	char		 err[AHC_ERR_MAX];
 
 	if ((rq = calloc(1, sizeof(*rq))) == NULL)
 		fatal("calloc");
@@ -162,16 +179,19 @@ ahc_submit(uint64_t sid, const struct conf_mail *m, const char *req,
 	tv.tv_sec = m->m_auth_http_timeout / 1000;
 	tv.tv_usec = (m->m_auth_http_timeout % 1000) * 1000;
 	evtimer_add(&rq->rq_timer, &tv);
-	if (ahc_connect(rq) == -1) {
-		/* Report from the loop, never from inside submit. */
-		ahc_arm(rq, 0);
-	}
+	/* A failure is reported from the loop, never from inside submit. */
+	if (ahc_start(rq, err, sizeof(err)) == -1)
+		ahc_fail_later(rq, err);
 	return rq;
 }
 
-/* Take an idle connection or open a new one. */
+/*
+ * Take an idle connection or open a new one, and try the send.  0: the
+ * request is on its way; -1: it failed (err says why, in the one log
+ * line the caller writes with the client's address).
+ */
 static int
-ahc_connect(struct ahc_req *rq)
+ahc_start(struct ahc_req *rq, char *err, size_t errlen)
 {
 	struct ahc_pool	*pl = rq->rq_pool;
 	struct ahc_conn	*cn;
@@ -179,178 +199,194 @@ ahc_connect(struct ahc_req *rq)
 
 	rq->rq_woff = 0;
 	rq->rq_rlen = 0;
-	rq->rq_err[0] = '\0';
 	if ((cn = TAILQ_FIRST(&pl->pl_idle)) != NULL) {
 		TAILQ_REMOVE(&pl->pl_idle, cn, cn_entry);
 		pl->pl_nidle--;
-		event_del(&cn->cn_ev);
 		evtimer_del(&cn->cn_idle_ev);
+		cn->cn_rq = rq;
 		rq->rq_conn = cn;
 		rq->rq_state = AHC_WRITING;
-		ahc_arm(rq, EV_WRITE);
+		if (ahc_send(rq, err, errlen) == -1)
+			return ahc_retry(rq, err, errlen);
 		return 0;
 	}
 	if ((cn = calloc(1, sizeof(*cn))) == NULL)
 		fatal("calloc");
 	cn->cn_pool = pl;
 	cn->cn_fd = -1;
+	cn->cn_rq = rq;
+	evtimer_set(&cn->cn_idle_ev, ahc_idle_timeout, cn);
 	rq->rq_conn = cn;
-	/*
-	 * A failure here is reported from the loop (see ahc_timeout()), in
-	 * the one log line the caller writes with the client's address.
-	 */
 	fd = socket(pl->pl_ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1) {
-		(void)snprintf(rq->rq_err, sizeof(rq->rq_err), "auth http "
-		    "server %s: socket() failed (%d: %s)", pl->pl_name, errno,
-		    strerror(errno));
+		(void)snprintf(err, errlen, "auth http server %s: socket() "
+		    "failed (%d: %s)", pl->pl_name, errno, strerror(errno));
 		return -1;
 	}
 	cn->cn_fd = fd;
 	if (connect(fd, (struct sockaddr *)&pl->pl_ss, pl->pl_sslen) == -1 &&
 	    errno != EINPROGRESS) {
-		(void)snprintf(rq->rq_err, sizeof(rq->rq_err), "connect() to "
-		    "auth http server %s failed (%d: %s)", pl->pl_name, errno,
-		    strerror(errno));
+		(void)snprintf(err, errlen, "connect() to auth http server %s "
+		    "failed (%d: %s)", pl->pl_name, errno, strerror(errno));
 		return -1;
 	}
 	rq->rq_state = AHC_CONNECTING;
-	ahc_arm(rq, EV_WRITE);
-	return 0;
+	return ahc_send(rq, err, errlen);
 }
 
-/* Wait for events on the request's connection; 0: call back now. */
+/*
+ * A connection kept idle that the server has closed meanwhile: the
+ * request once more on a fresh one.  Anything else stays a failure.
+ */
+static int
+ahc_retry(struct ahc_req *rq, char *err, size_t errlen)
+{
+	if (rq->rq_conn == NULL || !rq->rq_conn->cn_reused ||
+	    rq->rq_retried)
+		return -1;
+	rq->rq_retried = 1;
+	ahc_conn_close(rq->rq_conn);
+	rq->rq_conn = NULL;
+	return ahc_start(rq, err, errlen);
+}
+
+/* Register what the connection waits for, if that changed. */
 static void
-ahc_arm(struct ahc_req *rq, short what)
+ahc_watch(struct ahc_conn *cn, short what)
+{
+	if (cn->cn_events == what)
+		return;
+	if (cn->cn_events != 0)
+		event_del(&cn->cn_ev);
+	event_set(&cn->cn_ev, cn->cn_fd, what | EV_PERSIST, ahc_conn_io, cn);
+	event_add(&cn->cn_ev, NULL);
+	cn->cn_events = what;
+}
+
+/*
+ * Write what is left of the request.  The send itself says whether a
+ * new connection came up (no SO_ERROR query): its error is the
+ * connect's.  1: all sent, the answer is awaited; 0: waiting for room
+ * or the handshake; -1: failed, err says why.
+ */
+static int
+ahc_send(struct ahc_req *rq, char *err, size_t errlen)
 {
 	struct ahc_conn	*cn = rq->rq_conn;
-	struct timeval	 now = { 0, 0 };
+	ssize_t		 n;
 
-	if (what == 0) {
-		/* A failure found while setting up: report it from the loop. */
-		evtimer_del(&rq->rq_timer);
-		evtimer_add(&rq->rq_timer, &now);
-		rq->rq_state = AHC_CONNECTING;
-		if (cn != NULL && cn->cn_fd != -1) {
-			close(cn->cn_fd);
-			cn->cn_fd = -1;
+	n = send(cn->cn_fd, rq->rq_wbuf + rq->rq_woff,
+	    rq->rq_wlen - rq->rq_woff, MSG_NOSIGNAL);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == EINTR || errno == ENOTCONN) {
+			ahc_watch(cn, EV_READ | EV_WRITE);
+			return 0;
 		}
-		return;
-	}
-	if (event_initialized(&cn->cn_ev))
-		event_del(&cn->cn_ev);
-	event_set(&cn->cn_ev, cn->cn_fd, what, ahc_io, rq);
-	event_add(&cn->cn_ev, NULL);
-}
-
-/* Over 80 lines: one connection's states: connect, write, read. */
-static void
-ahc_io(int fd, short events, void *arg)
-{
-	struct ahc_req		*rq = arg;
-	struct ahc_conn		*cn = rq->rq_conn;
-	struct auth_response	 hr;
-	char			 err[AHC_ERR_MAX];
-	socklen_t		 len;
-	ssize_t			 n;
-	int			 soerr, r;
-
-	(void)events;
-	switch (rq->rq_state) {
-	case AHC_CONNECTING:
-		len = sizeof(soerr);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == -1)
-			soerr = errno;
-		if (soerr != 0) {
-			(void)snprintf(err, sizeof(err), "connect() to auth "
-			    "http server %s failed (%d: %s)",
-			    rq->rq_pool->pl_name, soerr, strerror(soerr));
-			ahc_finish(rq, -1, err);
-			return;
-		}
-		rq->rq_state = AHC_WRITING;
-		/* FALLTHROUGH */
-	case AHC_WRITING:
-		n = send(fd, rq->rq_wbuf + rq->rq_woff,
-		    rq->rq_wlen - rq->rq_woff, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EAGAIN || errno == EINTR) {
-				ahc_arm(rq, EV_WRITE);
-				return;
-			}
-			if (cn->cn_reused && !rq->rq_retried)
-				goto retry;
-			(void)snprintf(err, sizeof(err), "send() to auth http "
+		if (rq->rq_state == AHC_CONNECTING)
+			(void)snprintf(err, errlen, "connect() to auth http "
 			    "server %s failed (%d: %s)", rq->rq_pool->pl_name,
 			    errno, strerror(errno));
-			ahc_finish(rq, -1, err);
-			return;
-		}
-		rq->rq_woff += (size_t)n;
-		if (rq->rq_woff < rq->rq_wlen) {
-			ahc_arm(rq, EV_WRITE);
-			return;
-		}
-		rq->rq_state = AHC_READING;
-		ahc_arm(rq, EV_READ);
-		return;
-	case AHC_READING:
-		if (rq->rq_rlen == rq->rq_rcap && rq->rq_rcap < AHC_RBUF)
-			ahc_rbuf_grow(rq);
-		n = recv(fd, rq->rq_rbuf + rq->rq_rlen, rq->rq_rcap -
-		    rq->rq_rlen, 0);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-			ahc_arm(rq, EV_READ);
-			return;
-		}
-		if (n <= 0) {
-			/* An idle connection the server closed: once more. */
-			if (rq->rq_rlen == 0 && cn->cn_reused &&
-			    !rq->rq_retried)
-				goto retry;
-			if (n == 0)
-				(void)snprintf(err, sizeof(err), "auth http "
-				    "server %s closed the connection "
-				    "prematurely", rq->rq_pool->pl_name);
-			else
-				(void)snprintf(err, sizeof(err), "recv() from "
-				    "auth http server %s failed (%d: %s)",
-				    rq->rq_pool->pl_name, errno,
-				    strerror(errno));
-			ahc_finish(rq, -1, err);
-			return;
-		}
-		rq->rq_rlen += (size_t)n;
-		r = auth_http_parse(rq->rq_rbuf, rq->rq_rlen, &hr, err,
-		    sizeof(err));
-		if (r == AUTH_HTTP_MORE) {
-			ahc_arm(rq, EV_READ);
-			return;
-		}
-		if (r == AUTH_HTTP_ERROR) {
-			char	msg[2 * AHC_ERR_MAX + 64];
+		else
+			(void)snprintf(err, errlen, "send() to auth http "
+			    "server %s failed (%d: %s)", rq->rq_pool->pl_name,
+			    errno, strerror(errno));
+		return -1;
+	}
+	rq->rq_state = AHC_WRITING;
+	rq->rq_woff += (size_t)n;
+	if (rq->rq_woff < rq->rq_wlen) {
+		ahc_watch(cn, EV_READ | EV_WRITE);
+		return 0;
+	}
+	rq->rq_state = AHC_READING;
+	ahc_watch(cn, EV_READ);
+	return 1;
+}
 
-			(void)snprintf(msg, sizeof(msg), "auth http server %s "
-			    "%s", rq->rq_pool->pl_name, err);
-			ahc_finish(rq, -1, msg);
-			return;
-		}
-		evtimer_del(&rq->rq_timer);
-		event_del(&cn->cn_ev);
-		rq->rq_cb(rq->rq_arg, &hr, rq->rq_pool->pl_name, NULL);
-		ahc_release(rq, auth_http_reusable(&hr) &&
-		    hr.hr_content_length == rq->rq_rlen - hr.hr_consumed);
+/*
+ * Read the answer; it is parsed as soon as its header is complete.
+ * 1: the callback ran and the request is gone; 0: more is awaited;
+ * -1: failed, err says why.
+ */
+static int
+ahc_recv(struct ahc_req *rq, char *err, size_t errlen)
+{
+	struct ahc_conn		*cn = rq->rq_conn;
+	struct auth_response	 hr;
+	char			 perr[AHC_ERR_MAX];
+	ssize_t			 n;
+	int			 r;
+
+	if (rq->rq_rlen == rq->rq_rcap && rq->rq_rcap < AHC_RBUF)
+		ahc_rbuf_grow(rq);
+	n = recv(cn->cn_fd, rq->rq_rbuf + rq->rq_rlen, rq->rq_rcap -
+	    rq->rq_rlen, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		/* An idle connection the server closed: once more. */
+		if (rq->rq_rlen == 0 && cn->cn_reused && !rq->rq_retried)
+			return ahc_retry(rq, err, errlen);
+		if (n == 0)
+			(void)snprintf(err, errlen, "auth http server %s "
+			    "closed the connection prematurely",
+			    rq->rq_pool->pl_name);
+		else
+			(void)snprintf(err, errlen, "recv() from auth http "
+			    "server %s failed (%d: %s)", rq->rq_pool->pl_name,
+			    errno, strerror(errno));
+		return -1;
+	}
+	rq->rq_rlen += (size_t)n;
+	r = auth_http_parse(rq->rq_rbuf, rq->rq_rlen, &hr, perr,
+	    sizeof(perr));
+	if (r == AUTH_HTTP_MORE)
+		return 0;
+	if (r == AUTH_HTTP_ERROR) {
+		(void)snprintf(err, errlen, "auth http server %s %s",
+		    rq->rq_pool->pl_name, perr);
+		return -1;
+	}
+	evtimer_del(&rq->rq_timer);
+	rq->rq_cb(rq->rq_arg, &hr, rq->rq_pool->pl_name, NULL);
+	ahc_release(rq, auth_http_reusable(&hr) &&
+	    hr.hr_content_length == rq->rq_rlen - hr.hr_consumed);
+	return 1;
+}
+
+/*
+ * A connection's event: the idle one's server closed it (or sent
+ * junk); a request's socket took its bytes or has the answer.
+ */
+static void
+ahc_conn_io(int fd, short events, void *arg)
+{
+	struct ahc_conn	*cn = arg;
+	struct ahc_req	*rq = cn->cn_rq;
+	char		 err[2 * AHC_ERR_MAX + 64];
+	int		 r;
+
+	(void)fd;
+	if (rq == NULL) {
+		ahc_idle_close(cn);
 		return;
 	}
-	return;
-
- retry:
-	rq->rq_retried = 1;
-	ahc_conn_close(cn);
-	rq->rq_conn = NULL;
-	if (ahc_connect(rq) == -1)
-		ahc_arm(rq, 0);
+	if (rq->rq_state != AHC_READING) {
+		if (events & EV_WRITE) {
+			r = ahc_send(rq, err, sizeof(err));
+			if (r == -1 && ahc_retry(rq, err, sizeof(err)) == -1)
+				ahc_finish(rq, -1, err);
+			return;
+		}
+		/* The server answered (or closed) before taking it all. */
+		rq->rq_state = AHC_READING;
+		ahc_watch(cn, EV_READ);
+	}
+	if (ahc_recv(rq, err, sizeof(err)) == -1)
+		ahc_finish(rq, -1, err);
 }
 
 static void
@@ -382,7 +418,25 @@ ahc_finish(struct ahc_req *rq, int status, const char *err)
 	ahc_release(rq, 0);
 }
 
-/* Free the request; keep its connection idle when it can serve again. */
+/* A failure found inside ahc_submit(): reported from the loop. */
+static void
+ahc_fail_later(struct ahc_req *rq, const char *err)
+{
+	struct timeval	 now = { 0, 0 };
+
+	(void)strlcpy(rq->rq_err, err, sizeof(rq->rq_err));
+	if (rq->rq_conn != NULL) {
+		ahc_conn_close(rq->rq_conn);
+		rq->rq_conn = NULL;
+	}
+	evtimer_del(&rq->rq_timer);
+	evtimer_add(&rq->rq_timer, &now);
+}
+
+/*
+ * Free the request; keep its connection idle, its event registered,
+ * when it can serve again.
+ */
 static void
 ahc_release(struct ahc_req *rq, int reusable)
 {
@@ -391,14 +445,10 @@ ahc_release(struct ahc_req *rq, int reusable)
 	struct timeval	 tv = { AHC_IDLE_TIMEOUT, 0 };
 
 	if (cn != NULL) {
+		cn->cn_rq = NULL;
 		if (reusable && pl->pl_nidle < pl->pl_max &&
-		    cn->cn_fd != -1) {
+		    rq->rq_woff == rq->rq_wlen && cn->cn_events == EV_READ) {
 			cn->cn_reused = 1;
-			event_del(&cn->cn_ev);
-			event_set(&cn->cn_ev, cn->cn_fd, EV_READ, ahc_idle_io,
-			    cn);
-			event_add(&cn->cn_ev, NULL);
-			evtimer_set(&cn->cn_idle_ev, ahc_idle_io, cn);
 			evtimer_add(&cn->cn_idle_ev, &tv);
 			TAILQ_INSERT_TAIL(&pl->pl_idle, cn, cn_entry);
 			pl->pl_nidle++;
@@ -427,15 +477,21 @@ ahc_rbuf_grow(struct ahc_req *rq)
 	rq->rq_rcap = cap;
 }
 
-/* An idle connection became readable (closed, or junk) or too old. */
+/* An idle connection too old. */
 static void
-ahc_idle_io(int fd, short events, void *arg)
+ahc_idle_timeout(int fd, short events, void *arg)
 {
-	struct ahc_conn	*cn = arg;
-	struct ahc_pool	*pl = cn->cn_pool;
-
 	(void)fd;
 	(void)events;
+	ahc_idle_close(arg);
+}
+
+/* An idle connection that closed, sent junk or lived long enough. */
+static void
+ahc_idle_close(struct ahc_conn *cn)
+{
+	struct ahc_pool	*pl = cn->cn_pool;
+
 	TAILQ_REMOVE(&pl->pl_idle, cn, cn_entry);
 	pl->pl_nidle--;
 	ahc_conn_close(cn);
@@ -444,10 +500,9 @@ ahc_idle_io(int fd, short events, void *arg)
 static void
 ahc_conn_close(struct ahc_conn *cn)
 {
-	if (event_initialized(&cn->cn_ev))
+	if (cn->cn_events != 0)
 		event_del(&cn->cn_ev);
-	if (event_initialized(&cn->cn_idle_ev))
-		evtimer_del(&cn->cn_idle_ev);
+	evtimer_del(&cn->cn_idle_ev);
 	if (cn->cn_fd != -1)
 		close(cn->cn_fd);
 	free(cn);
