@@ -38,12 +38,13 @@ prog=install-deps
 # rsyslog, the syslog daemon the logging tests send to, debhelper and
 # lintian, which build and check the Debian package,
 # python3-prometheus-client, whose parser reads metrics_listen's page,
-# and clang with its sanitizer and libFuzzer runtimes (libclang-rt-dev,
+# strace, which counts the auth process's system calls per request in
+# the auth tests, and clang with its sanitizer and libFuzzer runtimes (libclang-rt-dev,
 # only recommended by clang) and llvm's symbolizer for "make fuzz".
 DEBIAN_PKGS="build-essential pkg-config libssl-dev libevent-dev libbsd-dev \
 libcdb-dev libcrypt-dev libseccomp-dev check bmake mandoc python3 iproute2 \
 procps dovecot-imapd dovecot-pop3d curl postfix swaks fail2ban rsyslog debhelper \
-lintian python3-prometheus-client clang libclang-rt-dev llvm"
+lintian python3-prometheus-client strace clang libclang-rt-dev llvm"
 # FreeBSD: OpenSSL, make and mandoc are in base.
 FREEBSD_PKGS="pkgconf libevent tinycdb check python3"
 # OpenBSD: LibreSSL, libevent, make and mandoc are in base.

@@ -974,6 +974,105 @@ def no_fd_or_memory_growth_keepalive_reuse():
         assert ad.fds() <= fd0 + 8
 
 
+def strace_counts(path):
+    """{syscall: calls} from an strace -c summary."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            t = line.split()
+            if len(t) < 5 or t[-1] == "total":
+                continue
+            try:
+                float(t[0])
+                out[t[-1]] = out.get(t[-1], 0) + int(t[3])
+            except ValueError:
+                continue
+    return out
+
+
+@test
+def system_calls_per_request():
+    """The auth process's system calls per request, strace attached
+    over 40 sequential ones: at most 11 with a connection per request
+    (two epoll_wait, the imsg recvmsg and sendmsg, socket, connect,
+    the send at once, one event registration and its removal, recv,
+    close), at most 6 with auth_http_keepalive, where the kept
+    connection's event stays registered."""
+    assert shutil.which("strace"), "strace(1) is needed (install-deps)"
+    with Workdir("syscalls") as wd:
+        srv = AuthServer(wd, name="sc")
+        for ka, most in (("", 11), ("        auth_http_keepalive 4;\n", 6)):
+            ad = AuthDrive(wd, [http_block(srv, ka)], name="sc%d" % most)
+            for i in range(1, 6):
+                ok(ad.ask(i, "imap", "plain", "alice", "s3cret"),
+                   "127.0.0.1:143")
+            out = os.path.join(wd.path, "strace-%d" % most)
+            st = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-p",
+                                   str(ad.auth_pid)],
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+            try:
+                line = st.stderr.readline().decode()
+                assert "attached" in line, line
+                for i in range(100, 140):
+                    ok(ad.ask(i, "imap", "plain", "alice", "s3cret"),
+                       "127.0.0.1:143")
+            finally:
+                st.send_signal(signal.SIGINT)
+                st.wait(timeout=10)
+                st.stderr.close()
+            calls = strace_counts(out)
+            per = sum(calls.values()) / 40
+            print("  auth_http_keepalive %s: %.2f system calls per "
+                  "request %s" % ("on" if ka else "off", per,
+                                  sorted(calls.items())))
+            # The interrupted epoll_wait strace attached in counts too.
+            assert per <= most + 0.1, (per, calls)
+            ad.stop()
+
+
+@test
+def request_waits_for_the_handshake():
+    """A server whose accept queue is full answers the handshake only
+    when the SYN is sent again, about a second later: the request is
+    sent once the connection is up and gets its answer."""
+    with Workdir("handshake") as wd:
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(0)
+        wd.cleanup.append(lsn.close)
+        port = lsn.getsockname()[1]
+        # One connection nobody accepts fills the queue: SYNs are dropped.
+        filler = socket.create_connection(("127.0.0.1", port))
+        wd.cleanup.append(filler.close)
+        time.sleep(0.1)
+        ad = AuthDrive(wd, [server_block("auth_http 127.0.0.1:%d/auth;"
+                                         % port)])
+        t0 = time.monotonic()
+        ad.req(1, "imap", "plain", "alice", "s3cret")
+        time.sleep(0.5)
+        assert 1 not in ad.results, ad.results
+        a, _ = lsn.accept()     # the filler: room for the next SYN
+        a.close()
+        lsn.settimeout(10)
+        c, _ = lsn.accept()
+        with c:
+            c.settimeout(10)
+            req = b""
+            while b"\r\n\r\n" not in req:
+                got = c.recv(4096)
+                assert got, req
+                req += got
+            assert req.startswith(b"GET /auth HTTP/1.0\r\n"), req
+            c.sendall(b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n"
+                      b"Auth-Server: 127.0.0.1\r\nAuth-Port: 143\r\n\r\n")
+            ok(ad.result(1), "127.0.0.1:143")
+        took = ad.when[1] - t0
+        print("  answered after %.2fs" % took)
+        assert 0.9 <= took < 5, took
+        assert ad.log() == "", ad.log()
+
+
 #
 # imsg robustness.
 #
