@@ -15,7 +15,8 @@
  */
 
 /*
- * Unit tests for lib/imsg.c, over socketpair(AF_UNIX, SOCK_STREAM).
+ * Unit tests for lib/imsg.c, over socketpair(AF_UNIX, SOCK_STREAM),
+ * and for the event glue around a channel (imsgev_* in proc.c).
  */
 
 #include "compat.h"
@@ -25,6 +26,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <event.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -32,6 +34,12 @@
 #include <unistd.h>
 
 #include "imsg.h"
+#include "mailproxyd.h"
+
+/* proc.c's channel glue comes with the process's globals. */
+enum proc_role	 mp_role = PROC_AUTH;
+int		 mp_debug = 1;
+int		 mp_verbose;
 
 struct pair {
 	int		 sv[2];
@@ -51,6 +59,9 @@ static void	 raw_send(int, const void *, size_t);
 static void	 raw_msg(int, uint32_t, uint32_t, const void *, size_t);
 static int	 read_one(struct pair *, struct imsg *);
 static void	 fake_imsg(struct imsg *, const void *, size_t);
+static void	 ev_handler(struct imsgev *, struct imsg *);
+static void	 ev_closed(struct imsgev *);
+static int	 readable(int);
 static Suite	*imsg_suite(void);
 
 static void
@@ -785,6 +796,131 @@ START_TEST(test_clear_reuse)
 }
 END_TEST
 
+/* What the channel's callbacks saw. */
+static uint32_t	ev_types[8];
+static int	ev_ntypes;
+static int	ev_nclosed;
+
+static void
+ev_handler(struct imsgev *iev, struct imsg *imsg)
+{
+	(void)iev;
+	if (ev_ntypes < (int)nitems(ev_types))
+		ev_types[ev_ntypes++] = imsg->hdr.type;
+}
+
+static void
+ev_closed(struct imsgev *iev)
+{
+	(void)iev;
+	ev_nclosed++;
+}
+
+static int
+readable(int fd)
+{
+	struct pollfd	 pfd;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	ck_assert_int_ne(poll(&pfd, 1, 0), -1);
+	return ((pfd.revents & POLLIN) != 0);
+}
+
+/*
+ * A message composed is on the socket before the event loop runs, and
+ * no EV_WRITE is registered for it.
+ */
+START_TEST(test_ev_compose_writes_at_once)
+{
+	struct imsgev	 iev;
+	struct pair	 p;
+	struct imsg	 imsg;
+
+	ck_assert_ptr_nonnull(event_init());
+	pair_open(&p);
+	set_nonblock(p.sv[0]);
+	imsgev_init(&iev, p.sv[0], ev_handler, ev_closed, NULL);
+	ck_assert_int_eq(imsgev_compose(&iev, 5, 0, -1, "abc", 4), 0);
+	ck_assert(readable(p.sv[1]));
+	ck_assert_uint_eq(imsg_queued(&iev.iev_ibuf), 0);
+	ck_assert_int_eq(iev.iev_events, EV_READ);
+	ck_assert_int_eq(read_one(&p, &imsg), 1);
+	ck_assert_uint_eq(imsg.hdr.type, 5);
+	imsg_free(&imsg);
+	imsgev_clear(&iev);
+	imsg_clear(&p.r);
+	close(p.sv[1]);
+}
+END_TEST
+
+/*
+ * A write that fails (the peer is gone) is not reported from inside
+ * imsgev_compose(), whose caller may hold what the close callback
+ * frees, but on the next pass of the loop, as the dispatch path does.
+ */
+START_TEST(test_ev_compose_epipe_next_pass)
+{
+	struct imsgev	 iev;
+	int		 sv[2];
+
+	ck_assert_ptr_nonnull(event_init());
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	set_nonblock(sv[0]);
+	close(sv[1]);
+	ev_nclosed = 0;
+	imsgev_init(&iev, sv[0], ev_handler, ev_closed, NULL);
+	ck_assert_int_eq(imsgev_compose(&iev, 5, 0, -1, "abc", 4), 0);
+	ck_assert_int_eq(ev_nclosed, 0);
+	ck_assert(iev.iev_active);
+	ck_assert_int_eq(event_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+	ck_assert_int_eq(ev_nclosed, 1);
+	ck_assert(!iev.iev_active);
+	/* Later messages on the closed channel are refused. */
+	ck_assert_int_eq(imsgev_compose(&iev, 5, 0, -1, "abc", 4), -1);
+}
+END_TEST
+
+/*
+ * Messages read together with the last one of the setup are handed
+ * over once the channel is adopted, even when nothing more comes.
+ */
+START_TEST(test_ev_adopt_buffered)
+{
+	struct imsgev	 iev;
+	struct imsgbuf	 setup;
+	struct imsg	 imsg;
+	struct pair	 p;
+	int		 i;
+
+	ck_assert_ptr_nonnull(event_init());
+	pair_open(&p);
+	ck_assert_int_eq(imsg_compose(&p.w, 1, 0, 0, -1, NULL, 0), 0);
+	ck_assert_int_eq(imsg_compose(&p.w, 2, 0, 0, -1, "x", 2), 0);
+	ck_assert_int_eq(imsg_compose(&p.w, 3, 0, 0, -1, "y", 2), 0);
+	ck_assert_int_eq(imsg_flush(&p.w), 0);
+	/* The setup's reader: every message arrives in one read. */
+	ck_assert_int_eq(imsg_init(&setup, p.sv[1]), 0);
+	while (setup.rlen < 3 * IMSG_HEADER_SIZE + 4)
+		ck_assert_int_gt(imsg_read(&setup), 0);
+	ck_assert_int_eq(imsg_get(&setup, &imsg), 1);
+	ck_assert_uint_eq(imsg.hdr.type, 1);
+	imsg_free(&imsg);
+	ev_ntypes = 0;
+	imsgev_adopt(&iev, &setup, ev_handler, ev_closed, NULL);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(event_loop(EVLOOP_ONCE | EVLOOP_NONBLOCK),
+		    0);
+	ck_assert_int_eq(ev_ntypes, 2);
+	ck_assert_uint_eq(ev_types[0], 2);
+	ck_assert_uint_eq(ev_types[1], 3);
+	imsgev_clear(&iev);
+	imsg_clear(&p.w);
+	close(p.sv[0]);
+}
+END_TEST
+
 static Suite *
 imsg_suite(void)
 {
@@ -819,6 +955,12 @@ imsg_suite(void)
 	tcase_add_test(tc, test_bad_header_long);
 	tcase_add_test(tc, test_bad_header_nofd);
 	tcase_add_test(tc, test_max_header_waits);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("events");
+	tcase_add_test(tc, test_ev_compose_writes_at_once);
+	tcase_add_test(tc, test_ev_compose_epipe_next_pass);
+	tcase_add_test(tc, test_ev_adopt_buffered);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("getters");
