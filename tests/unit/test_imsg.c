@@ -840,6 +840,7 @@ START_TEST(test_ev_compose_writes_at_once)
 
 	ck_assert_ptr_nonnull(event_init());
 	pair_open(&p);
+	imsg_clear(&p.w);	/* the channel's own imsgbuf writes */
 	set_nonblock(p.sv[0]);
 	imsgev_init(&iev, p.sv[0], ev_handler, ev_closed, NULL);
 	ck_assert_int_eq(imsgev_compose(&iev, 5, 0, -1, "abc", 4), 0);
@@ -901,6 +902,7 @@ START_TEST(test_ev_adopt_buffered)
 	ck_assert_int_eq(imsg_compose(&p.w, 3, 0, 0, -1, "y", 2), 0);
 	ck_assert_int_eq(imsg_flush(&p.w), 0);
 	/* The setup's reader: every message arrives in one read. */
+	imsg_clear(&p.r);
 	ck_assert_int_eq(imsg_init(&setup, p.sv[1]), 0);
 	while (setup.rlen < 3 * IMSG_HEADER_SIZE + 4)
 		ck_assert_int_gt(imsg_read(&setup), 0);
