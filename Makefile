@@ -91,7 +91,7 @@ DAEMON_OBJS=	bin/mailproxyd/parse.o bin/mailproxyd/config.o \
 		bin/mailproxyd/auth_http_client.o bin/mailproxyd/auth_cdb.o \
 		bin/mailproxyd/session.o bin/mailproxyd/client.o \
 		bin/mailproxyd/login.o bin/mailproxyd/backend.o \
-		bin/mailproxyd/relay.o \
+		bin/mailproxyd/relay.o bin/mailproxyd/conn.o \
 		bin/mailproxyd/imap.o bin/mailproxyd/pop3.o \
 		bin/mailproxyd/imap_parse.o bin/mailproxyd/pop3_parse.o \
 		bin/mailproxyd/sasl.o bin/mailproxyd/smtp.o \

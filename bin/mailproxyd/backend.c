@@ -44,11 +44,11 @@
 #include "mailproxyd.h"
 
 static void	 backend_expired(struct session *, int);
-static void	 backend_read(struct bufferevent *, void *);
-static void	 backend_event(struct bufferevent *, short, void *);
-static void	 backend_bev(struct session *);
+static void	 backend_read(struct conn *, void *);
+static void	 backend_event(struct conn *, short, void *);
+static void	 backend_conn(struct session *);
 static void	 backend_tls(struct session *);
-static void	 backend_flushed(struct bufferevent *, void *);
+static void	 backend_flushed(struct conn *, void *);
 
 /*
  * `timeout` bounds the connect and the login dialogue as a whole; when
@@ -85,34 +85,32 @@ backend_connect(struct session *s)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	session_backend_fd(s, fd);
 	stats_backend_connect(s);
-	if ((s->s_bbev = bufferevent_socket_new(worker_base, fd, 0)) == NULL)
-		fatal("bufferevent_socket_new");
-	backend_bev(s);
+	s->s_bconn = conn_plain(fd, 1);
+	backend_conn(s);
+	/*
+	 * With proxy_ssl nothing is read before the handshake: a backend's
+	 * cleartext must never be taken for its greeting.
+	 */
+	if (backend_tls_mode(s) != SESSION_BTLS_SSL)
+		conn_reading(s->s_bconn, 1);
 	session_timer(s, s->s_mail->m_timeout, backend_expired);
-	if (bufferevent_socket_connect(s->s_bbev, sa,
-	    (int)s->s_lg->lg_backendlen) == -1) {
+	if (conn_connect(s->s_bconn, sa, s->s_lg->lg_backendlen) == -1) {
 		stats_backend_errno(errno);
 		log_session(LOG_LVL_ERR, s->s_id, "connect() to %s failed "
 		    "(%d: %s)", s->s_backend_text, errno, strerror(errno));
 		client_internal_error(s);
 		return;
 	}
-	/*
-	 * With proxy_ssl nothing is read before the handshake: a backend's
-	 * cleartext must never be taken for its greeting.
-	 */
-	if (backend_tls_mode(s) != SESSION_BTLS_SSL)
-		bufferevent_enable(s->s_bbev, EV_READ);
 	log_session(LOG_LVL_DEBUG, s->s_id, "connecting to %s",
 	    s->s_backend_text);
 }
 
 static void
-backend_read(struct bufferevent *bev, void *arg)
+backend_read(struct conn *c, void *arg)
 {
 	struct session	*s = arg;
 
-	(void)bev;
+	(void)c;
 	/* Nothing but TLS once it is asked for (proxy_ssl). */
 	if (s->s_state == SESSION_BACKEND && (s->s_btls ||
 	    backend_tls_mode(s) != SESSION_BTLS_SSL))
@@ -120,10 +118,10 @@ backend_read(struct bufferevent *bev, void *arg)
 }
 
 static void
-backend_event(struct bufferevent *bev, short what, void *arg)
+backend_event(struct conn *c, short what, void *arg)
 {
 	struct session	*s = arg;
-	int		 saved = EVUTIL_SOCKET_ERROR();
+	int		 saved = errno;
 	long		 verify;
 
 	if (s->s_state != SESSION_BACKEND)
@@ -149,7 +147,7 @@ backend_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (s->s_bssl != NULL) {
-		client_tls_errors(s, bev, s->s_btls ? "upstream TLS "
+		client_tls_errors(s, conn_bev(c), s->s_btls ? "upstream TLS "
 		    "connection failed" : "upstream SSL handshake failed");
 		verify = SSL_get_verify_result(s->s_bssl);
 		log_session(LOG_LVL_ERR, s->s_id, "TLS to the upstream failed%s%s",
@@ -170,23 +168,16 @@ backend_event(struct bufferevent *bev, short what, void *arg)
 	client_internal_error(s);
 }
 
-/* A connected backend without TLS takes writes at once. */
-static int
-backend_direct(const struct session *s)
-{
-	return (s->s_connected && s->s_bssl == NULL);
-}
-
 void
 backend_write(struct session *s, const void *data, size_t len)
 {
-	session_bev_write(s->s_bbev, backend_direct(s), data, len);
+	conn_write(s->s_bconn, data, len);
 }
 
 struct evbuffer *
 backend_input(struct session *s)
 {
-	return (bufferevent_get_input(s->s_bbev));
+	return (conn_input(s->s_bconn));
 }
 
 /*
@@ -249,7 +240,7 @@ backend_tls_mode(const struct session *s)
 void
 backend_starttls(struct session *s)
 {
-	size_t	 n = evbuffer_get_length(bufferevent_get_input(s->s_bbev));
+	size_t	 n = evbuffer_get_length(conn_input(s->s_bconn));
 
 	if (n > 0) {
 		log_session(LOG_LVL_ERR, s->s_id, "upstream sent %zu bytes "
@@ -273,16 +264,15 @@ backend_tls(struct session *s)
 	char		 host[AUTH_ADDR_MAX];
 	uint16_t	 port;
 
-	if (evbuffer_get_length(bufferevent_get_input(s->s_bbev)) > 0) {
+	if (evbuffer_get_length(conn_input(s->s_bconn)) > 0) {
 		log_session(LOG_LVL_ERR, s->s_id, "upstream sent cleartext "
 		    "before the TLS handshake");
 		client_internal_error(s);
 		return;
 	}
-	if (evbuffer_get_length(bufferevent_get_output(s->s_bbev)) > 0) {
-		bufferevent_setcb(s->s_bbev, NULL, backend_flushed,
-		    backend_event, s);
-		bufferevent_disable(s->s_bbev, EV_READ);
+	if (conn_queued(s->s_bconn) > 0) {
+		conn_setcb(s->s_bconn, NULL, backend_flushed, backend_event, s);
+		conn_reading(s->s_bconn, 0);
 		return;
 	}
 	session_host((struct sockaddr *)&s->s_lg->lg_backend, host,
@@ -295,31 +285,27 @@ backend_tls(struct session *s)
 		client_internal_error(s);
 		return;
 	}
-	bufferevent_free(s->s_bbev);
-	if ((s->s_bbev = bufferevent_openssl_socket_new(worker_base,
-	    s->s_bfd, s->s_bssl, BUFFEREVENT_SSL_CONNECTING, 0)) == NULL)
-		fatal("bufferevent_openssl_socket_new");
-	bufferevent_openssl_set_allow_dirty_shutdown(s->s_bbev, 1);
-	backend_bev(s);
-	bufferevent_enable(s->s_bbev, EV_READ | EV_WRITE);
+	conn_free(s->s_bconn);
+	s->s_bconn = conn_tls(s->s_bfd, s->s_bssl, 0);
+	backend_conn(s);
+	conn_reading(s->s_bconn, 1);
+	conn_writing(s->s_bconn, 1);
 }
 
-/* The backend's bufferevent, plain or TLS, set up for the login. */
+/* The backend's conn, plain or TLS, set up for the login. */
 static void
-backend_bev(struct session *s)
+backend_conn(struct session *s)
 {
-	bufferevent_setcb(s->s_bbev, backend_read, NULL,
-	    backend_event, s);
-	bufferevent_setwatermark(s->s_bbev, EV_READ, 0,
-	    (size_t)s->s_mail->m_proxy_buffer);
+	conn_setcb(s->s_bconn, backend_read, NULL, backend_event, s);
+	conn_read_max(s->s_bconn, (size_t)s->s_mail->m_proxy_buffer);
 }
 
 static void
-backend_flushed(struct bufferevent *bev, void *arg)
+backend_flushed(struct conn *c, void *arg)
 {
 	struct session	*s = arg;
 
-	(void)bev;
+	(void)c;
 	if (s->s_state == SESSION_BACKEND)
 		backend_tls(s);
 }
@@ -366,7 +352,7 @@ backend_unexpected(struct session *s, const char *buf, size_t len,
 void
 backend_failed(struct session *s, enum session_end why, int showable)
 {
-	struct evbuffer	*in = bufferevent_get_input(s->s_bbev);
+	struct evbuffer	*in = conn_input(s->s_bconn);
 	const char	*buf;
 	size_t		 len = evbuffer_get_length(in);
 
@@ -375,7 +361,7 @@ backend_failed(struct session *s, enum session_end why, int showable)
 		buf = len <= INPUT_ERROR_REPLY_MAX ?
 		    (const char *)evbuffer_pullup(in, -1) : NULL;
 		if (buf != NULL && input_error_reply_ok(buf, len)) {
-			session_bev_move(s->s_cbev, s->s_ssl == NULL, in);
+			conn_move(s->s_cconn, in);
 			client_quit(s);
 			return;
 		}
@@ -411,6 +397,6 @@ backend_printf(struct session *s, const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	session_bev_vprintf(s->s_bbev, backend_direct(s), fmt, ap);
+	conn_vprintf(s->s_bconn, fmt, ap);
 	va_end(ap);
 }

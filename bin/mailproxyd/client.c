@@ -15,7 +15,7 @@
  */
 
 /*
- * The client's side of a session before the relay: its bufferevent,
+ * The client's side of a session before the relay: its conn (conn.c),
  * plain or TLS, the replies the protocols queue, the end of a session
  * that says goodbye (quit, linger), STARTTLS and the TLS handshake
  * with the certificate verdict, the counters of bad and too many
@@ -52,15 +52,15 @@
 /* How long unread client bytes are discarded before the last close. */
 #define SESSION_LINGER_MS	2000
 
-static void	 client_bev(struct session *);
-static void	 client_read(struct bufferevent *, void *);
-static void	 client_write_cb(struct bufferevent *, void *);
-static void	 client_event(struct bufferevent *, short, void *);
+static void	 client_conn(struct session *);
+static void	 client_read(struct conn *, void *);
+static void	 client_write_cb(struct conn *, void *);
+static void	 client_event(struct conn *, short, void *);
+static void	 client_closed(struct session *);
 static void	 client_expired(struct session *, int);
 static void	 client_linger(struct session *);
 static void	 client_tls_accept(struct session *);
 static void	 client_tls_done(struct session *);
-static void	 client_watched(int, short, void *);
 
 /*
  * `timeout` while the client's dialogue (or its goodbye) is under way:
@@ -103,33 +103,29 @@ client_start(struct session *s)
 		client_tls_accept(s);
 		return;
 	}
-	if ((s->s_cbev = bufferevent_socket_new(worker_base, s->s_cfd,
-	    0)) == NULL)
-		fatal("bufferevent_socket_new");
-	client_bev(s);
+	s->s_cconn = conn_plain(s->s_cfd, 0);
+	client_conn(s);
 	s->s_proto->sp_start(s);
 }
 
-/* The client's bufferevent, plain or TLS, set up to serve the session. */
+/* The client's conn, plain or TLS, set up to serve the session. */
 static void
-client_bev(struct session *s)
+client_conn(struct session *s)
 {
-	bufferevent_setcb(s->s_cbev, client_read,
-	    client_write_cb, client_event, s);
-	bufferevent_setwatermark(s->s_cbev, EV_READ, 0, session_bufsize(s));
-	/* Plain: EV_WRITE only once a reply waits (session_bev_write). */
-	bufferevent_enable(s->s_cbev, s->s_ssl == NULL ? EV_READ :
-	    EV_READ | EV_WRITE);
+	conn_setcb(s->s_cconn, client_read, client_write_cb, client_event, s);
+	conn_read_max(s->s_cconn, session_bufsize(s));
+	conn_reading(s->s_cconn, 1);
+	conn_writing(s->s_cconn, 1);
 }
 
 static void
-client_read(struct bufferevent *bev, void *arg)
+client_read(struct conn *c, void *arg)
 {
 	struct session	*s = arg;
+	struct evbuffer	*in = conn_input(c);
 
 	if (s->s_lingering) {
-		evbuffer_drain(bufferevent_get_input(bev),
-		    evbuffer_get_length(bufferevent_get_input(bev)));
+		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
 	if (s->s_state != SESSION_PREAUTH)
@@ -140,7 +136,7 @@ client_read(struct bufferevent *bev, void *arg)
 
 /* Everything queued was written. */
 static void
-client_write_cb(struct bufferevent *bev, void *arg)
+client_write_cb(struct conn *c, void *arg)
 {
 	struct session	*s = arg;
 
@@ -149,7 +145,7 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	 * bufferevent reads and writes in one go): only an empty queue
 	 * means the last reply, or the STARTTLS one, is out.
 	 */
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+	if (conn_queued(c) > 0)
 		return;
 	if (s->s_state == SESSION_CLOSING) {
 		client_linger(s);
@@ -166,25 +162,28 @@ client_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-client_event(struct bufferevent *bev, short what, void *arg)
+client_event(struct conn *c, short what, void *arg)
 {
 	struct session	*s = arg;
 	int		 saved = errno;
 
+	if (what & CONN_EVENT_CLOSED) {
+		client_closed(s);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		client_tls_done(s);
 		return;
 	}
 	if (s->s_ssl != NULL && !s->s_tls &&
 	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
-		client_tls_errors(s, bev, "SSL handshake failed");
+		client_tls_errors(s, conn_bev(c), "SSL handshake failed");
 		session_close(s, SESSION_END_TLS_HANDSHAKE);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
 		/* A half-closed client still gets what was queued. */
-		if (s->s_state == SESSION_PREAUTH &&
-		    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		if (s->s_state == SESSION_PREAUTH && conn_queued(c) > 0) {
 			s->s_end = SESSION_END_CLIENT_CLOSED;
 			client_quit(s);
 			return;
@@ -196,7 +195,7 @@ client_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR) {
 		if (s->s_ssl != NULL)
-			client_tls_errors(s, bev, "client TLS connection "
+			client_tls_errors(s, conn_bev(c), "client TLS connection "
 			    "failed");
 		else
 			log_session(LOG_LVL_INFO, s->s_id, "client connection "
@@ -208,8 +207,8 @@ client_event(struct bufferevent *bev, short what, void *arg)
 void
 client_write(struct session *s, const void *data, size_t len)
 {
-	if (s->s_cbev != NULL)
-		session_bev_write(s->s_cbev, s->s_ssl == NULL, data, len);
+	if (s->s_cconn != NULL)
+		conn_write(s->s_cconn, data, len);
 }
 
 void
@@ -217,17 +216,17 @@ client_printf(struct session *s, const char *fmt, ...)
 {
 	va_list	 ap;
 
-	if (s->s_cbev == NULL)
+	if (s->s_cconn == NULL)
 		return;
 	va_start(ap, fmt);
-	session_bev_vprintf(s->s_cbev, s->s_ssl == NULL, fmt, ap);
+	conn_vprintf(s->s_cconn, fmt, ap);
 	va_end(ap);
 }
 
 struct evbuffer *
 client_input(struct session *s)
 {
-	return (bufferevent_get_input(s->s_cbev));
+	return (conn_input(s->s_cconn));
 }
 
 /*
@@ -238,8 +237,7 @@ client_input(struct session *s)
 int
 client_blocked(struct session *s)
 {
-	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) <
-	    SESSION_OUT_MAX)
+	if (conn_queued(s->s_cconn) < SESSION_OUT_MAX)
 		return (0);
 	s->s_blocked = 1;
 	return (1);
@@ -249,18 +247,20 @@ client_blocked(struct session *s)
 void
 client_quit(struct session *s)
 {
-	if (s->s_state == SESSION_DEAD || s->s_cbev == NULL)
+	if (s->s_state == SESSION_DEAD || s->s_cconn == NULL)
 		return;
 	stats_session_end(s, 0);
 	session_wipe_cred(s);
 	client_watch(s, 0);
 	s->s_state = SESSION_CLOSING;
-	bufferevent_disable(s->s_cbev, EV_READ);
-	if (s->s_bbev != NULL)
-		bufferevent_disable(s->s_bbev, EV_READ | EV_WRITE);
-	bufferevent_enable(s->s_cbev, EV_WRITE);
+	conn_reading(s->s_cconn, 0);
+	if (s->s_bconn != NULL) {
+		conn_reading(s->s_bconn, 0);
+		conn_writing(s->s_bconn, 0);
+	}
+	conn_writing(s->s_cconn, 1);
 	client_timer(s, s->s_mail->m_timeout);
-	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) == 0)
+	if (conn_queued(s->s_cconn) == 0)
 		client_linger(s);
 }
 
@@ -273,7 +273,8 @@ client_quit(struct session *s)
 static void
 client_linger(struct session *s)
 {
-	int	 n = 0;
+	struct evbuffer	*in = conn_input(s->s_cconn);
+	int		 n = 0;
 
 	if (s->s_lingering)
 		return;
@@ -285,7 +286,7 @@ client_linger(struct session *s)
 	 * our last reply unread.  So TLS always waits for the client's end.
 	 */
 	if (!s->s_tls && (ioctl(s->s_cfd, FIONREAD, &n) == -1 || n == 0) &&
-	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)) == 0) {
+	    evbuffer_get_length(in) == 0) {
 		session_close(s, s->s_end);
 		return;
 	}
@@ -293,9 +294,8 @@ client_linger(struct session *s)
 	if (s->s_ssl != NULL && s->s_tls)
 		(void)SSL_shutdown(s->s_ssl);
 	(void)shutdown(s->s_cfd, SHUT_WR);
-	evbuffer_drain(bufferevent_get_input(s->s_cbev),
-	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)));
-	bufferevent_enable(s->s_cbev, EV_READ);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	conn_reading(s->s_cconn, 1);
 	client_timer(s, SESSION_LINGER_MS);
 }
 
@@ -375,7 +375,7 @@ client_starttls(const struct session *s)
 void
 client_starttls_begin(struct session *s)
 {
-	struct evbuffer	*in = bufferevent_get_input(s->s_cbev);
+	struct evbuffer	*in = conn_input(s->s_cconn);
 
 	if (evbuffer_get_length(in) > 0) {
 		log_session(LOG_LVL_INFO, s->s_id, "client sent %zu bytes "
@@ -383,9 +383,9 @@ client_starttls_begin(struct session *s)
 		    evbuffer_get_length(in));
 		evbuffer_drain(in, evbuffer_get_length(in));
 	}
-	bufferevent_disable(s->s_cbev, EV_READ);
+	conn_reading(s->s_cconn, 0);
 	s->s_tls_switch = 1;
-	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) == 0)
+	if (conn_queued(s->s_cconn) == 0)
 		client_tls_accept(s);
 }
 
@@ -398,9 +398,9 @@ static void
 client_tls_accept(struct session *s)
 {
 	s->s_tls_switch = 0;
-	if (s->s_cbev != NULL) {
-		bufferevent_free(s->s_cbev);
-		s->s_cbev = NULL;
+	if (s->s_cconn != NULL) {
+		conn_free(s->s_cconn);
+		s->s_cconn = NULL;
 	}
 	if ((s->s_ssl = tls_server_new(s->s_server->s_index)) == NULL) {
 		log_session(LOG_LVL_ERR, s->s_id, "no TLS context for the "
@@ -409,11 +409,8 @@ client_tls_accept(struct session *s)
 		session_close(s, SESSION_END_INTERNAL);
 		return;
 	}
-	if ((s->s_cbev = bufferevent_openssl_socket_new(worker_base,
-	    s->s_cfd, s->s_ssl, BUFFEREVENT_SSL_ACCEPTING, 0)) == NULL)
-		fatal("bufferevent_openssl_socket_new");
-	bufferevent_openssl_set_allow_dirty_shutdown(s->s_cbev, 1);
-	client_bev(s);
+	s->s_cconn = conn_tls(s->s_cfd, s->s_ssl, 1);
+	client_conn(s);
 }
 
 /*
@@ -444,7 +441,7 @@ client_tls_done(struct session *s)
 		s->s_proto->sp_start(s);
 		return;
 	}
-	bufferevent_enable(s->s_cbev, EV_READ);
+	conn_reading(s->s_cconn, 1);
 	client_timer(s, s->s_mail->m_timeout);
 }
 
@@ -453,7 +450,7 @@ void
 client_resume(struct session *s)
 {
 	s->s_state = SESSION_PREAUTH;
-	bufferevent_enable(s->s_cbev, EV_READ);
+	conn_reading(s->s_cconn, 1);
 	client_timer(s, s->s_mail->m_timeout);
 }
 
@@ -468,40 +465,24 @@ client_resume(struct session *s)
 void
 client_watch(struct session *s, int on)
 {
-	struct event	*ev;
-
-	if (s->s_lg == NULL)
-		return;
-	ev = &s->s_lg->lg_watch;
-	if (!on) {
-		if (event_initialized(ev))
-			event_del(ev);
-		return;
-	}
-	if (!(event_base_get_features(worker_base) &
-	    EV_FEATURE_EARLY_CLOSE))
-		return;
-	if (!event_initialized(ev))
-		event_assign(ev, worker_base, s->s_cfd, EV_CLOSED,
-		    client_watched, s);
-	event_add(ev, NULL);
+	if (s->s_lg != NULL && s->s_cconn != NULL)
+		conn_watch(s->s_cconn, on);
 }
 
-
 static void
-client_watched(int fd, short events, void *arg)
+client_closed(struct session *s)
 {
-	struct session	*s = arg;
 	ssize_t		 n;
 	char		 c;
 
-	(void)events;
-	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (s->s_lg == NULL || s->s_state == SESSION_DEAD)
+		return;
+	n = recv(s->s_cfd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 	    errno == EINTR))
 		return;
-	if (n > 0 || (n == 0 && s->s_cbev != NULL &&
-	    evbuffer_get_length(bufferevent_get_input(s->s_cbev)) > 0)) {
+	if (n > 0 || (n == 0 && s->s_cconn != NULL &&
+	    evbuffer_get_length(conn_input(s->s_cconn)) > 0)) {
 		client_watch(s, 0);
 		return;
 	}
@@ -522,7 +503,7 @@ client_tls_errors(struct session *s, struct bufferevent *bev,
 	size_t		 n = 0;
 
 	msg[0] = '\0';
-	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+	while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0) {
 		/* libevent's own entries (lib 0) say nothing more. */
 		if (ERR_GET_LIB(e) == 0)
 			continue;
@@ -543,10 +524,7 @@ client_tls_errors(struct session *s, struct bufferevent *bev,
 void
 client_reading(struct session *s, int on)
 {
-	if (on)
-		bufferevent_enable(s->s_cbev, EV_READ);
-	else
-		bufferevent_disable(s->s_cbev, EV_READ);
+	conn_reading(s->s_cconn, on);
 }
 
 /*

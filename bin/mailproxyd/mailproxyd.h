@@ -593,9 +593,38 @@ int		 worker_parent_imsg(struct imsg *);
 void		 worker_drain(void);
 void		 worker_stop(void);
 
-/* session.c: the core every stage shares */
+/* conn.c: a session's socket, plain or TLS */
 struct bufferevent;
 struct evbuffer;
+struct conn;
+/* The peer closed while its socket is not read (conn_watch). */
+#define CONN_EVENT_CLOSED	0x100	/* past the BEV_EVENT_* flags */
+typedef void	(*conn_cb)(struct conn *, void *);
+typedef void	(*conn_event_cb)(struct conn *, short, void *);
+struct conn	*conn_plain(int, int);
+struct conn	*conn_tls(int, SSL *, int);
+void		 conn_free(struct conn *);
+void		 conn_setcb(struct conn *, conn_cb, conn_cb, conn_event_cb,
+		    void *);
+void		 conn_read_max(struct conn *, size_t);
+void		 conn_write_low(struct conn *, size_t);
+void		 conn_reading(struct conn *, int);
+void		 conn_writing(struct conn *, int);
+int		 conn_is_reading(const struct conn *);
+int		 conn_connect(struct conn *, const struct sockaddr *,
+		    socklen_t);
+struct evbuffer	*conn_input(struct conn *);
+size_t		 conn_queued(struct conn *);
+struct bufferevent *conn_bev(struct conn *);
+void		 conn_write(struct conn *, const void *, size_t);
+void		 conn_vprintf(struct conn *, const char *, va_list);
+void		 conn_move(struct conn *, struct evbuffer *);
+void		 conn_watch(struct conn *, int);
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+void		 conn_fuzz_record(struct conn *, const void *, size_t);
+#endif
+
+/* session.c: the core every stage shares */
 struct ppread;
 struct relay;
 struct session;
@@ -642,7 +671,6 @@ struct session_proto {
  * starts, so that an idle relayed session stays small.
  */
 struct session_login {
-	struct event		 lg_watch;	/* client close, not reading */
 	struct sockaddr_storage	 lg_ss;		/* the client */
 	socklen_t		 lg_sslen;
 	struct sockaddr_storage	 lg_local;
@@ -726,8 +754,8 @@ struct session {
 	int			 s_bfd;		/* the backend, -1 */
 	int			 s_cfamily;	/* their address families */
 	int			 s_bfamily;
-	struct bufferevent	*s_cbev;	/* NULL once splicing */
-	struct bufferevent	*s_bbev;
+	struct conn		*s_cconn;	/* NULL once splicing */
+	struct conn		*s_bconn;
 	struct relay		*s_relay;
 	SSL			*s_ssl;		/* the client's TLS, or NULL */
 	SSL			*s_bssl;	/* the backend's TLS, or NULL */
@@ -788,11 +816,6 @@ const char	*session_end_name(enum session_end);
 void		 session_on_close(struct session *, enum session_stage,
 		    void (*)(struct session *));
 void		 session_backend_fd(struct session *, int);
-void		 session_bev_write(struct bufferevent *, int, const void *,
-		    size_t);
-void		 session_bev_vprintf(struct bufferevent *, int, const char *,
-		    va_list);
-void		 session_bev_move(struct bufferevent *, int, struct evbuffer *);
 void		 session_login_done(struct session *);
 size_t		 session_bufsize(const struct session *);
 int		 session_set_cred(struct session *, enum auth_method,

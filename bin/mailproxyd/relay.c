@@ -94,12 +94,12 @@ struct relay {
 };
 
 static int	 relay_can_splice(const struct session *);
-static void	 relay_flushed(struct bufferevent *, void *);
-static void	 relay_flush_event(struct bufferevent *, short, void *);
+static void	 relay_flushed(struct conn *, void *);
+static void	 relay_flush_event(struct conn *, short, void *);
 static void	 relay_bev_start(struct session *);
-static void	 relay_bev_read(struct bufferevent *, void *);
-static void	 relay_bev_write(struct bufferevent *, void *);
-static void	 relay_bev_event(struct bufferevent *, short, void *);
+static void	 relay_bev_read(struct conn *, void *);
+static void	 relay_bev_write(struct conn *, void *);
+static void	 relay_bev_event(struct conn *, short, void *);
 static void	 relay_bev_shutdown(struct session *, int);
 static void	 relay_check_done(struct session *);
 static void	 relay_expired(struct session *, int);
@@ -180,28 +180,28 @@ relay_start(struct session *s)
 	s->s_state = SESSION_RELAY;
 	session_on_close(s, SESSION_STAGE_RELAY, relay_free);
 
-	cin = bufferevent_get_input(s->s_cbev);
-	bin = bufferevent_get_input(s->s_bbev);
+	cin = conn_input(s->s_cconn);
+	bin = conn_input(s->s_bconn);
 	s->s_out += evbuffer_get_length(bin);
 	s->s_in += evbuffer_get_length(cin);
-	session_bev_move(s->s_cbev, s->s_ssl == NULL, bin);
-	session_bev_move(s->s_bbev, s->s_bssl == NULL, cin);
+	conn_move(s->s_cconn, bin);
+	conn_move(s->s_bconn, cin);
 	session_timer(s, s->s_mail->m_proxy_timeout, relay_expired);
 
 #ifdef RELAY_SPLICE
 	if (relay_can_splice(s) && relay_pipes(r) == 0) {
 		/* Write out what is queued, then leave the bufferevents. */
 		r->r_splice = 1;
-		bufferevent_disable(s->s_cbev, EV_READ);
-		bufferevent_disable(s->s_bbev, EV_READ);
-		bufferevent_setcb(s->s_cbev, NULL, relay_flushed,
+		conn_reading(s->s_cconn, 0);
+		conn_reading(s->s_bconn, 0);
+		conn_setcb(s->s_cconn, NULL, relay_flushed,
 		    relay_flush_event, s);
-		bufferevent_setcb(s->s_bbev, NULL, relay_flushed,
+		conn_setcb(s->s_bconn, NULL, relay_flushed,
 		    relay_flush_event, s);
-		bufferevent_setwatermark(s->s_cbev, EV_WRITE, 0, 0);
-		bufferevent_setwatermark(s->s_bbev, EV_WRITE, 0, 0);
-		bufferevent_enable(s->s_cbev, EV_WRITE);
-		bufferevent_enable(s->s_bbev, EV_WRITE);
+		conn_write_low(s->s_cconn, 0);
+		conn_write_low(s->s_bconn, 0);
+		conn_writing(s->s_cconn, 1);
+		conn_writing(s->s_bconn, 1);
 		relay_flushed(NULL, s);
 		return;
 	}
@@ -240,15 +240,14 @@ relay_free(struct session *s)
 
 /* Both queues written out: over to splice(2). */
 static void
-relay_flushed(struct bufferevent *bev, void *arg)
+relay_flushed(struct conn *c, void *arg)
 {
 	struct session	*s = arg;
 
-	(void)bev;
-	if (s->s_state != SESSION_RELAY || s->s_cbev == NULL)
+	(void)c;
+	if (s->s_state != SESSION_RELAY || s->s_cconn == NULL)
 		return;
-	if (evbuffer_get_length(bufferevent_get_output(s->s_cbev)) > 0 ||
-	    evbuffer_get_length(bufferevent_get_output(s->s_bbev)) > 0)
+	if (conn_queued(s->s_cconn) > 0 || conn_queued(s->s_bconn) > 0)
 		return;
 #ifdef RELAY_SPLICE
 	relay_splice_start(s);
@@ -256,12 +255,12 @@ relay_flushed(struct bufferevent *bev, void *arg)
 }
 
 static void
-relay_flush_event(struct bufferevent *bev, short what, void *arg)
+relay_flush_event(struct conn *c, short what, void *arg)
 {
 	struct session	*s = arg;
 	int		 side;
 
-	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
+	side = c == s->s_cconn ? SIDE_CLIENT : SIDE_BACKEND;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		session_close(s, relay_ended(side, what & BEV_EVENT_ERROR));
 }
@@ -325,9 +324,9 @@ relay_splice_start(struct session *s)
 {
 	struct relay	*r = s->s_relay;
 
-	bufferevent_free(s->s_cbev);
-	bufferevent_free(s->s_bbev);
-	s->s_cbev = s->s_bbev = NULL;
+	conn_free(s->s_cconn);
+	conn_free(s->s_bconn);
+	s->s_cconn = s->s_bconn = NULL;
 	if (s->s_pdata != NULL)
 		s->s_proto->sp_free(s);
 	relay_want(r, SIDE_CLIENT, EV_READ, 1);
@@ -480,86 +479,83 @@ relay_pump(struct relay *r, int src)
 static void
 relay_bev_start(struct session *s)
 {
-	bufferevent_setcb(s->s_cbev, relay_bev_read, relay_bev_write,
+	conn_setcb(s->s_cconn, relay_bev_read, relay_bev_write,
 	    relay_bev_event, s);
-	bufferevent_setcb(s->s_bbev, relay_bev_read, relay_bev_write,
+	conn_setcb(s->s_bconn, relay_bev_read, relay_bev_write,
 	    relay_bev_event, s);
-	bufferevent_setwatermark(s->s_cbev, EV_READ, 0,
-	    relay_limit(s, SIDE_BACKEND));
-	bufferevent_setwatermark(s->s_bbev, EV_READ, 0,
-	    relay_limit(s, SIDE_CLIENT));
-	bufferevent_setwatermark(s->s_cbev, EV_WRITE, 0, 0);
-	bufferevent_setwatermark(s->s_bbev, EV_WRITE, 0, 0);
-	bufferevent_enable(s->s_cbev, EV_READ | EV_WRITE);
-	bufferevent_enable(s->s_bbev, EV_READ | EV_WRITE);
+	conn_read_max(s->s_cconn, relay_limit(s, SIDE_BACKEND));
+	conn_read_max(s->s_bconn, relay_limit(s, SIDE_CLIENT));
+	conn_write_low(s->s_cconn, 0);
+	conn_write_low(s->s_bconn, 0);
+	conn_reading(s->s_cconn, 1);
+	conn_reading(s->s_bconn, 1);
+	conn_writing(s->s_cconn, 1);
+	conn_writing(s->s_bconn, 1);
 	log_session(LOG_LVL_DEBUG, s->s_id, "relaying with read/write");
 }
 
 /* One side sent bytes: queue them for the other, hold back if full. */
 static void
-relay_bev_read(struct bufferevent *bev, void *arg)
+relay_bev_read(struct conn *c, void *arg)
 {
 	struct session		*s = arg;
 	struct relay		*r = s->s_relay;
-	struct bufferevent	*to;
-	struct evbuffer		*in, *out;
+	struct conn		*to;
+	struct evbuffer		*in;
 	size_t			 n, limit;
 	int			 side;
 
-	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
-	to = side == SIDE_CLIENT ? s->s_bbev : s->s_cbev;
-	in = bufferevent_get_input(bev);
-	out = bufferevent_get_output(to);
+	side = c == s->s_cconn ? SIDE_CLIENT : SIDE_BACKEND;
+	to = side == SIDE_CLIENT ? s->s_bconn : s->s_cconn;
+	in = conn_input(c);
 	if ((n = evbuffer_get_length(in)) == 0)
 		return;
-	if (evbuffer_add_buffer(out, in) == -1)
-		fatal("evbuffer_add_buffer");
+	conn_move(to, in);
 	if (side == SIDE_CLIENT)
 		s->s_in += n;
 	else
 		s->s_out += n;
 	session_touch(s);
 	limit = relay_limit(s, !side);
-	if (evbuffer_get_length(out) >= limit) {
-		bufferevent_disable(bev, EV_READ);
+	if (conn_queued(to) >= limit) {
+		conn_reading(c, 0);
 		r->r_paused[side] = 1;
-		bufferevent_setwatermark(to, EV_WRITE, limit / 2, 0);
+		conn_write_low(to, limit / 2);
 	}
 }
 
 /* bev's queue went down to its low-water mark. */
 static void
-relay_bev_write(struct bufferevent *bev, void *arg)
+relay_bev_write(struct conn *c, void *arg)
 {
 	struct session		*s = arg;
 	struct relay		*r = s->s_relay;
-	struct bufferevent	*from;
+	struct conn		*from;
 	int			 side, src;
 
-	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
+	side = c == s->s_cconn ? SIDE_CLIENT : SIDE_BACKEND;
 	src = !side;
-	from = side == SIDE_CLIENT ? s->s_bbev : s->s_cbev;
+	from = side == SIDE_CLIENT ? s->s_bconn : s->s_cconn;
 	session_touch(s);
 	if (r->r_paused[src]) {
 		r->r_paused[src] = 0;
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		conn_write_low(c, 0);
 		if (!r->r_eof[src])
-			bufferevent_enable(from, EV_READ);
+			conn_reading(from, 1);
 	}
-	if (r->r_eof[src] && !r->r_shut[side] &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (r->r_eof[src] && !r->r_shut[side] && conn_queued(c) == 0)
 		relay_bev_shutdown(s, side);
 }
 
 static void
-relay_bev_event(struct bufferevent *bev, short what, void *arg)
+relay_bev_event(struct conn *c, short what, void *arg)
 {
 	struct session		*s = arg;
 	struct relay		*r = s->s_relay;
-	struct bufferevent	*to;
+	struct conn		*to;
 	int			 side;
 
-	side = bev == s->s_cbev ? SIDE_CLIENT : SIDE_BACKEND;
+	side = c == s->s_cconn ? SIDE_CLIENT : SIDE_BACKEND;
 	if (what & BEV_EVENT_ERROR) {
 		session_close(s, relay_ended(side, 1));
 		return;
@@ -569,11 +565,11 @@ relay_bev_event(struct bufferevent *bev, short what, void *arg)
 	r->r_eof[side] = 1;
 	if (r->r_first == SESSION_END_NONE)
 		r->r_first = relay_ended(side, 0);
-	to = side == SIDE_CLIENT ? s->s_bbev : s->s_cbev;
-	if (evbuffer_get_length(bufferevent_get_output(to)) == 0)
+	to = side == SIDE_CLIENT ? s->s_bconn : s->s_cconn;
+	if (conn_queued(to) == 0)
 		relay_bev_shutdown(s, !side);
 	else
-		bufferevent_setwatermark(to, EV_WRITE, 0, 0);
+		conn_write_low(to, 0);
 }
 
 /*

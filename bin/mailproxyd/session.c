@@ -124,96 +124,12 @@ session_backend_fd(struct session *s, int fd)
 		hooks.sh_conn(1);
 }
 
-/*
- * Queue `len` bytes on a plain socket's bufferevent, writing them at
- * once when nothing is queued before them: waiting for writability
- * first costs two epoll_ctl and a wake-up per reply.  What the socket
- * does not take (EAGAIN, a short write, an error) is queued, and the
- * bufferevent writes it, or reports the error, as before.  `direct` is
- * 0 for a TLS or not yet connected socket: those only queue.
- */
-static void	 session_bev_writing(struct bufferevent *);
-
-void
-session_bev_write(struct bufferevent *bev, int direct, const void *data,
-    size_t len)
-{
-	const char	*p = data;
-	ssize_t		 n;
-
-	if (direct && len > 0 &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		n = send(bufferevent_getfd(bev), p, len,
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			p += n;
-			len -= (size_t)n;
-		}
-	}
-	if (len == 0)
-		return;
-	session_bev_writing(bev);
-	if (bufferevent_write(bev, p, len) == -1)
-		fatal("bufferevent_write");
-}
-
-/*
- * A plain client's bufferevent starts with EV_READ only (client.c):
- * writing waits for the socket only when something is queued.
- */
-static void
-session_bev_writing(struct bufferevent *bev)
-{
-	if (!(bufferevent_get_enabled(bev) & EV_WRITE))
-		bufferevent_enable(bev, EV_WRITE);
-}
-
-/* session_bev_write() of a formatted line. */
-void
-session_bev_vprintf(struct bufferevent *bev, int direct, const char *fmt,
-    va_list ap)
-{
-	char	 buf[512];
-	va_list	 aq;
-	int	 n;
-
-	va_copy(aq, ap);
-	n = vsnprintf(buf, sizeof(buf), fmt, aq);
-	va_end(aq);
-	if (n >= 0 && (size_t)n < sizeof(buf)) {
-		session_bev_write(bev, direct, buf, (size_t)n);
-		explicit_bzero(buf, (size_t)n);
-		return;
-	}
-	session_bev_writing(bev);
-	if (evbuffer_add_vprintf(bufferevent_get_output(bev), fmt, ap) == -1)
-		fatal("evbuffer_add_vprintf");
-}
-
-/*
- * Write out what `from` holds to a plain socket when nothing is queued
- * on its bufferevent; what is left moves to its queue.
- */
-void
-session_bev_move(struct bufferevent *bev, int direct, struct evbuffer *from)
-{
-	if (direct && evbuffer_get_length(from) > 0 &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		(void)evbuffer_write(from, bufferevent_getfd(bev));
-	if (evbuffer_get_length(from) > 0)
-		session_bev_writing(bev);
-	if (evbuffer_add_buffer(bufferevent_get_output(bev), from) == -1)
-		fatal("evbuffer_add_buffer");
-}
-
 /* The login is over: what only it needed goes. */
 void
 session_login_done(struct session *s)
 {
 	if (s->s_lg == NULL)
 		return;
-	if (event_initialized(&s->s_lg->lg_watch))
-		event_del(&s->s_lg->lg_watch);
 	free(s->s_lg->lg_btls_name);
 	free(s->s_lg);
 	s->s_lg = NULL;
@@ -659,19 +575,15 @@ session_close(struct session *s, enum session_end end)
 	session_summary(s);
 
 	evtimer_del(&s->s_timer);
-	if (s->s_lg != NULL && event_initialized(&s->s_lg->lg_watch))
-		event_del(&s->s_lg->lg_watch);
 	for (i = 0; i < SESSION_NSTAGES; i++) {
 		if ((dtor = s->s_dtor[i]) != NULL) {
 			s->s_dtor[i] = NULL;
 			dtor(s);
 		}
 	}
-	if (s->s_cbev != NULL)
-		bufferevent_free(s->s_cbev);
-	if (s->s_bbev != NULL)
-		bufferevent_free(s->s_bbev);
-	s->s_cbev = s->s_bbev = NULL;
+	conn_free(s->s_cconn);
+	conn_free(s->s_bconn);
+	s->s_cconn = s->s_bconn = NULL;
 	/* A clean close keeps the TLS session resumable; a bad one not. */
 	if (s->s_ssl != NULL) {
 		if (s->s_tls)

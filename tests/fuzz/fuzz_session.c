@@ -24,12 +24,13 @@
  * configuration is parsed by conf_parse_file() from a file written at
  * start, the session is made by session_new() on one end of a
  * socketpair and its first stage started as the worker starts it, and
- * its replies go out through its bufferevent on the worker's event
- * loop to the other end.  session.c, client.c, login.c, imap.c, pop3.c,
- * smtp.c, input.c (input_window()), the parsers, sasl.c and ppsession.c
- * are all real, and client_scratch() is exactly as large as each
- * caller asks (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION), so a parser
- * writing past the buffer its reader sized is an ASan report.
+ * its replies go out through its conn (conn.c) on the worker's event
+ * loop to the other end.  session.c, client.c, conn.c, login.c,
+ * imap.c, pop3.c, smtp.c, input.c (input_window()), the parsers,
+ * sasl.c and ppsession.c are all real, and client_scratch() is
+ * exactly as large as each caller asks
+ * (FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION), so a parser writing past
+ * the buffer its reader sized is an ASan report.
  *
  * The input:
  *	byte 0		bit 0: the client buffer (imap_client_buffer,
@@ -41,17 +42,21 @@
  *			8446 section 5.1); bit 15: the client reads the
  *			replies after it (else they pile up, and the
  *			session stops parsing as it does for a client
- *			that does not read); then the read's bytes.
+ *			that does not read); bit 14: the read comes
+ *			over TCP (else as a TLS record); then the
+ *			read's bytes.
  *
- * Each read is what a TLS bufferevent delivers: the decrypted bytes
- * are added to the client bufferevent's input, past its read
- * high-water mark if they are many, and its read callback is run with
- * bufferevent_trigger(), as bufferevent_openssl does after decrypting
- * a record; then the event loop turns once, as between two records.
- * Nothing is fed while the session does not read (its EV_READ is off).
- * The PROXY target instead writes every read to the socket: the header
- * is then read by ppsession.c with its fixed buffer and MSG_PEEK, and
- * what follows by the plain bufferevent, exactly as over TCP.
+ * A read over TCP is written to the socket, and the session's plain
+ * conn (conn.c) takes it with recv(2), at most up to the client
+ * buffer, as the daemon does.  A read as a TLS record is what a TLS
+ * bufferevent delivers: the decrypted bytes are added to the client's
+ * input, past its read high-water mark if they are many, and its read
+ * callback runs (conn_fuzz_record), as bufferevent_openssl does after
+ * decrypting a record.  Either way the event loop then turns once, as
+ * between two records.  Nothing is fed as a record while the session
+ * does not read.  The PROXY target writes every read to the socket:
+ * the header is read by ppsession.c with its fixed buffer and
+ * MSG_PEEK, and what follows by the plain conn, exactly as over TCP.
  *
  * Not there: TLS itself (no certificate is loaded, starttls is off)
  * and the auth process: login.c was handed no channel, so a complete
@@ -131,7 +136,9 @@ int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 static void	 fuzz_turn(void);
 static int	 fuzz_open(int);
 static void	 fuzz_drain(int);
-static void	 fuzz_read(struct session *, int, const uint8_t *, size_t);
+static void	 fuzz_write(int, const uint8_t *, size_t);
+static void	 fuzz_read(struct session *, int, const uint8_t *, size_t,
+		    int);
 
 static struct conf_listen	*fuzz_listen;
 static long			 fuzz_default;
@@ -204,15 +211,13 @@ fuzz_drain(int peer)
 		continue;
 }
 
-#ifdef FUZZ_PPSESSION
 /* The client writes to the socket, which the session reads itself. */
 static void
-fuzz_read(struct session *s, int peer, const uint8_t *data, size_t len)
+fuzz_write(int peer, const uint8_t *data, size_t len)
 {
 	ssize_t	 n;
 	int	 tries = 0;
 
-	(void)s;
 	while (len > 0 && tries < FUZZ_WRITE_TRIES) {
 		if ((n = write(peer, data, len)) == -1) {
 			if (errno != EAGAIN && errno != EINTR)
@@ -225,26 +230,24 @@ fuzz_read(struct session *s, int peer, const uint8_t *data, size_t len)
 		len -= (size_t)n;
 	}
 }
-#else
-/* What a TLS bufferevent does with a record it decrypted. */
-static void
-fuzz_read(struct session *s, int peer, const uint8_t *data, size_t len)
-{
-	struct bufferevent	*bev = s->s_cbev;
-	struct evbuffer		*in;
 
-	(void)peer;
-	if (bev == NULL || (bufferevent_get_enabled(bev) & EV_READ) == 0)
-		return;
-	/* A bufferevent's input is frozen at the end but while it reads. */
-	in = bufferevent_get_input(bev);
-	evbuffer_unfreeze(in, 0);
-	if (evbuffer_add(in, data, len) == -1)
-		fatalx("evbuffer_add");
-	evbuffer_freeze(in, 0);
-	bufferevent_trigger(bev, EV_READ, 0);
-}
+/*
+ * One read: written to the socket for the session's conn to recv(2)
+ * (a PROXY header always, else when tcp is set), or what a TLS
+ * bufferevent does with a record it decrypted.
+ */
+static void
+fuzz_read(struct session *s, int peer, const uint8_t *data, size_t len,
+    int tcp)
+{
+#ifdef FUZZ_PPSESSION
+	tcp = 1;
 #endif
+	if (tcp)
+		fuzz_write(peer, data, len);
+	else if (s->s_cconn != NULL)
+		conn_fuzz_record(s->s_cconn, data, len);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -254,7 +257,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
 	struct session		*s;
 	size_t			 off, len;
-	int			 sv[2], reply;
+	int			 sv[2], reply, tcp;
 
 	if (size < 3)
 		return (0);
@@ -285,10 +288,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (s != NULL && off + 2 <= size && fuzz_open(sv[1])) {
 		len = (size_t)((data[off] << 8 | data[off + 1]) & 0x3fff) + 1;
 		reply = data[off] & 0x80;
+		tcp = data[off] & 0x40;
 		off += 2;
 		if (len > size - off)
 			len = size - off;
-		fuzz_read(s, sv[1], data + off, len);
+		fuzz_read(s, sv[1], data + off, len, tcp);
 		off += len;
 		fuzz_turn();
 		if (reply)

@@ -502,7 +502,7 @@ connect_to(struct conn *k, int server, SSL_CTX *cctx, const char *sni,
  * connection freed without a close_notify.
  */
 static void
-conn_free(struct conn *k)
+tls_conn_free(struct conn *k)
 {
 	if (k->ok) {
 		(void)SSL_shutdown(k->c);
@@ -571,48 +571,48 @@ START_TEST(test_sni)
 	connect_to(&k, 0, any, "x.other.test", NULL);
 	ck_assert(k.ok);
 	ck_assert_msg(peer_is(k.c, wild_cert), "wildcard not chosen");
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 0, any, "OTHER.test.", NULL);
 	ck_assert(k.ok && peer_is(k.c, wild_cert));
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 0, any, "cn.example.net", NULL);
 	ck_assert_msg(k.ok && peer_is(k.c, cn_cert), "CN not chosen");
-	conn_free(&k);
+	tls_conn_free(&k);
 	/* A wildcard covers one label only; unknown names get the first. */
 	connect_to(&k, 0, any, "a.b.other.test", NULL);
 	ck_assert(k.ok);
 	ck_assert(peer_is(k.c, rsa_cert) || peer_is(k.c, ec_cert));
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 0, any, "unknown.example", NULL);
 	ck_assert(k.ok);
 	ck_assert(peer_is(k.c, rsa_cert) || peer_is(k.c, ec_cert));
-	conn_free(&k);
+	tls_conn_free(&k);
 
 	/* RSA-only and ECDSA-only clients, with and without SNI. */
 	rsa = client_ctx(0, NULL, NULL, "RSA-PSS+SHA256:RSA+SHA256", NULL);
 	ecd = client_ctx(0, NULL, NULL, "ECDSA+SHA256", NULL);
 	connect_to(&k, 0, rsa, NULL, NULL);
 	ck_assert_msg(k.ok && peer_is(k.c, rsa_cert), "RSA client");
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 0, ecd, NULL, NULL);
 	ck_assert_msg(k.ok && peer_is(k.c, ec_cert), "ECDSA client");
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 0, rsa, "mail.example.org", NULL);
 	ck_assert(k.ok && peer_is(k.c, rsa_cert));
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 0, ecd, "mail.example.org", NULL);
 	ck_assert(k.ok && peer_is(k.c, ec_cert));
-	conn_free(&k);
+	tls_conn_free(&k);
 	/* An ECDSA client asking for the RSA-only name cannot connect. */
 	connect_to(&k, 0, ecd, "x.other.test", NULL);
 	ck_assert(!k.ok);
-	conn_free(&k);
+	tls_conn_free(&k);
 	/* TLS 1.2 too. */
 	SSL_CTX_free(ecd);
 	ecd = client_ctx(TLS1_2_VERSION, NULL, NULL, "ECDSA+SHA256", NULL);
 	connect_to(&k, 0, ecd, "cn.example.net", NULL);
 	ck_assert(k.ok && peer_is(k.c, cn_cert));
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(any);
 	SSL_CTX_free(rsa);
 	SSL_CTX_free(ecd);
@@ -634,23 +634,23 @@ START_TEST(test_alpn)
 	SSL_get0_alpn_selected(k.c, &sel, &len);
 	ck_assert_uint_eq(len, 4);
 	ck_assert(memcmp(sel, "imap", 4) == 0);
-	conn_free(&k);
+	tls_conn_free(&k);
 	/* The SMTP block does not speak IMAP. */
 	connect_to(&k, 3, c, NULL, NULL);
 	ck_assert_msg(!k.ok, "ALPN mismatch accepted");
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 	c = client_ctx(0, NULL, NULL, NULL, "smtp");
 	connect_to(&k, 3, c, NULL, NULL);
 	ck_assert(k.ok);
 	SSL_get0_alpn_selected(k.c, &sel, &len);
 	ck_assert(len == 4 && memcmp(sel, "smtp", 4) == 0);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 	c = client_ctx(0, NULL, NULL, NULL, "http/1.1");
 	connect_to(&k, 1, c, NULL, NULL);
 	ck_assert(!k.ok);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 	/* No ALPN at all: fine, and nothing selected. */
 	c = client_ctx(0, NULL, NULL, NULL, NULL);
@@ -658,7 +658,7 @@ START_TEST(test_alpn)
 	ck_assert(k.ok);
 	SSL_get0_alpn_selected(k.c, &sel, &len);
 	ck_assert_uint_eq(len, 0);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 }
 END_TEST
@@ -698,7 +698,7 @@ START_TEST(test_renegotiation)
 	ck_assert_msg(sfailed, "the server's connection survived");
 	ck_assert_int_eq(ERR_GET_REASON(ERR_peek_last_error()),
 	    SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 }
 END_TEST
@@ -726,7 +726,7 @@ verify_run(int server, X509 *cert, struct auth_request *rq, int *ok)
 			err = copy;
 		}
 	}
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 	return (err);
 }
@@ -811,22 +811,22 @@ START_TEST(test_settings)
 	ck_assert(k.ok);
 	ck_assert_str_eq(SSL_get_version(k.s), "TLSv1.2");
 	ck_assert_int_eq(SSL_get_negotiated_group(k.s), NID_secp384r1);
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 1, c, NULL, NULL);
 	ck_assert(k.ok);
 	ck_assert_int_eq(SSL_get_negotiated_group(k.s), NID_X25519);
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 1, c, NULL, NULL);
 	ck_assert(k.ok);
 	ck_assert_str_eq(SSL_get_version(k.s), "TLSv1.3");
 	ck_assert_str_eq(SSL_get_cipher_name(k.s), "TLS_AES_256_GCM_SHA384");
-	conn_free(&k);
+	tls_conn_free(&k);
 	/* The conf command limits block 3 to ChaCha20. */
 	connect_to(&k, 3, c, NULL, NULL);
 	ck_assert(k.ok);
 	ck_assert_str_eq(SSL_get_cipher_name(k.s),
 	    "TLS_CHACHA20_POLY1305_SHA256");
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 	/* DHE only with ssl_dhparam. */
 	c = client_ctx(TLS1_2_VERSION, NULL, NULL, NULL, NULL);
@@ -836,17 +836,17 @@ START_TEST(test_settings)
 	ck_assert(k.ok);
 	ck_assert_str_eq(SSL_get_cipher_name(k.s),
 	    "DHE-RSA-AES128-GCM-SHA256");
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 1, c, NULL, NULL);
 	ck_assert(!k.ok);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 	/* Never RSA key exchange: the key process does not decrypt. */
 	c = client_ctx(TLS1_2_VERSION, NULL, NULL, NULL, NULL);
 	ck_assert(SSL_CTX_set_cipher_list(c, "AES256-GCM-SHA384") == 1);
 	connect_to(&k, 1, c, NULL, NULL);
 	ck_assert(!k.ok);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 }
 END_TEST
@@ -909,11 +909,11 @@ resumed(int a, int b, SSL_CTX *c, X509 *cert)
 	ck_assert(!SSL_session_reused(k.c));
 	sess = SSL_get1_session(k.c);
 	ck_assert_ptr_nonnull(sess);
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, b, c, NULL, sess);
 	ck_assert(k.ok);
 	r = SSL_session_reused(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_SESSION_free(sess);
 	return (r);
 }
@@ -949,13 +949,13 @@ START_TEST(test_resume_blocks)
 	connect_to(&k, 0, t13, NULL, NULL);
 	ck_assert(k.ok);
 	sess = SSL_get1_session(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	connect_to(&k, 6, t13, NULL, sess);
 	ck_assert(k.ok);
 	ck_assert(!SSL_session_reused(k.c));
 	ck_assert_str_eq(tls_verify_error(k.s, &server_at(6)->s_mail),
 	    "client sent no required SSL certificate");
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_SESSION_free(sess);
 	SSL_CTX_free(t12);
 	SSL_CTX_free(t13);
@@ -979,7 +979,7 @@ START_TEST(test_resume_verified)
 	ck_assert(k.ok);
 	ck_assert_ptr_null(tls_verify_error(k.s, &server_at(6)->s_mail));
 	sess = SSL_get1_session(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_CTX_free(c);
 	c = client_ctx(0, NULL, NULL, NULL, NULL);
 	connect_to(&k, 6, c, NULL, sess);
@@ -989,7 +989,7 @@ START_TEST(test_resume_verified)
 	tls_auth_info(k.s, &server_at(6)->s_mail, rq);
 	ck_assert_str_eq(rq->rq_ssl_verify, "SUCCESS");
 	ck_assert_str_eq(rq->rq_ssl_subject, "CN=client,O=Test Org");
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_SESSION_free(sess);
 	SSL_CTX_free(c);
 	free(rq);
@@ -1017,7 +1017,7 @@ ticket_after(int maxver, const unsigned char *k1, size_t l1,
 	ck_assert(k.ok);
 	sess = SSL_get1_session(k.c);
 	ck_assert(SSL_SESSION_has_ticket(sess));
-	conn_free(&k);
+	tls_conn_free(&k);
 	mat_init(&m, 1);
 	mat_cert(&m, rsa_cert, rsa_key);
 	mat_ticket(&m, n1, nl1);
@@ -1027,7 +1027,7 @@ ticket_after(int maxver, const unsigned char *k1, size_t l1,
 	connect_to(&k, 1, c, NULL, sess);
 	ck_assert(k.ok);
 	r = SSL_session_reused(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	SSL_SESSION_free(sess);
 	SSL_CTX_free(c);
 	return (r);
@@ -1100,7 +1100,7 @@ START_TEST(test_shared_cache)
 	connect_to(&k, 5, c13, NULL, NULL);
 	ck_assert(k.ok);
 	sess = SSL_get1_session(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
@@ -1168,7 +1168,7 @@ START_TEST(test_shared_cache_garbage)
 	connect_to(&k, 5, c, NULL, NULL);
 	ck_assert(k.ok);
 	sess = SSL_get1_session(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	z = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ck_assert(z != MAP_FAILED);
 	for (i = 0; i < 3; i++) {
@@ -1180,7 +1180,7 @@ START_TEST(test_shared_cache_garbage)
 		connect_to(&k, 5, c, NULL, sess);
 		ck_assert(k.ok);
 		ck_assert(!SSL_session_reused(k.c));
-		conn_free(&k);
+		tls_conn_free(&k);
 		/* New sessions are stored and resumed again. */
 		ck_assert(resumed(5, 5, c, NULL));
 	}
@@ -1235,7 +1235,7 @@ reused_with(int server, SSL_CTX *c, SSL_SESSION *sess)
 	connect_to(&k, server, c, NULL, sess);
 	ck_assert(k.ok);
 	r = SSL_session_reused(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	return (r);
 }
 
@@ -1266,7 +1266,7 @@ START_TEST(test_shared_cache_hostile)
 	connect_to(&k, 5, c, NULL, NULL);
 	ck_assert(k.ok);
 	sess = SSL_get1_session(k.c);
-	conn_free(&k);
+	tls_conn_free(&k);
 	z = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ck_assert(z != MAP_FAILED);
 	ck_assert((off = zone_find(z, size, sess)) != 0);
@@ -1331,7 +1331,7 @@ START_TEST(test_shared_cache_hostile)
 		connect_to(&k, 5, c, NULL, sess);
 		ck_assert(k.ok);
 		reused += SSL_session_reused(k.c);
-		conn_free(&k);
+		tls_conn_free(&k);
 	}
 	kill(pid, SIGKILL);
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
