@@ -58,9 +58,6 @@
 
 #include "mailproxyd.h"
 
-/* The most one recv(2) takes, as a bufferevent's default. */
-#define CONN_READ_MAX	16384
-
 struct conn {
 	int			 c_fd;
 	struct bufferevent	*c_bev;		/* TLS; NULL: plain */

@@ -597,6 +597,8 @@ void		 worker_stop(void);
 struct bufferevent;
 struct evbuffer;
 struct conn;
+/* The most one recv(2) takes, as a bufferevent's default. */
+#define CONN_READ_MAX		16384
 /* The peer closed while its socket is not read (conn_watch). */
 #define CONN_EVENT_CLOSED	0x100	/* past the BEV_EVENT_* flags */
 typedef void	(*conn_cb)(struct conn *, void *);

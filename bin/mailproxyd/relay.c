@@ -22,19 +22,24 @@
  * both directions are done.  A side that does not read holds the other
  * one back: nothing more is read from A while B's queue is full.
  *
- * Two plain TCP sockets on Linux are relayed with splice(2) through a
- * pipe per direction: the bytes never reach user space.  A direction
- * holds its pipe only while bytes are in it, then gives it back to a
- * small pool, so an idle session keeps no buffer and no pipe at all
- * (two descriptors, not six).  Everything else (other systems, a
- * TLS side, unix sockets) goes through the sides'
- * bufferevents, whose queues are bounded by imap_client_buffer,
+ * Bytes go through the sides' conns (conn.c): a read from one is sent
+ * to the other at once, and only what that socket does not take is
+ * queued.  The queues are bounded by imap_client_buffer,
  * pop3_client_buffer or smtp_client_buffer (client to backend) and
- * proxy_buffer (backend to client) and hold no memory while empty.
+ * proxy_buffer (backend to client), and hold no memory while empty.
+ * A plain socket keeps the one event it had since the login: the relay
+ * costs a recv(2) and a send(2) per transfer, and no epoll_ctl.
+ *
+ * Two plain TCP sockets on Linux switch to splice(2) once a read fills
+ * the buffer (bulk: a big FETCH, a message sent): what is queued either
+ * way is written out, then the bytes go through a pipe per direction
+ * and never reach user space, a pipe's worth per call.  A direction
+ * holds its pipe only while bytes are in it, then gives it back to a
+ * small pool, so an idle session keeps no buffer and no pipe.
  *
  * Setting MAILPROXYD_RELAY=readwrite in the workers' environment (the
  * env directive) turns splicing off; the tests use it to cover the
- * bufferevent path.
+ * read/write path with bulk.
  */
 
 #include <sys/types.h>
@@ -114,6 +119,7 @@ static int	 relay_pipe_get(struct relay_dir *);
 static void	 relay_pipe_put(struct relay_dir *);
 static int	 relay_pipes(struct relay *);
 static void	 relay_splice_start(struct session *);
+static void	 relay_to_splice(struct session *);
 static int	 relay_side_fd(const struct session *, int);
 static void	 relay_want(struct relay *, int, short, int);
 static void	 relay_side_cb(int, short, void *);
@@ -188,26 +194,41 @@ relay_start(struct session *s)
 	conn_move(s->s_bconn, cin);
 	session_timer(s, s->s_mail->m_proxy_timeout, relay_expired);
 
-#ifdef RELAY_SPLICE
-	if (relay_can_splice(s) && relay_pipes(r) == 0) {
-		/* Write out what is queued, then leave the bufferevents. */
-		r->r_splice = 1;
-		conn_reading(s->s_cconn, 0);
-		conn_reading(s->s_bconn, 0);
-		conn_setcb(s->s_cconn, NULL, relay_flushed,
-		    relay_flush_event, s);
-		conn_setcb(s->s_bconn, NULL, relay_flushed,
-		    relay_flush_event, s);
-		conn_write_low(s->s_cconn, 0);
-		conn_write_low(s->s_bconn, 0);
-		conn_writing(s->s_cconn, 1);
-		conn_writing(s->s_bconn, 1);
-		relay_flushed(NULL, s);
-		return;
+	/* The protocol's state goes: the relay only moves bytes. */
+	if (s->s_pdata != NULL) {
+		s->s_proto->sp_free(s);
+		s->s_pdata = NULL;
 	}
-#endif
 	relay_bev_start(s);
 }
+
+#ifdef RELAY_SPLICE
+/*
+ * A read filled the buffer: bulk, which splice(2) moves for fewer
+ * system calls (one pipe's worth, not a buffer's, a call).  Once what
+ * is queued either way is written, the session splices to its end.
+ */
+static void
+relay_to_splice(struct session *s)
+{
+	struct relay	*r = s->s_relay;
+
+	if (r->r_splice || r->r_eof[SIDE_CLIENT] || r->r_eof[SIDE_BACKEND] ||
+	    !relay_can_splice(s) || relay_pipes(r) == -1)
+		return;
+	r->r_splice = 1;
+	r->r_paused[SIDE_CLIENT] = r->r_paused[SIDE_BACKEND] = 0;
+	conn_reading(s->s_cconn, 0);
+	conn_reading(s->s_bconn, 0);
+	conn_setcb(s->s_cconn, NULL, relay_flushed, relay_flush_event, s);
+	conn_setcb(s->s_bconn, NULL, relay_flushed, relay_flush_event, s);
+	conn_write_low(s->s_cconn, 0);
+	conn_write_low(s->s_bconn, 0);
+	conn_writing(s->s_cconn, 1);
+	conn_writing(s->s_bconn, 1);
+	relay_flushed(NULL, s);
+}
+#endif
 
 /* proxy_timeout passed without a byte either way. */
 static void
@@ -327,8 +348,6 @@ relay_splice_start(struct session *s)
 	conn_free(s->s_cconn);
 	conn_free(s->s_bconn);
 	s->s_cconn = s->s_bconn = NULL;
-	if (s->s_pdata != NULL)
-		s->s_proto->sp_free(s);
 	relay_want(r, SIDE_CLIENT, EV_READ, 1);
 	relay_want(r, SIDE_BACKEND, EV_READ, 1);
 	log_session(LOG_LVL_DEBUG, s->s_id, "relaying with splice");
@@ -491,7 +510,8 @@ relay_bev_start(struct session *s)
 	conn_reading(s->s_bconn, 1);
 	conn_writing(s->s_cconn, 1);
 	conn_writing(s->s_bconn, 1);
-	log_session(LOG_LVL_DEBUG, s->s_id, "relaying with read/write");
+	log_session(LOG_LVL_DEBUG, s->s_id, "%s", relay_can_splice(s) ?
+	    "relaying, bulk with splice" : "relaying with read/write");
 }
 
 /* One side sent bytes: queue them for the other, hold back if full. */
@@ -517,6 +537,13 @@ relay_bev_read(struct conn *c, void *arg)
 		s->s_out += n;
 	session_touch(s);
 	limit = relay_limit(s, !side);
+#ifdef RELAY_SPLICE
+	if (n >= limit || n >= CONN_READ_MAX) {
+		relay_to_splice(s);
+		if (r->r_splice)
+			return;
+	}
+#endif
 	if (conn_queued(to) >= limit) {
 		conn_reading(c, 0);
 		r->r_paused[side] = 1;
@@ -587,7 +614,11 @@ relay_bev_shutdown(struct session *s, int side)
 	ssl = side == SIDE_CLIENT ? s->s_ssl : s->s_bssl;
 	if (ssl != NULL)
 		(void)SSL_shutdown(ssl);
-	(void)shutdown(side == SIDE_CLIENT ? s->s_cfd : s->s_bfd, SHUT_WR);
+	/* The last half of all: the close that follows sends the FIN. */
+	if (!r->r_eof[SIDE_CLIENT] || !r->r_eof[SIDE_BACKEND] ||
+	    !r->r_shut[!side])
+		(void)shutdown(side == SIDE_CLIENT ? s->s_cfd : s->s_bfd,
+		    SHUT_WR);
 	relay_check_done(s);
 }
 

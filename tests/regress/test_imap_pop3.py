@@ -1955,6 +1955,35 @@ def ten_mb_message():
 
 
 @test
+def relay_small_without_splice():
+    """A relayed session of small commands and replies moves them with
+    recv/send through its buffers: splice(2) (a pipe, two calls more a
+    direction) only once a read fills the buffer, as a big FETCH does."""
+    port = free_port()
+    body = ("    server {\n        listen 127.0.0.1:%d;\n"
+            "        protocol imap;\n        auth_http 127.0.0.1:%d/auth;\n"
+            "    }\n" % (port, AS.port))
+    d = Daemon(BINARY, body, workers=1, name="smallrelay")
+    d.write(None, raw=d.text(body).replace(" info;\n", " debug;\n", 1))
+    try:
+        d.start(env=subenv())
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=60)
+        try:
+            m.login("bob", BOB_PW)
+            typ, _ = m.select("INBOX", readonly=True)
+            eq(typ, "OK", "SELECT")
+            m.noop()
+            m.logout()
+        finally:
+            imap_close(m)
+        d.wait_log("proxied session done")
+        assert "relaying, bulk with splice" in d.logtext()
+        assert "relaying with splice" not in d.logtext(), d.logtext()
+    finally:
+        d.stop()
+
+
+@test
 def ten_mb_message_read_write_relay():
     """The relay without splice(2), as TLS sessions and the BSDs use it:
     MAILPROXYD_RELAY=readwrite in the workers' environment (through the
