@@ -191,7 +191,19 @@ listen_setopts(struct listener *ls)
 		    l->l_name);
 		return -1;
 	}
-	if (l->l_ss.ss_family == AF_UNIX || l->l_keepalive == CONF_UNSET)
+	if (l->l_ss.ss_family == AF_UNIX)
+		return 0;
+	/*
+	 * Replies are small and awaited: Nagle must not hold them.  An
+	 * accepted socket inherits TCP_NODELAY from its listener (Linux
+	 * and the BSDs copy it), so it is set here once, not per client.
+	 */
+	on = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1) {
+		log_warn("setsockopt(TCP_NODELAY) %s failed", l->l_name);
+		return -1;
+	}
+	if (l->l_keepalive == CONF_UNSET)
 		return 0;
 	on = l->l_keepalive ? 1 : 0;
 	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1) {

@@ -259,7 +259,7 @@ session_new(const struct conf_listen *l, int fd,
     const struct sockaddr_storage *ss, socklen_t sslen, uint64_t sid)
 {
 	struct session	*s;
-	int		 i, on = 1;
+	int		 i;
 
 	if (!sessions_init) {
 		sessions_init = 1;
@@ -286,10 +286,18 @@ session_new(const struct conf_listen *l, int fd,
 	s->s_lg->lg_sslen = sslen;
 	s->s_cfamily = ss->ss_family;
 	s->s_listen_ssl = l->l_ssl != 0;
-	s->s_lg->lg_locallen = sizeof(s->s_lg->lg_local);
-	if (getsockname(fd, (struct sockaddr *)&s->s_lg->lg_local,
-	    &s->s_lg->lg_locallen) == -1)
-		s->s_lg->lg_locallen = 0;
+	/* The local address: the listen's own, unless it is a wildcard. */
+	if (!l->l_wildcard && (l->l_ss.ss_family == AF_INET ||
+	    l->l_ss.ss_family == AF_INET6) &&
+	    l->l_sslen <= sizeof(s->s_lg->lg_local)) {
+		memcpy(&s->s_lg->lg_local, &l->l_ss, l->l_sslen);
+		s->s_lg->lg_locallen = l->l_sslen;
+	} else {
+		s->s_lg->lg_locallen = sizeof(s->s_lg->lg_local);
+		if (getsockname(fd, (struct sockaddr *)&s->s_lg->lg_local,
+		    &s->s_lg->lg_locallen) == -1)
+			s->s_lg->lg_locallen = 0;
+	}
 	(void)addr_text((const struct sockaddr *)ss, sslen, s->s_client,
 	    sizeof(s->s_client));
 
@@ -312,11 +320,6 @@ session_new(const struct conf_listen *l, int fd,
 		free(s);
 		return (NULL);
 	}
-
-	/* Replies are small and awaited: do not let Nagle hold them. */
-	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
-		    sizeof(on));
 
 	TAILQ_INSERT_TAIL(session_bucket(s->s_id), s, s_entry);
 	evtimer_assign(&s->s_timer, worker_base, session_fire, s);
