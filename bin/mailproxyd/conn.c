@@ -62,8 +62,12 @@ struct conn {
 	int			 c_fd;
 	struct bufferevent	*c_bev;		/* TLS; NULL: plain */
 	struct event		 c_ev;		/* plain: read (and write) */
-	struct event		 c_wev;		/* plain, not c_ev's: write */
-	struct event		 c_watch;	/* TLS: the peer's close */
+	union {
+		struct event	 cu_wev;	/* plain, not c_ev's: write */
+		struct event	 cu_watch;	/* TLS: the peer's close */
+	}			 c_u;
+#define c_wev		 c_u.cu_wev
+#define c_watch		 c_u.cu_watch
 	struct evbuffer		*c_in;
 	struct evbuffer		*c_out;
 	size_t			 c_rhigh;	/* 0: no limit */
@@ -168,16 +172,17 @@ conn_free(struct conn *c)
 	c->c_dead = 1;
 	c->c_readcb = c->c_writecb = NULL;
 	c->c_eventcb = NULL;
-	if (event_initialized(&c->c_watch))
-		event_del(&c->c_watch);
 	if (c->c_bev != NULL) {
+		if (event_initialized(&c->c_watch))
+			event_del(&c->c_watch);
 		bufferevent_free(c->c_bev);
 		c->c_bev = NULL;
+	} else {
+		if (event_initialized(&c->c_ev))
+			event_del(&c->c_ev);
+		if (c->c_wev_on)
+			event_del(&c->c_wev);
 	}
-	if (event_initialized(&c->c_ev))
-		event_del(&c->c_ev);
-	if (c->c_wev_on)
-		event_del(&c->c_wev);
 	if (c->c_busy == 0)
 		conn_release(c);
 }
