@@ -311,14 +311,17 @@ def parent_channel_malformed_kills_only_that_worker():
 def peer_case(p, other, role, data, why, use_tls):
     w, parent = p.worker(), p.d.pid
     fd = channel_fd(w, other)
+    # This case's lines, not an earlier case's of the same words.
+    mark = len(p.d.logtext())
     attack(w, fd, data)
     line = "worker process %d (slot 0) sent a malformed message (%s" % (
         w, why)
-    p.d.wait_log(line)
-    text = p.d.logtext()
+    wait_for(lambda: line in p.d.logtext()[mark:], what=line)
+    text = p.d.logtext()[mark:]
     assert ("[alert] %d#0: %s" % (other, line)) in text, text[-2000:]
-    p.d.wait_log("new channel between worker process %d and the %s "
-                 "process %d" % (w, role, other))
+    new = "new channel between worker process %d and the %s process %d" % (
+        w, role, other)
+    wait_for(lambda: new in p.d.logtext()[mark:], what=new)
     assert alive(parent) and alive(other) and alive(w)
     six_logins(p, use_tls)
     assert p.worker() == w
