@@ -326,6 +326,18 @@ conn_queued(struct conn *c)
 	return (evbuffer_get_length(c->c_out));
 }
 
+/*
+ * A plain socket read to its end of the moment, with nothing left in
+ * its input: a close now sends a FIN, not a reset for unread bytes.
+ * (TLS: unknown without a read, so never.)
+ */
+int
+conn_drained(struct conn *c)
+{
+	return (c->c_bev == NULL && !c->c_readable && !c->c_eof &&
+	    evbuffer_get_length(c->c_in) == 0);
+}
+
 struct bufferevent *
 conn_bev(struct conn *c)
 {

@@ -617,6 +617,7 @@ int		 conn_connect(struct conn *, const struct sockaddr *,
 		    socklen_t);
 struct evbuffer	*conn_input(struct conn *);
 size_t		 conn_queued(struct conn *);
+int		 conn_drained(struct conn *);
 struct bufferevent *conn_bev(struct conn *);
 void		 conn_write(struct conn *, const void *, size_t);
 void		 conn_vprintf(struct conn *, const char *, va_list);

@@ -19,7 +19,9 @@
  * until either side closes or proxy_timeout passes without traffic in
  * either direction.  A side's end of input is passed on as a half-close
  * (shutdown of the other side's write half), and the session ends when
- * both directions are done.  A side that does not read holds the other
+ * both directions are done; except that when the backend ends and the
+ * client has nothing more on its way in, the session ends at once, as
+ * nginx ends it (relay_bev_shutdown).  A side that does not read holds the other
  * one back: nothing more is read from A while B's queue is full.
  *
  * Bytes go through the sides' conns (conn.c): a read from one is sent
@@ -614,6 +616,22 @@ relay_bev_shutdown(struct session *s, int side)
 	ssl = side == SIDE_CLIENT ? s->s_ssl : s->s_bssl;
 	if (ssl != NULL)
 		(void)SSL_shutdown(ssl);
+	/*
+	 * The backend ended (a LOGOUT, QUIT or a timeout of its own) and
+	 * everything it sent is out: when the client has sent nothing
+	 * since, the session ends now, as nginx ends it, and the close
+	 * sends the client its FIN.  Waiting for the client's own end
+	 * would cost it a wake-up and three system calls for nothing.
+	 * Bytes the client did send (a pipelined command) keep the
+	 * half-close: it gets our FIN, and the session ends with its own,
+	 * so that a close never resets a connection with unread bytes.
+	 */
+	if (side == SIDE_CLIENT && r->r_eof[SIDE_BACKEND] &&
+	    !r->r_eof[SIDE_CLIENT] && conn_drained(s->s_cconn) &&
+	    conn_queued(s->s_bconn) == 0) {
+		session_close(s, r->r_first);
+		return;
+	}
 	/* The last half of all: the close that follows sends the FIN. */
 	if (!r->r_eof[SIDE_CLIENT] || !r->r_eof[SIDE_BACKEND] ||
 	    !r->r_shut[!side])

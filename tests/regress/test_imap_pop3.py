@@ -1984,6 +1984,47 @@ def relay_small_without_splice():
 
 
 @test
+def backend_end_ends_the_session():
+    """When the backend ends the session (LOGOUT) and the client has
+    sent nothing more, the proxy closes at once, as nginx does: the
+    client reads every byte of the answer, then its end, and the
+    session is over (logged) while the client still holds its socket.
+    A client that sends after that finds the connection closed."""
+    port = free_port()
+    body = ("    server {\n        listen 127.0.0.1:%d;\n"
+            "        protocol imap;\n        auth_http 127.0.0.1:%d/auth;\n"
+            "    }\n" % (port, AS.port))
+    d = Daemon(BINARY, body, workers=1, name="backendend")
+    try:
+        d.start(env=subenv())
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"* OK"), "greeting"
+            s.sendall(b'a LOGIN bob "%s"\r\n' % BOB_PW.encode())
+            line = f.readline()
+            while line.startswith(b"* "):
+                line = f.readline()
+            assert line.startswith(b"a OK"), line
+            s.sendall(b"b LOGOUT\r\n")
+            rest = f.read()          # up to the proxy's FIN
+            assert b"* BYE" in rest and b"b OK" in rest, rest
+            d.wait_log("proxied session done", timeout=5)
+            try:
+                s.sendall(b"c NOOP\r\n")
+                time.sleep(0.2)
+                s.sendall(b"d NOOP\r\n")
+                late = s.recv(100)
+            except (BrokenPipeError, ConnectionResetError):
+                late = b""
+            eq(late, b"", "an answer after the end")
+        finally:
+            s.close()
+    finally:
+        d.stop()
+
+
+@test
 def ten_mb_message_read_write_relay():
     """The relay without splice(2), as TLS sessions and the BSDs use it:
     MAILPROXYD_RELAY=readwrite in the workers' environment (through the
