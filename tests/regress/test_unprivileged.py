@@ -158,6 +158,14 @@ def serves_confined_as_the_unit_runs_it():
         assert os.stat("/proc/%d/mem" % u.d.pid).st_uid == 0
         kids = children(u.d.pid)
         assert len(kids) == 3, kids
+        # A child may still be setting itself up when the listeners
+        # answer (the sanitizers' build is slow to start): each is
+        # checked once it has entered its chroot and loaded its filter.
+        wait_for(lambda: all(os.readlink("/proc/%d/root" % k) ==
+                             u.d.chroot and
+                             proc_status(k)["Seccomp"] == "2"
+                             for k in kids),
+                 what="every child in the chroot, under its filter")
         for k in kids:
             st = proc_status(k)
             assert st["Uid"].split() == [uid] * 4, (k, st["Uid"])
