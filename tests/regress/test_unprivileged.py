@@ -223,6 +223,13 @@ def worker_cannot_signal_same_uid_processes():
     try:
         u.start()
         for target in ("parent", "worker"):
+            # Both workers set up: the test switch is armed just before
+            # the filter is loaded (a new worker, in the slow sanitizers'
+            # build, may not be there yet when the listeners answer).
+            wait_for(lambda: len(u.d.workers_now()) == 2 and
+                     all((proc_status(k) or {}).get("Seccomp") == "2"
+                         for k in u.d.workers_now()),
+                     what="two workers under their filter")
             w = u.d.workers_now()
             victim = w[0]
             pid = u.d.pid if target == "parent" else w[1]
