@@ -21,8 +21,9 @@
  * (shutdown of the other side's write half), and the session ends when
  * both directions are done; except that when the backend ends and the
  * client has nothing more on its way in, the session ends at once, as
- * nginx ends it (relay_bev_shutdown).  A side that does not read holds the other
- * one back: nothing more is read from A while B's queue is full.
+ * nginx ends it (relay_bev_shutdown).  A side that does not read holds
+ * the other one back: nothing more is read from A while B's queue is
+ * full.
  *
  * Bytes go through the sides' conns (conn.c): a read from one is sent
  * to the other at once, and only what that socket does not take is

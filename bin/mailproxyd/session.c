@@ -49,8 +49,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
-#include <event2/buffer.h>
 
 #include <openssl/ssl.h>
 

@@ -70,6 +70,7 @@ static char	**upgrade_env(const struct listenerhead *, int, size_t *);
 static void	  upgrade_env_free(char **, size_t);
 static void	  upgrade_chan_read(int, short, void *);
 static void	  upgrade_chan_close(void);
+static void	  upgrade_pidfile_back(const char *, const char *);
 
 /* Keep the command line before setproctitle() overwrites it. */
 void
@@ -316,6 +317,15 @@ upgrade_env_free(char **envp, size_t nown)
 	free(envp);
 }
 
+/* A failed start: the pid file gets its name back. */
+static void
+upgrade_pidfile_back(const char *oldbin, const char *pidfile)
+{
+	if (up.u_pidfile[0] != '\0' && rename(oldbin, pidfile) == -1)
+		log_warn("rename(\"%s\", \"%s\") failed", oldbin, pidfile);
+	up.u_pidfile[0] = '\0';
+}
+
 /*
  * SIGUSR2: start the new binary.  pidfile (the parent's) becomes the
  * .oldbin name on success.  Refused while an upgrade is under way,
@@ -366,10 +376,7 @@ upgrade_start(const char *self, const struct listenerhead *head,
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
 		log_msg(LOG_LVL_ALERT, "binary upgrade failed: socketpair() "
 		    "failed (%d: %s)", errno, strerror(errno));
-		if (up.u_pidfile[0] != '\0' && rename(oldbin, pidfile) == -1)
-			log_warn("rename(\"%s\", \"%s\") failed", oldbin,
-			    pidfile);
-		up.u_pidfile[0] = '\0';
+		upgrade_pidfile_back(oldbin, pidfile);
 		return;
 	}
 	if ((envp = upgrade_env(head, sp[1], &nown)) == NULL)
@@ -381,10 +388,7 @@ upgrade_start(const char *self, const struct listenerhead *head,
 	case -1:
 		log_msg(LOG_LVL_ALERT, "binary upgrade failed: fork() failed "
 		    "(%d: %s)", errno, strerror(errno));
-		if (up.u_pidfile[0] != '\0' && rename(oldbin, pidfile) == -1)
-			log_warn("rename(\"%s\", \"%s\") failed", oldbin,
-			    pidfile);
-		up.u_pidfile[0] = '\0';
+		upgrade_pidfile_back(oldbin, pidfile);
 		upgrade_env_free(envp, nown);
 		close(sp[0]);
 		close(sp[1]);

@@ -37,6 +37,15 @@ AUTHSERVER = os.path.join(TOP, "contrib", "auth-server",
 _GIVEN_PORTS = set()
 
 
+def line_of(path, needle):
+    """The number of the first line of file path containing needle."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if needle in line:
+                return n
+    raise AssertionError("%r not in %s" % (needle, path))
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     """A TCP port nobody listens on right now, and not one this process
     was given before: the kernel may hand out a port just released, so

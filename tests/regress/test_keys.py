@@ -50,8 +50,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mpd import Daemon, TOP, alive, children, free_port, listening_inodes, \
-    wait_for  # noqa: E402
+from mpd import Daemon, TOP, alive, children, free_port, line_of, \
+    listening_inodes, wait_for  # noqa: E402
 
 KEYDRIVE = os.path.join(TOP, "tests", "keydrive")
 TMP = os.path.join(TOP, "tests", "tmp")
@@ -152,15 +152,6 @@ def server_block(port, certs, extra="", params=""):
         lines.append(extra)
     lines.append("    }")
     return "\n".join(lines)
-
-
-def line_of(conf, needle):
-    """The line number of the first line of conf containing needle."""
-    with open(conf) as f:
-        for i, line in enumerate(f, 1):
-            if needle in line:
-                return i
-    raise AssertionError("%r not in %s" % (needle, conf))
 
 
 def check_conf(body, workers=1):

@@ -42,7 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from mpd import (alive, AuthServer, children, Daemon, free_port,  # noqa: E402
-                 proc_status, run_tests, subenv, TMP, wait_for)
+                 line_of, proc_status, run_tests, subenv, TMP, wait_for)
 from dovecot import Dovecot  # noqa: E402
 
 BINARY = None
@@ -127,14 +127,6 @@ def login(port):
 
 def caps(st, name):
     return int(st[name], 16)
-
-
-def line_of(path, needle):
-    with open(path) as f:
-        for n, ln in enumerate(f, 1):
-            if needle in ln:
-                return n
-    raise AssertionError("%r not in %s" % (needle, path))
 
 
 @test
