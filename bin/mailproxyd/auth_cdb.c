@@ -598,12 +598,13 @@ acb_query(struct auth_query *q)
 static void
 acb_answer(uint64_t key, const struct cdb_answer *an, void *arg)
 {
-	struct auth_query	*q = arg;
-	struct auth_result	*res;
+	/* Large, and the process has one loop: one, wiped after each use. */
+	static struct auth_result	 result;
+	struct auth_result		*res = &result;
+	struct auth_query		*q = arg;
 
 	(void)key;
-	if ((res = calloc(1, sizeof(*res))) == NULL)
-		fatal("calloc");
+	auth_result_clear(res);
 	switch (an->a_status) {
 	case CDB_ANSWER_OK:
 		res->rs_status = AUTH_R_OK;
@@ -641,5 +642,5 @@ acb_answer(uint64_t key, const struct cdb_answer *an, void *arg)
 	}
 	q->aq_state = NULL;	/* answered: nothing to cancel */
 	auth_query_answer(q, res);
-	freezero(res, sizeof(*res));
+	auth_result_wipe(res);
 }

@@ -1021,7 +1021,8 @@ auth_http_interpret(const struct auth_response *r,
 	char				 q[QUOTE_MAX];
 	uint64_t			 port;
 
-	memset(res, 0, sizeof(*res));
+	/* The numbers and empty strings: 12.8 KB untouched (auth_msg.c). */
+	auth_result_clear(res);
 	res->rs_id = rq->rq_id;
 	res->rs_wait = -1;
 	seterr(err, errsize, "%s", "");
@@ -1034,9 +1035,10 @@ auth_http_interpret(const struct auth_response *r,
 		v = &r->hr_errcode;
 		if (rq->rq_protocol == PROTO_SMTP && v->hv_data != NULL) {
 			if (v->hv_len < sizeof(res->rs_errcode) &&
-			    errcode_valid(v->hv_data, v->hv_len))
+			    errcode_valid(v->hv_data, v->hv_len)) {
 				memcpy(res->rs_errcode, v->hv_data, v->hv_len);
-			else
+				res->rs_errcode[v->hv_len] = '\0';
+			} else
 				seterr(err, errsize, "sent invalid error "
 				    "code:\"%s\", ignored", log_escape(q,
 				    sizeof(q), v->hv_data, v->hv_len));
@@ -1046,9 +1048,10 @@ auth_http_interpret(const struct auth_response *r,
 		    rq->rq_method == AUTH_M_OAUTHBEARER) &&
 		    v->hv_data != NULL && v->hv_len > 0) {
 			if (v->hv_len < sizeof(res->rs_sasl) &&
-			    sasl_valid(v->hv_data, v->hv_len))
+			    sasl_valid(v->hv_data, v->hv_len)) {
 				memcpy(res->rs_sasl, v->hv_data, v->hv_len);
-			else
+				res->rs_sasl[v->hv_len] = '\0';
+			} else
 				seterr(err, errsize, "sent invalid SASL "
 				    "error:\"%s\", ignored", log_escape(q,
 				    sizeof(q), v->hv_data, v->hv_len));
@@ -1096,6 +1099,7 @@ auth_http_interpret(const struct auth_response *r,
 		res->rs_has_user = 1;
 		res->rs_userlen = (uint32_t)r->hr_user.hv_len;
 		memcpy(res->rs_user, r->hr_user.hv_data, r->hr_user.hv_len);
+		res->rs_user[r->hr_user.hv_len] = '\0';
 	}
 	if (r->hr_pass.hv_data != NULL) {
 		if (r->hr_pass.hv_len >= sizeof(res->rs_pass)) {
@@ -1105,12 +1109,14 @@ auth_http_interpret(const struct auth_response *r,
 		res->rs_has_pass = 1;
 		res->rs_passlen = (uint32_t)r->hr_pass.hv_len;
 		memcpy(res->rs_pass, r->hr_pass.hv_data, r->hr_pass.hv_len);
+		res->rs_pass[r->hr_pass.hv_len] = '\0';
 	}
 	res->rs_status = AUTH_R_OK;
 	return (res->rs_status);
 
  tempfail:
-	explicit_bzero(res, sizeof(*res));
+	auth_result_wipe(res);
+	auth_result_clear(res);
 	res->rs_id = rq->rq_id;
 	res->rs_wait = -1;
 	res->rs_status = AUTH_R_TEMPFAIL;

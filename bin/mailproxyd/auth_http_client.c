@@ -643,11 +643,13 @@ static void
 ahb_answer(void *arg, const struct auth_response *hr,
     const char *server, const char *err)
 {
-	struct auth_query	*q = arg;
-	struct ahb_query	*hq = q->aq_state;
-	struct auth_result	*res;
-	struct timeval		 tv;
-	char			 why[512];
+	/* Large, and the process has one loop: one, wiped after each use. */
+	static struct auth_result	 result;
+	struct auth_result		*res = &result;
+	struct auth_query		*q = arg;
+	struct ahb_query		*hq = q->aq_state;
+	struct timeval			 tv;
+	char				 why[512];
 
 	hq->hq_ahc = NULL;	/* the client frees its request itself */
 	if (hr == NULL) {
@@ -656,8 +658,6 @@ ahb_answer(void *arg, const struct auth_response *hr,
 		auth_query_tempfail(q);
 		return;
 	}
-	if ((res = calloc(1, sizeof(*res))) == NULL)
-		fatal("calloc");
 	why[0] = '\0';
 	(void)auth_http_interpret(hr, q->aq_req,
 	    q->aq_srv->s_mail.m_proxy_smtp_auth, res, why, sizeof(why));
@@ -667,7 +667,7 @@ ahb_answer(void *arg, const struct auth_response *hr,
 		    "%s %s, client: %s", server, why,
 		    q->aq_req->rq_client_addr);
 	if (res->rs_status == AUTH_R_WAIT) {
-		freezero(res, sizeof(*res));
+		auth_result_wipe(res);
 		if (++hq->hq_waits > AHB_WAIT_MAX) {
 			auth_query_log(q, LOG_LVL_ERR, "auth http server "
 			    "%s answered WAIT %d times", server,
@@ -682,7 +682,7 @@ ahb_answer(void *arg, const struct auth_response *hr,
 		return;
 	}
 	auth_query_answer(q, res);
-	freezero(res, sizeof(*res));
+	auth_result_wipe(res);
 }
 
 /* Auth-Status: WAIT: the same request again, same attempt number. */

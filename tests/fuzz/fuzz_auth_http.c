@@ -166,6 +166,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    res.rs_userlen >= AUTH_USER_MAX ||
 			    res.rs_passlen >= AUTH_PASS_MAX)
 				abort();
+			/* The one result is reused: each string ends here. */
+			if ((res.rs_has_user &&
+			    res.rs_user[res.rs_userlen] != '\0') ||
+			    (res.rs_has_pass &&
+			    res.rs_pass[res.rs_passlen] != '\0'))
+				abort();
 			break;
 		case AUTH_R_FAIL:
 			if (rq.rq_protocol != PROTO_SMTP &&
@@ -184,6 +190,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		default:
 			abort();
 		}
+		auth_result_wipe(&res);	/* as the auth process does */
 		break;
 	default:
 		abort();
