@@ -62,14 +62,14 @@ struct conn {
 	int			 c_fd;
 	struct bufferevent	*c_bev;		/* TLS; NULL: plain */
 	struct event		 c_ev;		/* plain: read (and write) */
-	union {
-		struct event	 cu_wev;	/* plain, not c_ev's: write */
-		struct event	 cu_watch;	/* TLS: the peer's close */
-	}			 c_u;
-#define c_wev		 c_u.cu_wev
-#define c_watch		 c_u.cu_watch
+	/*
+	 * Made the first time it is needed, which most sessions never
+	 * have: plain, EV_WRITE when it is not c_ev's; TLS, the peer's
+	 * close.
+	 */
+	struct event		*c_xev;
 	struct evbuffer		*c_in;
-	struct evbuffer		*c_out;
+	struct evbuffer		*c_out;		/* plain: NULL when empty */
 	size_t			 c_rhigh;	/* 0: no limit */
 	size_t			 c_wlow;
 	short			 c_enabled;	/* EV_READ, EV_WRITE */
@@ -80,7 +80,6 @@ struct conn {
 	unsigned int		 c_rdhup:1;	/* the peer's FIN came */
 	unsigned int		 c_eof:1;	/* the input ended */
 	unsigned int		 c_writable:1;	/* no send(2) blocked since */
-	unsigned int		 c_wev_on:1;	/* c_wev added */
 	unsigned int		 c_connecting:1;
 	unsigned int		 c_watching:1;
 	conn_cb			 c_readcb;
@@ -97,6 +96,8 @@ static ssize_t	 conn_recv(struct conn *);
 static int	 conn_flush(struct conn *);
 static int	 conn_connected(struct conn *, short);
 static void	 conn_want_write(struct conn *);
+static size_t	 conn_outlen(const struct conn *);
+static struct evbuffer *conn_outq(struct conn *);
 static void	 conn_release(struct conn *);
 static void	 conn_bev_read(struct bufferevent *, void *);
 static void	 conn_bev_write(struct bufferevent *, void *);
@@ -124,8 +125,7 @@ conn_plain(int fd, int connecting)
 {
 	struct conn	*c = conn_alloc(fd);
 
-	if ((c->c_in = evbuffer_new()) == NULL ||
-	    (c->c_out = evbuffer_new()) == NULL)
+	if ((c->c_in = evbuffer_new()) == NULL)
 		fatal("evbuffer_new");
 	if (evbuffer_add_cb(c->c_in, conn_input_cb, c) == NULL)
 		fatal("evbuffer_add_cb");
@@ -172,17 +172,15 @@ conn_free(struct conn *c)
 	c->c_dead = 1;
 	c->c_readcb = c->c_writecb = NULL;
 	c->c_eventcb = NULL;
+	if (c->c_xev != NULL) {
+		event_free(c->c_xev);
+		c->c_xev = NULL;
+	}
 	if (c->c_bev != NULL) {
-		if (event_initialized(&c->c_watch))
-			event_del(&c->c_watch);
 		bufferevent_free(c->c_bev);
 		c->c_bev = NULL;
-	} else {
-		if (event_initialized(&c->c_ev))
-			event_del(&c->c_ev);
-		if (c->c_wev_on)
-			event_del(&c->c_wev);
-	}
+	} else if (event_initialized(&c->c_ev))
+		event_del(&c->c_ev);
 	if (c->c_busy == 0)
 		conn_release(c);
 }
@@ -268,8 +266,7 @@ conn_writing(struct conn *c, int on)
 	}
 	if (on) {
 		c->c_enabled |= EV_WRITE;
-		if (c->c_writable && !c->c_connecting &&
-		    evbuffer_get_length(c->c_out) > 0)
+		if (c->c_writable && !c->c_connecting && conn_outlen(c) > 0)
 			event_active(&c->c_ev, EV_WRITE, 0);
 	} else
 		c->c_enabled &= ~EV_WRITE;
@@ -323,7 +320,22 @@ conn_queued(struct conn *c)
 {
 	if (c->c_bev != NULL)
 		return (evbuffer_get_length(bufferevent_get_output(c->c_bev)));
-	return (evbuffer_get_length(c->c_out));
+	return (conn_outlen(c));
+}
+
+/* A plain conn's queue: its length, and the queue made when needed. */
+static size_t
+conn_outlen(const struct conn *c)
+{
+	return (c->c_out == NULL ? 0 : evbuffer_get_length(c->c_out));
+}
+
+static struct evbuffer *
+conn_outq(struct conn *c)
+{
+	if (c->c_out == NULL && (c->c_out = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	return (c->c_out);
 }
 
 /*
@@ -363,7 +375,7 @@ conn_write(struct conn *c, const void *data, size_t len)
 		return;
 	}
 	if (c->c_writable && !c->c_connecting &&
-	    (c->c_enabled & EV_WRITE) && evbuffer_get_length(c->c_out) == 0) {
+	    (c->c_enabled & EV_WRITE) && conn_outlen(c) == 0) {
 		n = send(c->c_fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0) {
 			p += n;
@@ -377,7 +389,7 @@ conn_write(struct conn *c, const void *data, size_t len)
 		} else
 			conn_want_write(c);
 	}
-	if (evbuffer_add(c->c_out, p, len) == -1)
+	if (evbuffer_add(conn_outq(c), p, len) == -1)
 		fatal("evbuffer_add");
 }
 
@@ -400,7 +412,7 @@ conn_vprintf(struct conn *c, const char *fmt, va_list ap)
 	if (c->c_dead)
 		return;
 	if (evbuffer_add_vprintf(c->c_bev != NULL ?
-	    bufferevent_get_output(c->c_bev) : c->c_out, fmt, ap) == -1)
+	    bufferevent_get_output(c->c_bev) : conn_outq(c), fmt, ap) == -1)
 		fatal("evbuffer_add_vprintf");
 	if (c->c_bev == NULL && c->c_writable && !c->c_connecting)
 		event_active(&c->c_ev, EV_WRITE, 0);
@@ -425,18 +437,19 @@ conn_move(struct conn *c, struct evbuffer *from)
 			fatal("evbuffer_add_buffer");
 		return;
 	}
-	if (evbuffer_get_length(from) > 0 && c->c_writable &&
-	    !c->c_connecting && (c->c_enabled & EV_WRITE) &&
-	    evbuffer_get_length(c->c_out) == 0) {
+	if (evbuffer_get_length(from) == 0)
+		return;
+	if (c->c_writable && !c->c_connecting &&
+	    (c->c_enabled & EV_WRITE) && conn_outlen(c) == 0) {
 		n = evbuffer_write(from, c->c_fd);
-		if (evbuffer_get_length(from) > 0) {
-			if (n == -1 && errno != EAGAIN && errno != EINTR)
-				event_active(&c->c_ev, EV_WRITE, 0);
-			else
-				conn_want_write(c);
-		}
+		if (evbuffer_get_length(from) == 0)
+			return;
+		if (n == -1 && errno != EAGAIN && errno != EINTR)
+			event_active(&c->c_ev, EV_WRITE, 0);
+		else
+			conn_want_write(c);
 	}
-	if (evbuffer_add_buffer(c->c_out, from) == -1)
+	if (evbuffer_add_buffer(conn_outq(c), from) == -1)
 		fatal("evbuffer_add_buffer");
 }
 
@@ -450,13 +463,13 @@ static void
 conn_want_write(struct conn *c)
 {
 	c->c_writable = 0;
-	if ((c->c_evflags & EV_WRITE) || c->c_wev_on)
+	if ((c->c_evflags & EV_WRITE) || c->c_xev != NULL)
 		return;
-	event_assign(&c->c_wev, worker_base, c->c_fd,
-	    EV_WRITE | EV_ET | EV_PERSIST, conn_handler, c);
-	if (event_add(&c->c_wev, NULL) == -1)
+	if ((c->c_xev = event_new(worker_base, c->c_fd,
+	    EV_WRITE | EV_ET | EV_PERSIST, conn_handler, c)) == NULL)
+		fatal("event_new");
+	if (event_add(c->c_xev, NULL) == -1)
 		fatal("event_add");
-	c->c_wev_on = 1;
 }
 
 /*
@@ -475,16 +488,16 @@ conn_watch(struct conn *c, int on)
 		return;
 	}
 	if (!on) {
-		if (event_initialized(&c->c_watch))
-			event_del(&c->c_watch);
+		if (c->c_xev != NULL)
+			event_del(c->c_xev);
 		return;
 	}
 	if (!(event_base_get_features(worker_base) & EV_FEATURE_EARLY_CLOSE))
 		return;
-	if (!event_initialized(&c->c_watch))
-		event_assign(&c->c_watch, worker_base, c->c_fd, EV_CLOSED,
-		    conn_watched, c);
-	event_add(&c->c_watch, NULL);
+	if (c->c_xev == NULL && (c->c_xev = event_new(worker_base, c->c_fd,
+	    EV_CLOSED, conn_watched, c)) == NULL)
+		fatal("event_new");
+	event_add(c->c_xev, NULL);
 }
 
 static void
@@ -535,8 +548,7 @@ conn_handler(int fd, short what, void *arg)
 		if (conn_connected(c, what) == -1 || c->c_dead)
 			goto done;
 	}
-	if (c->c_writable && evbuffer_get_length(c->c_out) > 0 &&
-	    (c->c_enabled & EV_WRITE))
+	if (c->c_writable && conn_outlen(c) > 0 && (c->c_enabled & EV_WRITE))
 		if (conn_flush(c) == -1 || c->c_dead)
 			goto done;
 	if (c->c_readable && (c->c_enabled & EV_READ)) {
@@ -686,7 +698,7 @@ conn_flush(struct conn *c)
 {
 	int	 n, wrote = 0;
 
-	while (evbuffer_get_length(c->c_out) > 0) {
+	while (conn_outlen(c) > 0) {
 		n = evbuffer_write(c->c_out, c->c_fd);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -707,8 +719,12 @@ conn_flush(struct conn *c)
 			break;
 		}
 	}
-	if (wrote && evbuffer_get_length(c->c_out) <= c->c_wlow &&
-	    c->c_writecb != NULL) {
+	/* Written out: the queue goes until it is needed again. */
+	if (conn_outlen(c) == 0 && c->c_out != NULL) {
+		evbuffer_free(c->c_out);
+		c->c_out = NULL;
+	}
+	if (wrote && conn_outlen(c) <= c->c_wlow && c->c_writecb != NULL) {
 		c->c_writecb(c, c->c_arg);
 		if (c->c_dead)
 			return (-1);

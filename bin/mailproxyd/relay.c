@@ -88,14 +88,18 @@ struct relay_side {
 	short		 rs_want;	/* EV_READ, EV_WRITE waited for */
 };
 
+/* What splicing needs, made when a session starts to (relay_to_splice). */
+struct relay_splice {
+	struct relay_dir sp_dir[2];	/* by source side */
+	struct relay_side sp_side[2];
+};
+
 struct relay {
 	struct session	*r_session;
 	enum session_end r_first;	/* which side ended first */
-	/* spliced, by source side */
-	struct relay_dir r_dir[2];
-	struct relay_side r_side[2];
-	/* bufferevents, by side */
+	struct relay_splice *r_sp;	/* NULL: not spliced (yet) */
 	unsigned int	 r_splice:1;
+	/* conns, by side */
 	unsigned int	 r_eof[2];	/* the side's input ended */
 	unsigned int	 r_shut[2];	/* the side was shut down */
 	unsigned int	 r_paused[2];	/* not read: the other is full */
@@ -183,8 +187,6 @@ relay_start(struct session *s)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("calloc");
 	r->r_session = s;
-	r->r_dir[0].rd_pipe[0] = r->r_dir[0].rd_pipe[1] = -1;
-	r->r_dir[1].rd_pipe[0] = r->r_dir[1].rd_pipe[1] = -1;
 	s->s_relay = r;
 	s->s_state = SESSION_RELAY;
 	session_on_close(s, SESSION_STAGE_RELAY, relay_free);
@@ -251,13 +253,14 @@ relay_free(struct session *s)
 
 	if (r == NULL)
 		return;
-	for (i = 0; i < 2; i++) {
-		if (event_initialized(&r->r_side[i].rs_ev))
-			event_del(&r->r_side[i].rs_ev);
+	for (i = 0; r->r_sp != NULL && i < 2; i++) {
+		if (event_initialized(&r->r_sp->sp_side[i].rs_ev))
+			event_del(&r->r_sp->sp_side[i].rs_ev);
 #ifdef RELAY_SPLICE
-		relay_pipe_put(&r->r_dir[i]);
+		relay_pipe_put(&r->r_sp->sp_dir[i]);
 #endif
 	}
+	free(r->r_sp);
 	free(r);
 	s->s_relay = NULL;
 }
@@ -323,23 +326,35 @@ relay_pipe_put(struct relay_dir *d)
 	d->rd_inpipe = 0;
 }
 
-/* Can this session splice?  Two pipes must be possible now. */
+/*
+ * Can this session splice?  Two pipes must be possible now.  If so,
+ * its splice state is made.
+ */
 static int
 relay_pipes(struct relay *r)
 {
-	int	 i;
+	struct relay_dir	 d[2];
+	int			 i;
 
+	memset(d, 0, sizeof(d));
+	for (i = 0; i < 2; i++)
+		d[i].rd_pipe[0] = d[i].rd_pipe[1] = -1;
 	for (i = 0; i < 2; i++) {
-		if (relay_pipe_get(&r->r_dir[i]) == -1) {
+		if (relay_pipe_get(&d[i]) == -1) {
 			log_session(LOG_LVL_WARN, r->r_session->s_id,
 			    "pipe2() failed (%d: %s), relaying without "
 			    "splice", errno, strerror(errno));
-			relay_pipe_put(&r->r_dir[0]);
+			relay_pipe_put(&d[0]);
 			return (-1);
 		}
 	}
-	relay_pipe_put(&r->r_dir[0]);
-	relay_pipe_put(&r->r_dir[1]);
+	relay_pipe_put(&d[0]);
+	relay_pipe_put(&d[1]);
+	if ((r->r_sp = calloc(1, sizeof(*r->r_sp))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < 2; i++)
+		r->r_sp->sp_dir[i].rd_pipe[0] = r->r_sp->sp_dir[i].rd_pipe[1] =
+		    -1;
 	return (0);
 }
 
@@ -366,7 +381,7 @@ relay_side_fd(const struct session *s, int side)
 static void
 relay_want(struct relay *r, int side, short what, int on)
 {
-	struct relay_side	*rs = &r->r_side[side];
+	struct relay_side	*rs = &r->r_sp->sp_side[side];
 	short			 want;
 
 	want = on ? rs->rs_want | what : rs->rs_want & ~what;
@@ -407,7 +422,7 @@ relay_side_cb(int fd, short events, void *arg)
 static int
 relay_pump(struct relay *r, int src)
 {
-	struct relay_dir	*d = &r->r_dir[src];
+	struct relay_dir	*d = &r->r_sp->sp_dir[src];
 	struct session		*s = r->r_session;
 	size_t			 budget = RELAY_BUDGET;
 	ssize_t			 n;
@@ -453,7 +468,7 @@ relay_pump(struct relay *r, int src)
 				d->rd_done = 1;
 				(void)shutdown(to, SHUT_WR);
 			}
-			if (r->r_dir[dst].rd_done) {
+			if (r->r_sp->sp_dir[dst].rd_done) {
 				session_close(s, r->r_first);
 				return (-1);
 			}
